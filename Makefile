@@ -1,0 +1,42 @@
+# rcl — the two commands are `make book` and `make test`; both set everything up on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PROFILE ?= cpu
+BOOK_NOTEBOOKS := book/notebooks
+SMOKE_NOTEBOOKS := build/smoke
+
+.PHONY: help setup notebooks book test lint clean
+
+help:
+	@echo "make book    set up, execute every notebook at PROFILE=$(PROFILE) and render the book"
+	@echo "make test    set up and run every test (notebooks at the smoke profile, the book build)"
+	@echo "make setup   only create $(VENV) and install requirements.txt"
+	@echo "make lint    ruff on the package, tests and notebooks"
+	@echo "make clean   remove build products (keeps $(VENV), runs and downloaded data)"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+notebooks: $(STAMP)
+	$(BIN)/python -m rcl notebooks --profile $(PROFILE) --out $(BOOK_NOTEBOOKS)
+
+book: notebooks
+	$(BIN)/jupyter-book build book -W -n --keep-going
+	@echo
+	@echo "The book is ready: open book/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet
+	RCL_SMOKE_NOTEBOOKS=$(SMOKE_NOTEBOOKS) $(BIN)/python -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax
+
+lint: $(STAMP)
+	$(BIN)/ruff check rcl tests benchmarks notebooks
+
+clean:
+	rm -rf build book/_build $(BOOK_NOTEBOOKS)

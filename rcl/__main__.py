@@ -1,0 +1,5 @@
+import sys
+
+from rcl.cli import main
+
+sys.exit(main())

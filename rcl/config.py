@@ -1,0 +1,70 @@
+"""Profiles and parameter checking shared by the notebooks and the command line.
+
+Every notebook has one ``parameters`` cell with a ``profile`` — ``smoke`` (seconds, for tests),
+``cpu`` (a laptop; the default) or ``gpu`` (paper scale) — and explicit overrides that default to
+``None``. :func:`settings` resolves them: profile values first, then any override that is not ``None``.
+Unknown profiles, keys or choices raise errors that list what would be valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+__all__ = ["PROFILES", "SETTINGS", "check_choice", "check_profile", "default_device", "settings"]
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+#: Per-notebook values that depend on the profile.
+SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
+    # Notebook 01: noise simulation.
+    "noise": {
+        "smoke": {"max_side": 128, "tile": 64, "n_draws": 16, "task_size": 64},
+        "cpu": {"max_side": 512, "tile": 128, "n_draws": 64, "task_size": 128},
+        "gpu": {"max_side": None, "tile": 128, "n_draws": 256, "task_size": 256},
+    },
+}
+
+
+def check_choice(name: str, value: Any, valid: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``valid``; otherwise raise naming the parameter and the choices."""
+    valid = tuple(valid)
+    if value not in valid:
+        raise ValueError(f"parameter {name}={value!r} is not valid; choose one of {valid}")
+    return value
+
+
+def check_profile(profile: str) -> str:
+    """Validate a ``profile`` parameter."""
+    return check_choice("profile", profile, PROFILES)
+
+
+def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
+    """The values of ``section`` at ``profile``, with every non-``None`` override applied."""
+    check_choice("section", section, SETTINGS)
+    values = dict(SETTINGS[section][check_profile(profile)])
+    unknown = sorted(set(overrides) - set(values))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown} for {section!r}; valid: {sorted(values)}")
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        allowed = {type(p[key]) for p in SETTINGS[section].values() if p[key] is not None}
+        if float in allowed:
+            allowed.add(int)
+        if type(value) not in allowed:  # exact types: True is no int here
+            names = " or ".join(sorted(t.__name__ for t in allowed))
+            raise ValueError(f"parameter {key}={value!r} must be {names} (or None for the profile's value)")
+        values[key] = value
+    return values
+
+
+def default_device() -> torch.device:
+    """CUDA if available, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,393 @@
+"""Image sources, instances and positive-pair crops.
+
+Three sources give clean RGB images as ``3×H×W`` float tensors in [0, 1]:
+
+* ``"builtin"`` (the default, offline): natural RGB photographs that ship inside installed packages —
+  scikit-image's bundled data and matplotlib's sample data. Synthetic images (colour wheels, logos,
+  chessboards) are left out, and so are grayscale ones (three identical channels would make the colour
+  noise statistics unnatural) and near-duplicates (the right view of the motorcycle stereo pair).
+  The split is fixed: :data:`BUILTIN_TEST` are held out for testing.
+* ``"folder"``: any folder of PNG/JPEG/TIFF/BMP images (grayscale, RGBA, palette and 16-bit handled).
+  If it has ``train/`` and ``test/`` subfolders they are the split; otherwise every
+  ``test_every``-th file in sorted order is a test image.
+* a name from :mod:`rcl.datasets` (``bsds500``, ``div2k``, ``kodak24``, ``voc2012``, …), downloaded with
+  checksums into ``data_dir`` on request and then read as a folder.
+
+Pre-training samples *instances*: an image (or, for large images, a tile of one — see
+:func:`tile_images`) with its own NLF parameters. :func:`sample_crop_pairs` draws Algorithm 1's
+positive pairs: two overlapping crops of the same instance.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rcl import noise as _noise
+
+__all__ = [
+    "BUILTIN_TEST",
+    "BUILTIN_TRAIN",
+    "IMAGE_EXTENSIONS",
+    "NoisyImages",
+    "builtin_images",
+    "check_sizes",
+    "crop",
+    "crop_pairs",
+    "load_folder",
+    "load_image",
+    "load_images",
+    "resize_max_side",
+    "sample_crop_pairs",
+    "tile_images",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".webp")
+
+# name -> (package, file inside the package's data folder)
+_BUILTIN_FILES = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "immunohistochemistry": ("skimage", "ihc.png"),
+    "hubble_deep_field": ("skimage", "hubble_deep_field.jpg"),
+    "retina": ("skimage", "retina.jpg"),
+    "motorcycle": ("skimage", "motorcycle_left.png"),
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
+}
+#: Held-out built-in images: two everyday photographs of different content.
+BUILTIN_TEST = ("coffee", "grace_hopper")
+#: Built-in training images.
+BUILTIN_TRAIN = tuple(n for n in _BUILTIN_FILES if n not in BUILTIN_TEST)
+
+
+def _builtin_path(name: str) -> Path:
+    package, fname = _BUILTIN_FILES[name]
+    if package == "skimage":
+        import skimage
+
+        return Path(skimage.__file__).parent / "data" / fname
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "sample_data" / fname
+
+
+def _to_float_rgb(arr: np.ndarray, source: str) -> Tensor:
+    """Any decoded image array -> 3×H×W float32 in [0, 1]."""
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    if np.issubdtype(arr.dtype, np.integer):
+        info = np.iinfo(arr.dtype)
+        if info.min < 0:
+            raise ValueError(f"{source}: signed integer pixels ({arr.dtype}) are not a supported image format")
+        # 16-bit files decoded into wider containers still use the 16-bit range.
+        scale = 65535.0 if info.max > 65535 and arr.max() <= 65535 else float(info.max)
+        arr = arr.astype(np.float32) / scale
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        if not np.isfinite(arr).all() or lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{source}: floating-point pixels must be finite and in [0, 1], got [{lo}, {hi}]")
+    else:
+        raise ValueError(f"{source}: unsupported pixel type {arr.dtype}")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
+        c = arr.shape[2]
+        if c in (2, 4):  # gray+alpha or RGBA: composite over white, as a viewer shows it
+            alpha = arr[:, :, -1:]
+            arr = arr[:, :, :-1] * alpha + (1.0 - alpha)
+            c -= 1
+        if c == 1:
+            arr = np.repeat(arr, 3, axis=2)
+    else:
+        raise ValueError(f"{source}: expected an H×W or H×W×{{1,2,3,4}} image, got shape {arr.shape}")
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def _is_png16(path: Path) -> bool:
+    """True for a PNG with 16 bits per sample (Pillow would silently truncate its colour to 8 bits)."""
+    with open(path, "rb") as f:
+        head = f.read(25)
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 25 and head[24] == 16
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    import png  # pypng decodes 16-bit colour PNGs exactly
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return arr.reshape(height, width, info["planes"])
+
+
+def load_image(path: str | os.PathLike) -> Tensor:
+    """Read one image file as a ``3×H×W`` float32 tensor in [0, 1].
+
+    Grayscale is replicated to three channels, alpha is composited over white, palette images are
+    expanded, and 8- and 16-bit files are scaled by their bit depth. Errors name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file")
+    import imageio.v3 as iio
+
+    try:
+        arr = _read_png16(path) if _is_png16(path) else iio.imread(path)
+    except Exception as err:  # imageio raises many types; all mean "not a readable image"
+        raise ValueError(
+            f"{path}: not a readable image ({type(err).__name__}: {err}); "
+            f"supported formats: {', '.join(IMAGE_EXTENSIONS)}"
+        ) from err
+    if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2] and path.suffix.lower() in (".tif", ".tiff"):
+        arr = arr.transpose(1, 2, 0)  # channel-first TIFF
+    if arr.ndim == 4:  # animated/multipage: first frame
+        arr = arr[0]
+    return _to_float_rgb(np.asarray(arr), str(path))
+
+
+def builtin_images(names: Sequence[str] | None = None) -> dict[str, Tensor]:
+    """The built-in natural RGB images by name (all of them if ``names`` is None)."""
+    names = list(_BUILTIN_FILES) if names is None else list(names)
+    unknown = [n for n in names if n not in _BUILTIN_FILES]
+    if unknown:
+        raise ValueError(f"unknown built-in image(s) {unknown}; valid names: {sorted(_BUILTIN_FILES)}")
+    return {n: load_image(_builtin_path(n)) for n in names}
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def load_folder(folder: str | os.PathLike, limit: int | None = None) -> dict[str, Tensor]:
+    """All images in ``folder`` (not recursive), by file name, in sorted order; at most ``limit``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder of images")
+    files = _image_files(folder)
+    if not files:
+        raise ValueError(f"{folder}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    if limit is not None:
+        files = files[: int(limit)]
+    return {p.name: load_image(p) for p in files}
+
+
+def load_images(
+    dataset: str = "builtin",
+    split: str = "train",
+    data_dir: str | os.PathLike | None = None,
+    limit: int | None = None,
+    test_every: int = 5,
+    download: bool = False,
+) -> dict[str, Tensor]:
+    """Clean images of one split of a dataset, as ``{name: 3×H×W tensor}``.
+
+    ``dataset`` is ``"builtin"``, ``"folder"`` (then ``data_dir`` is the folder), or a registered
+    dataset name from :mod:`rcl.datasets` (then ``data_dir`` is the download root and ``download=True``
+    fetches it if absent). ``split`` is ``"train"``, ``"test"`` or ``"all"``.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
+    if dataset == "builtin":
+        names = {"train": BUILTIN_TRAIN, "test": BUILTIN_TEST, "all": tuple(_BUILTIN_FILES)}[split]
+        images = builtin_images(names)
+        return dict(list(images.items())[:limit]) if limit is not None else images
+    if dataset == "folder":
+        if data_dir is None:
+            raise ValueError("dataset='folder' needs data_dir, the folder that holds the images")
+        root = Path(data_dir)
+    else:
+        from rcl import datasets
+
+        if dataset not in datasets.REGISTRY:
+            raise ValueError(f"unknown dataset {dataset!r}; valid: 'builtin', 'folder', {sorted(datasets.REGISTRY)}")
+        if data_dir is None:
+            raise ValueError(f"dataset={dataset!r} needs data_dir, the folder to download it into")
+        root = datasets.download(dataset, data_dir) if download else datasets.local_path(dataset, data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder of images")
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        parts = ("train", "test") if split == "all" else (split,)
+        out: dict[str, Tensor] = {}
+        for part in parts:
+            if not (root / part).is_dir():
+                raise FileNotFoundError(f"{root / part}: this dataset has no {part!r} split folder")
+            out.update({f"{part}/{k}": v for k, v in load_folder(root / part).items()})
+        return dict(list(out.items())[:limit]) if limit is not None else out
+    files = _image_files(root)
+    if not files:
+        raise ValueError(f"{root}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    if test_every < 2:
+        raise ValueError(f"test_every must be >= 2, got {test_every}")
+    if split == "test":
+        files = files[test_every - 1 :: test_every]
+    elif split == "train":
+        files = [f for i, f in enumerate(files) if (i + 1) % test_every != 0]
+    if not files:
+        raise ValueError(f"{root}: too few images for a {split!r} split with test_every={test_every}")
+    files = files[:limit] if limit is not None else files
+    return {p.name: load_image(p) for p in files}
+
+
+def resize_max_side(images: dict[str, Tensor], max_side: int | None) -> dict[str, Tensor]:
+    """Downscale (antialiased bilinear) every image whose longer side exceeds ``max_side``."""
+    if max_side is None:
+        return dict(images)
+    out = {}
+    for name, img in images.items():
+        h, w = img.shape[-2:]
+        f = max_side / max(h, w)
+        if f >= 1:
+            out[name] = img
+            continue
+        size = (max(1, round(h * f)), max(1, round(w * f)))
+        out[name] = torch.nn.functional.interpolate(
+            img[None], size=size, mode="bilinear", antialias=True, align_corners=False
+        )[0].clamp(0, 1)
+    return out
+
+
+def check_sizes(images: dict[str, Tensor], min_size: int) -> None:
+    """Raise an error naming the first image smaller than ``min_size`` px in height or width."""
+    for name, img in images.items():
+        h, w = img.shape[-2:]
+        if min(h, w) < min_size:
+            raise ValueError(f"{name}: image of {h}×{w} px is smaller than the required {min_size} px")
+
+
+def tile_images(images: dict[str, Tensor], tile: int, min_size: int | None = None) -> dict[str, Tensor]:
+    """Cut each image into non-overlapping ``tile×tile`` tiles (centred; borders dropped).
+
+    Images smaller than ``tile`` in a dimension are kept whole if at least ``min_size`` (default
+    ``tile``) in both dimensions; smaller ones raise an error naming the image.
+    """
+    check_sizes(images, tile if min_size is None else min_size)
+    out: dict[str, Tensor] = {}
+    for name, img in images.items():
+        h, w = img.shape[-2:]
+        ny, nx = max(h // tile, 1), max(w // tile, 1)
+        th, tw = min(tile, h), min(tile, w)
+        oy, ox = (h - ny * th) // 2, (w - nx * tw) // 2
+        for i in range(ny):
+            for j in range(nx):
+                key = f"{name}[{i},{j}]" if ny * nx > 1 else name
+                out[key] = img[:, oy + i * th : oy + (i + 1) * th, ox + j * tw : ox + (j + 1) * tw]
+    return out
+
+
+def sample_crop_pairs(
+    sizes: Tensor | Sequence[tuple[int, int]],
+    crop_size: int,
+    overlap: tuple[float, float] = (0.25, 1.0),
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Corners of two overlapping ``crop_size`` crops per image (Algorithm 1, line 2), vectorised.
+
+    ``sizes`` holds each image's ``(H, W)``. The overlap — intersection area over crop area — is drawn
+    uniformly in ``overlap`` and split between the axes; the second crop is shifted by the matching
+    offset in a random direction, and the pair is placed uniformly where both fit. Where an image is too
+    small for the drawn offset the offset shrinks (more overlap). Returns an ``(N, 4)`` long tensor of
+    ``(top1, left1, top2, left2)``. Errors name the offending image index.
+    """
+    sizes = torch.as_tensor(sizes, dtype=torch.long).reshape(-1, 2)
+    lo, hi = (float(v) for v in overlap)
+    if not 0.0 < lo <= hi <= 1.0:
+        raise ValueError(f"overlap bounds must satisfy 0 < low <= high <= 1, got {overlap}")
+    small = ((sizes[:, 0] < crop_size) | (sizes[:, 1] < crop_size)).nonzero().flatten()
+    if len(small):
+        i = int(small[0])
+        raise ValueError(
+            f"image {i} is {int(sizes[i, 0])}×{int(sizes[i, 1])} px, smaller than the crop size {crop_size}"
+        )
+    n = sizes.shape[0]
+    g = generator
+
+    def rand(*shape: int) -> Tensor:
+        return torch.rand(*shape, generator=g, device=g.device if g is not None else "cpu").cpu()
+
+    o = lo + (hi - lo) * rand(n)
+    # Split o = a_y · a_x with a_y, a_x in [o, 1] via a uniform exponent in log space.
+    t = rand(n)
+    a_y = o**t
+    a_x = o / a_y
+    dy = torch.round(crop_size * (1.0 - a_y)).long()
+    dx = torch.round(crop_size * (1.0 - a_x)).long()
+    dy = torch.minimum(dy, sizes[:, 0] - crop_size)
+    dx = torch.minimum(dx, sizes[:, 1] - crop_size)
+    sy = torch.where(rand(n) < 0.5, -1, 1)
+    sx = torch.where(rand(n) < 0.5, -1, 1)
+    # Place the union box (crop + |offset|) uniformly inside the image.
+    span_y = sizes[:, 0] - crop_size - dy + 1
+    span_x = sizes[:, 1] - crop_size - dx + 1
+    uy = torch.floor(rand(n) * span_y).long()
+    ux = torch.floor(rand(n) * span_x).long()
+    top1 = torch.where(sy > 0, uy, uy + dy)
+    left1 = torch.where(sx > 0, ux, ux + dx)
+    return torch.stack([top1, left1, top1 + sy * dy, left1 + sx * dx], dim=1)
+
+
+def crop(img: Tensor, top: int, left: int, size: int) -> Tensor:
+    """A ``size×size`` crop of a ``C×H×W`` (or ``B×C×H×W``) tensor at ``(top, left)``."""
+    return img[..., top : top + size, left : left + size]
+
+
+def crop_pairs(images: Sequence[Tensor], corners: Tensor, crop_size: int) -> tuple[Tensor, Tensor]:
+    """Stack the two crops of each image: two ``N×C×crop×crop`` tensors (one loop over images)."""
+    first = torch.stack([crop(im, int(c[0]), int(c[1]), crop_size) for im, c in zip(images, corners)])
+    second = torch.stack([crop(im, int(c[2]), int(c[3]), crop_size) for im, c in zip(images, corners)])
+    return first, second
+
+
+@dataclass
+class NoisyImages:
+    """A fixed noisy dataset: each clean instance gets its own NLF parameters and noise draw.
+
+    ``noisy[i]`` is what a self-supervised method may see; ``noisy2[i]`` is a second independent draw
+    with the same parameters (for Noise2Noise); ``clean[i]`` is for supervised baselines and evaluation.
+    Built from a seed, so the same seed gives the same dataset.
+    """
+
+    names: list[str]
+    clean: list[Tensor]
+    noisy: list[Tensor]
+    noisy2: list[Tensor]
+    params: _noise.NLFParams
+    sigma: Tensor
+
+    @classmethod
+    def build(
+        cls,
+        images: dict[str, Tensor],
+        seed: int = 0,
+        sigma_range: tuple[float, float] = _noise.SIGMA_RANGE,
+        shot_fraction_range: tuple[float, float] = (0.0, 1.0),
+        clip: bool = True,
+    ) -> NoisyImages:
+        if not images:
+            raise ValueError("no images given to build a noisy dataset from")
+        g = _noise.make_generator(seed)
+        names = list(images)
+        clean = [images[n] for n in names]
+        lam_s, lam_r, sig, noisy, noisy2 = [], [], [], [], []
+        for y in clean:  # images differ in size: one small batch each
+            p, s = _noise.sample_nlf(y[None], g, sigma_range, shot_fraction_range)
+            x1, x2 = _noise.noisy_pair(y[None], p, g, clip=clip)
+            lam_s.append(p.lambda_shot)
+            lam_r.append(p.lambda_read)
+            sig.append(s)
+            noisy.append(x1[0])
+            noisy2.append(x2[0])
+        params = _noise.NLFParams(torch.cat(lam_s), torch.cat(lam_r))
+        return cls(names, clean, noisy, noisy2, params, torch.cat(sig))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sizes(self) -> Tensor:
+        return torch.tensor([t.shape[-2:] for t in self.clean])

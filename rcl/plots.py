@@ -1,0 +1,103 @@
+"""Figures with one consistent look (seaborn + matplotlib), and the book's interactive explorers.
+
+Images are ``C×H×W`` or ``B×C×H×W`` tensors in [0, 1]; every figure labels its axes with units.
+Interactive explorers (ipywidgets) are extras: each notebook also shows a static figure, because the
+rendered book is static.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import torch
+from torch import Tensor
+
+from rcl import noise as _noise
+
+__all__ = ["image_grid", "nlf_curves", "nlf_explorer", "set_style", "to_numpy_image"]
+
+
+def set_style() -> None:
+    """The book's figure style."""
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "image.interpolation": "nearest"})
+
+
+def to_numpy_image(img: Tensor) -> np.ndarray:
+    """``3×H×W`` tensor in [0, 1] -> ``H×W×3`` numpy array for ``imshow`` (clamped)."""
+    return img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+def image_grid(
+    rows: Sequence[Sequence[Tensor]],
+    titles: Sequence[Sequence[str]] | None = None,
+    row_labels: Sequence[str] | None = None,
+    size: float = 2.6,
+) -> plt.Figure:
+    """A grid of images, ``rows[i][j]`` a ``3×H×W`` tensor, with optional titles and row labels."""
+    nr, nc = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(nr, nc, figsize=(size * nc, size * nr), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(nc):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            if j >= len(row):
+                ax.axis("off")
+                continue
+            ax.imshow(to_numpy_image(row[j]))
+            if titles is not None:
+                ax.set_title(titles[i][j], fontsize=9)
+        if row_labels is not None:
+            axes[i][0].set_ylabel(row_labels[i])
+    fig.tight_layout()
+    return fig
+
+
+def nlf_curves(params: _noise.NLFParams, ax: plt.Axes | None = None, labels: Sequence[str] | None = None):
+    """Noise std (0–255 scale) against clean intensity for each parameter pair: the NLF curves."""
+    ax = ax or plt.gca()
+    y = torch.linspace(0, 1, 101, dtype=torch.float64)
+    for k in range(len(params)):
+        std = 255 * (params.lambda_shot[k].cpu() * y + params.lambda_read[k].cpu()).clamp_min(0).sqrt()
+        ax.plot(y.numpy(), std.numpy(), label=None if labels is None else labels[k])
+    ax.set_xlabel("clean intensity y (0–1)")
+    ax.set_ylabel("noise std (0–255 scale)")
+    if labels is not None:
+        ax.legend(fontsize=8)
+    return ax
+
+
+def nlf_explorer(y: Tensor, seed: int = 0):
+    """An ipywidgets explorer: sliders for λ_shot and λ_read, showing the noisy image and its NLF curve.
+
+    ``y`` is one clean ``3×H×W`` image. Slider ranges cover the paper's σ ∈ [0, 20] (0–255 scale).
+    """
+    import ipywidgets as widgets
+
+    vmax = (20 / 255) ** 2
+
+    def show(lambda_shot: float, lambda_read: float) -> None:
+        p = _noise.NLFParams(torch.tensor([lambda_shot]), torch.tensor([lambda_read]))
+        x = _noise.add_noise(y[None], p, _noise.make_generator(seed), clip=True)[0]
+        sigma = float(_noise.image_sigma(y[None], p)[0])
+        fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+        for ax, img, title in zip(axes[:2], (y, x), ("clean y", f"noisy x (σ = {sigma:.1f})")):
+            ax.imshow(to_numpy_image(img))
+            ax.set_title(title)
+            ax.axis("off")
+        nlf_curves(p, axes[2])
+        axes[2].set_ylim(0, 30)
+        fig.tight_layout()
+        plt.show()
+
+    slider = dict(min=0.0, max=2 * vmax, step=vmax / 100, readout_format=".2e", continuous_update=False)
+    return widgets.interactive(
+        show,
+        lambda_shot=widgets.FloatSlider(value=vmax / 2, description="λ_shot", **slider),
+        lambda_read=widgets.FloatSlider(value=vmax / 4, description="λ_read", **slider),
+    )

@@ -1,0 +1,36 @@
+import subprocess
+import sys
+
+import pytest
+
+from rcl import cli, config
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "rcl", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_commands_and_profiles():
+    out = run("--help")
+    assert out.returncode == 0
+    for word in ("notebooks", "datasets", *config.PROFILES):
+        assert word in out.stdout
+
+
+def test_unknown_profile_lists_valid():
+    out = run("notebooks", "--profile", "huge")
+    assert out.returncode != 0 and "smoke" in out.stderr and "gpu" in out.stderr
+
+
+def test_parameter_values_parsed():
+    assert [cli._parse_value(v) for v in ("1", "0.5", "None", "true", "abc")] == [1, 0.5, None, True, "abc"]
+
+
+def test_settings_reject_unknown_keys_and_profiles():
+    with pytest.raises(ValueError, match="valid"):
+        config.settings("noise", "cpu", nonsense=1)
+    with pytest.raises(ValueError, match="smoke"):
+        config.settings("noise", "laptop")
+    assert config.settings("noise", "smoke", tile=99)["tile"] == 99
+    with pytest.raises(ValueError, match="tile='big' must be int"):
+        config.settings("noise", "smoke", tile="big")

@@ -1,0 +1,188 @@
+"""Image loading, splits, instances and positive-pair crops."""
+
+import struct
+import zlib
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+
+from rcl import data
+
+
+def write_png16(path, arr: np.ndarray) -> None:
+    """A minimal 16-bit RGB PNG writer (Pillow cannot write one)."""
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    iio.imwrite(tmp_path / "gray.png", rng.integers(0, 256, (40, 50), dtype=np.uint8))
+    iio.imwrite(tmp_path / "rgba.png", rng.integers(0, 256, (33, 47, 4), dtype=np.uint8))
+    write_png16(tmp_path / "deep16.png", rng.integers(0, 65536, (31, 37, 3), dtype=np.uint16))
+    iio.imwrite(tmp_path / "odd.tif", rng.integers(0, 256, (29, 41, 3), dtype=np.uint8))
+    iio.imwrite(tmp_path / "photo.jpg", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image, and not an image extension either")
+    return tmp_path
+
+
+def test_loads_every_kind(image_folder):
+    images = data.load_folder(image_folder)
+    assert sorted(images) == ["deep16.png", "gray.png", "odd.tif", "photo.jpg", "rgba.png"]
+    shapes = {k: tuple(v.shape) for k, v in images.items()}
+    assert shapes["gray.png"] == (3, 40, 50)
+    assert shapes["rgba.png"] == (3, 33, 47)
+    assert shapes["odd.tif"] == (3, 29, 41)
+    for img in images.values():
+        assert img.dtype == torch.float32 and img.min() >= 0 and img.max() <= 1
+
+
+def test_gray_replicated_and_16bit_scaled(tmp_path):
+    gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    iio.imwrite(tmp_path / "g.png", gray)
+    img = data.load_image(tmp_path / "g.png")
+    assert torch.equal(img[0], img[1]) and torch.equal(img[1], img[2])
+    assert img[0, 0, 1].item() == pytest.approx(1 / 255)
+    deep = np.full((8, 8, 3), 65535, dtype=np.uint16)
+    deep[0, 0] = (32768, 257, 1)  # values an 8-bit reader would lose
+    write_png16(tmp_path / "d.png", deep)
+    img = data.load_image(tmp_path / "d.png")
+    assert img.max().item() == pytest.approx(1.0)
+    assert img[:, 0, 0].tolist() == pytest.approx([32768 / 65535, 257 / 65535, 1 / 65535])
+    gray16 = np.full((6, 6), 1000, dtype=np.uint16)
+    iio.imwrite(tmp_path / "g16.png", gray16)
+    assert data.load_image(tmp_path / "g16.png")[0, 0, 0].item() == pytest.approx(1000 / 65535)
+    tif = np.full((5, 7, 3), 40000, dtype=np.uint16)
+    iio.imwrite(tmp_path / "t16.tif", tif)
+    assert data.load_image(tmp_path / "t16.tif")[1, 2, 3].item() == pytest.approx(40000 / 65535)
+
+
+def test_rgba_composited_over_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), dtype=np.uint8)  # black, fully transparent
+    iio.imwrite(tmp_path / "t.png", rgba)
+    assert torch.allclose(data.load_image(tmp_path / "t.png"), torch.ones(3, 4, 4))
+
+
+def test_corrupt_and_non_image_files_named(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(ValueError, match="broken.png"):
+        data.load_image(bad)
+    txt = tmp_path / "letter.jpg"
+    txt.write_text("Dear reader, this is text.")
+    with pytest.raises(ValueError, match="letter.jpg"):
+        data.load_image(txt)
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        data.load_image(tmp_path / "missing.png")
+
+
+def test_empty_and_missing_folder_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty"):
+        data.load_folder(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data.load_folder(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="no image files"):
+        data.load_images("folder", "train", tmp_path / "empty")
+
+
+def test_folder_split_by_subfolders_or_every_kth(image_folder, tmp_path):
+    train = data.load_images("folder", "train", image_folder, test_every=5)
+    test = data.load_images("folder", "test", image_folder, test_every=5)
+    assert len(train) == 4 and len(test) == 1 and not set(train) & set(test)
+    root = tmp_path / "split"
+    for part in ("train", "test"):
+        (root / part).mkdir(parents=True)
+        iio.imwrite(root / part / f"{part}.png", np.zeros((8, 8, 3), np.uint8))
+    assert list(data.load_images("folder", "test", root)) == ["test/test.png"]
+    assert list(data.load_images("folder", "train", root)) == ["train/train.png"]
+
+
+def test_builtin_split_fixed_and_disjoint():
+    train = data.load_images("builtin", "train")
+    test = data.load_images("builtin", "test")
+    assert set(train) == set(data.BUILTIN_TRAIN) and set(test) == set(data.BUILTIN_TEST)
+    assert not set(train) & set(test)
+    for img in [*train.values(), *test.values()]:
+        assert img.shape[0] == 3 and min(img.shape[1:]) >= 256
+
+
+def test_unknown_dataset_lists_valid():
+    with pytest.raises(ValueError, match="builtin"):
+        data.load_images("imagenet-please", "train", "somewhere")
+    with pytest.raises(ValueError, match="data_dir"):
+        data.load_images("folder", "train")
+
+
+def test_crop_pairs_overlap_and_inside(rng):
+    n, crop = 500, 32
+    sizes = torch.tensor([[96, 120]] * n)
+    lo, hi = 0.3, 0.8
+    c = data.sample_crop_pairs(sizes, crop, overlap=(lo, hi), generator=rng)
+    top1, left1, top2, left2 = c.T
+    for t, lft in ((top1, left1), (top2, left2)):
+        assert (t >= 0).all() and (lft >= 0).all()
+        assert (t + crop <= 96).all() and (lft + crop <= 120).all()
+    ov = (crop - (top1 - top2).abs()).clamp_min(0) * (crop - (left1 - left2).abs()).clamp_min(0) / crop**2
+    tol = 2 / crop  # each offset is rounded to a whole pixel
+    assert (ov >= lo - tol).all() and (ov <= hi + tol).all()
+    assert ov.min() < lo + 0.1 and ov.max() > hi - 0.1  # the range is used, not a corner of it
+    # both directions occur
+    assert (top2 > top1).any() and (top2 < top1).any()
+
+
+def test_crop_pairs_shrink_offset_on_small_images(rng):
+    c = data.sample_crop_pairs([(40, 40)] * 100, 32, overlap=(0.1, 0.2), generator=rng)
+    assert (c >= 0).all() and (c[:, [0, 2]] + 32 <= 40).all() and (c[:, [1, 3]] + 32 <= 40).all()
+
+
+def test_image_smaller_than_crop_named(rng):
+    with pytest.raises(ValueError, match="image 1 is 20×100"):
+        data.sample_crop_pairs([(64, 64), (20, 100)], 32, generator=rng)
+    with pytest.raises(ValueError, match="tiny.png"):
+        data.tile_images({"ok.png": torch.rand(3, 64, 64), "tiny.png": torch.rand(3, 10, 64)}, 32)
+
+
+def test_crop_pairs_extract_matching_content(rng):
+    img = torch.arange(3 * 50 * 60, dtype=torch.float32).reshape(3, 50, 60)
+    corners = data.sample_crop_pairs([(50, 60)] * 4, 16, generator=rng)
+    a, b = data.crop_pairs([img] * 4, corners, 16)
+    assert a.shape == b.shape == (4, 3, 16, 16)
+    for k in range(4):
+        t1, l1, t2, l2 = corners[k].tolist()
+        assert torch.equal(a[k], img[:, t1 : t1 + 16, l1 : l1 + 16])
+        assert torch.equal(b[k], img[:, t2 : t2 + 16, l2 : l2 + 16])
+
+
+def test_tiles_cover_and_are_disjoint():
+    img = torch.arange(3 * 70 * 100, dtype=torch.float32).reshape(3, 70, 100)
+    tiles = data.tile_images({"a": img}, 32)
+    assert len(tiles) == 2 * 3
+    values = torch.cat([t.flatten() for t in tiles.values()])
+    assert values.unique().numel() == values.numel()
+
+
+def test_noisy_images_seeded():
+    images = {"a": torch.rand(3, 16, 16), "b": torch.rand(3, 20, 24)}
+    d1, d2 = data.NoisyImages.build(images, seed=3), data.NoisyImages.build(images, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(d1.noisy, d2.noisy))
+    assert all(not torch.equal(x, y) for x, y in zip(d1.noisy, d1.noisy2))
+    assert d1.params.lambda_read[0] != d1.params.lambda_read[1]
+    assert all(x.min() >= 0 and x.max() <= 1 for x in d1.noisy)
+
+
+def test_resize_max_side():
+    out = data.resize_max_side({"a": torch.rand(3, 100, 50), "b": torch.rand(3, 20, 20)}, 40)
+    assert tuple(out["a"].shape) == (3, 40, 20) and tuple(out["b"].shape) == (3, 20, 20)

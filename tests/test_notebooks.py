@@ -1,0 +1,84 @@
+"""The notebooks execute at the smoke profile, show their figures, and the book builds from them.
+
+``make test`` executes the notebooks once with papermill into ``build/smoke`` and points
+``RCL_SMOKE_NOTEBOOKS`` there (nbval then re-runs those copies); run alone, this module executes them
+into a temporary folder itself.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from rcl import notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = notebooks.notebook_paths()
+
+
+@pytest.fixture(scope="session")
+def smoke_dir(tmp_path_factory) -> Path:
+    given = os.environ.get("RCL_SMOKE_NOTEBOOKS")
+    if given:
+        folder = Path(given)
+        if not folder.is_absolute():
+            folder = ROOT / folder
+        if all((folder / p.name).exists() for p in SOURCES):
+            return folder
+    folder = tmp_path_factory.mktemp("smoke")
+    notebooks.execute_all("smoke", folder, progress=False)
+    return folder
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_source_notebook_is_clean_and_parameterised(source):
+    nb = nbformat.read(source, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "commit notebooks without outputs"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
+    assert 'profile = "cpu"' in tagged[0].source, "the default profile is cpu"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_smoke_execution_shows_figures(source, smoke_dir):
+    nb = json.loads((smoke_dir / source.name).read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+
+
+@pytest.mark.slow
+def test_bad_parameter_fails_naming_it(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="tile='large' must be int"):
+        notebooks.execute(SOURCES[0], tmp_path, {"profile": "smoke", "tile": "large"}, progress=False)
+    with pytest.raises(ValueError, match="profile='huge' is not valid"):
+        notebooks.execute(SOURCES[0], tmp_path, {"profile": "huge"}, progress=False)
+    assert not (tmp_path / SOURCES[0].name).exists()  # nothing complete-looking is left behind
+
+
+@pytest.mark.slow
+def test_book_builds_with_figures(smoke_dir, tmp_path):
+    book = tmp_path / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks"))
+    (book / "notebooks").mkdir()
+    for p in SOURCES:
+        shutil.copy(smoke_dir / p.name, book / "notebooks" / p.name)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run(
+        [str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    html = book / "_build" / "html"
+    assert (html / "index.html").exists()
+    for p in SOURCES:
+        page = (html / "notebooks" / f"{p.stem}.html").read_text()
+        assert page.count("<img") >= 3
