@@ -1,0 +1,127 @@
+"""The residual contrastive loss (Eq. 3, Algorithm 1), the consistency loss (Eq. 5) and Eq. 6."""
+
+import math
+import urllib.error
+
+import pytest
+import torch
+
+from rcl import distances, encoders, losses
+
+
+@pytest.mark.parametrize("name", ["emd", "bd", "mmd"])
+@pytest.mark.parametrize("tau", [0.01, 0.5])
+def test_batched_loss_equals_algorithm_1_loop(name, tau, rng):
+    # a fixed MMD bandwidth: the median heuristic would pick a different one for each single pair
+    d = distances.get_distance(name, **({"bandwidth": 0.05} if name == "mmd" else {}))
+    r1 = 0.05 * torch.randn(5, 3, 8, 8, generator=rng, dtype=torch.float64)
+    r2 = r1 + 0.02 * torch.randn(5, 3, 8, 8, generator=rng, dtype=torch.float64)
+    batched = losses.residual_contrastive_loss(r1, r2, d, tau)
+    total = 0.0
+    for j in range(5):  # Algorithm 1, lines 4-8, one distance at a time
+        pos = d(r1[j : j + 1], r2[j : j + 1]).item()
+        negs = [d(r1[j : j + 1], r2[i : i + 1]).item() for i in range(5) if i != j]
+        denom = math.exp(-pos / tau) + sum(math.exp(-n / tau) for n in negs)
+        total += -math.log(math.exp(-pos / tau) / denom)
+    assert batched.item() == pytest.approx(total, rel=1e-4)
+    mean = losses.residual_contrastive_loss(r1, r2, d, tau, reduction="mean")
+    assert mean.item() == pytest.approx(total / 5, rel=1e-4)
+
+
+@pytest.mark.parametrize("name", ["emd", "bd", "mmd"])
+def test_identical_residuals_give_log_n_plus_1(name, rng):
+    r = 0.03 * torch.randn(1, 3, 8, 8, generator=rng).expand(7, -1, -1, -1).contiguous()
+    d = distances.get_distance(name)
+    mean = losses.residual_contrastive_loss(r, r, d, tau=0.1, reduction="mean")
+    assert mean.item() == pytest.approx(math.log(7), rel=1e-5)
+    total = losses.residual_contrastive_loss(r, r, d, tau=0.1)
+    assert total.item() == pytest.approx(7 * math.log(7), rel=1e-5)
+
+
+def test_loss_prefers_matching_pairs(rng):
+    scales = torch.linspace(0.01, 0.1, 6).view(6, 1, 1, 1)
+    r1 = scales * torch.randn(6, 3, 16, 16, generator=rng)
+    r2 = scales * torch.randn(6, 3, 16, 16, generator=rng)
+    d = distances.get_distance("emd")
+    good = losses.residual_contrastive_loss(r1, r2, d, 0.005, "mean")
+    bad = losses.residual_contrastive_loss(r1, r2.flip(0), d, 0.005, "mean")
+    assert good < math.log(6) < bad
+
+
+def test_loss_bad_arguments():
+    d = distances.get_distance("emd")
+    with pytest.raises(ValueError, match="tau"):
+        losses.residual_contrastive_loss(torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4), d, 0.0)
+    with pytest.raises(ValueError, match="equal length"):
+        losses.residual_contrastive_loss(torch.rand(2, 3, 4, 4), torch.rand(3, 3, 4, 4), d, 0.1)
+
+
+@pytest.fixture(scope="module")
+def random_consistency():
+    return losses.ConsistencyLoss(g_e="random", arch="resnet18", layers=("layer1", "layer2"))
+
+
+def test_consistency_zero_at_identity_positive_otherwise(random_consistency, rng):
+    x = torch.rand(2, 3, 32, 32, generator=rng)
+    assert random_consistency(x, x).item() == pytest.approx(0.0, abs=1e-12)
+    fx = (x + 0.1 * torch.randn(2, 3, 32, 32, generator=rng)).requires_grad_()
+    value = random_consistency(x, fx)
+    assert value.item() > 0
+    value.backward()
+    assert fx.grad is not None and fx.grad.abs().sum() > 0
+    assert all(p.grad is None for p in random_consistency.encoder.parameters())
+
+
+def test_consistency_encoder_stays_frozen_in_train_mode(random_consistency):
+    random_consistency.train()
+    assert not random_consistency.encoder.training
+    assert not any(p.requires_grad for p in random_consistency.encoder.parameters())
+
+
+def test_offline_imagenet_request_raises_documented_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(losses.ImageNetWeightsUnavailable) as info:
+        losses.ConsistencyLoss(g_e="imagenet", arch="resnet50")
+    message = str(info.value)
+    assert str(tmp_path / "hub" / "checkpoints") in message
+    assert "resnet50" in message and "'random'" in message and "'self-supervised'" in message
+
+
+def test_unknown_encoder_options():
+    with pytest.raises(ValueError, match="imagenet"):
+        losses.ConsistencyLoss(g_e="clip")
+    with pytest.raises(ValueError, match="layer1"):
+        losses.ConsistencyLoss(g_e="random", arch="resnet18", layers=("conv5",))
+    with pytest.raises(ValueError, match="state_dict"):
+        losses.ConsistencyLoss(g_e="self-supervised", arch="resnet18")
+
+
+def test_total_is_alpha_weighted_sum():
+    assert losses.rcl_loss(torch.tensor(2.0), torch.tensor(0.5), alpha=1e-3).item() == pytest.approx(0.502)
+
+
+def test_nt_xent_rewards_aligned_views(rng):
+    z = torch.randn(8, 16, generator=rng)
+    assert encoders.nt_xent(z, z) < encoders.nt_xent(z, torch.randn(8, 16, generator=rng))
+
+
+def test_self_supervised_encoder_trains_caches_and_loads(tmp_path, rng, monkeypatch):
+    images = [torch.rand(3, 40, 40, generator=rng) for _ in range(3)]
+    cfg = dict(arch="resnet18", steps=2, batch_size=4, crop=32, seed=0, progress=False, device="cpu")
+    state, path = encoders.cached_simclr_encoder(images, tmp_path, **cfg)
+    assert path.exists()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a cached encoder must not be retrained")
+
+    monkeypatch.setattr(encoders, "train_simclr_encoder", fail)
+    again, same = encoders.cached_simclr_encoder(images, tmp_path, **cfg)
+    assert same == path and all(torch.equal(state[k], again[k]) for k in state)
+    loss = losses.ConsistencyLoss(g_e="self-supervised", arch="resnet18", state_dict=path, layers=("layer1",))
+    x = torch.rand(1, 3, 32, 32, generator=rng)
+    assert loss(x, x).item() == 0.0
