@@ -32,7 +32,7 @@ book: notebooks
 	@echo "The book is ready: open book/_build/html/index.html"
 
 test: $(STAMP)
-	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet
+	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet -p runs_dir $(CURDIR)/build/smoke-runs
 	RCL_SMOKE_NOTEBOOKS=$(SMOKE_NOTEBOOKS) $(BIN)/python -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax
 
 lint: $(STAMP)
@@ -40,3 +40,4 @@ lint: $(STAMP)
 
 clean:
 	rm -rf build book/_build $(BOOK_NOTEBOOKS)
+	@echo "kept runs/ (finished pre-training runs); remove it by hand to retrain everything"

@@ -13,9 +13,35 @@ from typing import Any
 
 import torch
 
-__all__ = ["PROFILES", "SETTINGS", "check_choice", "check_profile", "default_device", "settings"]
+__all__ = [
+    "ALL_METHODS",
+    "PROFILES",
+    "SETTINGS",
+    "check_choice",
+    "check_profile",
+    "default_device",
+    "progress_disabled",
+    "settings",
+]
 
 PROFILES = ("smoke", "cpu", "gpu")
+
+#: Every pre-training method, in the paper's table order (kept in sync with rcl.methods.METHODS by a test).
+ALL_METHODS = [
+    "vader",
+    "densecl",
+    "pixcontrast",
+    "vader+",
+    "densecl+",
+    "pixcontrast+",
+    "n2n",
+    "n2s",
+    "rcl-bd",
+    "rcl-mmd",
+    "rcl-emd",
+    "consistency",
+    "supervised",
+]
 
 #: Per-notebook values that depend on the profile.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -24,6 +50,18 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"max_side": 128, "tile": 64, "n_draws": 16, "task_size": 64},
         "cpu": {"max_side": 512, "tile": 128, "n_draws": 64, "task_size": 128},
         "gpu": {"max_side": None, "tile": 128, "n_draws": 256, "task_size": 256},
+    },
+    # Notebook 02: residuals and the earth mover's distance.
+    "residuals": {
+        "smoke": {"max_side": 128, "tile": 64, "crop_sizes": [8, 16], "crop": 16, "repeats": 1},
+        "cpu": {"max_side": 512, "tile": 128, "crop_sizes": [8, 16, 32, 64], "crop": 32, "repeats": 3},
+        "gpu": {"max_side": None, "tile": 256, "crop_sizes": [16, 32, 64, 128], "crop": 128, "repeats": 5},
+    },
+    # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
+    "pretraining": {
+        "smoke": {"methods": ["rcl-emd", "n2n"], "steps": None, "gap_crop": 32},
+        "cpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 48},
+        "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 128},
     },
 }
 
@@ -51,7 +89,7 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
     for key, value in overrides.items():
         if value is None:
             continue
-        allowed = {type(p[key]) for p in SETTINGS[section].values() if p[key] is not None}
+        allowed = {type(p[key]) for p in SETTINGS[section].values() if p[key] is not None} or {int}
         if float in allowed:
             allowed.add(int)
         if type(value) not in allowed:  # exact types: True is no int here
@@ -68,3 +106,10 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def progress_disabled(progress: bool = True) -> bool:
+    """Whether a progress bar stays hidden: asked for none, or ``TQDM_DISABLE`` set (the book build)."""
+    import os
+
+    return not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")

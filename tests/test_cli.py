@@ -34,3 +34,9 @@ def test_settings_reject_unknown_keys_and_profiles():
     assert config.settings("noise", "smoke", tile=99)["tile"] == 99
     with pytest.raises(ValueError, match="tile='big' must be int"):
         config.settings("noise", "smoke", tile="big")
+
+
+def test_all_methods_list_matches_registry():
+    from rcl import methods
+
+    assert sorted(config.ALL_METHODS) == sorted(methods.METHODS)

@@ -31,7 +31,7 @@ def smoke_dir(tmp_path_factory) -> Path:
         if all((folder / p.name).exists() for p in SOURCES):
             return folder
     folder = tmp_path_factory.mktemp("smoke")
-    notebooks.execute_all("smoke", folder, progress=False)
+    notebooks.execute_all("smoke", folder, {"runs_dir": str(folder / "runs")}, progress=False)
     return folder
 
 

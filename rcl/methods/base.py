@@ -1,0 +1,124 @@
+"""The one interface every pre-training method implements.
+
+A method is an ``nn.Module`` that owns the U-Net (``self.model``) and whatever else it trains or keeps
+(projection heads, momentum encoders, queues). ``forward(batch)`` takes a :class:`Batch` and returns a
+dict of scalar losses whose ``"loss"`` entry is what the optimiser minimises; the other entries are
+logged. ``after_step()`` runs after each optimiser step (momentum updates, queue pushes).
+Every method sees the same data pipeline: Algorithm 1's two overlapping crops of each instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from rcl.models import UNet
+
+__all__ = ["Batch", "Method", "MethodConfig"]
+
+
+@dataclass
+class Batch:
+    """One pre-training batch of ``B`` instances, all crops ``B×3×S×S`` in [0, 1].
+
+    ``x1``, ``x2``: the two overlapping noisy crops of each instance (Algorithm 1, line 2).
+    ``offset``: ``(B, 2)`` long, position of crop 2 relative to crop 1 in pixels (``top2 − top1``,
+    ``left2 − left1``): pixel ``(i, j)`` of crop 1 is pixel ``(i − dy, j − dx)`` of crop 2.
+    ``x1_second``: a second, independent noisy draw of crop 1's region with the same NLF parameters
+    (Noise2Noise's target). ``y1``, ``y2``: the clean crops (supervised baselines only).
+    ``sigma``: each instance's noise std (0–255 scale), for logging.
+    """
+
+    x1: Tensor
+    x2: Tensor
+    offset: Tensor
+    x1_second: Tensor | None = None
+    y1: Tensor | None = None
+    y2: Tensor | None = None
+    sigma: Tensor | None = None
+
+    def to(self, device: torch.device | str, non_blocking: bool = False, memory_format=None) -> Batch:
+        def move(t):
+            if t is None:
+                return None
+            t = t.to(device, non_blocking=non_blocking)
+            if memory_format is not None and t.dim() == 4:
+                t = t.contiguous(memory_format=memory_format)
+            return t
+
+        return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def __len__(self) -> int:
+        return self.x1.shape[0]
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """Hyper-parameters shared by the methods; each method reads the ones it needs.
+
+    ``tau``: contrastive temperature (RCL's Eq. 3; the dense CL baselines use their own defaults
+    unless ``tau_dense`` is set). ``alpha``: weight of the contrastive term in Eq. 6.
+    ``g_e``, ``g_e_arch``, ``g_e_layers``: the consistency loss's frozen encoder (Eq. 5).
+    ``distance``, ``distance_reduction``: RCL's residual distance. ``n2s_grid``: Noise2Self mask grid.
+    ``proj_dim``, ``queue_size``, ``momentum``, ``dense_samples``: dense CL baselines.
+    """
+
+    tau: float = 0.01
+    alpha: float = 1e-3
+    distance: str = "emd"
+    distance_reduction: str = "pooled"
+    contrast_reduction: str = "sum"
+    g_e: str = "imagenet"
+    g_e_arch: str = "resnet50"
+    g_e_layers: tuple[str, ...] = ("layer1", "layer2", "layer3")
+    n2s_grid: int = 4
+    n2s_replace: str = "interpolate"
+    proj_dim: int = 128
+    queue_size: int = 4096
+    momentum: float = 0.999
+    dense_samples: int = 256
+    tau_dense: float | None = None
+    loss_norm: str = "l1"
+
+
+class Method(nn.Module):
+    """Base class: subclasses set ``name`` and implement :meth:`forward`."""
+
+    name: ClassVar[str] = ""
+    #: True when the method reads ``y1``/``y2`` (clean targets): a supervised baseline, not SSL.
+    needs_clean: ClassVar[bool] = False
+    #: True when the method reads ``x1_second`` (Noise2Noise).
+    needs_second_draw: ClassVar[bool] = False
+    #: True when the method uses the consistency loss (its g_e must be built).
+    uses_consistency: ClassVar[bool] = False
+
+    def __init__(self, model: UNet, config: MethodConfig | None = None, consistency: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.config = config or MethodConfig()
+        if self.uses_consistency and consistency is None:
+            raise ValueError(f"method {self.name!r} needs a consistency loss module (rcl.losses.ConsistencyLoss)")
+        # Frozen and shared: kept out of state_dict and parameters() by storing it outside _modules.
+        object.__setattr__(self, "consistency", consistency)
+
+    def _apply(self, fn, recurse: bool = True):
+        super()._apply(fn, recurse)
+        if self.consistency is not None:  # keep the frozen g_e on the same device/dtype
+            self.consistency._apply(fn, recurse)
+        return self
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """Called after every optimiser step (momentum encoders, queues). Default: nothing."""
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def consistency_loss(self, x: Tensor, fx: Tensor) -> Tensor:
+        return self.consistency(x, fx)

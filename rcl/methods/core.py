@@ -1,0 +1,198 @@
+"""RCL and the baselines designed for noisy images: Noise2Noise, Noise2Self, consistency only, supervised.
+
+All share :class:`rcl.methods.base.Method`'s interface. Losses on images use ``config.loss_norm``
+(``"l1"`` by default, the norm the paper uses for supervised fine-tuning; ``"l2"`` is Noise2Noise's
+original choice) so the self-supervised baselines and the supervised Oracle are trained alike.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rcl import distances as _distances
+from rcl import losses as _losses
+from rcl.methods.base import Batch, Method
+
+__all__ = ["RCL", "Consistency", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
+
+
+def _image_loss(a: Tensor, b: Tensor, norm: str) -> Tensor:
+    if norm == "l1":
+        return F.l1_loss(a, b)
+    if norm == "l2":
+        return F.mse_loss(a, b)
+    raise ValueError(f"loss_norm must be 'l1' or 'l2', got {norm!r}")
+
+
+def _all_gather_with_grad(t: Tensor) -> Tensor:
+    """Concatenate ``t`` from every process, keeping gradients (SimCLR's cross-process negatives)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t), dim=0)
+
+
+class RCL(Method):
+    """Residual contrastive learning (paper §3, Eqs. 2–6, Algorithm 1).
+
+    Residuals ``n̂ = x − f(x)`` of both crops; ``L_contrast`` is Eq. 3 with ``config.distance`` and
+    ``config.tau`` over the batch (under DDP the second crops of every process are gathered with
+    gradients, so each anchor sees the negatives of the global batch, as SimCLR does);
+    ``L_total = α·L_contrast + L_consistency`` (Eq. 6) with the consistency loss on both crops.
+    Departures: the paper does not say whether Eq. 5 is applied to one or both crops; we average it over
+    both so each crop is used by both terms.
+    """
+
+    name = "rcl"
+    uses_consistency = True
+
+    def __init__(self, model, config=None, consistency=None, distance: str | None = None):
+        super().__init__(model, config, consistency)
+        self.distance = _distances.get_distance(
+            distance or self.config.distance, reduction=self.config.distance_reduction
+        )
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        x = torch.cat([batch.x1, batch.x2])  # one pass through the U-Net and g_e for both crops
+        f = self.model(x)
+        r1, r2 = (x - f).chunk(2)
+        b = r1.shape[0]
+        r1_all, r2_all = _all_gather_with_grad(r1), _all_gather_with_grad(r2)
+        if r1_all.shape[0] == b:
+            contrast = _losses.residual_contrastive_loss(
+                r1, r2, self.distance, self.config.tau, self.config.contrast_reduction
+            )
+        else:  # this process's anchors against the global batch of second crops
+            import torch.distributed as dist
+
+            start = dist.get_rank() * b
+            d = self.distance(r1, r2_all)
+            logits = -d.float() / self.config.tau
+            target = torch.arange(start, start + b, device=d.device)
+            contrast = F.cross_entropy(logits, target, reduction=self.config.contrast_reduction)
+            if self.config.contrast_reduction == "sum":
+                # DDP averages gradients over processes; scaling the partial sum by the world size makes
+                # the update that of the sum over the global batch, as on one process.
+                contrast = contrast * dist.get_world_size()
+        consistency = self.consistency_loss(x, f)  # = the mean of the two crops' losses (equal sizes)
+        loss = _losses.rcl_loss(contrast, consistency, self.config.alpha)
+        return {"loss": loss, "contrast": contrast.detach(), "consistency": consistency.detach()}
+
+
+class RCLEMD(RCL):
+    name = "rcl-emd"
+
+    def __init__(self, model, config=None, consistency=None):
+        super().__init__(model, config, consistency, distance="emd")
+
+
+class RCLBD(RCL):
+    name = "rcl-bd"
+
+    def __init__(self, model, config=None, consistency=None):
+        super().__init__(model, config, consistency, distance="bd")
+
+
+class RCLMMD(RCL):
+    name = "rcl-mmd"
+
+    def __init__(self, model, config=None, consistency=None):
+        super().__init__(model, config, consistency, distance="mmd")
+
+
+class Noise2Noise(Method):
+    """Noise2Noise (Lehtinen et al. 2018): ``‖f(x₁) − x₁'‖`` with ``x₁'`` a second independent noisy draw
+    of the same clean crop with the same NLF parameters (paper §5). Departures from the original code:
+    the norm is ``config.loss_norm`` (L1 by default; the original uses L2 for Gaussian noise) and the
+    target keeps the input's noise parameters instead of redrawing σ (as the RCL paper specifies).
+    """
+
+    name = "n2n"
+    needs_second_draw = True
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.x1_second is None:
+            raise ValueError("n2n needs batch.x1_second, a second noisy draw of crop 1")
+        loss = _image_loss(self.model(batch.x1), batch.x1_second, self.config.loss_norm)
+        return {"loss": loss}
+
+
+def grid_masks(width: int, size: tuple[int, int], device=None) -> Tensor:
+    """Noise2Self's ``width²`` grid masks, ``(width², 1, 1, H, W)`` bool: phase ``i`` masks pixels with
+    ``r % w == i % w`` and ``c % w == (i // w) % w``. Built once, vectorised."""
+    h, w_ = size
+    r = torch.arange(h, device=device).view(h, 1) % width
+    c = torch.arange(w_, device=device).view(1, w_) % width
+    phase = torch.arange(width * width, device=device).view(-1, 1, 1)
+    masks = (r == phase % width) & (c == (phase // width) % width)
+    return masks[:, None, None]
+
+
+_N2S_KERNEL = torch.tensor([[0.5, 1.0, 0.5], [1.0, 0.0, 1.0], [0.5, 1.0, 0.5]]) / 6.0
+
+
+class Noise2Self(Method):
+    """Noise2Self (Batson & Royer 2019) with the grid masker: each step masks one of the ``w²`` phases
+    (one mask for the whole batch and all channels), replaces masked pixels by the average of their 8
+    neighbours (zero-centre kernel, so the input at a masked pixel does not depend on its value:
+    J-invariance) or by zero, and takes the loss on masked pixels only. Inference is a single pass on
+    the unmasked image, as the original's default. Departure: the phase cycles with a step counter kept
+    as a buffer (the original draws it from the batch index), so resumed runs continue the cycle.
+    """
+
+    name = "n2s"
+
+    def __init__(self, model, config=None, consistency=None):
+        super().__init__(model, config, consistency)
+        if self.config.n2s_replace not in ("interpolate", "zero"):
+            raise ValueError(f"n2s_replace must be 'interpolate' or 'zero', got {self.config.n2s_replace!r}")
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        x = batch.x1
+        w = self.config.n2s_grid
+        phase = int(self.step) % (w * w)
+        mask = grid_masks(w, tuple(x.shape[-2:]), x.device)[phase, 0].to(x.dtype)
+        if self.config.n2s_replace == "interpolate":
+            k = _N2S_KERNEL.to(x).expand(x.shape[1], 1, 3, 3)
+            fill = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, groups=x.shape[1])
+        else:
+            fill = torch.zeros_like(x)
+        x_in = x * (1 - mask) + fill * mask
+        out = self.model(x_in)
+        diff = (out - x).abs() if self.config.loss_norm == "l1" else (out - x) ** 2
+        loss = (diff * mask).sum() / (mask.sum() * x.shape[0] * x.shape[1])
+        return {"loss": loss}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.step += 1
+
+
+class Consistency(Method):
+    """The consistency loss (Eq. 5) alone — the paper's "effect of residual contrastive loss" ablation."""
+
+    name = "consistency"
+    uses_consistency = True
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        x = torch.cat([batch.x1, batch.x2])
+        loss = self.consistency_loss(x, self.model(x))  # the mean over both crops
+        return {"loss": loss}
+
+
+class Supervised(Method):
+    """Supervised denoising with clean targets: the paper's *Oracle* and "SL (Den)" pre-training."""
+
+    name = "supervised"
+    needs_clean = True
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        if batch.y1 is None:
+            raise ValueError("supervised needs batch.y1, the clean crop")
+        return {"loss": _image_loss(self.model(batch.x1), batch.y1, self.config.loss_norm)}

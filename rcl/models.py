@@ -1,0 +1,118 @@
+"""The U-Net ``f = h ∘ φ`` shared by every method (paper §4 "Implementation", after Zamir et al. 2018).
+
+``φ`` (:meth:`UNet.features`) is everything up to the penultimate feature map — the representation the
+proxy protocol evaluates; ``h`` (:attr:`UNet.head`) is the last 1×1 convolution to 3 channels, the only
+layer the proxy protocol re-initialises and fine-tunes. Any input size works: inputs are padded
+(reflect) to a multiple of ``2**depth`` and the output is cropped back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["NORMS", "UNet", "UNetConfig"]
+
+NORMS = ("batch", "group", "instance", "none")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """U-Net hyper-parameters: ``width`` channels at full resolution, doubled at each of ``depth`` levels."""
+
+    width: int = 32
+    depth: int = 4
+    norm: str = "group"
+    in_channels: int = 3
+    out_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"unknown norm {self.norm!r}; valid: {NORMS}")
+        if self.width < 1 or self.depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got width={self.width}, depth={self.depth}")
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+class _Block(nn.Sequential):
+    def __init__(self, cin: int, cout: int, norm: str) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"),
+            _norm(norm, cout),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=norm == "none"),
+            _norm(norm, cout),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
+
+
+class UNet(nn.Module):
+    """Encoder–decoder with skip connections; ``forward(x) = head(features(x))``."""
+
+    def __init__(self, config: UNetConfig | None = None, **overrides) -> None:
+        super().__init__()
+        cfg = config or UNetConfig(**overrides)
+        if config is not None and overrides:
+            cfg = UNetConfig(**{**asdict(config), **overrides})
+        self.config = cfg
+        widths = [cfg.width * 2**k for k in range(cfg.depth + 1)]
+        self.enc = nn.ModuleList([_Block(cfg.in_channels, widths[0], cfg.norm)])
+        self.enc.extend(_Block(widths[k], widths[k + 1], cfg.norm) for k in range(cfg.depth))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(cfg.depth))
+        )
+        self.dec = nn.ModuleList(_Block(2 * widths[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth)))
+        self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
+
+    @property
+    def feature_channels(self) -> int:
+        """Channels of φ(x), the input of ``head``."""
+        return self.head.in_channels
+
+    def _pad(self, x: Tensor) -> tuple[Tensor, int, int]:
+        m = 2**self.config.depth
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % m, (-w) % m
+        if ph or pw:
+            mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        return x, h, w
+
+    def features(self, x: Tensor) -> Tensor:
+        """φ(x): the penultimate feature map, ``B×width×H×W`` (same size as ``x``)."""
+        x, h, w = self._pad(x)
+        skips = []
+        for k, block in enumerate(self.enc):
+            x = block(x if k == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for up, block in zip(self.up, self.dec):
+            x = block(torch.cat([up(x), skips.pop()], dim=1))
+        return x[..., :h, :w]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def reset_head(self, out_channels: int | None = None, generator_seed: int | None = None) -> nn.Conv2d:
+        """Replace ``head`` with a freshly initialised 1×1 conv (the proxy protocol's new last layer)."""
+        out = out_channels or self.head.out_channels
+        device = self.head.weight.device
+        if generator_seed is None:
+            self.head = nn.Conv2d(self.feature_channels, out, 1).to(device)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(generator_seed)
+                self.head = nn.Conv2d(self.feature_channels, out, 1).to(device)
+        return self.head

@@ -1,0 +1,37 @@
+"""Run under torchrun (2 CPU processes, gloo): one DDP step of a method; rank 0 saves loss and gradients.
+
+Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py METHOD OUT.pt
+"""
+
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from rcl import methods, train
+
+
+def main(method: str, out: str) -> None:
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    cfg = train.make_config(method, "smoke", batch_size=4, progress="false")
+    ds = train._instances(cfg)
+    torch.manual_seed(cfg.seed)
+    model = train.UNet(cfg.unet_config())
+    klass = methods.method_class(method)
+    cons = train._consistency_module(cfg, ds, torch.device("cpu")) if klass.uses_consistency else None
+    m = klass(model, cfg.method_config(), cons)
+    ddp = DDP(m, find_unused_parameters=True)
+    losses = ddp(train.build_batch(ds, cfg, 0, rank, world))
+    losses["loss"].backward()
+    value = losses["loss"].detach()
+    dist.all_reduce(value, op=dist.ReduceOp.AVG)
+    if rank == 0:
+        grads = {n: p.grad.clone() for n, p in m.model.named_parameters() if p.grad is not None}
+        torch.save({"loss": value, "grads": grads}, out)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,110 @@
+"""Every method behind one interface: two steps with finite losses and gradients reaching the U-Net."""
+
+import pytest
+import torch
+
+from rcl import methods
+from rcl.losses import ConsistencyLoss
+from rcl.methods.core import grid_masks
+from rcl.models import UNet
+
+
+@pytest.fixture(scope="module")
+def consistency():
+    return ConsistencyLoss(g_e="random", arch="resnet18", layers=("layer1",))
+
+
+def make_batch(rng, b=4, size=24, extra=8):
+    """Two overlapping crops per instance cut from one noisy 'image', with their true offset."""
+    y = torch.rand(b, 3, size + extra, size + extra, generator=rng)
+    x = (y + 0.05 * torch.randn(y.shape, generator=rng)).clamp(0, 1)
+    x_b = (y + 0.05 * torch.randn(y.shape, generator=rng)).clamp(0, 1)
+    dy, dx = 3, 5
+    crop = lambda t, a, c: t[..., a : a + size, c : c + size]  # noqa: E731
+    offset = torch.tensor([[dy, dx]] * b)
+    return methods.Batch(
+        x1=crop(x, 0, 0),
+        x2=crop(x, dy, dx),
+        offset=offset,
+        x1_second=crop(x_b, 0, 0),
+        y1=crop(y, 0, 0),
+        y2=crop(y, dy, dx),
+        sigma=torch.full((b,), 12.75),
+    )
+
+
+@pytest.mark.parametrize("name", methods.METHODS)
+def test_two_steps_finite_and_reach_the_unet(name, rng, consistency):
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=2)
+    cfg = methods.MethodConfig(queue_size=32, dense_samples=16, tau=0.05)
+    m = methods.build(name, model, cfg, consistency)
+    assert m.name == name
+    opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
+    before = model.enc[0][0].weight.detach().clone()
+    for _ in range(2):
+        out = m(make_batch(rng))
+        assert set(out) >= {"loss"} and all(torch.isfinite(v) for v in out.values())
+        opt.zero_grad()
+        out["loss"].backward()
+        grad = model.enc[0][0].weight.grad
+        assert grad is not None and grad.abs().sum() > 0
+        opt.step()
+        m.after_step()
+    assert not torch.equal(before, model.enc[0][0].weight)
+    assert not any(p.requires_grad for p in consistency.parameters())
+
+
+def test_unknown_method_lists_valid():
+    with pytest.raises(ValueError, match="valid methods: .*n2n"):
+        methods.build("noise2void", UNet(width=8, depth=2))
+
+
+def test_consistency_methods_require_g_e():
+    with pytest.raises(ValueError, match="consistency"):
+        methods.build("rcl-emd", UNet(width=8, depth=2))
+
+
+def test_grid_masks_partition_the_image():
+    masks = grid_masks(3, (7, 8))
+    assert masks.shape == (9, 1, 1, 7, 8)
+    assert torch.equal(masks.sum(0)[0, 0], torch.ones(7, 8, dtype=torch.long))
+
+
+def test_noise2self_input_is_j_invariant(rng):
+    """The masked input never contains the masked pixels' own values."""
+    model = UNet(width=8, depth=2)
+    seen = {}
+
+    def spy(module, args):
+        seen["x"] = args[0].detach().clone()
+
+    model.register_forward_pre_hook(spy)
+    m = methods.build("n2s", model)
+    batch = make_batch(rng)
+    m(batch)
+    first = seen["x"]
+    mask = grid_masks(4, (24, 24))[0, 0].bool().expand_as(first)
+    changed = batch.x1.clone()
+    changed[mask] += 0.5  # change only the masked pixels
+    m.step.zero_()
+    m(methods.Batch(x1=changed, x2=batch.x2, offset=batch.offset))
+    assert torch.equal(seen["x"][mask], first[mask])
+
+
+def test_rcl_finite_under_cpu_autocast(rng, consistency):
+    m = methods.build("rcl-emd", UNet(width=8, depth=2), methods.MethodConfig(), consistency)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = m(make_batch(rng))
+    assert out["loss"].dtype == torch.float32 and torch.isfinite(out["loss"])
+
+
+def test_rcl_contrast_uses_the_configured_temperature(rng, consistency):
+    batch = make_batch(rng)
+    torch.manual_seed(0)
+    hot = methods.build("rcl-emd", UNet(width=8, depth=2), methods.MethodConfig(tau=10.0), consistency)
+    torch.manual_seed(0)
+    cold = methods.build("rcl-emd", UNet(width=8, depth=2), methods.MethodConfig(tau=1e-4), consistency)
+    log_n = torch.log(torch.tensor(4.0)).item()
+    assert hot(batch)["contrast"].item() == pytest.approx(4 * log_n, rel=1e-3)
+    assert cold(batch)["contrast"].item() != pytest.approx(4 * log_n, rel=1e-3)

@@ -1,0 +1,126 @@
+"""The pre-training engine: reuse, exact resume, DDP equivalence, config errors, the CLI under torchrun."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rcl import methods, train
+
+HERE = Path(__file__).resolve().parent
+
+
+def smoke(tmp_path, method="rcl-emd", **kw):
+    return train.make_config(method, "smoke", runs_dir=str(tmp_path), progress="false", **kw)
+
+
+def test_unknown_method_profile_or_key_lists_valid():
+    with pytest.raises(ValueError, match="valid methods: rcl-emd"):
+        train.make_config("simclr", "smoke")
+    with pytest.raises(ValueError, match="smoke"):
+        train.make_config("n2n", "tpu")
+    with pytest.raises(ValueError, match="valid keys: .*batch_size"):
+        train.make_config("n2n", "smoke", batchsize=4)
+    with pytest.raises(ValueError, match="expected an integer"):
+        train.make_config("n2n", "smoke", steps="many")
+
+
+def test_config_strings_are_parsed():
+    cfg = train.make_config("n2n", "smoke", steps="5", tau="0.5", g_e_layers="layer1,layer3", amp="false")
+    assert cfg.steps == 5 and cfg.tau == 0.5 and cfg.g_e_layers == ("layer1", "layer3") and cfg.amp is False
+
+
+def test_batches_are_seeded_distinct_and_sliced():
+    cfg = train.make_config("n2n", "smoke", batch_size=4)
+    ds = train._instances(cfg)
+    a, b = train.build_batch(ds, cfg, 3), train.build_batch(ds, cfg, 3)
+    assert torch.equal(a.x1, b.x1) and torch.equal(a.offset, b.offset)
+    assert not torch.equal(a.x1, train.build_batch(ds, cfg, 4).x1)
+    halves = [train.build_batch(ds, cfg, 3, rank, 2) for rank in (0, 1)]
+    assert torch.equal(torch.cat([h.x1 for h in halves]), a.x1)
+    assert not torch.equal(a.x1_second, a.x1)  # an independent second draw
+
+
+def test_finished_run_is_reused(tmp_path):
+    cfg = smoke(tmp_path, "n2n", steps=2)
+    first = train.pretrain(cfg)
+    assert not first.reused and (first.path / "model.pt").exists() and len(first.history()) == 2
+    mtime = (first.path / "model.pt").stat().st_mtime_ns
+    second = train.pretrain(cfg)
+    assert second.reused and second.path == first.path
+    assert (first.path / "model.pt").stat().st_mtime_ns == mtime
+    assert train.run_dir(smoke(tmp_path, "n2n", steps=3)) != first.path  # another config, another run
+
+
+@pytest.mark.parametrize("method", ["rcl-emd", "n2s"])
+def test_interrupted_run_resumes_bitwise(tmp_path, method):
+    full = train.pretrain(smoke(tmp_path / "a", method, steps=4))
+    cfg = smoke(tmp_path / "b", method, steps=4)
+    partial = train.pretrain(cfg, stop_after=2)
+    assert not (partial.path / "result.json").exists()
+    assert json.loads((partial.path / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    resumed = train.pretrain(cfg)
+    a, b = full.model().state_dict(), resumed.model().state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [e["loss"] for e in full.history()] == [e["loss"] for e in resumed.history()]
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(HERE / "ddp_worker.py"),
+        "rcl-emd",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out)
+
+    cfg = train.make_config("rcl-emd", "smoke", batch_size=4, progress="false")
+    ds = train._instances(cfg)
+    torch.manual_seed(cfg.seed)
+    model = train.UNet(cfg.unet_config())
+    m = methods.build("rcl-emd", model, cfg.method_config(), train._consistency_module(cfg, ds, torch.device("cpu")))
+    losses = m(train.build_batch(ds, cfg, 0))
+    losses["loss"].backward()
+    torch.testing.assert_close(ddp["loss"], losses["loss"].detach(), rtol=1e-5, atol=1e-6)
+    for name, p in m.model.named_parameters():
+        torch.testing.assert_close(ddp["grads"][name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow
+def test_cli_pretrain_under_torchrun(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "rcl",
+        "pretrain",
+        "--method",
+        "rcl-emd",
+        "--profile",
+        "smoke",
+        "--set",
+        f"runs_dir={tmp_path}",
+        "--set",
+        "progress=false",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "finished run" in proc.stdout
+    assert len(list(tmp_path.glob("rcl-emd-*/model.pt"))) == 1
