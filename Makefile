@@ -32,7 +32,8 @@ book: notebooks
 	@echo "The book is ready: open book/_build/html/index.html"
 
 test: $(STAMP)
-	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet -p runs_dir $(CURDIR)/build/smoke-runs
+	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet \
+		-p runs_dir $(CURDIR)/build/smoke-runs -p results_dir $(CURDIR)/build/smoke-results
 	RCL_SMOKE_NOTEBOOKS=$(SMOKE_NOTEBOOKS) $(BIN)/python -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax
 
 lint: $(STAMP)

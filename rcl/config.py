@@ -15,6 +15,7 @@ import torch
 
 __all__ = [
     "ALL_METHODS",
+    "ALL_TASKS",
     "PROFILES",
     "SETTINGS",
     "check_choice",
@@ -42,6 +43,8 @@ ALL_METHODS = [
     "consistency",
     "supervised",
 ]
+#: The downstream tasks (kept in sync with rcl.tasks.TASKS by a test).
+ALL_TASKS = ["denoise", "sr", "jdensr", "demosaic", "jdd"]
 
 #: Per-notebook values that depend on the profile.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -56,6 +59,15 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"max_side": 128, "tile": 64, "crop_sizes": [8, 16], "crop": 16, "repeats": 1},
         "cpu": {"max_side": 512, "tile": 128, "crop_sizes": [8, 16, 32, 64], "crop": 32, "repeats": 3},
         "gpu": {"max_side": None, "tile": 256, "crop_sizes": [16, 32, 64, 128], "crop": 128, "repeats": 5},
+    },
+    # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys).
+    "proxy": {
+        "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
+                  "label_size": 32, "head_steps": 50},
+        "cpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 16, "label_size": 96,
+                "head_steps": 300},
+        "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
+                "head_steps": 2000},
     },
     # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
     "pretraining": {

@@ -80,7 +80,7 @@ class PretrainConfig:
     crop: int = 48
     batch_size: int = 8
     # optimisation (paper §4)
-    steps: int = 200
+    steps: int = 400
     lr: float = 1e-3
     beta1: float = 0.9
     beta2: float = 0.999
@@ -89,7 +89,7 @@ class PretrainConfig:
     # U-Net
     width: int = 24
     depth: int = 3
-    norm: str = "group"
+    norm: str = "none"
     # method hyper-parameters (see rcl.methods.MethodConfig)
     tau: float = 0.01
     alpha: float = 1e-3
@@ -105,6 +105,7 @@ class PretrainConfig:
     dense_samples: int = 256
     tau_dense: float | None = None
     loss_norm: str = "l1"
+    supervised_task: str = "denoise"
     # engine (not part of the run key)
     amp: bool = True
     checkpoint_every: int = 50
@@ -159,7 +160,7 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
         tile=128,
         crop=48,
         batch_size=8,
-        steps=200,
+        steps=400,
         width=24,
         depth=3,
         g_e="random",

@@ -40,3 +40,9 @@ def test_all_methods_list_matches_registry():
     from rcl import methods
 
     assert sorted(config.ALL_METHODS) == sorted(methods.METHODS)
+
+
+def test_all_tasks_list_matches_tasks():
+    from rcl import tasks
+
+    assert config.ALL_TASKS == list(tasks.TASKS)

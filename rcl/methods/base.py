@@ -64,6 +64,7 @@ class MethodConfig:
     ``g_e``, ``g_e_arch``, ``g_e_layers``: the consistency loss's frozen encoder (Eq. 5).
     ``distance``, ``distance_reduction``: RCL's residual distance. ``n2s_grid``: Noise2Self mask grid.
     ``proj_dim``, ``queue_size``, ``momentum``, ``dense_samples``: dense CL baselines.
+    ``supervised_task``: the downstream task the supervised baseline is trained on (its Oracle).
     """
 
     tau: float = 0.01
@@ -82,6 +83,7 @@ class MethodConfig:
     dense_samples: int = 256
     tau_dense: float | None = None
     loss_norm: str = "l1"
+    supervised_task: str = "denoise"
 
 
 class Method(nn.Module):

@@ -187,12 +187,39 @@ class Consistency(Method):
 
 
 class Supervised(Method):
-    """Supervised denoising with clean targets: the paper's *Oracle* and "SL (Den)" pre-training."""
+    """Supervised learning with clean targets: the paper's *Oracle* and "SL (Den)" pre-training.
+
+    ``config.supervised_task`` picks the task (:mod:`rcl.tasks`): ``"denoise"`` trains on the noisy crop
+    ``x1`` against its clean crop ``y1`` (Table 1's Oracle, Table 2's "SL (Den)"); another task builds its
+    input from ``y1`` with that task's degradation (Table 2's Oracle for SR and JDenSR), noise drawn from a
+    generator seeded by the step counter so resumed runs see the same inputs.
+    """
 
     name = "supervised"
     needs_clean = True
 
+    def __init__(self, model, config=None, consistency=None):
+        super().__init__(model, config, consistency)
+        from rcl import tasks
+
+        if self.config.supervised_task not in tasks.TASKS:
+            raise ValueError(f"unknown supervised_task {self.config.supervised_task!r}; valid: {tasks.TASKS}")
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
             raise ValueError("supervised needs batch.y1, the clean crop")
-        return {"loss": _image_loss(self.model(batch.x1), batch.y1, self.config.loss_norm)}
+        task = self.config.supervised_task
+        if task == "denoise":
+            x, y = batch.x1, batch.y1
+        else:
+            from rcl import tasks
+
+            g = torch.Generator().manual_seed(int(self.step))
+            x, y = tasks.make_task(task, batch.y1.cpu(), g)
+            x, y = x.to(batch.y1), y.to(batch.y1)
+        return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        self.step += 1

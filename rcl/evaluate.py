@@ -1,0 +1,363 @@
+"""The proxy evaluation protocol (paper §4): judge a representation by a re-fitted last layer.
+
+For a pre-trained U-Net ``f = h ∘ φ``: freeze φ, replace ``h`` with a freshly initialised 1×1
+convolution, fit it with an L1 loss on a small labelled set of a downstream task, and report PSNR/SSIM
+on the task's test images — averaged over trials, with their spread.
+
+Choices (see also the book's "Differences from the paper"):
+
+* **Frozen features are computed once.** φ of the labelled inputs is computed once per trial and of the
+  test inputs once per task, so fitting the head never re-runs the network; fitting is then cheap
+  enough to run to convergence. A 1×1 conv is a per-pixel linear map, so the head is fitted on a sample of
+  ``pixels`` feature vectors (all of them if fewer).
+* **Fitting to convergence.** The head starts from its least-squares solution (a closed form, so the
+  start does not depend on the old head) and Adam (β = (0.9, 0.999), ε = 1e-7, lr ``head_lr``) then
+  minimises the L1 loss for ``head_steps`` full-batch steps. The loss curve is kept; ``converged`` says
+  whether the last 10% of steps improved the loss by less than 0.1%.
+* **Trials** differ in the labelled subset (``n_labels`` crops of ``label_size`` px from the training
+  images), its noise draws and the Adam path; the test set is fixed (one seeded draw of each test
+  image's degradation), as a benchmark's test set is.
+* **Test images are evaluated whole**, not as crops.
+* **Results** are a tidy table (method, task, trial, psnr, ssim, …) saved beside the run under
+  ``proxy/`` keyed by the evaluation config, and reloaded instead of recomputed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rcl import data as _data
+from rcl import metrics as _metrics
+from rcl import tasks as _tasks
+from rcl.models import UNet
+
+__all__ = [
+    "ProxyConfig",
+    "end_to_end",
+    "fit_head",
+    "paired_difference",
+    "proxy_evaluate",
+    "reference_evaluate",
+    "summarise",
+]
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """What a proxy evaluation computes (everything here is part of its cache key)."""
+
+    task: str = "denoise"
+    dataset: str = "builtin"
+    data_dir: str | None = None
+    max_side: int | None = 512
+    n_labels: int = 16
+    label_size: int = 96
+    trials: int = 5
+    head_steps: int = 300
+    head_lr: float = 1e-3
+    pixels: int = 2**16
+    sigma_max: float = 20.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in _tasks.TASKS:
+            raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
+        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0:
+            raise ValueError("trials and n_labels must be >= 1 and head_steps >= 0")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@torch.no_grad()
+def _features(model: UNet, x: Tensor, device: torch.device, chunk: int = 8) -> Tensor:
+    return torch.cat([model.features(b.to(device)).float().cpu() for b in x.split(chunk)])
+
+
+def _labelled(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[Tensor, Tensor]:
+    """``n_labels`` random crops of the training images and their task inputs (seeded by trial)."""
+    g = torch.Generator().manual_seed(cfg.seed * 7919 + trial)
+    names = list(train)
+    _data.check_sizes(train, cfg.label_size)
+    pick = torch.randint(len(names), (cfg.n_labels,), generator=g).tolist()
+    ys = []
+    for i in pick:
+        img = train[names[i]]
+        h, w = img.shape[-2:]
+        t = int(torch.randint(h - cfg.label_size + 1, (1,), generator=g))
+        left = int(torch.randint(w - cfg.label_size + 1, (1,), generator=g))
+        ys.append(_data.crop(img, t, left, cfg.label_size))
+    return _tasks.make_task(cfg.task, torch.stack(ys), g, sigma_range=(0.0, cfg.sigma_max))
+
+
+def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
+    """Each test image's (input, target), one fixed seeded draw per image."""
+    out = []
+    for k, (name, img) in enumerate(test.items()):
+        g = torch.Generator().manual_seed(cfg.seed * 104729 + k)
+        x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=(0.0, cfg.sigma_max))
+        out.append((name, x, y))
+    return out
+
+
+def fit_head(feats: Tensor, targets: Tensor, steps: int, lr: float = 1e-3) -> tuple[torch.nn.Conv2d, list[float]]:
+    """Fit a 1×1 conv ``C→3`` on pixel features (``P×C``) and targets (``P×3``) with L1; see module doc.
+
+    Returns the head and the L1 loss curve (one value per step, the first before any Adam step).
+    """
+    p, c = feats.shape
+    ones = torch.ones(p, 1, dtype=feats.dtype)
+    a = torch.cat([feats, ones], 1).double()
+    sol = torch.linalg.lstsq(a, targets.double()).solution.float()  # (C+1)×3, least-squares start
+    weight = sol[:c].T.contiguous().requires_grad_()
+    bias = sol[c].clone().requires_grad_()
+    opt = torch.optim.Adam([weight, bias], lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    curve = []
+    for _ in range(steps + 1):
+        loss = (feats @ weight.T + bias - targets).abs().mean()
+        curve.append(loss.item())
+        if len(curve) > steps:
+            break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    head = torch.nn.Conv2d(c, targets.shape[1], 1)
+    with torch.no_grad():
+        head.weight.copy_(weight.detach().view(-1, c, 1, 1))
+        head.bias.copy_(bias.detach())
+    return head, curve
+
+
+def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
+    fp = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    yp = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
+    if fp.shape[0] > n:
+        idx = torch.randperm(fp.shape[0], generator=g)[:n]
+        fp, yp = fp[idx], yp[idx]
+    return fp, yp
+
+
+def _images(cfg: ProxyConfig) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), _load_split(
+        cfg.dataset, cfg.data_dir, cfg.max_side, "test"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split: str) -> dict[str, Tensor]:
+    """Decoded, resized images of one split, kept for the next evaluation (callers never modify them)."""
+    return _data.resize_max_side(_data.load_images(dataset, split, data_dir), max_side)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _load_or_none(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def proxy_evaluate(
+    run: str | os.PathLike | UNet,
+    cfg: ProxyConfig,
+    method: str | None = None,
+    device: torch.device | str = "cpu",
+    cache: bool = True,
+) -> tuple[pd.DataFrame, dict[int, list[float]]]:
+    """Proxy evaluation of a finished run directory (or a U-Net) on ``cfg.task``.
+
+    Returns the tidy table — one row per (trial, test image): method, task, trial, image, psnr, ssim —
+    and each trial's head-fit loss curve. With a run directory the result is saved under
+    ``<run>/proxy/<task>-<key>.json`` and reloaded on the next call.
+    """
+    from rcl.train import load_model
+
+    device = torch.device(device)
+    path = None
+    if isinstance(run, UNet):
+        model = run.to(device).eval()
+        method = method or "model"
+    else:
+        run = Path(run)
+        path = run / "proxy" / f"{cfg.task}-{cfg.key()}.json"
+        saved = _load_or_none(path) if cache else None
+        if saved is not None:
+            return pd.DataFrame(saved["rows"]), {int(k): v for k, v in saved["curves"].items()}
+        model = load_model(run, device)
+        method = method or json.loads((run / "config.json").read_text())["method"]
+    old_head = [p.detach().clone() for p in model.head.parameters()]
+    train, test = _images(cfg)
+    pairs = _test_pairs(cfg, test)
+    test_feats = [(name, _features(model, x, device), y) for name, x, y in pairs]
+    rows, curves = [], {}
+    for trial in range(cfg.trials):
+        x, y = _labelled(cfg, train, trial)
+        f = _features(model, x, device)
+        g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
+        fp, yp = _pixels(f, y, cfg.pixels, g)
+        head, curve = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
+        curves[trial] = curve
+        for name, ft, yt in test_feats:
+            with torch.no_grad():
+                out = F.conv2d(ft, head.weight, head.bias).clamp(0, 1)
+            rows.append(
+                {
+                    "method": method,
+                    "task": cfg.task,
+                    "trial": trial,
+                    "image": name,
+                    "psnr": float(_metrics.psnr(out, yt)[0]),
+                    "ssim": float(_metrics.ssim(out, yt)[0]),
+                    "fit_loss": curve[-1],
+                    "converged": _converged(curve),
+                }
+            )
+    # The protocol changes only the head, and never the run's own: the frozen network is untouched.
+    assert all(torch.equal(a, b) for a, b in zip(old_head, model.head.parameters()))
+    df = pd.DataFrame(rows)
+    if path is not None:
+        _atomic_write(path, json.dumps({"config": asdict(cfg), "rows": rows, "curves": curves}))
+    return df, curves
+
+
+def _converged(curve: list[float]) -> bool:
+    if len(curve) < 20:
+        return False
+    tail = curve[-max(2, len(curve) // 10) :]
+    return (tail[0] - tail[-1]) <= 1e-3 * max(tail[0], 1e-12)
+
+
+@torch.no_grad()
+def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | str = "cpu") -> pd.DataFrame:
+    """The model's own output (no re-fitted head) on the same test pairs, with the same metrics."""
+    _, test = _images(cfg)
+    model = model.to(device).eval()
+    rows = []
+    for name, x, y in _test_pairs(cfg, test):
+        out = model(x.to(device)).float().cpu().clamp(0, 1)
+        rows.append({"task": cfg.task, "image": name, "psnr": float(_metrics.psnr(out, y)[0]),
+                     "ssim": float(_metrics.ssim(out, y)[0])})
+    return pd.DataFrame(rows)
+
+
+def reference_evaluate(cfg: ProxyConfig, cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The reference row: the task's input itself as the output (noisy input, bicubic, bilinear).
+
+    Computed with the same test pairs and metrics as :func:`proxy_evaluate`; deterministic, so one
+    trial's value is repeated for every trial.
+    """
+    path = Path(cache_dir) / f"reference-{cfg.task}-{cfg.key()}.json" if cache_dir is not None else None
+    if path is not None and path.exists():
+        return pd.DataFrame(json.loads(path.read_text()))
+    _, test = _images(cfg)
+    name_of = {"denoise": "noisy input", "sr": "bicubic", "jdensr": "noisy bicubic", "demosaic": "bilinear",
+               "jdd": "noisy bilinear"}
+    rows = []
+    for name, x, y in _test_pairs(cfg, test):
+        rows.extend(
+            {"method": name_of[cfg.task], "task": cfg.task, "trial": t, "image": name,
+             "psnr": float(_metrics.psnr(x, y)[0]), "ssim": float(_metrics.ssim(x, y)[0])}
+            for t in range(cfg.trials)
+        )
+    if path is not None:
+        _atomic_write(path, json.dumps(rows))
+    return pd.DataFrame(rows)
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std over trials of the per-trial mean over test images, per method and task."""
+    per_trial = df.groupby(["method", "task", "trial"])[["psnr", "ssim"]].mean()
+    return per_trial.groupby(["method", "task"]).agg(["mean", "std"])
+
+
+def paired_difference(df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0) -> dict:
+    """PSNR of method ``a`` minus ``b`` on ``task``: mean over trials, a bootstrap 95% interval over trials,
+    and a paired t-test p-value (trials pair up: the same labelled subsets and test set)."""
+    from scipy import stats
+
+    per = df[df.task == task].groupby(["method", "trial"])["psnr"].mean().unstack(0)
+    d = (per[a] - per[b]).dropna().to_numpy()
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(len(d), (n_boot, len(d)), generator=g).numpy()
+    boots = d[idx].mean(1)
+    lo, hi = (float(v) for v in torch.tensor(boots).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64)))
+    p = float(stats.ttest_rel(per[a].loc[per.index], per[b].loc[per.index]).pvalue) if len(d) > 1 else float("nan")
+    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (lo, hi), "p_value": p, "n": len(d)}
+
+
+def study(
+    methods: list[str],
+    tasks: list[str],
+    profile: str,
+    proxy: dict | None = None,
+    pretrain: dict | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Pre-train (or reuse) every method and evaluate it on every task: the rows of Tables 1 and 2.
+
+    The supervised baseline appears as ``oracle`` on denoising (it is the denoising Oracle) and as
+    ``sl-den`` on the other tasks, where the Oracle is a supervised run on that task itself
+    (``supervised_task``). Reference rows (input as output) are added per task. ``proxy`` holds
+    :class:`ProxyConfig` fields, ``pretrain`` :func:`rcl.train.make_config` keys.
+    """
+    from tqdm.auto import tqdm
+
+    from rcl import config as _config
+    from rcl import train
+
+    pretrain = dict(pretrain or {})
+    proxy = dict(proxy or {})
+    device = _config.default_device()
+    jobs = []
+    for task in tasks:
+        for m in methods:
+            label = m if m != "supervised" else ("oracle" if task == "denoise" else "sl-den")
+            jobs.append((task, m, label, {}))
+        if task != "denoise":
+            jobs.append((task, "supervised", "oracle", {"supervised_task": task}))
+    frames = []
+    runs_dir = pretrain.get("runs_dir", "runs")
+    bar = tqdm(jobs, desc="proxy evaluation", disable=_config.progress_disabled(progress))
+    for task, m, label, extra in bar:
+        bar.set_postfix(task=task, method=label)
+        cfg = train.make_config(m, profile, **{**pretrain, **extra, "progress": progress})
+        run = train.pretrain(cfg)
+        pcfg = ProxyConfig(task=task, dataset=cfg.dataset, data_dir=cfg.data_dir, max_side=cfg.max_side,
+                           sigma_max=cfg.sigma_max, seed=cfg.seed, **proxy)
+        df, _ = proxy_evaluate(run.path, pcfg, method=label, device=device)
+        frames.append(df.assign(method=label, run=run.path.name))
+    for task in tasks:
+        pcfg = ProxyConfig(task=task, dataset=pretrain.get("dataset", "builtin"), data_dir=pretrain.get("data_dir"),
+                           max_side=train.make_config("n2n", profile, **pretrain).max_side,
+                           seed=pretrain.get("seed", 0), **proxy)
+        frames.append(reference_evaluate(pcfg, Path(runs_dir) / "references").assign(run="reference"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, trial: int = 0):
+    """Input, target and proxy output (head re-fitted as in trial ``trial``) for one test image."""
+    from rcl.train import load_model
+
+    model = load_model(run)
+    train, test = _images(cfg)
+    name, x, y = _test_pairs(cfg, test)[image]
+    xl, yl = _labelled(cfg, train, trial)
+    g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
+    fp, yp = _pixels(_features(model, xl, torch.device("cpu")), yl, cfg.pixels, g)
+    head, _ = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
+    with torch.no_grad():
+        out = F.conv2d(_features(model, x, torch.device("cpu")), head.weight, head.bias).clamp(0, 1)
+    return x[0], y[0], out[0]

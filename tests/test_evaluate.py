@@ -1,0 +1,97 @@
+"""The proxy evaluation protocol and the metrics it reports."""
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from rcl import evaluate, metrics, train
+from rcl.models import UNet
+
+
+def test_psnr_ssim_agree_with_scikit_image(rng):
+    y = torch.rand(2, 3, 48, 40, generator=rng, dtype=torch.float64).float()
+    x = (y + 0.05 * torch.randn(y.shape, generator=rng)).clamp(0, 1)
+    for k in range(2):
+        a, b = x[k].permute(1, 2, 0).double().numpy(), y[k].permute(1, 2, 0).double().numpy()
+        assert metrics.psnr(x, y)[k].item() == pytest.approx(peak_signal_noise_ratio(b, a, data_range=1), abs=1e-3)
+        ref = structural_similarity(b, a, data_range=1, channel_axis=2, gaussian_weights=True, sigma=1.5,
+                                    use_sample_covariance=False)
+        assert metrics.ssim(x, y)[k].item() == pytest.approx(ref, abs=2e-3)
+
+
+def test_metrics_clamp_outputs():
+    y = torch.full((1, 3, 16, 16), 0.5)
+    assert metrics.psnr(y + 2.0, y).item() == pytest.approx(metrics.psnr(torch.ones_like(y), y).item())
+
+
+def test_fit_head_recovers_a_linear_map_and_decreases_l1(rng):
+    f = torch.randn(5000, 6, generator=rng)
+    w = torch.randn(3, 6, generator=rng)
+    y = f @ w.T + 0.1 + 0.01 * torch.randn(5000, 3, generator=rng)
+    head, curve = evaluate.fit_head(f, y, steps=50)
+    torch.testing.assert_close(head.weight.view(3, 6), w, atol=2e-3, rtol=0)
+    assert curve[-1] <= curve[0] + 1e-9 and len(curve) == 51
+
+
+@pytest.fixture
+def tiny_cfg():
+    return evaluate.ProxyConfig(task="denoise", max_side=96, n_labels=4, label_size=32, trials=2, head_steps=100)
+
+
+@pytest.mark.parametrize("task", ["denoise", "sr", "demosaic"])
+def test_network_outputting_its_input_reproduces_the_input_rows(task, tiny_cfg):
+    cfg = evaluate.ProxyConfig(**{**tiny_cfg.__dict__, "task": task})
+    e2e = evaluate.end_to_end(torch.nn.Identity(), cfg)
+    ref = evaluate.reference_evaluate(cfg)
+    per_image = ref.groupby("image")[["psnr", "ssim"]].mean()
+    np.testing.assert_allclose(e2e.set_index("image")[["psnr", "ssim"]].to_numpy(), per_image.loc[e2e.image].to_numpy())
+
+
+def test_only_the_head_changes_and_cached_features_equal_uncached(tiny_cfg):
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    df, _ = evaluate.proxy_evaluate(model, tiny_cfg)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # φ and the old head intact
+    # cached features (computed once, chunked) equal a direct forward pass
+    x = torch.rand(3, 3, 40, 40)
+    torch.testing.assert_close(evaluate._features(model, x, torch.device("cpu"), chunk=2), model.features(x))
+    assert set(df.columns) >= {"method", "task", "trial", "image", "psnr", "ssim"} and df.trial.nunique() == 2
+
+
+def test_results_reloaded_not_recomputed(tmp_path, tiny_cfg, monkeypatch):
+    run = train.pretrain(train.make_config("n2n", "smoke", runs_dir=str(tmp_path), progress="false"))
+    first, _ = evaluate.proxy_evaluate(run.path, tiny_cfg)
+    assert (run.path / "proxy").is_dir()
+
+    def boom(*a, **k):
+        raise AssertionError("recomputed")
+
+    monkeypatch.setattr(evaluate, "fit_head", boom)
+    again, _ = evaluate.proxy_evaluate(run.path, tiny_cfg)
+    assert first.equals(again)
+    other = evaluate.ProxyConfig(**{**tiny_cfg.__dict__, "dataset": "folder", "data_dir": str(tmp_path)})
+    assert other.key() != tiny_cfg.key()  # another dataset never mixes with these results
+
+
+@pytest.mark.slow
+def test_refitted_head_recovers_end_to_end_denoising(tmp_path):
+    """For a model trained on denoising itself, the re-fitted head is at least as good as its own head."""
+    cfg = train.make_config("supervised", "smoke", runs_dir=str(tmp_path), progress="false", steps=60, width=8)
+    run = train.pretrain(cfg)
+    pcfg = evaluate.ProxyConfig(task="denoise", max_side=128, n_labels=8, label_size=48, trials=2, head_steps=200)
+    df, curves = evaluate.proxy_evaluate(run.path, pcfg)
+    e2e = evaluate.end_to_end(run.model(), pcfg)
+    assert df.psnr.mean() >= e2e.psnr.mean() - 0.2
+    assert all(c[-1] <= c[0] for c in curves.values())
+
+
+def test_paired_difference_on_known_numbers():
+    import pandas as pd
+
+    rows = [{"method": m, "task": "denoise", "trial": t, "image": "a", "psnr": v, "ssim": 0.5}
+            for m, vals in {"a": [30, 31.5, 32], "b": [29, 30, 31]}.items() for t, v in enumerate(vals)]
+    out = evaluate.paired_difference(pd.DataFrame(rows), "a", "b", "denoise")
+    assert out["mean_diff_db"] == pytest.approx(7 / 6) and 1.0 <= out["ci95"][0] <= out["ci95"][1] <= 1.5
+    assert 0 < out["p_value"] < 0.05 and out["n"] == 3
