@@ -63,11 +63,11 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys).
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
-                  "label_size": 32, "head_steps": 50},
+                  "label_size": 32, "head_steps": 50, "test_draws": 1},
         "cpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 16, "label_size": 96,
-                "head_steps": 300},
+                "head_steps": 300, "test_draws": 3},
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
-                "head_steps": 2000},
+                "head_steps": 2000, "test_draws": 1},
     },
     # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
     "pretraining": {

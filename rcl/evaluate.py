@@ -17,7 +17,8 @@ Choices (see also the book's "Differences from the paper"):
 * **Trials** differ in the labelled subset (``n_labels`` crops of ``label_size`` px from the training
   images), its noise draws and the Adam path; the test set is fixed (one seeded draw of each test
   image's degradation), as a benchmark's test set is.
-* **Test images are evaluated whole**, not as crops.
+* **Test images are evaluated whole**, not as crops, each under ``test_draws`` independent degradations
+  (σ uniform in [0, ``sigma_max``] each time) so a small test set still spans the noise range.
 * **Results** are a tidy table (method, task, trial, psnr, ssim, …) saved beside the run under
   ``proxy/`` keyed by the evaluation config, and reloaded instead of recomputed.
 """
@@ -66,14 +67,15 @@ class ProxyConfig:
     head_steps: int = 300
     head_lr: float = 1e-3
     pixels: int = 2**16
+    test_draws: int = 3
     sigma_max: float = 20.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in _tasks.TASKS:
             raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
-        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0:
-            raise ValueError("trials and n_labels must be >= 1 and head_steps >= 0")
+        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0 or self.test_draws < 1:
+            raise ValueError("trials, n_labels and test_draws must be >= 1 and head_steps >= 0")
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -100,13 +102,19 @@ def _labelled(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[T
     return _tasks.make_task(cfg.task, torch.stack(ys), g, sigma_range=(0.0, cfg.sigma_max))
 
 
+_NOISELESS_TASKS = ("sr", "demosaic")
+
+
 def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
-    """Each test image's (input, target), one fixed seeded draw per image."""
+    """Each test image's (input, target): ``test_draws`` fixed seeded degradations per image (one for the
+    noiseless tasks), so the test set spans the σ range instead of one σ per image."""
     out = []
+    draws = 1 if cfg.task in _NOISELESS_TASKS else cfg.test_draws
     for k, (name, img) in enumerate(test.items()):
-        g = torch.Generator().manual_seed(cfg.seed * 104729 + k)
-        x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=(0.0, cfg.sigma_max))
-        out.append((name, x, y))
+        for d in range(draws):
+            g = torch.Generator().manual_seed(cfg.seed * 104729 + 1000 * k + d)
+            x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=(0.0, cfg.sigma_max))
+            out.append((name if draws == 1 else f"{name}#{d}", x, y))
     return out
 
 
