@@ -113,13 +113,10 @@ class PairwiseDistance:
         for t, label in ((a, "a"), (b, "b")):
             if not isinstance(t, Tensor) or not t.is_floating_point():
                 raise TypeError(
-                    f"{label} must be a floating-point tensor, got {type(t).__name__} "
-                    f"{getattr(t, 'dtype', '')}"
+                    f"{label} must be a floating-point tensor, got {type(t).__name__} {getattr(t, 'dtype', '')}"
                 )
             if t.numel() == 0:
-                raise ValueError(
-                    f"{label} must hold at least one non-empty residual, got shape {tuple(t.shape)}"
-                )
+                raise ValueError(f"{label} must hold at least one non-empty residual, got shape {tuple(t.shape)}")
         if a.device != b.device:
             raise ValueError(f"a and b must be on one device, got {a.device} and {b.device}")
         dtype = _compute_dtype(a, b)

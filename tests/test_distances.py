@@ -37,10 +37,7 @@ def scipy_emd(a, b, per_channel):
     for i, j in itertools.product(range(a.shape[0]), range(b.shape[0])):
         if per_channel:
             out[i, j] = np.mean(
-                [
-                    scipy.stats.wasserstein_distance(a[i, k].ravel(), b[j, k].ravel())
-                    for k in range(a.shape[1])
-                ]
+                [scipy.stats.wasserstein_distance(a[i, k].ravel(), b[j, k].ravel()) for k in range(a.shape[1])]
             )
         else:
             out[i, j] = scipy.stats.wasserstein_distance(a[i].ravel(), b[j].ravel())
@@ -130,9 +127,7 @@ def test_triangle_inequality(rng, name):
 def test_pairwise_equals_loop_over_pairs(rng, name):
     d = ALL[name]
     a, b = residuals(rng, b=3), residuals(rng, b=4, scale=1.3)
-    loop = torch.stack(
-        [torch.stack([d(a[i : i + 1], b[j : j + 1])[0, 0] for j in range(4)]) for i in range(3)]
-    )
+    loop = torch.stack([torch.stack([d(a[i : i + 1], b[j : j + 1])[0, 0] for j in range(4)]) for i in range(3)])
     torch.testing.assert_close(d(a, b), loop, rtol=1e-10, atol=1e-12)
 
 
@@ -232,12 +227,7 @@ def test_mmd_error_shrinks_with_features(rng):
     a, b = residuals(rng, b=1, c=1, h=8, w=8), residuals(rng, b=1, c=1, h=8, w=8, scale=1.5)
     exact = exact_mmd2(a.flatten(), b.flatten(), 1.0)
     errors = [
-        np.mean(
-            [
-                abs(MMD(bandwidth=1.0, n_features=f, squared=True, seed=s)(a, b).item() - exact)
-                for s in range(8)
-            ]
-        )
+        np.mean([abs(MMD(bandwidth=1.0, n_features=f, squared=True, seed=s)(a, b).item() - exact) for s in range(8)])
         for f in (16, 4096)
     ]
     assert errors[1] < errors[0] / 4  # O(1/√D): 256× features → ~16× smaller error
