@@ -69,6 +69,13 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
                 "head_steps": 2000, "test_draws": 1},
     },
+    # Notebook 05: label efficiency (rcl.evaluate.LabelConfig keys).
+    "labels": {
+        "smoke": {"counts": [0, 2, 4], "seeds": [0, 1], "steps": 3, "label_size": 32, "test_draws": 1},
+        "cpu": {"counts": [0, 4, 16, 64, 256], "seeds": [0, 1, 2], "steps": 150, "label_size": 64, "test_draws": 3},
+        "gpu": {"counts": [0, 10, 100, 1000, 10000], "seeds": [0, 1, 2, 3, 4], "steps": 5000, "label_size": 128,
+                "test_draws": 3},
+    },
     # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
     "pretraining": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "steps": None, "gap_crop": 32},

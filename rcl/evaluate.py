@@ -369,3 +369,148 @@ def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, tria
     with torch.no_grad():
         out = F.conv2d(_features(model, x, torch.device("cpu")), head.weight, head.bias).clamp(0, 1)
     return x[0], y[0], out[0]
+
+
+# --- label efficiency (paper §5, Table 3) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The label-efficiency study: what it computes (everything here is part of its cache key).
+
+    A *label* is one clean/noisy crop pair of ``label_size`` px from the training images (not a whole
+    image). Subsets are nested: for each seed the largest set is drawn once and every smaller count is a
+    prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds.
+    """
+
+    counts: tuple[int, ...] = (0, 4, 16, 64, 256)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    label_size: int = 64
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    dataset: str = "builtin"
+    data_dir: str | None = None
+    max_side: int | None = 512
+    sigma_max: float = 20.0
+    test_draws: int = 3
+
+    def __post_init__(self) -> None:
+        if list(self.counts) != sorted(set(self.counts)) or min(self.counts) < 0:
+            raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+    def proxy(self) -> ProxyConfig:
+        """The test-set definition shared with the proxy evaluation (denoising)."""
+        return ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir, max_side=self.max_side,
+                           sigma_max=self.sigma_max, test_draws=self.test_draws)
+
+
+def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
+    """The seed's largest labelled set, noisy inputs and clean targets; count ``k`` uses the first ``k``."""
+    n = max(cfg.counts)
+    if n == 0:
+        return torch.empty(0, 3, cfg.label_size, cfg.label_size), torch.empty(0, 3, cfg.label_size, cfg.label_size)
+    pcfg = ProxyConfig(task="denoise", n_labels=n, label_size=cfg.label_size, sigma_max=cfg.sigma_max, seed=seed)
+    return _labelled(pcfg, train, trial=0)
+
+
+def finetune(model: UNet, x: Tensor, y: Tensor, cfg: LabelConfig, seed: int, device="cpu") -> UNet:
+    """Supervised L1 fine-tuning of the whole network on ``(x, y)`` (Adam as in pre-training); the batch
+    order is drawn from ``seed``, so both arms see the same batches."""
+    model = model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
+    g = torch.Generator().manual_seed(10_007 * seed + len(x))
+    b = min(cfg.batch_size, len(x))
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(x), (b,), generator=g)
+        loss = F.l1_loss(model(x[idx].to(device)), y[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def label_efficiency(
+    run: str | os.PathLike, cfg: LabelConfig, device: torch.device | str = "cpu", cache: bool = True
+) -> pd.DataFrame:
+    """Table 3 on our data: SL from scratch vs RCL pre-training + SL fine-tuning, per label count and seed.
+
+    ``run`` is a finished pre-training run (RCL). Returns rows (arm, labels, seed, psnr, ssim) over the test
+    cases; count 0 evaluates the pre-trained network directly (Table 3's first row; SL has no 0 row).
+    Saved under ``<run>/labels/<key>.json`` and reloaded.
+    """
+    from rcl.models import UNetConfig
+    from rcl.train import load_model
+
+    run = Path(run)
+    path = run / "labels" / f"{cfg.key()}.json"
+    if cache and path.exists():
+        return pd.DataFrame(json.loads(path.read_text()))
+    train, _ = _images(cfg.proxy())
+    rows = []
+    arch = UNetConfig(**torch.load(run / "model.pt", map_location="cpu", weights_only=False)["unet"])
+
+    def record(arm: str, k: int, seed: int, model: torch.nn.Module) -> None:
+        e2e = end_to_end(model, cfg.proxy(), device)
+        rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
+
+    for seed in cfg.seeds:
+        x_all, y_all = label_subsets(cfg, train, seed)
+        for k in cfg.counts:
+            if k == 0:
+                record("RCL+SL", 0, seed, load_model(run, device))
+                continue
+            x, y = x_all[:k], y_all[:k]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                scratch = UNet(arch)
+            record("SL", k, seed, finetune(scratch, x, y, cfg, seed, device))
+            record("RCL+SL", k, seed, finetune(load_model(run, device), x, y, cfg, seed, device))
+    if cache:
+        _atomic_write(path, json.dumps(rows))
+    return pd.DataFrame(rows)
+
+
+def labels_to_match(counts, psnrs, target: float) -> float:
+    """Labels the curve ``(counts, psnrs)`` needs to reach ``target`` PSNR, interpolating linearly in
+    ``log10(labels)``; ``nan`` when the target lies outside the curve's range (no extrapolation)."""
+    import math
+
+    pts = sorted((c, p) for c, p in zip(counts, psnrs) if c > 0)
+    for (c0, p0), (c1, p1) in zip(pts, pts[1:]):
+        lo, hi = min(p0, p1), max(p0, p1)
+        if lo <= target <= hi and p1 != p0:
+            t = (target - p0) / (p1 - p0)
+            return 10 ** (math.log10(c0) + t * (math.log10(c1) - math.log10(c0)))
+    return float("nan")
+
+
+def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0) -> dict:
+    """How many labels SL needs to match RCL+SL at ``k`` labels (paper §5's annotation-cost estimate).
+
+    Point estimate from the mean curves; a 95% bootstrap interval resampling seeds (the same resampled
+    seeds for both arms, since they share subsets). The fraction of failed bootstraps (target outside
+    SL's measured range) is reported too.
+    """
+    import numpy as np
+
+    per = df.groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
+    sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
+    rcl = per[(per.arm == "RCL+SL") & (per.labels == k)].set_index("seed").psnr
+    seeds = sl.index.intersection(rcl.index).to_numpy()
+    point = labels_to_match(sl.columns, sl.loc[seeds].mean().to_numpy(), float(rcl.loc[seeds].mean()))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        s = rng.choice(seeds, size=len(seeds), replace=True)
+        boots.append(labels_to_match(sl.columns, sl.loc[s].mean().to_numpy(), float(rcl.loc[s].mean())))
+    boots = np.array(boots)
+    ok = boots[np.isfinite(boots)]
+    ci = (float(np.quantile(ok, 0.025)), float(np.quantile(ok, 0.975))) if len(ok) else (float("nan"),) * 2
+    return {"k": k, "sl_labels": point, "ci95": ci, "saving": 1 - k / point if point == point else float("nan"),
+            "failed_share": float(1 - len(ok) / len(boots))}
