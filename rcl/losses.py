@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -194,7 +193,3 @@ class ConsistencyLoss(nn.Module):
     def extra_repr(self) -> str:
         return f"g_e={self.kind!r}, arch={self.arch!r}, layers={self.layers}"
 
-
-def uniform_loss_value(n_pairs: int) -> float:
-    """Per-anchor loss when all distances are equal (no discrimination at all): ``log(N+1)``."""
-    return math.log(n_pairs)

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -482,7 +482,3 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
         dist.barrier()
     return RunResult(out, cfg, metrics)
 
-
-def with_overrides(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:
-    """A copy of ``cfg`` with fields changed (validated like a new config)."""
-    return replace(cfg, **changes)

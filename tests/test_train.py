@@ -69,22 +69,19 @@ def test_interrupted_run_resumes_bitwise(tmp_path, method):
     assert [e["loss"] for e in full.history()] == [e["loss"] for e in resumed.history()]
 
 
+def torchrun(*args: str) -> subprocess.CompletedProcess:
+    """Two CPU processes under torchrun (gloo), one thread each; fails the test with their stderr."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     out = tmp_path / "ddp.pt"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        str(HERE / "ddp_worker.py"),
-        "rcl-emd",
-        str(out),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun(str(HERE / "ddp_worker.py"), "rcl-emd", str(out))
     ddp = torch.load(out)
 
     cfg = train.make_config("rcl-emd", "smoke", batch_size=4, progress="false")
@@ -101,26 +98,9 @@ def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path)
 
 @pytest.mark.slow
 def test_cli_pretrain_under_torchrun(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
-        "-m",
-        "rcl",
-        "pretrain",
-        "--method",
-        "rcl-emd",
-        "--profile",
-        "smoke",
-        "--set",
-        f"runs_dir={tmp_path}",
-        "--set",
-        "progress=false",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = torchrun(
+        "-m", "rcl", "pretrain", "--method", "rcl-emd", "--profile", "smoke",
+        "--set", f"runs_dir={tmp_path}", "--set", "progress=false",
+    )  # fmt: skip
     assert "finished run" in proc.stdout
     assert len(list(tmp_path.glob("rcl-emd-*/model.pt"))) == 1
