@@ -7,7 +7,8 @@ distance (forward + backward of the pairwise matrix) and the consistency encoder
 backward through its features for both crops), and prints their share of the RCL step.
 
     python benchmarks/pretrain_step.py --profile cpu
-    python benchmarks/pretrain_step.py --profile gpu --methods rcl-emd n2n --steps 20
+    python benchmarks/pretrain_step.py --profile gpu --methods rcl-emd n2n --steps 20 \
+        --set dataset=builtin tile=128 g_e=random
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ def _timeit(fn, device: torch.device, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
-def time_method(name: str, profile: str, device: torch.device, steps: int, warmup: int, batch_size: int | None):
-    overrides = {"batch_size": batch_size} if batch_size else {}
+def time_method(
+    name: str, profile: str, device: torch.device, steps: int, warmup: int, batch_size: int | None, extra: dict
+):
+    overrides = {**extra, **({"batch_size": batch_size} if batch_size else {})}
     cfg = train.make_config(name, profile, progress=False, **overrides)
     ds = train._instances(cfg)
     torch.manual_seed(0)
@@ -70,21 +73,30 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per method (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default=None, help="default: CUDA if available, else CPU")
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides, e.g. dataset=builtin tile=128 g_e=random (the gpu profile's VOC and ImageNet "
+        "weights need downloads)",
+    )
     args = parser.parse_args()
+    extra = dict(kv.split("=", 1) for kv in args.set)
     device = torch.device(args.device) if args.device else config.default_device()
     print(
         f"device: {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}, profile {args.profile}"
     )
 
-    base_cfg = train.make_config("n2n", args.profile)
-    n2n_time, *_ = time_method("n2n", args.profile, device, args.steps, args.warmup, 2 * base_cfg.batch_size)
+    base_cfg = train.make_config("n2n", args.profile, **extra)
+    n2n_time, *_ = time_method("n2n", args.profile, device, args.steps, args.warmup, 2 * base_cfg.batch_size, extra)
     crops = 2 * base_cfg.batch_size
     print(f"\nn2n with batch {crops} (the same crops through the U-Net): {n2n_time * 1e3:.1f} ms/step")
     print(f"{'method':<14}{'ms/step':>10}{'× n2n':>8}")
     results = {}
     for name in args.methods:
-        t, cfg, batch, m = time_method(name, args.profile, device, args.steps, args.warmup, None)
+        t, cfg, batch, m = time_method(name, args.profile, device, args.steps, args.warmup, None, extra)
         results[name] = (t, cfg, batch, m)
         print(f"{name:<14}{t * 1e3:>10.1f}{t / n2n_time:>8.2f}")
 

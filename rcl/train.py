@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -369,6 +370,38 @@ def _device(cfg: PretrainConfig, local_rank: int) -> torch.device:
     return dev
 
 
+def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
+    """Yield ``build(step)`` for each step in order, built ``depth`` steps ahead by ``workers`` threads.
+
+    Batches are built on the CPU (seeded by their step, so which thread builds them, and when, changes
+    nothing); on CUDA the GPU would otherwise wait for them, and pinned memory lets their copy to the device
+    run async. Building is mostly tensor copies, which release the GIL, so threads run it in parallel.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def job(step):
+        batch = build(step)
+        if pin:
+            batch = _methods.Batch(**{f.name: _pin(getattr(batch, f.name)) for f in fields(batch)})
+        return batch
+
+    steps = iter(steps)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcl-batches") as pool:
+        queue = [pool.submit(job, s) for s in itertools.islice(steps, depth)]
+        try:
+            while queue:
+                batch = queue.pop(0).result()
+                queue.extend(pool.submit(job, s) for s in itertools.islice(steps, 1))
+                yield batch
+        finally:
+            for fut in queue:
+                fut.cancel()
+
+
+def _pin(t):
+    return t.pin_memory() if t is not None else None
+
+
 def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     """Run (or reuse, or resume) the pre-training ``cfg`` describes; returns the finished run.
 
@@ -404,7 +437,8 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     start = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        # on the CPU: the RNG states must stay CPU byte tensors; the optimiser moves its state to the params
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
         method.load_state_dict(state["method"])
         opt.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -433,10 +467,17 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
         dynamic_ncols=True,
     )
     running, t0 = None, time.perf_counter()
-    for step in bar:
-        batch = build_batch(ds, cfg, step, rank, world).to(
-            device, non_blocking=True, memory_format=torch.channels_last if use_cuda else None
-        )
+    # on CUDA, several threads build batches ahead (one GPU step is shorter than one batch's CPU copies)
+    workers = max(1, min(4, (os.cpu_count() or 2) // (2 * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))))
+    batches = _prefetch(
+        lambda s: build_batch(ds, cfg, s, rank, world),
+        range(start, end),
+        pin=use_cuda,
+        depth=2 * workers if use_cuda else 2,
+        workers=workers if use_cuda else 1,
+    )
+    for step, host_batch in zip(bar, batches):
+        batch = host_batch.to(device, non_blocking=True, memory_format=torch.channels_last if use_cuda else None)
         autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
         with autocast:
             losses = trainer(batch)
@@ -481,4 +522,3 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     if world > 1:
         dist.barrier()
     return RunResult(out, cfg, metrics)
-

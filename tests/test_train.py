@@ -69,6 +69,20 @@ def test_interrupted_run_resumes_bitwise(tmp_path, method):
     assert [e["loss"] for e in full.history()] == [e["loss"] for e in resumed.history()]
 
 
+@pytest.mark.parametrize("method", ["rcl-emd", "vader", "consistency"])
+def test_pretrain_on_each_device_resumes(tmp_path, device, method):
+    """On CUDA this is the AMP + channels-last path; kernels there may be non-deterministic, so close, not equal."""
+    full = train.pretrain(smoke(tmp_path / "a", method, steps=4, device=device.type))
+    cfg = smoke(tmp_path / "b", method, steps=4, device=device.type)
+    train.pretrain(cfg, stop_after=2)
+    resumed = train.pretrain(cfg)
+    losses = [[e["loss"] for e in r.history()] for r in (full, resumed)]
+    assert all(map(torch.isfinite, torch.tensor(losses).flatten()))
+    torch.testing.assert_close(torch.tensor(losses[0]), torch.tensor(losses[1]), rtol=1e-3, atol=1e-5)
+    model = resumed.model(device)
+    assert next(model.parameters()).device.type == device.type
+
+
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     """Two CPU processes under torchrun (gloo), one thread each; fails the test with their stderr."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -104,3 +118,17 @@ def test_cli_pretrain_under_torchrun(tmp_path):
     )  # fmt: skip
     assert "finished run" in proc.stdout
     assert len(list(tmp_path.glob("rcl-emd-*/model.pt"))) == 1
+
+
+@pytest.mark.parametrize("depth, workers", [(1, 1), (2, 1), (5, 1), (4, 3)])
+def test_prefetch_yields_every_step_once_in_order_and_raises(depth, workers):
+    out = list(train._prefetch(lambda s: s * 10, range(3, 9), pin=False, depth=depth, workers=workers))
+    assert out == [30, 40, 50, 60, 70, 80]
+
+    def build(step):
+        if step == 2:
+            raise ValueError("bad step 2")
+        return step
+
+    with pytest.raises(ValueError, match="bad step 2"):
+        list(train._prefetch(build, range(5), pin=False, depth=depth, workers=workers))
