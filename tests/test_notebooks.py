@@ -83,3 +83,29 @@ def test_book_builds_with_figures(smoke_dir, tmp_path):
     for p in SOURCES:
         page = (html / "notebooks" / f"{p.stem}.html").read_text()
         assert page.count("<img") >= 2
+
+
+@pytest.mark.slow
+def test_results_page_shows_the_saved_results(smoke_dir):
+    """Every mean PSNR of the saved proxy and label results, computed here with plain pandas from the files,
+    appears on the results page: the page is read back from those files, not typed."""
+    from rcl import summary
+
+    page = json.loads((smoke_dir / "07_results_summary.ipynb").read_text())
+    results_dir = Path(page["metadata"]["papermill"]["parameters"]["results_dir"])
+    if not results_dir.is_absolute():
+        results_dir = ROOT / "notebooks" / results_dir
+    shown = "".join(
+        "".join(o.get("data", {}).get(mime, ""))
+        for c in page["cells"]
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+        for mime in ("text/html", "text/markdown")
+    )
+    proxy = summary.book_result(results_dir, "proxy", "smoke").frame()
+    means = proxy.groupby(["method", "task", "trial"]).psnr.mean().groupby(["method", "task"]).mean()
+    labels = summary.book_result(results_dir, "labels", "smoke").frame()
+    label_means = labels.groupby(["arm", "labels", "seed"]).psnr.mean().groupby(["arm", "labels"]).mean()
+    expected = [f"{v:.2f}" for v in [*means, *label_means]]
+    missing = [v for v in expected if v not in shown]
+    assert len(expected) >= 8 and not missing, f"values of the saved results not on the page: {missing}"

@@ -1,0 +1,234 @@
+"""Result tables beside the paper's: Tables 1–3 from saved results, and where we agree with the paper.
+
+Everything here is computed from a results table (a :mod:`rcl.results` CSV) — notebook 04 and 05 show
+these tables as they compute them, and the book's results page rebuilds them from the saved files. The
+paper's numbers come only from :mod:`rcl.paper` and only ever sit in their own columns.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rcl import config, paper
+
+__all__ = [
+    "CLAIMS",
+    "NAMES",
+    "ORDER",
+    "agreement",
+    "book_result",
+    "input_margins",
+    "label_gains",
+    "label_table",
+    "method_table",
+    "per_trial",
+    "rank_correlation",
+    "table1",
+    "table2",
+]
+
+#: Display order of the methods (Table 1's), and their names as the paper writes them.
+ORDER = ["vader", "densecl", "pixcontrast", "vader+", "densecl+", "pixcontrast+", "n2n", "n2s", "rcl-bd",
+         "rcl-mmd", "rcl-emd", "consistency", "sl-den", "oracle"]  # fmt: skip
+NAMES = {"vader": "VADeR", "densecl": "DenseCL", "pixcontrast": "PixContrast", "vader+": "VADeR+",
+         "densecl+": "DenseCL+", "pixcontrast+": "PixContrast+", "n2n": "N2N", "n2s": "N2S", "rcl-bd": "RCL-BD",
+         "rcl-mmd": "RCL-MMD", "rcl-emd": "RCL-EMD", "consistency": "Consistency only", "sl-den": "SL (Den)",
+         "oracle": "Oracle"}  # fmt: skip
+
+#: The comparisons the paper's tables make: (task, a, b) — "a beats b by the paper's margin".
+CLAIMS = [("denoise", "rcl-emd", "n2n"), ("denoise", "rcl-emd", "n2s"), ("denoise", "rcl-emd", "rcl-bd"),
+          ("denoise", "rcl-emd", "rcl-mmd"), ("denoise", "n2n", "vader+"), ("denoise", "rcl-emd", "oracle"),
+          ("sr", "rcl-emd", "n2n"), ("sr", "rcl-emd", "sl-den"), ("sr", "rcl-emd", "oracle"),
+          ("jdensr", "rcl-emd", "n2n"), ("jdensr", "rcl-emd", "sl-den")]  # fmt: skip
+
+
+def _name(method: str) -> str:
+    return NAMES.get(method, method)
+
+
+def _key(name: str) -> str:
+    return next((k for k, v in NAMES.items() if v == name), name)
+
+
+def per_trial(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean PSNR and SSIM over test images, per task, method and trial."""
+    return df.groupby(["task", "method", "trial"])[["psnr", "ssim"]].mean().reset_index()
+
+
+def _fmt(mean: float, std: float, digits: int) -> str:
+    return f"{mean:.{digits}f} ± {0.0 if np.isnan(std) else std:.{digits}f}"
+
+
+def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Our PSNR and SSIM on ``task``: mean ± std over trials, methods in Table 1's order, references last."""
+    pt = per_trial(df)
+    agg = pt[pt.task == task].groupby("method")[["psnr", "ssim"]].agg(["mean", "std"])
+    rows = {
+        m: {
+            "PSNR (ours)": _fmt(agg.loc[m, ("psnr", "mean")], agg.loc[m, ("psnr", "std")], 2),
+            "SSIM (ours)": _fmt(agg.loc[m, ("ssim", "mean")], agg.loc[m, ("ssim", "std")], 3),
+        }
+        for m in agg.index
+    }
+    order = [m for m in ORDER if m in rows] + sorted(set(rows) - set(ORDER))
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(order).rename(index=_name)
+
+
+def table1(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 (denoising): ours beside the paper's PSNR on MIT, Stanford and VOC."""
+    t = method_table(df, "denoise")
+    for ds in ("MIT", "Stanford", "VOC"):
+        t[f"PSNR (paper, {ds})"] = [
+            f"{paper.TABLE1[_key(n)][ds][0]:.2f}" if _key(n) in paper.TABLE1 else "" for n in t.index
+        ]
+    return t
+
+
+def table2(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 (×2 SR, joint denoising + SR): ours beside the paper's PSNR (Stanford)."""
+    keep_methods = ["n2n", "n2s", "rcl-bd", "rcl-mmd", "rcl-emd", "sl-den", "oracle"]
+    parts = []
+    for task in [t for t in ("sr", "jdensr") if t in set(df.task)]:
+        o = method_table(df, task)
+        keep = [_name(m) for m in keep_methods if _name(m) in o.index]
+        keep += [i for i in o.index if i not in NAMES.values()]
+        o = o.loc[keep]
+        o["PSNR (paper)"] = [
+            f"{paper.TABLE2[_key(n)][task][0]:.2f}" if _key(n) in paper.TABLE2 else "" for n in o.index
+        ]
+        o.columns = pd.MultiIndex.from_product([[task.upper()], o.columns])
+        parts.append(o)
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame()
+
+
+def _paper_diff(task: str, a: str, b: str) -> float:
+    if task == "denoise" and a in paper.TABLE1 and b in paper.TABLE1:
+        return paper.TABLE1[a]["VOC"][0] - paper.TABLE1[b]["VOC"][0]
+    if a in paper.TABLE2 and b in paper.TABLE2 and task in paper.TABLE2[a]:
+        return paper.TABLE2[a][task][0] - paper.TABLE2[b][task][0]
+    return float("nan")
+
+
+def agreement(df: pd.DataFrame) -> pd.DataFrame:
+    """Each of the paper's comparisons: our difference (bootstrap 95% CI, paired t-test over trials) beside
+    the paper's. "agrees": same sign, interval excluding zero; "inconclusive": interval includes zero."""
+    from rcl.evaluate import paired_difference
+
+    rows = []
+    for task, a, b in CLAIMS:
+        present = set(df[df.task == task].method)
+        if a not in present or b not in present:
+            continue
+        d = paired_difference(df, a, b, task)
+        p_d = _paper_diff(task, a, b)
+        lo, hi = d["ci95"]
+        same_sign = np.sign(d["mean_diff_db"]) == np.sign(p_d)
+        verdict = "inconclusive" if lo <= 0 <= hi else ("agrees" if same_sign else "disagrees")
+        rows.append(
+            {
+                "task": task,
+                "comparison": f"{_name(a)} − {_name(b)}",
+                "ours (dB)": round(d["mean_diff_db"], 2),
+                "95% CI": f"[{lo:.2f}, {hi:.2f}]",
+                "paired p": round(d["p_value"], 4),
+                "paper (dB)": round(p_d, 2),
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def rank_correlation(df: pd.DataFrame) -> tuple[float, int]:
+    """Spearman ρ between our denoising PSNR ordering and the paper's VOC column, over the shared methods."""
+    from scipy import stats
+
+    pt = per_trial(df)
+    ours = pt[pt.task == "denoise"].groupby("method").psnr.mean()
+    common = [m for m in paper.TABLE1 if m in ours.index]
+    if len(common) < 3:
+        return float("nan"), len(common)
+    rho = stats.spearmanr([ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common])
+    return float(rho.statistic), len(common)
+
+
+def input_margins(df: pd.DataFrame) -> pd.DataFrame:
+    """Per task, the best method's mean PSNR minus the task input's (the reference row)."""
+    pt = per_trial(df)
+    refs = pt[~pt.method.isin(ORDER)].groupby("task").psnr.mean()
+    best = pt[pt.method.isin(ORDER)].groupby(["task", "method"]).psnr.mean()
+    rows = []
+    for task in [t for t in config.ALL_TASKS if t in refs.index and t in best.index]:
+        top, top_psnr = best.loc[task].idxmax(), best.loc[task].max()
+        rows.append(
+            {
+                "task": task,
+                "best method": _name(top),
+                "best PSNR": round(top_psnr, 2),
+                "input PSNR": round(refs[task], 2),
+                "margin (dB)": round(top_psnr - refs[task], 2),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def label_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 3 on our data: SL and RCL+SL PSNR/SSIM per label count, mean ± std over seeds."""
+    per_seed = df.groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
+    agg = per_seed.groupby(["labels", "arm"])[["psnr", "ssim"]].agg(["mean", "std"])
+    counts = sorted(per_seed.labels.unique())
+
+    def cell(k, arm, metric, digits):
+        if (k, arm) not in agg.index:
+            return "–"
+        return _fmt(agg.loc[(k, arm), (metric, "mean")], agg.loc[(k, arm), (metric, "std")], digits)
+
+    return pd.DataFrame(
+        {
+            "SL PSNR": [cell(k, "SL", "psnr", 2) for k in counts],
+            "SL SSIM": [cell(k, "SL", "ssim", 3) for k in counts],
+            "RCL+SL PSNR": [cell(k, "RCL+SL", "psnr", 2) for k in counts],
+            "RCL+SL SSIM": [cell(k, "RCL+SL", "ssim", 3) for k in counts],
+        },
+        index=pd.Index(counts, name="# labels (crops)"),
+    )
+
+
+def label_gains(df: pd.DataFrame) -> pd.DataFrame:
+    """RCL+SL minus SL PSNR per label count: mean, std over seeds, and number of seeds."""
+    per_seed = df.groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
+    wide = per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
+    gain = (wide["RCL+SL"] - wide["SL"]).groupby("labels").agg(["mean", "std", "count"])
+    gain.columns = ["gain (dB)", "std over seeds", "seeds"]
+    return gain
+
+
+def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", seed: int = 0):
+    """The newest saved result of ``kind`` that the book's own notebooks produced at ``profile`` — their
+    default settings, computed by the library as it is now — or None. Sweeps and reruns with other
+    parameters save other results beside it; they are not the book's."""
+    from rcl.results import _canonical, saved
+
+    for s in saved(results_dir, kind, profile=profile, dataset=dataset, seed=seed):
+        if not s.current or s.settings.get("overrides", {}):
+            continue
+        if kind == "proxy":
+            defaults = config.settings("proxy", profile)
+            extra = set(s.settings.get("pretrain", {})) - {"dataset", "data_dir", "seed", "runs_dir"}
+            proxy_defaults = {k: defaults[k] for k in ("trials", "n_labels", "label_size", "head_steps", "test_draws")}
+            if (
+                extra
+                or sorted(s.settings.get("methods", [])) != sorted(defaults["methods"])
+                or list(s.settings.get("tasks", [])) != list(defaults["tasks"])
+                or s.settings.get("proxy") != _canonical(proxy_defaults)
+            ):
+                continue
+        if kind == "labels":
+            defaults = config.settings("labels", profile)
+            used = s.settings.get("label_config", {})
+            if s.settings.get("method") != "rcl-emd" or any(
+                used.get(k) != _canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps")
+            ):
+                continue
+        return s
+    return None
