@@ -408,13 +408,47 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     ``stop_after`` ends the loop early after that many steps in total (for tests of resuming); the
     run is then left unfinished, with its checkpoint, exactly as an interruption would leave it.
     """
-    from tqdm.auto import tqdm
-
     rank, world, local_rank = _distributed()
     out = run_dir(cfg)
     if (out / "result.json").exists():
-        result = json.loads((out / "result.json").read_text())
-        return RunResult(out, cfg, result.get("metrics", {}), reused=True)
+        return _reused(out, cfg)
+    # one process per run: a second one (a parallel sweep needing the same run) waits, then reuses it
+    with _exclusive(out, enabled=world == 1):
+        if (out / "result.json").exists():
+            return _reused(out, cfg)
+        return _train(cfg, stop_after, out, rank, world, local_rank)
+
+
+def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
+    result = json.loads((out / "result.json").read_text())
+    return RunResult(out, cfg, result.get("metrics", {}), reused=True)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path, enabled: bool = True):
+    """Hold an exclusive lock on the run directory (``.lock``, released when the process ends)."""
+    if not enabled:
+        yield
+        return
+    import fcntl
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{out}: another process is training this run; waiting for it to finish", file=sys.stderr)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, world: int, local_rank: int):
+    from tqdm.auto import tqdm
+
     device = _device(cfg, local_rank)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

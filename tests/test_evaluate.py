@@ -1,6 +1,7 @@
 """The proxy evaluation protocol and the metrics it reports."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -95,3 +96,20 @@ def test_paired_difference_on_known_numbers():
     out = evaluate.paired_difference(pd.DataFrame(rows), "a", "b", "denoise")
     assert out["mean_diff_db"] == pytest.approx(7 / 6) and 1.0 <= out["ci95"][0] <= out["ci95"][1] <= 1.5
     assert 0 < out["p_value"] < 0.05 and out["n"] == 3
+
+
+@pytest.mark.slow
+def test_same_seeds_give_identical_tables_on_cpu(tmp_path):
+    """Two independent studies (fresh runs, fresh caches) with the same seeds: the same table, bit for bit."""
+    from rcl import config
+
+    nb = config.settings("proxy", "smoke")
+    proxy = {k: nb[k] for k in ("trials", "n_labels", "label_size", "head_steps", "test_draws")}
+    tables = [
+        evaluate.study(["rcl-emd", "n2n"], ["denoise", "sr"], "smoke", proxy=proxy,
+                       pretrain={"runs_dir": str(tmp_path / d), "progress": False}, progress=False)  # fmt: skip
+        for d in ("a", "b")
+    ]
+    drop = ["run"]  # run directory names are equal too, but live under different roots
+    pd.testing.assert_frame_equal(tables[0].drop(columns=drop), tables[1].drop(columns=drop))
+    assert (tables[0].run == tables[1].run).all()

@@ -109,3 +109,19 @@ def test_results_page_shows_the_saved_results(smoke_dir):
     expected = [f"{v:.2f}" for v in [*means, *label_means]]
     missing = [v for v in expected if v not in shown]
     assert len(expected) >= 8 and not missing, f"values of the saved results not on the page: {missing}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_bad_profile_fails_in_the_first_cell_naming_it(source, tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(source), str(tmp_path / source.name), parameters={"profile": "huge"},
+                            progress_bar=False, cwd=str(source.parent))  # fmt: skip
+    assert "profile='huge'" in str(err.value) and "smoke" in str(err.value)
+    nb = nbformat.read(tmp_path / source.name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    injected = next(i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
+    failed = next(i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.outputs))
+    assert failed == injected + 1, "the first cell after the parameters should reject the bad value"

@@ -132,3 +132,43 @@ def test_prefetch_yields_every_step_once_in_order_and_raises(depth, workers):
 
     with pytest.raises(ValueError, match="bad step 2"):
         list(train._prefetch(build, range(5), pin=False, depth=depth, workers=workers))
+
+
+def _cli_pretrain(runs: Path, steps: int, **popen) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "rcl", "pretrain", "--method", "rcl-emd", "--profile", "smoke",
+           "--set", f"runs_dir={runs}", "--set", f"steps={steps}", "--set", "checkpoint_every=3"]  # fmt: skip
+    return subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}, **popen)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill_after_lines", [4, 11])
+def test_killed_process_resumes_to_the_same_model(tmp_path, kill_after_lines):
+    """SIGKILL mid-run (checkpoint writes included), rerun: the model equals an uninterrupted run's."""
+    steps = 20
+    proc = _cli_pretrain(tmp_path / "killed", steps)
+    log = None
+    while proc.poll() is None:
+        log = next((tmp_path / "killed").glob("*/metrics.jsonl"), None)
+        if log is not None and len(log.read_text().splitlines()) >= kill_after_lines:
+            proc.kill()
+            break
+    proc.wait(timeout=120)
+    assert log is not None and not (log.parent / "result.json").exists(), "the run finished before it was killed"
+    assert _cli_pretrain(tmp_path / "killed", steps).wait(timeout=300) == 0
+    assert _cli_pretrain(tmp_path / "straight", steps).wait(timeout=300) == 0
+    (a,) = (tmp_path / "killed").glob("*/model.pt")
+    (b,) = (tmp_path / "straight").glob("*/model.pt")
+    assert a.parent.name == b.parent.name
+    sa, sb = (torch.load(p, weights_only=False)["state"] for p in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert len(log.read_text().splitlines()) == steps  # the log holds each step once
+
+
+@pytest.mark.slow
+def test_two_processes_on_one_run_train_it_once(tmp_path):
+    procs = [_cli_pretrain(tmp_path, 12, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    (run,) = tmp_path.glob("rcl-emd-*")
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 12
+    assert sum("another process is training this run" in e for e in errs) <= 1
