@@ -3,10 +3,18 @@
 The source notebooks in ``notebooks/`` are committed without outputs; executed copies are build
 products. :func:`execute` runs one notebook with parameters into an output folder;
 :func:`execute_all` runs the whole walk in order (used by ``make book`` and the tests).
+
+An executed copy records, in its metadata, a hash of its source notebook and of the library's code. When
+the walk is run again into the same folder with the same parameters, a notebook whose copy is current —
+same source, same library, same parameters, and every notebook before it current too — is not executed
+again (``force=True`` executes everything). A second ``make book`` with nothing changed therefore only
+re-renders the book.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,9 +22,36 @@ from typing import Any
 
 from rcl.config import check_profile
 
-__all__ = ["NOTEBOOK_DIR", "execute", "execute_all", "notebook_paths"]
+__all__ = ["NOTEBOOK_DIR", "execute", "execute_all", "is_current", "notebook_paths"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+_LIBRARY = Path(__file__).resolve().parent
+
+
+def _fingerprint(notebook: Path) -> dict[str, str]:
+    """Hashes of the source notebook and of every module of the library."""
+    code = hashlib.sha256()
+    for p in sorted(_LIBRARY.rglob("*.py")):
+        code.update(str(p.relative_to(_LIBRARY)).encode())
+        code.update(p.read_bytes())
+    return {"source": hashlib.sha256(notebook.read_bytes()).hexdigest()[:16], "code": code.hexdigest()[:16]}
+
+
+def _json_params(params: Mapping[str, Any]) -> Any:
+    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
+
+
+def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: Mapping[str, Any]) -> bool:
+    """Whether ``out_dir`` holds an executed copy of ``notebook`` from this source, this library and these
+    parameters."""
+    target = Path(out_dir) / Path(notebook).name
+    if not target.exists():
+        return False
+    try:
+        meta = json.loads(target.read_text()).get("metadata", {})
+    except json.JSONDecodeError:
+        return False
+    return meta.get("rcl", {}) == {**_fingerprint(Path(notebook)), "parameters": _json_params(parameters)}
 
 
 def notebook_paths(folder: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
@@ -71,8 +106,15 @@ def execute(
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = env_backup
+    _stamp(partial, notebook, params)
     partial.replace(target)
     return target
+
+
+def _stamp(path: Path, notebook: Path, params: Mapping[str, Any]) -> None:
+    nb = json.loads(path.read_text())
+    nb.setdefault("metadata", {})["rcl"] = {**_fingerprint(notebook), "parameters": _json_params(params)}
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def execute_all(
@@ -81,12 +123,28 @@ def execute_all(
     parameters: Mapping[str, Any] | None = None,
     notebooks: Sequence[str | os.PathLike] | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> list[Path]:
-    """Execute the walk's notebooks in order at ``profile``; returns the executed paths."""
+    """Execute the walk's notebooks in order at ``profile``; returns the executed paths.
+
+    Unless ``force``, leading notebooks whose executed copy in ``out_dir`` is current (:func:`is_current`)
+    are kept; from the first one that is not, every later notebook is executed (it may read what the
+    earlier ones saved).
+    """
+    import time
+
     check_profile(profile)
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
-    out = []
+    params = {**(parameters or {}), "profile": profile}
+    out, stale = [], force
     for i, nb in enumerate(paths, 1):
+        stale = stale or not is_current(nb, out_dir, params)
+        if not stale:
+            print(f"[{i}/{len(paths)}] {nb.name}: up to date at profile={profile}, not executed again", flush=True)
+            out.append(Path(out_dir) / nb.name)
+            continue
         print(f"[{i}/{len(paths)}] executing {nb.name} at profile={profile}", flush=True)
-        out.append(execute(nb, out_dir, {**(parameters or {}), "profile": profile}, progress=progress))
+        t0 = time.perf_counter()
+        out.append(execute(nb, out_dir, params, progress=progress))
+        print(f"[{i}/{len(paths)}] {nb.name} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return out

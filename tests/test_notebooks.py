@@ -125,3 +125,34 @@ def test_bad_profile_fails_in_the_first_cell_naming_it(source, tmp_path):
     injected = next(i for i, c in enumerate(code) if "injected-parameters" in c.metadata.get("tags", []))
     failed = next(i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.outputs))
     assert failed == injected + 1, "the first cell after the parameters should reject the bad value"
+
+
+def _tiny_notebook(path: Path, text: str) -> Path:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('profile = "cpu"\nx = 1', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(f"print({text!r}, x)")]  # fmt: skip
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+def test_rerun_keeps_current_notebooks_and_executes_from_the_first_changed_one(tmp_path, capsys):
+    a, b = _tiny_notebook(tmp_path / "01_a.ipynb", "a"), _tiny_notebook(tmp_path / "02_b.ipynb", "b")
+    out = tmp_path / "out"
+    run = lambda **kw: notebooks.execute_all("smoke", out, {"x": 2}, [a, b], progress=False, **kw)  # noqa: E731
+    mtimes = lambda: [(out / p.name).stat().st_mtime_ns for p in (a, b)]  # noqa: E731
+    run()
+    first = mtimes()
+    run()
+    assert mtimes() == first and capsys.readouterr().out.count("up to date") == 2
+    _tiny_notebook(a, "a changed")  # an earlier notebook changed: both run again
+    run()
+    second = mtimes()
+    assert all(s != f for s, f in zip(second, first))
+    notebooks.execute_all("smoke", out, {"x": 3}, [a, b], progress=False)  # other parameters
+    third = mtimes()
+    assert all(t != s for t, s in zip(third, second))
+    run(force=True)
+    assert all(m != t for m, t in zip(mtimes(), third))
+    assert "a changed" in (out / a.name).read_text()
