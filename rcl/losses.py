@@ -27,6 +27,8 @@ __all__ = [
     "ENCODER_KINDS",
     "ConsistencyLoss",
     "ImageNetWeightsUnavailable",
+    "TAU_SCALES",
+    "effective_tau",
     "rcl_loss",
     "residual_contrastive_loss",
 ]
@@ -43,6 +45,7 @@ def residual_contrastive_loss(
     distance: Callable[[Tensor, Tensor], Tensor],
     tau: float,
     reduction: str = "sum",
+    tau_scale: str = "absolute",
 ) -> Tensor:
     """Eq. 3 over a batch built as Algorithm 1.
 
@@ -51,6 +54,10 @@ def residual_contrastive_loss(
     anchor ``j`` is ``−log softmax_i(−D[j, i]/τ)[j]``: row ``j`` holds its positive on the diagonal and
     the ``N`` negatives off it. ``reduction`` is ``"sum"`` (Algorithm 1) or ``"mean"``.
     When all residuals are identical every anchor's loss is ``log(N+1)``.
+
+    ``tau_scale="median"`` divides by ``τ·m`` instead of ``τ``, with ``m`` the median off-diagonal distance
+    of the batch (no gradient through it): the temperature then follows the distance's own scale, which
+    for residual EMDs is ~10⁻² and shrinks as training goes (an option of ours; the paper fixes τ).
     """
     if r1.shape[0] != r2.shape[0] or r1.shape[0] < 2:
         raise ValueError(f"need two batches of N+1 >= 2 residuals of equal length, got {r1.shape[0]} and {r2.shape[0]}")
@@ -58,10 +65,24 @@ def residual_contrastive_loss(
         raise ValueError(f"temperature tau must be positive, got {tau}")
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    d = distance(r1, r2)
-    logits = -d.float() / tau
+    d = distance(r1, r2).float()
+    logits = -d / effective_tau(d, tau, tau_scale)
     target = torch.arange(d.shape[0], device=d.device)
     return F.cross_entropy(logits, target, reduction=reduction)
+
+
+TAU_SCALES = ("absolute", "median")
+
+
+def effective_tau(d: Tensor, tau: float, tau_scale: str = "absolute") -> Tensor | float:
+    """``τ`` itself, or ``τ`` times the median off-diagonal entry of the distance matrix ``d`` (detached)."""
+    if tau_scale == "absolute":
+        return tau
+    if tau_scale != "median":
+        raise ValueError(f"tau_scale must be one of {TAU_SCALES}, got {tau_scale!r}")
+    n = min(d.shape)
+    off = d.detach()[~torch.eye(d.shape[0], d.shape[1], dtype=torch.bool, device=d.device)] if n > 1 else d.detach()
+    return tau * off.median().clamp_min(1e-12)
 
 
 def rcl_loss(l_contrast: Tensor, l_consistency: Tensor, alpha: float = 1e-3) -> Tensor:
@@ -162,14 +183,16 @@ class ConsistencyLoss(nn.Module):
         if bad or not layers:
             raise ValueError(f"unknown ResNet stage(s) {bad or list(layers)}; valid: {RESNET_STAGES}")
         self.kind, self.arch, self.layers = g_e, arch, tuple(layers)
-        self.encoder = load_encoder(g_e, arch, state_dict, seed)
+        # g_e="none": no consistency term at all (the contrastive loss alone, an ablation)
+        self.encoder = None if g_e == "none" else load_encoder(g_e, arch, state_dict, seed)
         self.last = max(RESNET_STAGES.index(name) for name in self.layers)
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True) -> ConsistencyLoss:
         super().train(mode)
-        self.encoder.eval()  # frozen BatchNorm statistics, always
+        if self.encoder is not None:
+            self.encoder.eval()  # frozen BatchNorm statistics, always
         return self
 
     def features(self, img: Tensor) -> list[Tensor]:
@@ -185,6 +208,8 @@ class ConsistencyLoss(nn.Module):
         return out
 
     def forward(self, x: Tensor, fx: Tensor) -> Tensor:
+        if self.encoder is None:
+            return fx.new_zeros((), dtype=torch.float32)
         with torch.no_grad():
             target = self.features(x)
         pred = self.features(fx)

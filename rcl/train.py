@@ -93,6 +93,7 @@ class PretrainConfig:
     norm: str = "none"
     # method hyper-parameters (see rcl.methods.MethodConfig)
     tau: float = 0.01
+    tau_scale: str = "absolute"
     alpha: float = 1e-3
     distance_reduction: str = "pooled"
     contrast_reduction: str = "sum"
@@ -117,7 +118,10 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         _methods.method_class(self.method)  # raises with the list of valid methods
-        _config.check_choice("g_e", self.g_e, ("imagenet", "random", "self-supervised"))
+        if self.g_e is None:  # "none" on a command line parses to None
+            object.__setattr__(self, "g_e", "none")
+        _config.check_choice("g_e", self.g_e, ("imagenet", "random", "self-supervised", "none"))
+        _config.check_choice("tau_scale", self.tau_scale, ("absolute", "median"))
         if self.crop > self.tile:
             raise ValueError(f"crop={self.crop} must not exceed tile={self.tile} (instances are tiles)")
         if self.batch_size < 2:

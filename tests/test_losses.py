@@ -125,3 +125,23 @@ def test_self_supervised_encoder_trains_caches_and_loads(tmp_path, rng, monkeypa
     loss = losses.ConsistencyLoss(g_e="self-supervised", arch="resnet18", state_dict=path, layers=("layer1",))
     x = torch.rand(1, 3, 32, 32, generator=rng)
     assert loss(x, x).item() == 0.0
+
+
+def test_median_tau_scale_makes_the_loss_invariant_to_the_distance_scale(rng):
+    r1, r2 = torch.randn(6, 3, 8, 8, generator=rng), torch.randn(6, 3, 8, 8, generator=rng)
+    emd = distances.get_distance("emd")
+    scaled = lambda a, b: 10.0 * emd(a, b)  # noqa: E731
+    loss = lambda d, scale: losses.residual_contrastive_loss(r1, r2, d, 0.5, tau_scale=scale)  # noqa: E731
+    assert loss(scaled, "median").item() == pytest.approx(loss(emd, "median").item(), rel=1e-5)
+    assert loss(scaled, "absolute").item() != pytest.approx(loss(emd, "absolute").item(), rel=1e-3)
+    d = emd(r1, r2)
+    off = d[~torch.eye(6, dtype=torch.bool)]
+    assert losses.effective_tau(d, 0.5, "median").item() == pytest.approx(0.5 * off.median().item())
+    with pytest.raises(ValueError, match="tau_scale must be one of"):
+        losses.effective_tau(d, 0.5, "mean")
+
+
+def test_no_encoder_means_no_consistency_term(rng):
+    c = losses.ConsistencyLoss("none", "resnet18", ("layer1",))
+    x = torch.rand(2, 3, 32, 32, generator=rng)
+    assert c.train().encoder is None and c(x, torch.zeros_like(x)).item() == 0.0

@@ -60,14 +60,17 @@ class MethodConfig:
     """Hyper-parameters shared by the methods; each method reads the ones it needs.
 
     ``tau``: contrastive temperature (RCL's Eq. 3; the dense CL baselines use their own defaults
-    unless ``tau_dense`` is set). ``alpha``: weight of the contrastive term in Eq. 6.
-    ``g_e``, ``g_e_arch``, ``g_e_layers``: the consistency loss's frozen encoder (Eq. 5).
+    unless ``tau_dense`` is set); ``tau_scale="median"`` makes it relative to the batch's median distance.
+    ``alpha``: weight of the contrastive term in Eq. 6.
+    ``g_e``, ``g_e_arch``, ``g_e_layers``: the consistency loss's frozen encoder (Eq. 5); ``g_e="none"``
+    drops the consistency term.
     ``distance``, ``distance_reduction``: RCL's residual distance. ``n2s_grid``: Noise2Self mask grid.
     ``proj_dim``, ``queue_size``, ``momentum``, ``dense_samples``: dense CL baselines.
     ``supervised_task``: the downstream task the supervised baseline is trained on (its Oracle).
     """
 
     tau: float = 0.01
+    tau_scale: str = "absolute"
     alpha: float = 1e-3
     distance: str = "emd"
     distance_reduction: str = "pooled"

@@ -65,14 +65,14 @@ class RCL(Method):
         r1_all, r2_all = _all_gather_with_grad(r1), _all_gather_with_grad(r2)
         if r1_all.shape[0] == b:
             contrast = _losses.residual_contrastive_loss(
-                r1, r2, self.distance, self.config.tau, self.config.contrast_reduction
+                r1, r2, self.distance, self.config.tau, self.config.contrast_reduction, self.config.tau_scale
             )
         else:  # this process's anchors against the global batch of second crops
             import torch.distributed as dist
 
             start = dist.get_rank() * b
-            d = self.distance(r1, r2_all)
-            logits = -d.float() / self.config.tau
+            d = self.distance(r1, r2_all).float()
+            logits = -d / _losses.effective_tau(d, self.config.tau, self.config.tau_scale)
             target = torch.arange(start, start + b, device=d.device)
             contrast = F.cross_entropy(logits, target, reduction=self.config.contrast_reduction)
             if self.config.contrast_reduction == "sum":
