@@ -3,7 +3,9 @@
 One module per idea: :mod:`rcl.noise` (the NLF noise model), :mod:`rcl.data` (image sources and
 positive-pair crops), :mod:`rcl.datasets` (real datasets with checksummed downloads),
 :mod:`rcl.tasks` (downstream degradations), :mod:`rcl.distances` (residual distances),
-:mod:`rcl.config` (profiles), :mod:`rcl.plots` (figures), :mod:`rcl.notebooks` (executing the book).
+:mod:`rcl.config` (profiles), :mod:`rcl.plots` (figures), :mod:`rcl.notebooks` (executing the book),
+:mod:`rcl.results` (saved result tables), :mod:`rcl.summary` (tables beside the paper's),
+:mod:`rcl.sweep` (papermill sweeps).
 Submodules are imported on first use so ``import rcl`` stays cheap.
 """
 
@@ -21,6 +23,9 @@ _SUBMODULES = (
     "noise",
     "notebooks",
     "plots",
+    "results",
+    "summary",
+    "sweep",
     "tasks",
 )
 

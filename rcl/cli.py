@@ -4,6 +4,7 @@ Commands:
   pretrain    pre-train a U-Net with RCL or a baseline (works under torchrun)
   notebooks   execute the book's notebooks with papermill at a profile
   datasets    list the registered real datasets, or download one (with checksums)
+  sweep       execute one notebook over a grid of parameters and collect its results into one table
 """
 
 from __future__ import annotations
@@ -13,23 +14,9 @@ import sys
 from pathlib import Path
 
 from rcl.config import PROFILES
+from rcl.sweep import parse_value as _parse_value
 
 __all__ = ["main"]
-
-
-def _parse_value(text: str):
-    """Papermill-style parameter value: int, float, bool, None, else the string itself."""
-    lowered = text.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
@@ -80,6 +67,97 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     path = datasets.download(args.name, args.root, allow_unverified=args.allow_unverified)
     print(f"{args.name}: {path}")
     return 0
+
+
+SWEEP_HELP = """\
+Executes NOTEBOOK once per combination of the swept values, each in its own process, into an output
+folder: <stem>--<name>=<value>--....ipynb per execution, sweep.json (what ran, how long, what failed),
+logs/ (what each execution printed and the results it saved) and results.csv (the collected table,
+also rcl.sweep.collect(folder) from Python). Executions already there are not run again, so the same
+command resumes an interrupted sweep; a failed execution does not stop the others, but the exit status
+is then 1.
+
+Values (-p NAME VALUES): commas outside brackets, braces and quotes separate values; one value fixes
+the parameter, several sweep it. Items starting with [ { or a quote are JSON (or Python) literals;
+others are papermill-style: 1 -> int, 0.5 -> float, true/false -> bool, none -> None, else a string.
+A single list of dicts sweeps its dicts.
+  -p seed 0,1,2                               three seeds
+  -p overrides '{"tau": 0.1}'                 one dict (fixed)
+  -p overrides '{"tau": 0.1},{"tau": 1.0}'    two dicts (swept); so is '[{"tau": 0.1}, {"tau": 1.0}]'
+  -p methods '["n2n"]'                        one list (fixed)
+  -p methods '["n2n"],["n2n","rcl-emd"]'      two lists (swept)
+  -p data_dir '"a,b"'                         a string containing a comma
+
+Relative paths given as values are read from the notebook's folder (notebooks run inside it).
+
+examples:
+  python -m rcl sweep notebooks/04_proxy_evaluation.ipynb --profile smoke -p methods '["n2n"]' -p seed 0,1
+  python -m rcl sweep notebooks/04_proxy_evaluation.ipynb -p overrides '{"tau": 0.05},{"tau": 0.2}' \\
+      -p seed 0,1,2 --jobs 2 --out build/sweeps/tau
+  python -m rcl sweep --collect build/sweeps/tau     # collect (again) and summarise a sweep's folder
+"""
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from rcl import sweep
+
+    if args.collect:
+        if args.notebook or args.parameter:
+            print("sweep --collect DIR takes no NOTEBOOK or -p", file=sys.stderr)
+            return 2
+        try:
+            table = sweep.collect(args.collect)
+        except sweep.SweepError as e:
+            print(f"sweep: {e}", file=sys.stderr)
+            return 2
+        manifest = sweep.read_manifest(args.collect) or {}
+        text = sweep.summary(table, manifest.get("swept", []))
+        if text:
+            print(text)
+        return 0
+    if not args.notebook:
+        print("sweep needs a NOTEBOOK (or --collect DIR); see python -m rcl sweep --help", file=sys.stderr)
+        return 2
+    swept: dict[str, list] = {}
+    fixed: dict[str, object] = {}
+    try:
+        for name, text in args.parameter or []:
+            if name in swept or name in fixed:
+                raise sweep.SweepError(f"parameter {name} is given twice; list its values once: -p {name} a,b")
+            try:
+                values = sweep.parse_values(text)
+            except ValueError as e:
+                raise sweep.SweepError(f"-p {name}: {e}") from None
+            if len(values) == 1:
+                fixed[name] = values[0]
+            else:
+                swept[name] = values
+        if args.jobs is not None and args.jobs < 1:
+            raise sweep.SweepError(f"--jobs {args.jobs}: give 1 or more")
+        out_dir = Path(args.out) if args.out else sweep.default_out_dir(args.notebook, args.profile, fixed)
+        manifest = sweep.run(
+            args.notebook,
+            sweep.grid(swept),
+            out_dir=out_dir,
+            profile=args.profile,
+            jobs=args.jobs,
+            fixed=fixed,
+            progress=not args.quiet,
+            dry_run=args.dry_run,
+        )
+    except sweep.SweepError as e:
+        print(f"sweep: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nsweep interrupted; the same command resumes it (finished executions are kept)", file=sys.stderr)
+        return 130
+    if args.dry_run:
+        return 0
+    table = sweep.collect(out_dir)
+    text = sweep.summary(table, list(swept))
+    if text:
+        print(text)
+    return 1 if any(e["status"] == "failed" for e in manifest["executions"]) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +218,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="download files for which no published checksum exists",
     )
     ds.set_defaults(func=_cmd_datasets)
+
+    sw = sub.add_parser(
+        "sweep",
+        help="execute one notebook over a grid of parameters and collect its results",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute a notebook over every combination of parameter values and collect the results "
+        "it saves into one table.",
+        epilog=SWEEP_HELP,
+    )
+    sw.add_argument("notebook", nargs="?", help="the notebook to execute, e.g. notebooks/04_proxy_evaluation.ipynb")
+    sw.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        metavar=("NAME", "VALUES"),
+        help="a parameter of the notebook's parameters cell and its value(s), comma-separated (repeatable)",
+    )
+    sw.add_argument("--profile", choices=PROFILES, default="cpu", help="notebook profile (default: %(default)s)")
+    sw.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: build/sweeps/<stem>-<profile>-<hash of the fixed parameters>)",
+    )
+    sw.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="executions at once (default: one per CUDA GPU, else a quarter of the CPU cores, at least 1); "
+        "each gets cores/N threads",
+    )
+    sw.add_argument("--dry-run", action="store_true", help="list the executions and the folder, run nothing")
+    sw.add_argument("--collect", metavar="DIR", help="only collect (again) the results of the sweep in DIR")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
     return parser
 
 

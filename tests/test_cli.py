@@ -13,8 +13,15 @@ def run(*args):
 def test_help_lists_commands_and_profiles():
     out = run("--help")
     assert out.returncode == 0
-    for word in ("notebooks", "datasets", *config.PROFILES):
+    for word in ("notebooks", "datasets", "sweep", *config.PROFILES):
         assert word in out.stdout
+
+
+def test_sweep_help_explains_values_with_examples():
+    out = run("sweep", "--help")
+    assert out.returncode == 0
+    for text in ("-p seed 0,1,2", "-p overrides '{\"tau\": 0.1}'", "--collect", "--jobs", "results.csv"):
+        assert text in out.stdout
 
 
 def test_unknown_profile_lists_valid():

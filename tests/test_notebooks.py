@@ -1,15 +1,11 @@
 """The notebooks execute at the smoke profile, show their figures, and the book builds from them.
 
 ``make test`` executes the notebooks once with papermill into ``build/smoke`` and points
-``RCL_SMOKE_NOTEBOOKS`` there (nbval then re-runs those copies); run alone, this module executes them
-into a temporary folder itself.
+``RCL_SMOKE_NOTEBOOKS`` there (nbval then re-runs those copies); run alone, the ``smoke_dir`` fixture
+(conftest) executes them into a temporary folder itself.
 """
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
@@ -19,21 +15,6 @@ from rcl import notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = notebooks.notebook_paths()
-
-
-@pytest.fixture(scope="session")
-def smoke_dir(tmp_path_factory) -> Path:
-    given = os.environ.get("RCL_SMOKE_NOTEBOOKS")
-    if given:
-        folder = Path(given)
-        if not folder.is_absolute():
-            folder = ROOT / folder
-        if all((folder / p.name).exists() for p in SOURCES):
-            return folder
-    folder = tmp_path_factory.mktemp("smoke")
-    params = {"runs_dir": str(folder / "runs"), "results_dir": str(folder / "results")}
-    notebooks.execute_all("smoke", folder, params, progress=False)
-    return folder
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
@@ -67,21 +48,10 @@ def test_bad_parameter_fails_naming_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_book_builds_with_figures(smoke_dir, tmp_path):
-    book = tmp_path / "book"
-    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks"))
-    (book / "notebooks").mkdir()
+def test_book_builds_with_figures(smoke_book):
+    assert (smoke_book / "index.html").exists()
     for p in SOURCES:
-        shutil.copy(smoke_dir / p.name, book / "notebooks" / p.name)
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run(
-        [str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    html = book / "_build" / "html"
-    assert (html / "index.html").exists()
-    for p in SOURCES:
-        page = (html / "notebooks" / f"{p.stem}.html").read_text()
+        page = (smoke_book / "notebooks" / f"{p.stem}.html").read_text()
         assert page.count("<img") >= 2
 
 
@@ -102,9 +72,11 @@ def test_results_page_shows_the_saved_results(smoke_dir):
         for o in c.get("outputs", [])
         for mime in ("text/html", "text/markdown")
     )
-    proxy = summary.book_result(results_dir, "proxy", "smoke").frame()
+    saved = {kind: summary.book_result(results_dir, kind, "smoke") for kind in ("proxy", "labels")}
+    assert all(saved.values()), f"no current saved results in {results_dir} (executed by older code?)"
+    proxy = saved["proxy"].frame()
     means = proxy.groupby(["method", "task", "trial"]).psnr.mean().groupby(["method", "task"]).mean()
-    labels = summary.book_result(results_dir, "labels", "smoke").frame()
+    labels = saved["labels"].frame()
     label_means = labels.groupby(["arm", "labels", "seed"]).psnr.mean().groupby(["arm", "labels"]).mean()
     expected = [f"{v:.2f}" for v in [*means, *label_means]]
     missing = [v for v in expected if v not in shown]
