@@ -24,9 +24,7 @@ def _cmd_notebooks(args: argparse.Namespace) -> int:
 
     params = {k: _parse_value(v) for k, v in (args.parameter or [])}
     paths = [Path(p) for p in args.notebook] if args.notebook else None
-    out = notebooks.execute_all(args.profile, args.out, params, paths, progress=not args.quiet)
-    for p in out:
-        print(f"executed: {p}")
+    notebooks.execute_all(args.profile, args.out, params, paths, progress=not args.quiet, force=args.force)
     return 0
 
 
@@ -205,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a papermill parameter for every notebook, e.g. -p seed 1 -p dataset folder",
     )
     nb.add_argument("--quiet", action="store_true", help="no progress bars")
+    nb.add_argument(
+        "--force",
+        action="store_true",
+        help="execute every notebook, even those whose executed copy in --out is current (same source, "
+        "library and parameters; such copies are kept by default)",
+    )
     nb.add_argument("notebook", nargs="*", help="notebooks to run (default: all of notebooks/, in order)")
     nb.set_defaults(func=_cmd_notebooks)
 
