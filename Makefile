@@ -7,11 +7,13 @@ PROFILE ?= cpu
 BOOK_NOTEBOOKS := book/notebooks
 SMOKE_NOTEBOOKS := build/smoke
 
-.PHONY: help setup notebooks book test lint clean
+.PHONY: help setup notebooks book sensitivity test lint clean
 
 help:
 	@echo "make book    set up, execute every notebook at PROFILE=$(PROFILE) and render the book"
 	@echo "make test    set up and run every test (notebooks at the smoke profile, the book build)"
+	@echo "make sensitivity  run the sensitivity study (sweeps of notebook 04) that notebook 06 shows;"
+	@echo "             about an hour at PROFILE=cpu; then make book shows it"
 	@echo "make setup   only create $(VENV) and install requirements.txt"
 	@echo "make lint    ruff on the package, tests and notebooks"
 	@echo "make clean   remove build products (keeps $(VENV), runs and downloaded data)"
@@ -30,8 +32,15 @@ book: notebooks
 	$(BIN)/jupyter-book build book -W -n --keep-going
 	@echo
 	@echo "The book is ready: open book/_build/html/index.html"
+	@test -n "$$(ls results/sensitivity-*-$(PROFILE)-*.csv 2>/dev/null)" || \
+		echo "(notebook 06 shows no study yet: run make sensitivity, then make book again)"
+
+sensitivity: $(STAMP)
+	$(BIN)/python -m rcl sensitivity --profile $(PROFILE)
 
 test: $(STAMP)
+	$(BIN)/python -m rcl sensitivity --profile smoke --quiet --jobs 2 --runs-dir $(CURDIR)/build/smoke-runs \
+		--results-dir $(CURDIR)/build/smoke-results --out-root $(CURDIR)/build/smoke-sweeps
 	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet \
 		-p runs_dir $(CURDIR)/build/smoke-runs -p results_dir $(CURDIR)/build/smoke-results
 	RCL_SMOKE_NOTEBOOKS=$(SMOKE_NOTEBOOKS) $(BIN)/python -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax

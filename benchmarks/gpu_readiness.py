@@ -6,7 +6,8 @@ script prints the median steady-state step time (the first ``--warmup`` steps ar
 throughput in training images per second (instances of the batch; two-view methods push two crops of
 each through the U-Net), the peak GPU memory, and "build/step": the time one CPU thread takes to build
 and copy one batch, over the step time (the engine builds batches ahead in several threads, so above 100%
-is fine until it approaches the number of threads, when the GPU waits for data). Run it once on a new machine; it needs no download:
+is fine until it approaches the number of threads, when the GPU waits for data). Run it once on a new
+machine; it needs no download:
 
     python benchmarks/gpu_readiness.py                        # every method, gpu profile, builtin images
     python benchmarks/gpu_readiness.py --methods rcl-emd n2n --steps 30 --out gpu.json

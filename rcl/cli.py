@@ -5,6 +5,7 @@ Commands:
   notebooks   execute the book's notebooks with papermill at a profile
   datasets    list the registered real datasets, or download one (with checksums)
   sweep       execute one notebook over a grid of parameters and collect its results into one table
+  sensitivity run (or resume) the sensitivity study of notebook 06 as a sweep of notebook 04
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rcl.config import PROFILES
+from rcl.config import NAMED_CONFIGS, PROFILES
 from rcl.sweep import parse_value as _parse_value
 
 __all__ = ["main"]
@@ -94,6 +95,19 @@ examples:
       -p seed 0,1,2 --jobs 2 --out build/sweeps/tau
   python -m rcl sweep --collect build/sweeps/tau     # collect (again) and summarise a sweep's folder
 """
+
+
+def _cmd_sensitivity(args: argparse.Namespace) -> int:
+    from rcl import sensitivity
+
+    seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
+    if args.plan:
+        print(sensitivity.plan(args.profile).to_string(index=False))
+        return 0
+    table = sensitivity.run(args.profile, seeds, args.runs_dir, args.results_dir, args.out_root, args.jobs,
+                            progress=not args.quiet)  # fmt: skip
+    print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {args.results_dir}/")
+    return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -178,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
         "torchrun --nproc_per_node=N -m rcl pretrain ...",
         epilog="methods: "
         + ", ".join(methods.METHODS)
+        + "".join(
+            f"\nnamed configuration {name}: {c['method']} with {c['overrides']}"
+            for name, c in NAMED_CONFIGS.items()
+        )
         + "\n\nkeys for --set: "
         + ", ".join(train.config_keys())
         + "\n\nprofile values:\n"
@@ -257,6 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--collect", metavar="DIR", help="only collect (again) the results of the sweep in DIR")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
+
+    se = sub.add_parser(
+        "sensitivity",
+        help="run (or resume) the sensitivity study that notebook 06 shows",
+        description="Vary RCL's temperature, α, g_e, distance, crop size and noise range one at a time, each "
+        "as an execution of notebooks/04_proxy_evaluation.ipynb (a sweep: parallel, resumable), and save the "
+        "collected rows as the 'sensitivity' result that notebook 06 reads. At the cpu profile it takes "
+        "about an hour on 2 cores; finished runs and executions are reused.",
+    )
+    se.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
+    se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
+    se.add_argument("--jobs", type=int, default=None, help="executions at once (default: as rcl sweep)")
+    se.add_argument("--runs-dir", default="runs", help="pre-training runs (default: %(default)s)")
+    se.add_argument("--results-dir", default="results", help="where the result is saved (default: %(default)s)")
+    se.add_argument("--out-root", default="build/sweeps", help="sweep folders (default: %(default)s)")
+    se.add_argument("--plan", action="store_true", help="print the settings it would run, and exit")
+    se.add_argument("--quiet", action="store_true", help="no progress bars")
+    se.set_defaults(func=_cmd_sensitivity)
     return parser
 
 

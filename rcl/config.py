@@ -16,6 +16,8 @@ import torch
 __all__ = [
     "ALL_METHODS",
     "ALL_TASKS",
+    "METHOD_NAMES",
+    "NAMED_CONFIGS",
     "PROFILES",
     "SETTINGS",
     "check_choice",
@@ -23,6 +25,7 @@ __all__ = [
     "default_device",
     "progress_disabled",
     "settings",
+    "status",
 ]
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -43,6 +46,14 @@ ALL_METHODS = [
     "consistency",
     "supervised",
 ]
+#: Named configurations: a method with fixed pre-training overrides, usable wherever a method name is
+#: (``--method``, a notebook's ``methods``). They sit beside the paper's methods and never replace them;
+#: ``why`` says where the setting comes from.
+NAMED_CONFIGS: dict[str, dict[str, Any]] = {}
+
+#: Every name a notebook or the command line accepts as a method.
+METHOD_NAMES = [*ALL_METHODS, *NAMED_CONFIGS]
+
 #: The downstream tasks (kept in sync with rcl.tasks.TASKS by a test).
 ALL_TASKS = ["denoise", "sr", "jdensr", "demosaic", "jdd"]
 
@@ -132,3 +143,14 @@ def progress_disabled(progress: bool = True) -> bool:
     import os
 
     return not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
+
+
+def status(message: str) -> None:
+    """One line of progress on stderr where progress bars are switched off (``TQDM_DISABLE``, as when the
+    book's notebooks execute): ``python -m rcl notebooks`` streams it to the terminal, and the book leaves
+    stderr out of its pages."""
+    import os
+    import sys
+
+    if os.environ.get("TQDM_DISABLE"):
+        print(message, file=sys.stderr, flush=True)

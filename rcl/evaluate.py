@@ -318,7 +318,8 @@ def study(
 
     The supervised baseline appears as ``oracle`` on denoising (it is the denoising Oracle) and as
     ``sl-den`` on the other tasks, where the Oracle is a supervised run on that task itself
-    (``supervised_task``). Reference rows (input as output) are added per task. ``proxy`` holds
+    (``supervised_task``; trained only when ``"supervised"`` is among ``methods``). Reference rows (input
+    as output) are added per task. ``proxy`` holds
     :class:`ProxyConfig` fields, ``pretrain`` :func:`rcl.train.make_config` keys.
     """
     from tqdm.auto import tqdm
@@ -334,13 +335,14 @@ def study(
         for m in methods:
             label = m if m != "supervised" else ("oracle" if task == "denoise" else "sl-den")
             jobs.append((task, m, label, {}))
-        if task != "denoise":
+        if task != "denoise" and "supervised" in methods:
             jobs.append((task, "supervised", "oracle", {"supervised_task": task}))
     frames = []
     runs_dir = pretrain.get("runs_dir", "runs")
     bar = tqdm(jobs, desc="proxy evaluation", disable=_config.progress_disabled(progress))
-    for task, m, label, extra in bar:
+    for i, (task, m, label, extra) in enumerate(bar, 1):
         bar.set_postfix(task=task, method=label)
+        _config.status(f"proxy evaluation {i}/{len(jobs)}: {task}, {label}")
         cfg = train.make_config(m, profile, **{**pretrain, **extra, "progress": progress})
         run = train.pretrain(cfg)
         pcfg = ProxyConfig(task=task, dataset=cfg.dataset, data_dir=cfg.data_dir, max_side=cfg.max_side,
@@ -459,7 +461,10 @@ def label_efficiency(
         e2e = end_to_end(model, cfg.proxy(), device)
         rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
 
+    from rcl.config import status
+
     for seed in cfg.seeds:
+        status(f"label efficiency: seed {seed} of {list(cfg.seeds)}, counts {list(cfg.counts)}")
         x_all, y_all = label_subsets(cfg, train, seed)
         for k in cfg.counts:
             if k == 0:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ def execute(
             kernel_name=kernel_name,
             progress_bar=progress,
             cwd=str(notebook.parent),
+            # stream what cells print to stderr (rcl.config.status lines) to the terminal as they come
+            stderr_file=sys.stderr if progress else None,
         )
     except BaseException:
         if partial.exists():

@@ -30,10 +30,11 @@ __all__ = [
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them.
 ORDER = ["vader", "densecl", "pixcontrast", "vader+", "densecl+", "pixcontrast+", "n2n", "n2s", "rcl-bd",
-         "rcl-mmd", "rcl-emd", "consistency", "sl-den", "oracle"]  # fmt: skip
+         "rcl-mmd", "rcl-emd", "rcl-emd-tuned", "consistency", "sl-den", "oracle"]  # fmt: skip
 NAMES = {"vader": "VADeR", "densecl": "DenseCL", "pixcontrast": "PixContrast", "vader+": "VADeR+",
          "densecl+": "DenseCL+", "pixcontrast+": "PixContrast+", "n2n": "N2N", "n2s": "N2S", "rcl-bd": "RCL-BD",
-         "rcl-mmd": "RCL-MMD", "rcl-emd": "RCL-EMD", "consistency": "Consistency only", "sl-den": "SL (Den)",
+         "rcl-mmd": "RCL-MMD", "rcl-emd": "RCL-EMD", "rcl-emd-tuned": "RCL-EMD (tuned)",
+         "consistency": "Consistency only", "sl-den": "SL (Den)",
          "oracle": "Oracle"}  # fmt: skip
 
 #: The comparisons the paper's tables make: (task, a, b) — "a beats b by the paper's margin".

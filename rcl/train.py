@@ -100,6 +100,7 @@ class PretrainConfig:
     g_e: str = "random"
     g_e_arch: str = "resnet18"
     g_e_layers: tuple[str, ...] = ("layer1",)
+    g_e_steps: int = 300  # SimCLR steps of g_e="self-supervised" (trained once per data and seed, cached)
     n2s_grid: int = 4
     proj_dim: int = 128
     queue_size: int = 1024
@@ -157,6 +158,7 @@ PROFILE_VALUES: dict[str, dict[str, Any]] = {
         g_e_layers=("layer1",),
         queue_size=64,
         dense_samples=32,
+        g_e_steps=3,
         checkpoint_every=2,
         log_every=1,
     ),
@@ -225,8 +227,14 @@ def _coerce(name: str, value: Any) -> Any:
 
 
 def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any) -> PretrainConfig:
-    """The ``profile``'s config for ``method`` with ``overrides`` (strings are parsed to the field type)."""
+    """The ``profile``'s config for ``method`` with ``overrides`` (strings are parsed to the field type).
+
+    ``method`` may also name a configuration of :data:`rcl.config.NAMED_CONFIGS` (e.g. ``rcl-emd-tuned``).
+    """
     _config.check_profile(profile)
+    if method in _config.NAMED_CONFIGS:  # a named configuration: its method and overrides, the caller's win
+        named = _config.NAMED_CONFIGS[method]
+        method, overrides = named["method"], {**named["overrides"], **overrides}
     keys = set(config_keys())
     unknown = sorted(set(overrides) - keys)
     if unknown:
@@ -349,6 +357,7 @@ def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torc
             arch=cfg.g_e_arch,
             seed=cfg.seed,
             crop=min(64, cfg.tile),
+            steps=cfg.g_e_steps,
             device=device,
             progress=cfg.progress,
         )
