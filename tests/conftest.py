@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from paths import ROOT, path_from_env
 
 from rcl import noise, notebooks
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -27,20 +26,12 @@ def pytest_report_header(config):
     return f"torch {torch.__version__}, cuda available: {torch.cuda.is_available()}, cpus: {os.cpu_count()}"
 
 
-def _path_from_env(name: str) -> Path | None:
-    given = os.environ.get(name)
-    if not given:
-        return None
-    path = Path(given)
-    return path if path.is_absolute() else ROOT / path
-
-
 @pytest.fixture(scope="session")
 def smoke_dir(tmp_path_factory) -> Path:
     """The notebooks executed at the smoke profile: ``$RCL_SMOKE_NOTEBOOKS`` (``make test`` executes them
     there first), else executed here into a temporary folder."""
     sources = notebooks.notebook_paths()
-    given = _path_from_env("RCL_SMOKE_NOTEBOOKS")
+    given = path_from_env("RCL_SMOKE_NOTEBOOKS")
     if given and all((given / p.name).exists() for p in sources):
         return given
     folder = tmp_path_factory.mktemp("smoke")

@@ -23,17 +23,16 @@ Debian's ``chromium`` (or ``$RCL_CHROMIUM``) and is skipped without it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import browser
 import pytest
+from paths import ROOT, path_from_env
 
 from rcl import notebooks
 
-ROOT = Path(__file__).resolve().parent.parent
 SOURCES = notebooks.notebook_paths()
 CHROMIUM = browser.find_chromium()
 REDIRECT = re.compile(r'<meta http-equiv="refresh" content="\d+; *url=([^"]+)"', re.IGNORECASE)
@@ -85,18 +84,10 @@ INSPECT = r"""(async () => {
 })()"""
 
 
-def _path_from_env(name: str) -> Path | None:
-    given = os.environ.get(name)
-    if not given:
-        return None
-    path = Path(given)
-    return path if path.is_absolute() else ROOT / path
-
-
 @pytest.fixture(scope="session")
 def book_html(request) -> Path:
     """The rendered book: ``$RCL_BOOK_HTML``, else the book built from the smoke notebooks (conftest)."""
-    given = _path_from_env("RCL_BOOK_HTML")
+    given = path_from_env("RCL_BOOK_HTML")
     if given:
         assert (given / "index.html").exists(), f"RCL_BOOK_HTML={given} holds no index.html"
         return given
@@ -193,7 +184,7 @@ def _link_problems(page: str, links: list[str], base: str, html: Path, ids: dict
 @pytest.mark.skipif(CHROMIUM is None, reason=browser.SKIP_MESSAGE)
 def test_book_pages_in_browser(book_html):
     """Every page opens in headless Chromium without a problem (the checks are listed at the top)."""
-    shots = _path_from_env("RCL_SCREENSHOTS") or ROOT / "build" / "browser-screenshots"
+    shots = path_from_env("RCL_SCREENSHOTS") or ROOT / "build" / "browser-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     pages = sorted(p.relative_to(book_html).as_posix() for p in book_html.rglob("*.html") if "_static" not in p.parts)
     assert "index.html" in pages
