@@ -168,10 +168,9 @@ def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from rcl.results import atomic_write_text
+
+    atomic_write_text(path, text)  # caches shared by parallel sweep executions: per-process temporaries
 
 
 def _load_or_none(path: Path) -> dict | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,18 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["LOG_ENV", "Saved", "cached", "code_version", "key", "load", "path_for", "save", "saved"]
+__all__ = [
+    "LOG_ENV",
+    "Saved",
+    "atomic_write_text",
+    "cached",
+    "code_version",
+    "key",
+    "load",
+    "path_for",
+    "save",
+    "saved",
+]
 
 #: Environment variable naming a JSON-lines file that records each result saved or reloaded.
 LOG_ENV = "RCL_RESULTS_LOG"
@@ -65,10 +77,18 @@ def path_for(kind: str, settings: Mapping[str, Any], results_dir: str | os.PathL
     return Path(results_dir) / f"{kind}-{dataset}-{profile}-{key(settings)}.csv"
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a temporary file of this process, then a rename. Processes
+    writing the same file at once (parallel sweep executions filling a shared cache) never collide."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
 
 
 def _log(path: Path, kind: str, settings: Mapping[str, Any], reused: bool) -> None:
@@ -85,9 +105,9 @@ def save(frame: pd.DataFrame, kind: str, settings: Mapping[str, Any], results_di
     """Write ``frame`` and its sidecar atomically; returns the CSV's path."""
     path = path_for(kind, settings, results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_text(path, frame.to_csv(index=False))
+    atomic_write_text(path, frame.to_csv(index=False))
     meta = {"kind": kind, "settings": _canonical(settings), "code": code_version(), "created": time.time()}
-    _atomic_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
     _log(path, kind, settings, reused=False)
     return path
 
