@@ -7,13 +7,15 @@ PROFILE ?= cpu
 BOOK_NOTEBOOKS := book/notebooks
 SMOKE_NOTEBOOKS := build/smoke
 
-.PHONY: help setup notebooks book sensitivity test lint clean
+.PHONY: help setup notebooks book sensitivity backbones test lint clean
 
 help:
 	@echo "make book    set up, execute every notebook at PROFILE=$(PROFILE) and render the book"
 	@echo "make test    set up and run every test (notebooks at the smoke profile, the book build)"
 	@echo "make sensitivity  run the sensitivity study (sweeps of notebook 04) that notebook 06 shows;"
 	@echo "             about an hour at PROFILE=cpu; then make book shows it"
+	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
+	@echo "             shows; about 15 minutes at PROFILE=cpu"
 	@echo "make setup   only create $(VENV) and install requirements.txt"
 	@echo "make lint    ruff on the package, tests and notebooks"
 	@echo "make clean   remove build products (keeps $(VENV), runs and downloaded data)"
@@ -37,6 +39,9 @@ book: notebooks
 
 sensitivity: $(STAMP)
 	$(BIN)/python -m rcl sensitivity --profile $(PROFILE)
+
+backbones: $(STAMP)
+	$(BIN)/python -m rcl backbones --profile $(PROFILE)
 
 test: $(STAMP)
 	$(BIN)/python -m rcl sensitivity --profile smoke --quiet --jobs 2 --runs-dir $(CURDIR)/build/smoke-runs \

@@ -18,6 +18,7 @@ __all__ = [
     "ALL_TASKS",
     "METHOD_NAMES",
     "NAMED_CONFIGS",
+    "PROXY_KEYS",
     "PROFILES",
     "SETTINGS",
     "check_choice",
@@ -45,6 +46,7 @@ ALL_METHODS = [
     "rcl-emd",
     "consistency",
     "supervised",
+    "copy",
 ]
 #: Named configurations: a method with fixed pre-training overrides, usable wherever a method name is
 #: (``--method``, a notebook's ``methods``). They sit beside the paper's methods and never replace them;
@@ -64,6 +66,9 @@ METHOD_NAMES = [*ALL_METHODS, *NAMED_CONFIGS]
 #: The downstream tasks (kept in sync with rcl.tasks.TASKS by a test).
 ALL_TASKS = ["denoise", "sr", "jdensr", "demosaic", "jdd"]
 
+#: The keys of a notebook's "proxy" settings that are rcl.evaluate.ProxyConfig fields.
+PROXY_KEYS = ("trials", "n_labels", "label_size", "head_steps", "test_draws", "sigma_grid")
+
 #: Per-notebook values that depend on the profile.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     # Notebook 01: noise simulation.
@@ -78,21 +83,27 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": {"max_side": 512, "tile": 128, "crop_sizes": [8, 16, 32, 64], "crop": 32, "repeats": 3},
         "gpu": {"max_side": None, "tile": 256, "crop_sizes": [16, 32, 64, 128], "crop": 128, "repeats": 5},
     },
-    # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys).
+    # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys, PROXY_KEYS; "seeds": the pre-training
+    # seeds of the headline methods, rcl.evaluate.HEADLINE).
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
-                  "label_size": 32, "head_steps": 50, "test_draws": 1},
-        "cpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 16, "label_size": 96,
-                "head_steps": 300, "test_draws": 3},
+                  "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],
+                  "seeds": [0, 1]},
+        "cpu": {"methods": ALL_METHODS, "tasks": ["denoise", "sr", "jdensr"], "trials": 3, "n_labels": 16,
+                "label_size": 96, "head_steps": 300, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
+                "seeds": [0, 1, 2]},
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
-                "head_steps": 2000, "test_draws": 1},
+                "head_steps": 2000, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
+                "seeds": [0, 1, 2, 3, 4]},
     },
     # Notebook 05: label efficiency (rcl.evaluate.LabelConfig keys).
     "labels": {
-        "smoke": {"counts": [0, 2, 4], "seeds": [0, 1], "steps": 3, "label_size": 32, "test_draws": 1},
-        "cpu": {"counts": [0, 4, 16, 64, 256], "seeds": [0, 1, 2], "steps": 150, "label_size": 64, "test_draws": 3},
+        "smoke": {"counts": [0, 2, 4], "seeds": [0, 1], "steps": 3, "label_size": 32, "test_draws": 1,
+                  "sigma_grid": [10.0]},
+        "cpu": {"counts": [0, 4, 16, 64, 256], "seeds": [0, 1, 2], "steps": 150, "label_size": 64, "test_draws": 3,
+                "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0]},
         "gpu": {"counts": [0, 10, 100, 1000, 10000], "seeds": [0, 1, 2, 3, 4], "steps": 5000, "label_size": 128,
-                "test_draws": 3},
+                "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0]},
     },
     # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
     "pretraining": {

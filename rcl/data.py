@@ -3,7 +3,8 @@
 Three sources give clean RGB images as ``3×H×W`` float tensors in [0, 1]:
 
 * ``"builtin"`` (the default, offline): natural RGB photographs that ship inside installed packages —
-  scikit-image's bundled data and matplotlib's sample data. Synthetic images (colour wheels, logos,
+  scikit-image's bundled data, matplotlib's sample data and scikit-learn's two sample photographs
+  (``china.jpg`` and ``flower.jpg``, CC BY 2.0, Flickr). Synthetic images (colour wheels, logos,
   chessboards) are left out, and so are grayscale ones (three identical channels would make the colour
   noise statistics unnatural) and near-duplicates (the right view of the motorcycle stereo pair).
   The split is fixed: :data:`BUILTIN_TEST` are held out for testing.
@@ -61,9 +62,13 @@ _BUILTIN_FILES = {
     "retina": ("skimage", "retina.jpg"),
     "motorcycle": ("skimage", "motorcycle_left.png"),
     "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
+    "china": ("sklearn", "china.jpg"),
+    "flower": ("sklearn", "flower.jpg"),
 }
-#: Held-out built-in images: two everyday photographs of different content.
-BUILTIN_TEST = ("coffee", "grace_hopper")
+#: Held-out built-in images: four everyday photographs of different content (a cup, a portrait, a
+#: building, a flower). scikit-learn's two photographs joined the test side, so the training side kept
+#: all seven of its images.
+BUILTIN_TEST = ("coffee", "grace_hopper", "china", "flower")
 #: Built-in training images.
 BUILTIN_TRAIN = tuple(n for n in _BUILTIN_FILES if n not in BUILTIN_TEST)
 
@@ -74,6 +79,13 @@ def _builtin_path(name: str) -> Path:
         import skimage
 
         return Path(skimage.__file__).parent / "data" / fname
+    if package == "sklearn":
+        import importlib.util
+
+        spec = importlib.util.find_spec("sklearn")  # the files only: importing sklearn itself is slow
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"built-in image {name!r} ships with scikit-learn: pip install scikit-learn")
+        return Path(spec.origin).parent / "datasets" / "images" / fname
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "sample_data" / fname

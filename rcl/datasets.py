@@ -38,6 +38,21 @@ Where the URLs and checksums come from (all public; nothing here was hashed by u
   train / 5 val / 5 test buildings). The md5 sums live only in a file on the same server
   (``md5sum.txt``), not in any public source, so these entries carry no hash and :func:`download`
   refuses them unless ``allow_unverified=True``.
+* ``set14``, ``urban100`` -- the EDSR authors' ``benchmark.tar`` on cv.snu.ac.kr (Set5, Set14, B100
+  and Urban100, HR and bicubic LR) and its md5, from torchSR (``Coloquinte/torchSR``,
+  ``torchsr/datasets/benchmarks.py``, classes ``Set14`` and ``Urban100``; the same URL and md5 are in
+  the PyPI wheel ``torchsr-1.0.4``). deepinv (``deepinv/datasets/set14.py``, ``urban100.py``) fetches
+  other copies (Box, Hugging Face) but hashes only the extracted folders, not the archives, so its
+  md5 values cannot check a download.
+* ``cbsd68`` -- ``CBSD68.tar.gz`` of the ``deepinv/CBSD68`` Hugging Face dataset, pinned to revision
+  ``6b07c98054171f0d21684369335a286256c789ac``: the copy that deepinv (``deepinv/datasets/cbsd68.py``)
+  loads. deepinv's md5 is of the Arrow file that its own ``save_to_disk`` writes, not of anything
+  fetched, and no published checksum of this (or any other) CBSD68 archive was found, so the entry
+  carries no hash and :func:`download` refuses it unless ``allow_unverified=True``.
+* ``mcmaster`` -- ``McM.zip`` on the authors' PolyU page and its password (``McM_CDM``, given on that
+  page), as used by deepinv (``deepinv/datasets/mcmaster.py``). deepinv's md5 is of the extracted
+  ``McM`` folder only; no published checksum of the zip was found, so the entry carries no hash and
+  :func:`download` refuses it unless ``allow_unverified=True``.
 """
 
 from __future__ import annotations
@@ -46,6 +61,7 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +85,7 @@ __all__ = [
 #: ``downloader(url, output_file, pooch_instance)``.
 Downloader = Callable[[str, Any, Any], Any]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 class UnverifiedDownloadError(RuntimeError):
@@ -330,6 +346,20 @@ TASKONOMY_TINY: dict[str, tuple[str, ...]] = {
     "test": ("ihlen", "mcdade", "muleshoe", "noxapater", "uvalda"),
 }  # fmt: skip
 
+#: The EDSR authors' benchmark archive (Set5/Set14/B100/Urban100) and its md5 (torchSR,
+#: torchsr/datasets/benchmarks.py). ``set14`` and ``urban100`` each fetch it into their own folder.
+_EDSR_BENCHMARK = ("https://cv.snu.ac.kr/research/EDSR/benchmark.tar", "md5:4ace41d33c2384b97e6b320cd0afd6ba")
+
+#: deepinv's Hugging Face copy of CBSD68, pinned to the revision that holds ``CBSD68.tar.gz``.
+_CBSD68_URL = (
+    "https://huggingface.co/datasets/deepinv/CBSD68/resolve/"
+    "6b07c98054171f0d21684369335a286256c789ac/CBSD68.tar.gz"
+)
+
+_MCMASTER_URL = "https://www4.comp.polyu.edu.hk/~cslzhang/DATA/McM.zip"
+#: Password of McM.zip (ZipCrypto), published on the dataset page and in deepinv's McMaster class.
+_MCMASTER_PASSWORD = b"McM_CDM"
+
 
 # ----------------------------------------------------------------------------------------------
 # Registry
@@ -501,6 +531,117 @@ REGISTRY: dict[str, DatasetInfo] = {
         ),
         homepage="https://github.com/StanfordVL/taskonomy/tree/master/data",
     ),
+    "cbsd68": DatasetInfo(
+        name="cbsd68",
+        title="Color BSD68 (CBSD68) denoising test set",
+        urls=((_CBSD68_URL, None),),
+        size="20 MB download (CBSD68.tar.gz, 19.7 MB as listed on Hugging Face)",
+        licence=(
+            "The images are BSDS300 photographs: free for non-commercial research and educational "
+            "purposes (Berkeley segmentation benchmark download page). No separate licence was "
+            "found for deepinv's Hugging Face repackaging."
+        ),
+        citation=(
+            "Roth & Black, Fields of Experts, IJCV 82(2), 2009 (the 68-image BSD68 test set); "
+            "Martin, Fowlkes, Tal & Malik, ICCV 2001 (the BSDS images)."
+        ),
+        description=(
+            "The 68 colour BSDS300 test images of Roth & Black's BSD68 set, 481x321 or 321x481 "
+            "PNGs, the usual colour-denoising benchmark. UNVERIFIED: no checksum of any CBSD68 "
+            "archive is published, so download() refuses unless called with allow_unverified=True "
+            "(the URL is pinned to one Hugging Face revision). The images are also in bsds500's "
+            "train/ (BSDS500 val), so do not test on cbsd68 a model trained on bsds500."
+        ),
+        layout=(
+            "Archive: a WebDataset shard holding CBSD68/0/0000.png ... 0067.png. All 68 go to "
+            "test/ under their file names; there is no train/ folder (CBSD68 is a test set only)."
+        ),
+        homepage="https://huggingface.co/datasets/deepinv/CBSD68",
+    ),
+    "mcmaster": DatasetInfo(
+        name="mcmaster",
+        title="McMaster (McM) colour demosaicking test set",
+        urls=((_MCMASTER_URL, None),),
+        size="small: 18 TIFFs of 500x500 (about 13.5 MB of pixels); the archive size is not published",
+        licence=(
+            "No licence text found; distributed by the authors on their PolyU dataset page, which "
+            "gives the archive's password."
+        ),
+        citation=(
+            "Zhang, Wu, Buades & Li, Color demosaicking by local directional interpolation and "
+            "nonlocal adaptive thresholding, Journal of Electronic Imaging 20(2), 2011."
+        ),
+        description=(
+            "18 colour images of 500x500 cropped from high-resolution scans, with saturated colours "
+            "and sharp colour edges; a standard demosaicking and colour-denoising test set. "
+            "UNVERIFIED: no checksum of McM.zip is published, so download() refuses unless called "
+            "with allow_unverified=True. The zip is encrypted (ZipCrypto) with the password from "
+            "the dataset page, which download() supplies."
+        ),
+        layout=(
+            "Archive (password McM_CDM): McM/1.tif ... 18.tif. All 18 go to test/ under their file "
+            "names; there is no train/ folder (McMaster is a test set only)."
+        ),
+        homepage="https://www4.comp.polyu.edu.hk/~cslzhang/CDM_Dataset.htm",
+    ),
+    "set14": DatasetInfo(
+        name="set14",
+        title="Set14 (high-resolution images)",
+        urls=(_EDSR_BENCHMARK,),
+        size=(
+            "about 250 MB download (the EDSR benchmark.tar of Set5, Set14, B100 and Urban100, of "
+            "which only Set14/HR is used)"
+        ),
+        licence=(
+            "No licence stated. Classic test images of mixed origin (e.g. Lenna, Baboon, Barbara), "
+            "some with their own copyright history; redistributed by the EDSR authors (SNU) for "
+            "super-resolution benchmarking."
+        ),
+        citation=(
+            "Zeyde, Elad & Protter, On Single Image Scale-Up Using Sparse-Representations, Curves "
+            "and Surfaces 2010; archive from Lim et al., EDSR, CVPR Workshops 2017."
+        ),
+        description=(
+            "14 PNGs of various sizes (276x276 to 512x768 according to deepinv's Set14HR), e.g. "
+            "baboon, barbara, comic, lenna, zebra; a standard super-resolution and restoration test "
+            "set. The archive is the same file as urban100's, fetched into each dataset's own folder."
+        ),
+        layout=(
+            "Archive: benchmark/Set14/HR/*.png (plus LR_bicubic/X2..X4 and the other sets, not "
+            "used). All 14 HR images go to test/; there is no train/ folder (Set14 is a test set "
+            "only)."
+        ),
+        homepage="https://github.com/sanghyun-son/EDSR-PyTorch",
+    ),
+    "urban100": DatasetInfo(
+        name="urban100",
+        title="Urban100 (high-resolution images)",
+        urls=(_EDSR_BENCHMARK,),
+        size=(
+            "about 250 MB download (the EDSR benchmark.tar of Set5, Set14, B100 and Urban100, of "
+            "which only Urban100/HR is used)"
+        ),
+        licence=(
+            "No licence stated by the authors; the images were collected from Flickr, whose terms "
+            "apply to each image. Redistributed by the EDSR authors (SNU); the eugenesiow/Urban100 "
+            "Hugging Face card labels its copy CC-BY-4.0."
+        ),
+        citation=(
+            "Huang, Singh & Ahuja, Single Image Super-Resolution from Transformed Self-Exemplars, "
+            "CVPR 2015; archive from Lim et al., EDSR, CVPR Workshops 2017."
+        ),
+        description=(
+            "100 colour PNGs of urban scenes (buildings, regular structures), typically about 1024 px "
+            "on the longer side; a standard super-resolution and restoration test set. The archive "
+            "is the same file as set14's, fetched into each dataset's own folder."
+        ),
+        layout=(
+            "Archive: benchmark/Urban100/HR/*.png (plus LR_bicubic/X2..X4 and the other sets, not "
+            "used). All 100 HR images go to test/; there is no train/ folder (Urban100 is a test "
+            "set only)."
+        ),
+        homepage="https://github.com/jbhuang0604/SelfExSR",
+    ),
 }
 
 
@@ -594,17 +735,29 @@ def _fetch(
     return Path(path)
 
 
-def _atomic_extract(archive: Path, dest: Path) -> Path:
+def _atomic_extract(archive: Path, dest: Path, password: bytes | None = None) -> Path:
     """Extract ``archive`` into ``dest`` via pooch's Unzip/Untar, through a temporary folder.
 
     ``dest`` appears (by rename) only once extraction has finished, so its existence means the
-    extraction is complete; an existing ``dest`` is reused as is.
+    extraction is complete; an existing ``dest`` is reused as is. A ``password`` (zip only, for
+    ZipCrypto-encrypted archives, which pooch cannot open) makes the extraction go through
+    :mod:`zipfile` instead.
     """
     if dest.is_dir():
         return dest
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     kind = _archive_kind(archive.name)
+    if password is not None:
+        if kind != "zip":
+            raise ValueError(f"{archive}: a password is only supported for zip archives")
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                zf.extractall(tmp, pwd=password)
+        except RuntimeError as err:  # zipfile's "Bad password for file ..."
+            raise RuntimeError(f"{archive}: cannot decrypt with the registered password ({err})") from err
+        os.replace(tmp, dest)
+        return dest
     if kind == "zip":
         processor: pooch.processors.ExtractorProcessor = pooch.Unzip(extract_dir=str(tmp))
     elif kind == "tar":
@@ -616,9 +769,17 @@ def _atomic_extract(archive: Path, dest: Path) -> Path:
     return dest
 
 
-def _extract_each(files: Sequence[Path], raw: Path) -> list[Path]:
+def _extract_each(files: Sequence[Path], raw: Path, password: bytes | None = None) -> list[Path]:
     """Extract every archive into ``raw/<archive stem>``; plain files are passed through."""
-    return [f if _archive_kind(f.name) == "file" else _atomic_extract(f, raw / _stem(f.name)) for f in files]
+    return [
+        f if _archive_kind(f.name) == "file" else _atomic_extract(f, raw / _stem(f.name), password)
+        for f in files
+    ]
+
+
+def _extract_mcmaster(files: Sequence[Path], raw: Path) -> list[Path]:
+    """McM.zip is encrypted; its password is the one published on the dataset page."""
+    return _extract_each(files, raw, password=_MCMASTER_PASSWORD)
 
 
 def _extract_split_zip(files: Sequence[Path], raw: Path) -> list[Path]:
@@ -727,6 +888,28 @@ def _arrange_taskonomy(outputs: Sequence[Path]) -> Plan:
     return {s: items for s, items in plan.items() if items}
 
 
+def _arrange_test_only(outputs: Sequence[Path], pattern: str | None = None, recursive: bool = True) -> Plan:
+    """Every image (under the folder matching ``pattern``, if given) goes to test/, by file name."""
+    folders = [_find_dir(outputs, pattern)] if pattern is not None else list(outputs)
+    return {"test": [(p, p.name) for folder in folders for p in _images_under(folder, recursive)]}
+
+
+def _arrange_cbsd68(outputs: Sequence[Path]) -> Plan:
+    return _arrange_test_only(outputs)
+
+
+def _arrange_mcmaster(outputs: Sequence[Path]) -> Plan:
+    return _arrange_test_only(outputs, "**/McM", recursive=False)
+
+
+def _arrange_set14(outputs: Sequence[Path]) -> Plan:
+    return _arrange_test_only(outputs, "**/Set14/HR", recursive=False)
+
+
+def _arrange_urban100(outputs: Sequence[Path]) -> Plan:
+    return _arrange_test_only(outputs, "**/Urban100/HR", recursive=False)
+
+
 @dataclass(frozen=True)
 class _Recipe:
     extract: Callable[[Sequence[Path], Path], list[Path]]
@@ -740,6 +923,10 @@ _RECIPES: dict[str, _Recipe] = {
     "voc2012": _Recipe(_extract_each, _arrange_voc2012),
     "mit-demosaic": _Recipe(_extract_split_zip, _arrange_mit_demosaic),
     "taskonomy": _Recipe(_extract_each, _arrange_taskonomy),
+    "cbsd68": _Recipe(_extract_each, _arrange_cbsd68),
+    "mcmaster": _Recipe(_extract_mcmaster, _arrange_mcmaster),
+    "set14": _Recipe(_extract_each, _arrange_set14),
+    "urban100": _Recipe(_extract_each, _arrange_urban100),
 }
 
 

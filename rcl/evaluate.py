@@ -15,12 +15,22 @@ Choices (see also the book's "Differences from the paper"):
   minimises the L1 loss for ``head_steps`` full-batch steps. The loss curve is kept; ``converged`` says
   whether the last 10% of steps improved the loss by less than 0.1%.
 * **Trials** differ in the labelled subset (``n_labels`` crops of ``label_size`` px from the training
-  images), its noise draws and the Adam path; the test set is fixed (one seeded draw of each test
-  image's degradation), as a benchmark's test set is.
-* **Test images are evaluated whole**, not as crops, each under ``test_draws`` independent degradations
-  (σ uniform in [0, ``sigma_max``] each time) so a small test set still spans the noise range.
-* **Results** are a tidy table (method, task, trial, psnr, ssim, …) saved beside the run under
-  ``proxy/`` keyed by the evaluation config, and reloaded instead of recomputed.
+  images), its noise draws and the Adam path; the test set is fixed (seeded draws of each test image's
+  degradation), as a benchmark's test set is.
+* **Test images are evaluated whole**, not as crops. For the noisy tasks each one is degraded at every σ
+  of ``sigma_grid`` (one fixed draw each: the per-noise-level tables the field reports) *and* under
+  ``test_draws`` draws of the paper's mixed range σ ~ U[0, ``sigma_max``]. Every row names its
+  ``condition`` (``"σ=10"``, ``"σ~U[0,20]"``, or ``"clean"`` for the noiseless SR and demosaicing).
+* **Test images may come from another dataset** (``test_dataset``/``test_dir``): the field reports on
+  standard test sets, never on its training images. :func:`test_images` refuses a test set that shares an
+  image with the training split.
+* **Two aggregations**: :func:`aggregate` gives the mean of per-case PSNR (what the field's tables report,
+  and what our tables use) and the PSNR of the mean MSE over the same cases (which weighs the hard, noisy
+  cases more) side by side.
+* **Results** are a tidy table (method, task, trial, image, condition, psnr, mse, ssim, …) saved beside
+  the run under ``proxy/`` keyed by the evaluation config, and reloaded instead of recomputed.
+
+Layer: evaluation (imports data, tasks, metrics, models; never the CLI, plots or notebooks).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -43,13 +54,19 @@ from rcl import tasks as _tasks
 from rcl.models import UNet
 
 __all__ = [
+    "MIXED",
     "ProxyConfig",
+    "aggregate",
+    "condition_label",
     "end_to_end",
     "fit_head",
     "paired_difference",
+    "paper_cases",
     "proxy_evaluate",
     "reference_evaluate",
     "summarise",
+    "HEADLINE",
+    "test_images",
 ]
 
 
@@ -69,16 +86,34 @@ class ProxyConfig:
     pixels: int = 2**16
     test_draws: int = 3
     sigma_max: float = 20.0
+    sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+    test_dataset: str | None = None
+    test_dir: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.task not in _tasks.TASKS:
             raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
-        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0 or self.test_draws < 1:
-            raise ValueError("trials, n_labels and test_draws must be >= 1 and head_steps >= 0")
+        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0 or self.test_draws < 0:
+            raise ValueError("trials and n_labels must be >= 1, head_steps and test_draws >= 0")
+        object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
+        if any(v < 0 for v in self.sigma_grid) or not (self.sigma_grid or self.test_draws):
+            raise ValueError(f"sigma_grid must hold σ >= 0 (0–255 scale), and with test_draws=0 at least one; "
+                             f"got sigma_grid={self.sigma_grid}, test_draws={self.test_draws}")
+        if self.test_dir is not None and self.test_dataset is None:
+            object.__setattr__(self, "test_dataset", "folder")
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return _cache_key(self, self.data_dir, self.test_dir)
+
+
+def _cache_key(cfg, *folders: str | None) -> str:
+    """A cached evaluation's key: its settings, the code that computes it, and the contents of the image
+    folders it reads — a changed library or a replaced image never serves an old table."""
+    from rcl.results import code_version
+
+    payload = {"config": asdict(cfg), "code": code_version(), "folders": [_fingerprint(f) for f in folders]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 @torch.no_grad()
@@ -104,17 +139,30 @@ def _labelled(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[T
 
 _NOISELESS_TASKS = ("sr", "demosaic")
 
+#: The ``condition`` of the paper's mixed noise range, e.g. ``"σ~U[0,20]"`` (see :func:`condition_label`).
+MIXED = "σ~U"
 
-def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, Tensor, Tensor]]:
-    """Each test image's (input, target): ``test_draws`` fixed seeded degradations per image (one for the
-    noiseless tasks), so the test set spans the σ range instead of one σ per image."""
+
+def condition_label(sigma: float | None, sigma_max: float = 20.0) -> str:
+    """``"σ=10"`` for a fixed noise level, ``"σ~U[0,20]"`` for the mixed range (``sigma=None``)."""
+    return f"σ={sigma:g}" if sigma is not None else f"{MIXED}[0,{sigma_max:g}]"
+
+
+def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, str, Tensor, Tensor]]:
+    """Each test case's (image, condition, input, target): every σ of ``sigma_grid`` once and ``test_draws``
+    draws of σ ~ U[0, sigma_max] per image (one ``"clean"`` case for the noiseless tasks), each a fixed
+    seeded draw, so every method sees the same test set."""
     out = []
-    draws = 1 if cfg.task in _NOISELESS_TASKS else cfg.test_draws
+    if cfg.task in _NOISELESS_TASKS:
+        conds = [("clean", (0.0, 0.0))]
+    else:
+        conds = [(condition_label(s), (s, s)) for s in cfg.sigma_grid]
+        conds += [(condition_label(None, cfg.sigma_max), (0.0, cfg.sigma_max))] * cfg.test_draws
     for k, (name, img) in enumerate(test.items()):
-        for d in range(draws):
+        for d, (cond, sigma_range) in enumerate(conds):
             g = torch.Generator().manual_seed(cfg.seed * 104729 + 1000 * k + d)
-            x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=(0.0, cfg.sigma_max))
-            out.append((name if draws == 1 else f"{name}#{d}", x, y))
+            x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=sigma_range)
+            out.append((name, cond, x, y))
     return out
 
 
@@ -156,14 +204,57 @@ def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, T
 
 
 def _images(cfg: ProxyConfig) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), _load_split(
-        cfg.dataset, cfg.data_dir, cfg.max_side, "test"
-    )
+    return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), test_images(cfg)
+
+
+def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
+    """The test images of ``cfg``: the held-out split of the training dataset, or — with ``test_dataset``
+    (``"folder"`` with ``test_dir``, or a registered name with ``test_dir`` its download root) — another
+    dataset: a folder's ``test/`` subfolder if it has one, else every image in it.
+
+    Raises if a test image is also a training image (same pixels after resizing): a verdict on images the
+    network trained on says nothing about images it has not seen.
+    """
+    if cfg.test_dataset is None:
+        return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test")
+    if cfg.test_dataset == "folder":
+        if cfg.test_dir is None:
+            raise ValueError("test_dataset='folder' needs test_dir, the folder of test images")
+        root = Path(cfg.test_dir)
+        split = "test" if (root / "test").is_dir() else "all"
+    else:
+        split = "test"
+    test = _load_split(cfg.test_dataset, cfg.test_dir, cfg.max_side, split)
+    train = _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train")
+    seen = {_digest(t): n for n, t in train.items()}
+    shared = [(n, seen[_digest(t)]) for n, t in test.items() if _digest(t) in seen]
+    if shared:
+        raise ValueError(f"test image {shared[0][0]!r} is the training image {shared[0][1]!r} "
+                         f"({len(shared)} shared): test images must be disjoint from dataset={cfg.dataset!r}")
+    return test
+
+
+def _digest(t: Tensor) -> str:
+    return hashlib.sha256(str(tuple(t.shape)).encode() + t.contiguous().numpy().tobytes()).hexdigest()
+
+
+def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split: str) -> dict[str, Tensor]:
+    """Decoded, resized images of one split, kept for the next evaluation (callers never modify them). The
+    memory cache is keyed by the folder's contents (names, sizes, modification times), so images added or
+    replaced on disk are read again."""
+    return _load_split_cached(dataset, data_dir, max_side, split, _fingerprint(data_dir))
+
+
+def _fingerprint(data_dir: str | None) -> tuple:
+    if data_dir is None or not Path(data_dir).is_dir():
+        return ()
+    return tuple(sorted((str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in Path(data_dir).rglob("*") if p.is_file()))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split: str) -> dict[str, Tensor]:
-    """Decoded, resized images of one split, kept for the next evaluation (callers never modify them)."""
+def _load_split_cached(dataset: str, data_dir: str | None, max_side: int | None, split: str,
+                       fingerprint: tuple) -> dict[str, Tensor]:
     return _data.resize_max_side(_data.load_images(dataset, split, data_dir), max_side)
 
 
@@ -208,26 +299,24 @@ def proxy_evaluate(
     old_head = [p.detach().clone() for p in model.head.parameters()]
     train, test = _images(cfg)
     pairs = _test_pairs(cfg, test)
-    test_feats = [(name, _features(model, x, device), y) for name, x, y in pairs]
+    test_feats = [(name, cond, _features(model, x, device), x, y) for name, cond, x, y in pairs]
     rows, curves = [], {}
     for trial in range(cfg.trials):
         x, y = _labelled(cfg, train, trial)
         f = _features(model, x, device)
         g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
-        fp, yp = _pixels(f, y, cfg.pixels, g)
+        fp, yp = _pixels(f, model.head_target(x, y), cfg.pixels, g)
         head, curve = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
         curves[trial] = curve
-        for name, ft, yt in test_feats:
+        for name, cond, ft, xt, yt in test_feats:
             with torch.no_grad():
-                out = F.conv2d(ft, head.weight, head.bias).clamp(0, 1)
+                out = model.output(ft, xt, head).clamp(0, 1)
             rows.append(
                 {
                     "method": method,
                     "task": cfg.task,
                     "trial": trial,
-                    "image": name,
-                    "psnr": float(_metrics.psnr(out, yt)[0]),
-                    "ssim": float(_metrics.ssim(out, yt)[0]),
+                    **_scores(name, cond, out, yt),
                     "fit_loss": curve[-1],
                     "converged": _converged(curve),
                 }
@@ -253,11 +342,31 @@ def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | 
     _, test = _images(cfg)
     model = model.to(device).eval()
     rows = []
-    for name, x, y in _test_pairs(cfg, test):
+    for name, cond, x, y in _test_pairs(cfg, test):
         out = model(x.to(device)).float().cpu().clamp(0, 1)
-        rows.append({"task": cfg.task, "image": name, "psnr": float(_metrics.psnr(out, y)[0]),
-                     "ssim": float(_metrics.ssim(out, y)[0])})
+        rows.append({"task": cfg.task, **_scores(name, cond, out, y),
+                     "psnr_vs_input": float(_metrics.psnr(out, x)[0])})
     return pd.DataFrame(rows)
+
+
+#: An exact output (MSE 0, as the noisy input at σ = 0) scores this PSNR instead of infinity, so means stay
+#: finite: the MSE is floored at 10⁻¹⁰ for both aggregations.
+MSE_FLOOR = 1e-10
+
+
+def _scores(name: str, cond: str, out: Tensor, y: Tensor) -> dict:
+    """One test case's row: image, condition, PSNR, MSE (for the PSNR of the mean MSE) and SSIM."""
+    mse = max(float(((out.clamp(0, 1) - y) ** 2).mean()), MSE_FLOOR)
+    return {"image": name, "condition": cond, "psnr": min(float(_metrics.psnr(out, y)[0]), -10 * np.log10(MSE_FLOOR)),
+            "mse": mse, "ssim": float(_metrics.ssim(out, y)[0])}
+
+
+def paper_cases(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the paper's test setting: the mixed noise range σ ~ U[0, σ_max] (and the noiseless tasks'
+    ``"clean"`` cases). Tables set beside the paper's use these; the per-σ tables use every condition."""
+    if "condition" not in df:
+        return df
+    return df[df.condition.str.startswith(MIXED) | (df.condition == "clean")]
 
 
 def reference_evaluate(cfg: ProxyConfig, cache_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -273,15 +382,22 @@ def reference_evaluate(cfg: ProxyConfig, cache_dir: str | os.PathLike | None = N
     name_of = {"denoise": "noisy input", "sr": "bicubic", "jdensr": "noisy bicubic", "demosaic": "bilinear",
                "jdd": "noisy bilinear"}
     rows = []
-    for name, x, y in _test_pairs(cfg, test):
-        rows.extend(
-            {"method": name_of[cfg.task], "task": cfg.task, "trial": t, "image": name,
-             "psnr": float(_metrics.psnr(x, y)[0]), "ssim": float(_metrics.ssim(x, y)[0])}
-            for t in range(cfg.trials)
-        )
+    for name, cond, x, y in _test_pairs(cfg, test):
+        scores = _scores(name, cond, x, y)
+        rows.extend({"method": name_of[cfg.task], "task": cfg.task, "trial": t, **scores} for t in range(cfg.trials))
     if path is not None:
         _atomic_write(path, json.dumps(rows))
     return pd.DataFrame(rows)
+
+
+def aggregate(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Per group of ``by``: the mean of per-case PSNR (``psnr``, the field's convention and our tables') and
+    the PSNR of the mean MSE over the same cases (``psnr_of_mse``), with the case count ``n``."""
+    g = df.groupby(by)
+    out = g.psnr.mean().to_frame("psnr")
+    out["psnr_of_mse"] = -10 * np.log10(g.mse.mean().clip(lower=MSE_FLOOR))
+    out["n"] = g.size()
+    return out.reset_index()
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
@@ -290,19 +406,45 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return per_trial.groupby(["method", "task"]).agg(["mean", "std"])
 
 
-def paired_difference(df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0) -> dict:
-    """PSNR of method ``a`` minus ``b`` on ``task``: mean over trials, a bootstrap 95% interval over trials,
-    and a paired t-test p-value (trials pair up: the same labelled subsets and test set)."""
+def paired_difference(
+    df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0, condition: str | None = None
+) -> dict:
+    """PSNR of method ``a`` minus ``b`` on ``task`` (optionally one test ``condition``), paired.
+
+    With several pre-training seeds (a ``seed`` column with more than one value shared by both methods) the
+    unit is the seed: each seed's difference is averaged over trials and test cases, and the 95% interval
+    is Student's t over seeds — it includes the pre-training seed's variation, which the trials (same
+    network, other labelled subsets) do not see. With one seed the unit is the trial and the interval a
+    bootstrap over trials (``unit`` says which). The p-value is the paired t-test over the same units.
+    """
     from scipy import stats
 
-    per = df[df.task == task].groupby(["method", "trial"])["psnr"].mean().unstack(0)
+    sel = df[df.task == task]
+    if condition is not None:
+        sel = sel[sel.condition == condition]
+    seeds_of = lambda m: set(sel[sel.method == m].seed) if "seed" in sel else {0}  # noqa: E731
+    shared = sorted(seeds_of(a) & seeds_of(b))
+    unit = "seed" if len(shared) > 1 else "trial"
+    if unit == "seed":
+        sel = sel[sel.seed.isin(shared)]
+    per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
     d = (per[a] - per[b]).dropna().to_numpy()
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randint(len(d), (n_boot, len(d)), generator=g).numpy()
-    boots = d[idx].mean(1)
-    lo, hi = (float(v) for v in torch.tensor(boots).quantile(torch.tensor([0.025, 0.975], dtype=torch.float64)))
-    p = float(stats.ttest_rel(per[a].loc[per.index], per[b].loc[per.index]).pvalue) if len(d) > 1 else float("nan")
-    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (lo, hi), "p_value": p, "n": len(d)}
+    n = len(d)
+    if unit == "seed":
+        half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n))
+        lo, hi = d.mean() - half, d.mean() + half
+    else:
+        g = torch.Generator().manual_seed(seed)
+        idx = torch.randint(n, (n_boot, n), generator=g).numpy()
+        lo, hi = (float(v) for v in np.quantile(d[idx].mean(1), [0.025, 0.975]))
+    p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else float("nan")
+    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (float(lo), float(hi)),
+            "p_value": p, "n": n, "unit": unit}
+
+
+#: The methods whose comparisons carry the book's verdicts: pre-trained with several seeds, so their
+#: intervals include the pre-training seed (the rest are pre-trained once, with the first seed).
+HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
 
 
 def study(
@@ -312,47 +454,55 @@ def study(
     proxy: dict | None = None,
     pretrain: dict | None = None,
     progress: bool = True,
+    seeds: tuple[int, ...] | list[int] = (0,),
+    seeded: tuple[str, ...] = HEADLINE,
 ) -> pd.DataFrame:
     """Pre-train (or reuse) every method and evaluate it on every task: the rows of Tables 1 and 2.
 
     The supervised baseline appears as ``oracle`` on denoising (it is the denoising Oracle) and as
     ``sl-den`` on the other tasks, where the Oracle is a supervised run on that task itself
     (``supervised_task``; trained only when ``"supervised"`` is among ``methods``). Reference rows (input
-    as output) are added per task. ``proxy`` holds
-    :class:`ProxyConfig` fields, ``pretrain`` :func:`rcl.train.make_config` keys.
+    as output) are added per task. ``proxy`` holds :class:`ProxyConfig` fields, ``pretrain``
+    :func:`rcl.train.make_config` keys. Methods in ``seeded`` are pre-trained once per seed of ``seeds``,
+    the others with ``seeds[0]``; every row names its pre-training ``seed``. The test set and the labelled
+    subsets depend on ``proxy["seed"]`` (default ``seeds[0]``) only, so every pre-training seed is
+    evaluated on the same test cases.
     """
     from tqdm.auto import tqdm
 
     from rcl import config as _config
     from rcl import train
 
-    pretrain = dict(pretrain or {})
-    proxy = dict(proxy or {})
+    pretrain = {k: v for k, v in (pretrain or {}).items() if k != "seed"}
+    seeds = list(seeds)
+    proxy = {"seed": seeds[0], **(proxy or {})}
     device = _config.default_device()
     jobs = []
     for task in tasks:
         for m in methods:
             label = m if m != "supervised" else ("oracle" if task == "denoise" else "sl-den")
-            jobs.append((task, m, label, {}))
+            jobs.extend((task, m, label, {}, s) for s in (seeds if m in seeded else seeds[:1]))
         if task != "denoise" and "supervised" in methods:
-            jobs.append((task, "supervised", "oracle", {"supervised_task": task}))
+            jobs.extend((task, "supervised", "oracle", {"supervised_task": task}, s)
+                        for s in (seeds if "supervised" in seeded else seeds[:1]))
     frames = []
     runs_dir = pretrain.get("runs_dir", "runs")
     bar = tqdm(jobs, desc="proxy evaluation", disable=_config.progress_disabled(progress))
-    for i, (task, m, label, extra) in enumerate(bar, 1):
-        bar.set_postfix(task=task, method=label)
-        _config.status(f"proxy evaluation {i}/{len(jobs)}: {task}, {label}")
-        cfg = train.make_config(m, profile, **{**pretrain, **extra, "progress": progress})
+    for i, (task, m, label, extra, seed) in enumerate(bar, 1):
+        bar.set_postfix(task=task, method=label, seed=seed)
+        _config.status(f"proxy evaluation {i}/{len(jobs)}: {task}, {label}, seed {seed}")
+        cfg = train.make_config(m, profile, **{**pretrain, **extra, "seed": seed, "progress": progress})
         run = train.pretrain(cfg)
         pcfg = ProxyConfig(task=task, dataset=cfg.dataset, data_dir=cfg.data_dir, max_side=cfg.max_side,
-                           sigma_max=cfg.sigma_max, seed=cfg.seed, **proxy)
+                           sigma_max=cfg.sigma_max, **proxy)
         df, _ = proxy_evaluate(run.path, pcfg, method=label, device=device)
-        frames.append(df.assign(method=label, run=run.path.name))
+        frames.append(df.assign(method=label, run=run.path.name, seed=seed))
+    base = train.make_config("n2n", profile, **pretrain)
     for task in tasks:
-        pcfg = ProxyConfig(task=task, dataset=pretrain.get("dataset", "builtin"), data_dir=pretrain.get("data_dir"),
-                           max_side=train.make_config("n2n", profile, **pretrain).max_side,
-                           seed=pretrain.get("seed", 0), **proxy)
-        frames.append(reference_evaluate(pcfg, Path(runs_dir) / "references").assign(run="reference"))
+        pcfg = ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
+                           sigma_max=base.sigma_max, **proxy)
+        ref = reference_evaluate(pcfg, Path(runs_dir) / "references")
+        frames.extend(ref.assign(run="reference", seed=s) for s in seeds)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -362,13 +512,13 @@ def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, tria
 
     model = load_model(run)
     train, test = _images(cfg)
-    name, x, y = _test_pairs(cfg, test)[image]
+    _, _, x, y = _test_pairs(cfg, test)[image]
     xl, yl = _labelled(cfg, train, trial)
     g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
-    fp, yp = _pixels(_features(model, xl, torch.device("cpu")), yl, cfg.pixels, g)
+    fp, yp = _pixels(_features(model, xl, torch.device("cpu")), model.head_target(xl, yl), cfg.pixels, g)
     head, _ = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
     with torch.no_grad():
-        out = F.conv2d(_features(model, x, torch.device("cpu")), head.weight, head.bias).clamp(0, 1)
+        out = model.output(_features(model, x, torch.device("cpu")), x, head).clamp(0, 1)
     return x[0], y[0], out[0]
 
 
@@ -395,20 +545,22 @@ class LabelConfig:
     max_side: int | None = 512
     sigma_max: float = 20.0
     test_draws: int = 3
+    sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
         if list(self.counts) != sorted(set(self.counts)) or min(self.counts) < 0:
             raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return _cache_key(self, self.data_dir)
 
     def proxy(self) -> ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
         return ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir, max_side=self.max_side,
-                           sigma_max=self.sigma_max, test_draws=self.test_draws)
+                           sigma_max=self.sigma_max, test_draws=self.test_draws, sigma_grid=self.sigma_grid)
 
 
 def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
@@ -503,7 +655,7 @@ def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0)
     """
     import numpy as np
 
-    per = df.groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
+    per = paper_cases(df).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
     sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
     rcl = per[(per.arm == "RCL+SL") & (per.labels == k)].set_index("seed").psnr
     seeds = sl.index.intersection(rcl.index).to_numpy()

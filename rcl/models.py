@@ -4,6 +4,19 @@
 proxy protocol evaluates; ``h`` (:attr:`UNet.head`) is the last 1×1 convolution to 3 channels, the only
 layer the proxy protocol re-initialises and fine-tunes. Any input size works: inputs are padded
 (reflect) to a multiple of ``2**depth`` and the output is cropped back.
+
+Three backbones, the restoration field's standard options (``UNetConfig.skip``; the book's
+"Differences" page gives the measurements behind the default):
+
+* ``"none"``: the plain U-Net, ``f(x) = h(φ(x))``.
+* ``"residual"``: residual learning as DnCNN/VDSR, ``f(x) = x + h(φ(x))``. The trunk models the
+  residual itself, and a zero head is the identity. For RCL this makes Eq. 2's residual
+  ``n̂ = x − f(x) = −h(φ(x))`` the output of the last layer. Under the proxy protocol the global skip is part
+  of the frozen architecture: only ``h`` is refitted, i.e. a linear map from φ(x) to ``y − x``.
+* ``"concat"``: the Noise2Noise U-Net's design (Lehtinen et al. 2018, appendix): the input is
+  concatenated into the top decoder level before its convolutions, so φ sees the input pixels directly.
+
+Layer: core (imports only torch).
 """
 
 from __future__ import annotations
@@ -14,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["NORMS", "UNet", "UNetConfig"]
+__all__ = ["NORMS", "SKIPS", "UNet", "UNetConfig"]
 
 NORMS = ("batch", "group", "instance", "none")
+SKIPS = ("none", "residual", "concat")
 
 
 @dataclass(frozen=True)
@@ -33,10 +47,15 @@ class UNetConfig:
     norm: str = "none"
     in_channels: int = 3
     out_channels: int = 3
+    skip: str = "none"
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; valid: {NORMS}")
+        if self.skip not in SKIPS:
+            raise ValueError(f"unknown skip {self.skip!r}; valid: {SKIPS}")
+        if self.skip == "residual" and self.in_channels != self.out_channels:
+            raise ValueError("skip='residual' needs in_channels == out_channels (the output is x + h(φ(x)))")
         if self.width < 1 or self.depth < 1:
             raise ValueError(f"width and depth must be >= 1, got width={self.width}, depth={self.depth}")
 
@@ -78,7 +97,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(
             nn.ConvTranspose2d(widths[k + 1], widths[k], 2, stride=2) for k in reversed(range(cfg.depth))
         )
-        self.dec = nn.ModuleList(_Block(2 * widths[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth)))
+        extra = [cfg.in_channels if (cfg.skip == "concat" and k == 0) else 0 for k in range(cfg.depth)]
+        self.dec = nn.ModuleList(
+            _Block(2 * widths[k] + extra[k], widths[k], cfg.norm) for k in reversed(range(cfg.depth))
+        )
         self.head = nn.Conv2d(widths[0], cfg.out_channels, 1)
 
     @property
@@ -98,17 +120,31 @@ class UNet(nn.Module):
     def features(self, x: Tensor) -> Tensor:
         """φ(x): the penultimate feature map, ``B×width×H×W`` (same size as ``x``)."""
         x, h, w = self._pad(x)
+        inp = x
         skips = []
         for k, block in enumerate(self.enc):
             x = block(x if k == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
         for up, block in zip(self.up, self.dec):
-            x = block(torch.cat([up(x), skips.pop()], dim=1))
+            parts = [up(x), skips.pop()]
+            if self.config.skip == "concat" and not skips:  # the top decoder level also sees the input
+                parts.append(inp)
+            x = block(torch.cat(parts, dim=1))
         return x[..., :h, :w]
 
+    def output(self, features: Tensor, x: Tensor, head: nn.Module | None = None) -> Tensor:
+        """``f(x)`` from φ(x) and a head (default: the network's own): ``x + h(φ)`` with the residual skip,
+        else ``h(φ)``. The proxy protocol calls it with a refitted head."""
+        out = (head or self.head)(features)
+        return x + out if self.config.skip == "residual" else out
+
+    def head_target(self, x: Tensor, y: Tensor) -> Tensor:
+        """What ``h(φ(x))`` must equal for ``f(x) = y``: ``y − x`` with the residual skip, else ``y``."""
+        return y - x if self.config.skip == "residual" else y
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
+        return self.output(self.features(x), x)
 
     def reset_head(self, out_channels: int | None = None, generator_seed: int | None = None) -> nn.Conv2d:
         """Replace ``head`` with a freshly initialised 1×1 conv (the proxy protocol's new last layer)."""

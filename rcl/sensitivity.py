@@ -92,7 +92,8 @@ def _combos(profile: str, seeds: Sequence[int]) -> tuple[list[dict[str, Any]], p
     pl["methods"] = [m.split(",") for m in pl.method]
     pl["key"] = [f"{m}|{sorted(o.items())}" for m, o in zip(pl.method, pl.overrides)]
     distinct = pl.drop_duplicates("key")
-    combos = [{"methods": r.methods, "overrides": r.overrides, "seed": s} for s in seeds for r in distinct.itertuples()]
+    combos = [{"methods": r.methods, "overrides": r.overrides, "seed": s, "seeds": [s]}
+              for s in seeds for r in distinct.itertuples()]
     return combos, pl
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from rcl import config, paper
+from rcl.evaluate import aggregate, paired_difference, paper_cases
 
 __all__ = [
     "CLAIMS",
@@ -18,10 +19,12 @@ __all__ = [
     "ORDER",
     "agreement",
     "book_result",
+    "controls",
     "input_margins",
     "label_gains",
     "label_table",
     "method_table",
+    "per_sigma",
     "per_trial",
     "rank_correlation",
     "table1",
@@ -30,11 +33,11 @@ __all__ = [
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them.
 ORDER = ["vader", "densecl", "pixcontrast", "vader+", "densecl+", "pixcontrast+", "n2n", "n2s", "rcl-bd",
-         "rcl-mmd", "rcl-emd", "rcl-emd-tuned", "consistency", "sl-den", "oracle"]  # fmt: skip
+         "rcl-mmd", "rcl-emd", "rcl-emd-tuned", "consistency", "copy", "sl-den", "oracle"]  # fmt: skip
 NAMES = {"vader": "VADeR", "densecl": "DenseCL", "pixcontrast": "PixContrast", "vader+": "VADeR+",
          "densecl+": "DenseCL+", "pixcontrast+": "PixContrast+", "n2n": "N2N", "n2s": "N2S", "rcl-bd": "RCL-BD",
          "rcl-mmd": "RCL-MMD", "rcl-emd": "RCL-EMD", "rcl-emd-tuned": "RCL-EMD (tuned)",
-         "consistency": "Consistency only", "sl-den": "SL (Den)",
+         "consistency": "Consistency only", "copy": "Copy input (control)", "sl-den": "SL (Den)",
          "oracle": "Oracle"}  # fmt: skip
 
 #: The comparisons the paper's tables make: (task, a, b) — "a beats b by the paper's margin".
@@ -53,8 +56,70 @@ def _key(name: str) -> str:
 
 
 def per_trial(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean PSNR and SSIM over test images, per task, method and trial."""
-    return df.groupby(["task", "method", "trial"])[["psnr", "ssim"]].mean().reset_index()
+    """Mean PSNR and SSIM over the paper's test cases (mixed noise range; :func:`rcl.evaluate.paper_cases`),
+    per task, method, pre-training seed (if any) and trial."""
+    keys = ["task", "method", "seed", "trial"] if "seed" in df else ["task", "method", "trial"]
+    return paper_cases(df).groupby(keys)[["psnr", "ssim"]].mean().reset_index()
+
+
+def _conditions(df: pd.DataFrame) -> list[str]:
+    """The test conditions present, fixed noise levels by σ first, then the mixed range and 'clean'."""
+    present = set(df.condition) if "condition" in df else set()
+    fixed = sorted((c for c in present if c.startswith("σ=")), key=lambda c: float(c[2:]))
+    return fixed + sorted(present - set(fixed))
+
+
+def per_sigma(df: pd.DataFrame, task: str = "denoise", value: str = "psnr") -> pd.DataFrame:
+    """PSNR per test condition (columns: σ=0 … σ=20, σ~U[0,20]) for each method and the task's input.
+
+    ``value="psnr"`` is the mean of per-case PSNR (the field's convention); ``"psnr_of_mse"`` the PSNR of the
+    mean MSE over the same cases. Averaged over pre-training seeds and trials; the input's row is first.
+    """
+    sel = df[df.task == task]
+    if sel.empty or "condition" not in sel:
+        return pd.DataFrame()
+    keys = [k for k in ("seed", "trial") if k in sel]
+    wide = aggregate(sel, ["method", "condition", *keys]).groupby(["method", "condition"])[value].mean().unstack()
+    refs = [m for m in wide.index if m not in ORDER]
+    order = refs + [m for m in ORDER if m in wide.index]
+    return wide.reindex(index=order, columns=_conditions(sel)).rename(index=_name).round(2)
+
+
+def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0) -> pd.DataFrame:
+    """The checks an experiment must pass before it can carry a verdict on the paper, computed from ``df``.
+
+    Denoising: the Oracle beats the noisy input by ``margin_db`` at σ = 10, 15 and 20, and is not below it
+    on the mixed range under either aggregation; N2N is within ``n2n_gap_db`` of the Oracle (mixed range).
+    SR: the Oracle beats bicubic. Each row: the check, the measured value (dB) and whether it holds.
+    """
+    rows = []
+
+    def add(check: str, value: float, ok: bool) -> None:
+        rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
+
+    if "denoise" in set(df.task):
+        ref = next((m for m in df[df.task == "denoise"].method.unique() if m not in ORDER), None)
+        for agg in ("psnr", "psnr_of_mse"):
+            t = per_sigma(df, "denoise", agg).rename(index=_key)
+            if ref not in t.index or "oracle" not in t.index:
+                continue
+            name = "mean of per-case PSNR" if agg == "psnr" else "PSNR of the mean MSE"
+            for c in t.columns:
+                d = t.loc["oracle", c] - t.loc[ref, c]
+                if c in ("σ=10", "σ=15", "σ=20") and agg == "psnr":
+                    add(f"denoise, {c}: Oracle − noisy input ≥ {margin_db:g}", d, d >= margin_db)
+                if c.startswith("σ~U"):
+                    add(f"denoise, {c} ({name}): Oracle − noisy input ≥ 0", d, d >= 0)
+                    if agg == "psnr" and "n2n" in t.index:
+                        g = t.loc["n2n", c] - t.loc["oracle", c]
+                        add(f"denoise, {c}: |N2N − Oracle| ≤ {n2n_gap_db:g}", g, abs(g) <= n2n_gap_db)
+    if "sr" in set(df.task):
+        pt = per_trial(df[df.task == "sr"]).groupby("method").psnr.mean()
+        ref = next((m for m in pt.index if m not in ORDER), None)
+        if ref is not None and "oracle" in pt.index:
+            d = pt["oracle"] - pt[ref]
+            add("sr: Oracle − bicubic > 0", d, d > 0)
+    return pd.DataFrame(rows)
 
 
 def _fmt(mean: float, std: float, digits: int) -> str:
@@ -114,14 +179,12 @@ def _paper_diff(task: str, a: str, b: str) -> float:
 def agreement(df: pd.DataFrame) -> pd.DataFrame:
     """Each of the paper's comparisons: our difference (bootstrap 95% CI, paired t-test over trials) beside
     the paper's. "agrees": same sign, interval excluding zero; "inconclusive": interval includes zero."""
-    from rcl.evaluate import paired_difference
-
     rows = []
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
         if a not in present or b not in present:
             continue
-        d = paired_difference(df, a, b, task)
+        d = paired_difference(paper_cases(df), a, b, task)
         p_d = _paper_diff(task, a, b)
         lo, hi = d["ci95"]
         same_sign = np.sign(d["mean_diff_db"]) == np.sign(p_d)
@@ -175,7 +238,7 @@ def input_margins(df: pd.DataFrame) -> pd.DataFrame:
 
 def label_table(df: pd.DataFrame) -> pd.DataFrame:
     """Table 3 on our data: SL and RCL+SL PSNR/SSIM per label count, mean ± std over seeds."""
-    per_seed = df.groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
+    per_seed = paper_cases(df).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
     agg = per_seed.groupby(["labels", "arm"])[["psnr", "ssim"]].agg(["mean", "std"])
     counts = sorted(per_seed.labels.unique())
 
@@ -197,7 +260,7 @@ def label_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
     """RCL+SL minus SL PSNR per label count: mean, std over seeds, and number of seeds."""
-    per_seed = df.groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
+    per_seed = paper_cases(df).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
     wide = per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
     gain = (wide["RCL+SL"] - wide["SL"]).groupby("labels").agg(["mean", "std", "count"])
     gain.columns = ["gain (dB)", "std over seeds", "seeds"]
@@ -216,9 +279,10 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
         if kind == "proxy":
             defaults = config.settings("proxy", profile)
             extra = set(s.settings.get("pretrain", {})) - {"dataset", "data_dir", "seed", "runs_dir"}
-            proxy_defaults = {k: defaults[k] for k in ("trials", "n_labels", "label_size", "head_steps", "test_draws")}
+            proxy_defaults = {k: defaults[k] for k in config.PROXY_KEYS}
             if (
                 extra
+                or s.settings.get("seeds") != defaults["seeds"]
                 or sorted(s.settings.get("methods", [])) != sorted(defaults["methods"])
                 or list(s.settings.get("tasks", [])) != list(defaults["tasks"])
                 or s.settings.get("proxy") != _canonical(proxy_defaults)

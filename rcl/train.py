@@ -91,6 +91,7 @@ class PretrainConfig:
     width: int = 24
     depth: int = 3
     norm: str = "none"
+    skip: str = "residual"  # the backbone study's choice (rcl.backbones, notebook 03); "none" is the plain U-Net
     # method hyper-parameters (see rcl.methods.MethodConfig)
     tau: float = 0.01
     tau_scale: str = "absolute"
@@ -100,6 +101,7 @@ class PretrainConfig:
     g_e: str = "random"
     g_e_arch: str = "resnet18"
     g_e_layers: tuple[str, ...] = ("layer1",)
+    g_e_weights: str | None = None  # a local torchvision ResNet state dict for g_e="imagenet" (offline)
     g_e_steps: int = 300  # SimCLR steps of g_e="self-supervised" (trained once per data and seed, cached)
     n2s_grid: int = 4
     proj_dim: int = 128
@@ -137,7 +139,7 @@ class PretrainConfig:
         return _methods.MethodConfig(**{k: v for k, v in asdict(self).items() if k in names})
 
     def unet_config(self) -> UNetConfig:
-        return UNetConfig(width=self.width, depth=self.depth, norm=self.norm)
+        return UNetConfig(width=self.width, depth=self.depth, norm=self.norm, skip=self.skip)
 
 
 #: Fields that change how a run executes, not what it computes.
@@ -254,10 +256,23 @@ def _code_version() -> str:
     return h.hexdigest()[:12]
 
 
+def _file_digest(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"g_e_weights={path!r}: no such file (a torchvision ResNet state dict)")
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
 def run_key(cfg: PretrainConfig) -> str:
     """Hash of the config's computational fields and of the training code."""
     payload = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_ONLY}
     payload["code"] = _code_version()
+    if cfg.g_e_weights is not None:  # the weights file by its content, not its path
+        payload["g_e_weights"] = _file_digest(cfg.g_e_weights)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -361,7 +376,9 @@ def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torc
             device=device,
             progress=cfg.progress,
         )
-    return ConsistencyLoss(cfg.g_e, cfg.g_e_arch, cfg.g_e_layers, state_dict=state, seed=cfg.seed).to(device)
+    return ConsistencyLoss(
+        cfg.g_e, cfg.g_e_arch, cfg.g_e_layers, state_dict=state, seed=cfg.seed, weights=cfg.g_e_weights
+    ).to(device)
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -525,6 +542,7 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
     )
     for step, host_batch in zip(bar, batches):
         batch = host_batch.to(device, non_blocking=True, memory_format=torch.channels_last if use_cuda else None)
+        method.diagnose = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps  # the steps it logs
         autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
         with autocast:
             losses = trainer(batch)

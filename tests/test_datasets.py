@@ -26,6 +26,8 @@ from PIL import Image
 from rcl import datasets
 
 REQUIRED = ("bsds500", "div2k", "kodak24", "voc2012", "mit-demosaic", "taskonomy")
+#: The image-restoration test sets: every image goes to test/, none to train/.
+TEST_SETS = ("kodak24", "cbsd68", "mcmaster", "set14", "urban100")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -52,12 +54,12 @@ def _make_zip(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def _make_tar(path: Path, members: dict[str, bytes]) -> Path:
+def _make_tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
     src = path.parent / (path.name + ".src")
     for arcname, data in members.items():
         (src / arcname).parent.mkdir(parents=True, exist_ok=True)
         (src / arcname).write_bytes(data)
-    with tarfile.open(path, "w") as tf:
+    with tarfile.open(path, mode) as tf:
         for arcname in members:
             tf.add(src / arcname, arcname=arcname)
     shutil.rmtree(src)
@@ -175,7 +177,7 @@ def test_describe_lists_every_dataset():
 def test_unknown_name_lists_valid_names(tmp_path):
     with pytest.raises(ValueError, match="valid names") as err:
         datasets.download("imagenet", tmp_path)
-    for name in REQUIRED:
+    for name in REQUIRED + TEST_SETS:
         assert name in str(err.value)
     with pytest.raises(ValueError, match="bsds500"):
         datasets.local_path("nope", tmp_path)
@@ -405,3 +407,215 @@ def test_mit_demosaic_without_zip_program(tmp_path, monkeypatch):
         "datasets.z01",
         "datasets.zip",
     ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Image-restoration test sets (CBSD68, McMaster, Set14, Urban100): registry and download paths
+# ----------------------------------------------------------------------------------------------
+
+EDSR_BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
+#: md5 of benchmark.tar as published by torchSR (torchsr/datasets/benchmarks.py).
+EDSR_BENCHMARK_MD5 = "md5:4ace41d33c2384b97e6b320cd0afd6ba"
+
+
+def _md5(path: Path) -> str:
+    return "md5:" + hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _with_hash(monkeypatch: pytest.MonkeyPatch, name: str, known_hash: str | None) -> None:
+    """Keep entry ``name``'s real URL but replace its hash by that of a local fixture."""
+    info = datasets.REGISTRY[name]
+    urls = tuple((url, known_hash) for url, _ in info.urls)
+    monkeypatch.setitem(datasets.REGISTRY, name, dataclasses.replace(info, urls=urls))
+
+
+def _edsr_benchmark_tar(tmp_path: Path) -> Path:
+    """A small stand-in for the EDSR benchmark.tar: four sets, HR and bicubic LR folders."""
+    b = "benchmark"
+    members = {
+        f"{b}/Set5/HR/baby.png": _png_bytes(1),
+        f"{b}/Set5/LR_bicubic/X2/babyx2.png": _png_bytes(2, size=4),
+        f"{b}/Set14/HR/baboon.png": _png_bytes(3),
+        f"{b}/Set14/HR/comic.png": _png_bytes(4),
+        f"{b}/Set14/LR_bicubic/X2/baboonx2.png": _png_bytes(5, size=4),
+        f"{b}/Set14/LR_bicubic/X4/comicx4.png": _png_bytes(6, size=2),
+        f"{b}/B100/HR/3096.png": _png_bytes(7),
+        f"{b}/Urban100/HR/img001.png": _png_bytes(8),
+        f"{b}/Urban100/HR/img002.png": _png_bytes(9),
+        f"{b}/Urban100/HR/img003.png": _png_bytes(10),
+        f"{b}/Urban100/LR_bicubic/X4/img001x4.png": _png_bytes(11, size=2),
+    }
+    return _make_tar(tmp_path / "benchmark.tar", members)
+
+
+def test_test_sets_are_registered_as_test_only():
+    for name in TEST_SETS:
+        info = datasets.REGISTRY[name]
+        assert "test/" in info.layout and "no train/ folder" in info.layout, name
+        for field in ("size", "licence", "citation", "homepage"):
+            assert getattr(info, field).strip(), f"{name}: empty {field}"
+        assert info.homepage.startswith("https://"), name
+
+
+def test_test_set_sources_and_checksums():
+    reg = datasets.REGISTRY
+    # Set14 and Urban100: the EDSR authors' benchmark.tar with torchSR's md5.
+    for name in ("set14", "urban100"):
+        assert reg[name].urls == ((EDSR_BENCHMARK_URL, EDSR_BENCHMARK_MD5),)
+        assert reg[name].verified
+    # CBSD68 and McMaster: no published archive checksum, so unverified.
+    (cbsd_url, cbsd_hash), = reg["cbsd68"].urls
+    assert cbsd_hash is None and not reg["cbsd68"].verified
+    assert cbsd_url.startswith("https://huggingface.co/datasets/deepinv/CBSD68/resolve/")
+    revision = cbsd_url.split("/resolve/", 1)[1].split("/", 1)[0]
+    assert len(revision) == 40 and int(revision, 16) >= 0  # pinned to a commit, not a branch
+    assert cbsd_url.endswith("/CBSD68.tar.gz")
+    assert reg["mcmaster"].urls == (("https://www4.comp.polyu.edu.hk/~cslzhang/DATA/McM.zip", None),)
+    assert not reg["mcmaster"].verified
+    records = {r["name"]: r for r in datasets.describe_records()}
+    assert records["set14"]["checksums"] == records["urban100"]["checksums"] == "all files"
+    assert records["cbsd68"]["checksums"] == records["mcmaster"]["checksums"] == "none for 1 of 1 files"
+
+
+def test_registry_image_counts_and_sizes_documented():
+    expect = {
+        "cbsd68": ("68", "481x321"),
+        "mcmaster": ("18", "500x500"),
+        "set14": ("14", "512x768"),
+        "urban100": ("100", "1024"),
+    }
+    for name, (count, size) in expect.items():
+        info = datasets.REGISTRY[name]
+        text = info.description + " " + info.size
+        assert text.startswith(count + " ") or f" {count} " in text, name
+        assert size in text, name
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("set14", ["baboon.png", "comic.png"]), ("urban100", ["img001.png", "img002.png", "img003.png"])],
+)
+def test_edsr_benchmark_sets_go_to_test_only(tmp_path, monkeypatch, name, expected):
+    archive = _edsr_benchmark_tar(tmp_path)
+    _with_hash(monkeypatch, name, _md5(archive))  # real URL, md5 form as in the registry
+    fake = LocalDownloader({"benchmark.tar": archive})
+    out = datasets.download(name, tmp_path / "d", downloader=fake, progress=False)
+    assert fake.calls == [EDSR_BENCHMARK_URL]
+    assert _names(out / "test") == expected  # HR only: no LR images, no other set
+    assert not (out / "train").exists()
+    assert json.loads((out / "layout.json").read_text())["splits"] == {"test": len(expected)}
+    assert Image.open(out / "test" / expected[0]).size == (8, 8)
+
+
+def test_edsr_benchmark_wrong_md5_is_refused(tmp_path, monkeypatch):
+    archive = _edsr_benchmark_tar(tmp_path)  # the real md5 in the registry cannot match this fixture
+    fake = LocalDownloader({"benchmark.tar": archive})
+    with pytest.raises(ValueError, match="(?i)hash"):
+        datasets.download("set14", tmp_path / "d", downloader=fake, progress=False)
+    assert not datasets.is_downloaded("set14", tmp_path / "d")
+
+
+def test_cbsd68_refuses_without_allow_unverified(tmp_path):
+    fake = LocalDownloader({})
+    with pytest.raises(datasets.UnverifiedDownloadError, match="allow_unverified=True"):
+        datasets.download("cbsd68", tmp_path, downloader=fake, progress=False)
+    assert fake.calls == [] and not (tmp_path / "cbsd68").exists()
+
+
+def test_cbsd68_unverified_download_with_opt_in(tmp_path):
+    members = {f"CBSD68/0/{i:04d}.png": _png_bytes(i) for i in range(3)}
+    members["CBSD68/0/0000.json"] = b"{}"  # WebDataset sidecars are not images
+    archive = _make_tar(tmp_path / "CBSD68.tar.gz", members, mode="w:gz")
+    fake = LocalDownloader({"CBSD68.tar.gz": archive})  # the registry's real (pinned) URL
+    out = datasets.download(
+        "cbsd68", tmp_path / "d", downloader=fake, progress=False, allow_unverified=True, keep_archives=False
+    )
+    assert fake.calls == [datasets.REGISTRY["cbsd68"].urls[0][0]]
+    assert _names(out / "test") == ["0000.png", "0001.png", "0002.png"]
+    assert not (out / "train").exists()
+    assert not (tmp_path / "d" / "cbsd68" / "downloads" / "CBSD68.tar.gz").exists()
+    assert Image.open(out / "test" / "0001.png").size == (8, 8)
+
+
+def _mcmaster_tree(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """Files as in McM.zip: McM/<n>.tif, plus a non-image."""
+    src = tmp_path / "mcm-src"
+    tifs = {f"{i}.tif": _png_bytes(i, fmt="TIFF") for i in (1, 2, 18)}
+    for fname, data in tifs.items():
+        (src / "McM").mkdir(parents=True, exist_ok=True)
+        (src / "McM" / fname).write_bytes(data)
+    (src / "McM" / "Thumbs.db").write_bytes(b"not an image")
+    return src, tifs
+
+
+def _zip_with_password(src: Path, dest: Path, password: str) -> Path:
+    subprocess.run(["zip", "-q", "-r", "-P", password, str(dest), "McM"], cwd=src, check=True)
+    return dest
+
+
+def test_mcmaster_refuses_without_allow_unverified(tmp_path):
+    fake = LocalDownloader({})
+    with pytest.raises(datasets.UnverifiedDownloadError, match="allow_unverified=True"):
+        datasets.download("mcmaster", tmp_path, downloader=fake, progress=False)
+    assert fake.calls == []
+
+
+def test_mcmaster_plain_zip_with_opt_in(tmp_path):
+    src, tifs = _mcmaster_tree(tmp_path)
+    archive = _make_zip(tmp_path / "McM.zip", {f"McM/{k}": v for k, v in tifs.items()})
+    out = datasets.download(
+        "mcmaster",
+        tmp_path / "d",
+        downloader=LocalDownloader({"McM.zip": archive}),
+        progress=False,
+        allow_unverified=True,
+    )
+    assert _names(out / "test") == ["1.tif", "18.tif", "2.tif"]
+    assert not (out / "train").exists()
+    from rcl.data import load_folder  # the project's loader reads the TIFFs
+
+    images = load_folder(out / "test")
+    assert sorted(images) == ["1.tif", "18.tif", "2.tif"]
+    assert tuple(images["2.tif"].shape) == (3, 8, 8)
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP 'zip' is needed to make an encrypted zip")
+def test_mcmaster_encrypted_zip_uses_published_password(tmp_path):
+    src, tifs = _mcmaster_tree(tmp_path)
+    archive = _zip_with_password(src, tmp_path / "McM.zip", "McM_CDM")
+    with zipfile.ZipFile(archive) as zf:  # really encrypted: unreadable without the password
+        with pytest.raises(RuntimeError, match="(?i)password"):
+            zf.read("McM/1.tif")
+    out = datasets.download(
+        "mcmaster",
+        tmp_path / "d",
+        downloader=LocalDownloader({"McM.zip": archive}),
+        progress=False,
+        allow_unverified=True,
+    )
+    assert _names(out / "test") == ["1.tif", "18.tif", "2.tif"]  # Thumbs.db left out
+    for fname, data in tifs.items():
+        assert (out / "test" / fname).read_bytes() == data
+
+
+@pytest.mark.skipif(shutil.which("zip") is None, reason="Info-ZIP 'zip' is needed to make an encrypted zip")
+def test_mcmaster_wrong_password_leaves_nothing_complete(tmp_path):
+    src, _ = _mcmaster_tree(tmp_path)
+    archive = _zip_with_password(src, tmp_path / "McM.zip", "another password")
+    root = tmp_path / "d"
+    with pytest.raises(RuntimeError, match="password"):
+        datasets.download(
+            "mcmaster", root, downloader=LocalDownloader({"McM.zip": archive}), progress=False,
+            allow_unverified=True,
+        )  # fmt: skip
+    assert not datasets.is_downloaded("mcmaster", root)
+    assert not (root / "mcmaster" / "raw" / "McM").exists()
+
+
+def test_cli_lists_the_test_sets(capsys):
+    from rcl import cli
+
+    assert cli.main(["datasets", "list"]) == 0
+    table = capsys.readouterr().out
+    for name in TEST_SETS:
+        assert f"| {name} |" in table

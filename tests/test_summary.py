@@ -56,10 +56,10 @@ def test_book_result_picks_the_default_settings_not_a_sweep(tmp_path):
     from rcl import config
 
     d = config.settings("proxy", "smoke")
-    proxy = {k: d[k] for k in ("trials", "n_labels", "label_size", "head_steps", "test_draws")}
+    proxy = {k: d[k] for k in config.PROXY_KEYS}
     pretrain = {"dataset": "builtin", "data_dir": None, "seed": 0, "runs_dir": "r"}
-    base = {"profile": "smoke", "dataset": "builtin", "seed": 0, "methods": d["methods"], "tasks": d["tasks"],
-            "proxy": proxy, "pretrain": pretrain}  # fmt: skip
+    base = {"profile": "smoke", "dataset": "builtin", "seed": 0, "seeds": d["seeds"], "methods": d["methods"],
+            "tasks": d["tasks"], "proxy": proxy, "pretrain": pretrain}  # fmt: skip
     book = results.save(proxy_rows(), "proxy", base, tmp_path)
     results.save(proxy_rows(), "proxy", {**base, "pretrain": {**base["pretrain"], "tau": 1.0}}, tmp_path)
     results.save(proxy_rows(), "proxy", {**base, "methods": ["n2n"]}, tmp_path)

@@ -21,6 +21,7 @@ _REGISTRY = {
     "n2s": "core:Noise2Self",
     "consistency": "core:Consistency",
     "supervised": "core:Supervised",
+    "copy": "core:CopyInput",
     "vader": "dense:VADeR",
     "densecl": "dense:DenseCL",
     "pixcontrast": "dense:PixContrast",

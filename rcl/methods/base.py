@@ -99,6 +99,9 @@ class Method(nn.Module):
     needs_second_draw: ClassVar[bool] = False
     #: True when the method uses the consistency loss (its g_e must be built).
     uses_consistency: ClassVar[bool] = False
+    #: Set by the engine on the steps it logs: methods may then add diagnostics (gradient norms, EMD gaps)
+    #: to their loss dictionary. Off on the other steps, so diagnostics cost nothing there.
+    diagnose: bool = False
 
     def __init__(self, model: UNet, config: MethodConfig | None = None, consistency: nn.Module | None = None):
         super().__init__()

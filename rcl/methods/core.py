@@ -15,7 +15,7 @@ from rcl import distances as _distances
 from rcl import losses as _losses
 from rcl.methods.base import Batch, Method
 
-__all__ = ["RCL", "Consistency", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
+__all__ = ["RCL", "Consistency", "CopyInput", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
 
 
 def _image_loss(a: Tensor, b: Tensor, norm: str) -> Tensor:
@@ -81,7 +81,33 @@ class RCL(Method):
                 contrast = contrast * dist.get_world_size()
         consistency = self.consistency_loss(x, f)  # = the mean of the two crops' losses (equal sizes)
         loss = _losses.rcl_loss(contrast, consistency, self.config.alpha)
-        return {"loss": loss, "contrast": contrast.detach(), "consistency": consistency.detach()}
+        out = {"loss": loss, "contrast": contrast.detach(), "consistency": consistency.detach()}
+        if self.diagnose and self.training:
+            out.update(mechanism(f, r1, r2, {"contrast": self.config.alpha * contrast, "consistency": consistency}))
+        return out
+
+
+def mechanism(f: Tensor, r1: Tensor, r2: Tensor, terms: dict[str, Tensor]) -> dict[str, Tensor]:
+    """What each term of Eq. 6 sends into the U-Net, and how far the residuals discriminate instances.
+
+    ``grad_<term>``: the norm of the gradient of that (weighted) term with respect to the U-Net's output
+    ``f`` — the signal the network receives from it (everything upstream of ``f`` sees only this);
+    ``grad_ratio``: ``grad_contrast / grad_consistency`` when both are present. ``emd_gap``: the mean EMD
+    between negative pairs minus that between positive pairs of the batch's residuals (Figure 2's
+    quantity, averaged): positive when an anchor's own second crop is the closer one.
+    """
+    out = {}
+    for name, term in terms.items():
+        if term.requires_grad:
+            (g,) = torch.autograd.grad(term, f, retain_graph=True)
+            out[f"grad_{name}"] = g.float().norm()
+    if "grad_contrast" in out and "grad_consistency" in out:
+        out["grad_ratio"] = out["grad_contrast"] / out["grad_consistency"].clamp_min(1e-30)
+    with torch.no_grad():
+        d = _distances.get_distance("emd")(r1.float(), r2.float())
+        off = ~torch.eye(d.shape[0], dtype=torch.bool, device=d.device)
+        out["emd_gap"] = d[off].mean() - d.diagonal().mean()
+    return out
 
 
 class RCLEMD(RCL):
@@ -182,8 +208,26 @@ class Consistency(Method):
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         x = torch.cat([batch.x1, batch.x2])
-        loss = self.consistency_loss(x, self.model(x))  # the mean over both crops
-        return {"loss": loss}
+        f = self.model(x)
+        loss = self.consistency_loss(x, f)  # the mean over both crops
+        out = {"loss": loss}
+        if self.diagnose and self.training:
+            out.update(mechanism(f, *(x - f).chunk(2), {"consistency": loss}))
+        return out
+
+
+class CopyInput(Method):
+    """A control, not a method of the paper: train ``f`` to reproduce its own noisy input, ``‖f(x) − x‖``.
+
+    It measures what the backbone can represent at the profile's budget: a network that cannot copy its
+    input end to end cannot denoise either, whatever its pre-training. Under the proxy protocol its
+    features show what a representation that keeps the input, and nothing else, is worth.
+    """
+
+    name = "copy"
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        return {"loss": _image_loss(self.model(batch.x1), batch.x1, self.config.loss_norm)}
 
 
 class Supervised(Method):

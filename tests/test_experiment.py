@@ -1,0 +1,215 @@
+"""The experiment's design: backbones that can denoise, per-σ test conditions, both aggregations, seed-aware
+intervals, test images disjoint from training, and the mechanism diagnostics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from rcl import analysis, data, evaluate, summary, train
+from rcl.methods import core
+from rcl.models import SKIPS, UNet, UNetConfig
+
+
+@pytest.mark.parametrize("skip", SKIPS)
+def test_backbones_keep_shapes_and_compose_from_features(skip, rng):
+    model = UNet(width=8, depth=2, skip=skip)
+    x = torch.rand(2, 3, 30, 22, generator=rng)
+    out = model(x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(model.output(model.features(x), x), out)
+
+
+def test_residual_backbone_with_a_zero_head_is_the_identity(rng):
+    model = UNet(width=8, depth=2, skip="residual")
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)
+    x = torch.rand(1, 3, 24, 24, generator=rng)
+    torch.testing.assert_close(model(x), x)
+    # the proxy protocol fits the head to y − x, so a perfect head gives f(x) = y
+    y = torch.rand_like(x)
+    torch.testing.assert_close(model.head_target(x, y) + x, y)
+
+
+def test_concat_backbone_sees_the_input_at_the_top_decoder_level():
+    plain, concat = UNet(width=8, depth=2), UNet(width=8, depth=2, skip="concat")
+    assert concat.dec[-1][0].in_channels == plain.dec[-1][0].in_channels + 3
+
+
+def test_bad_skip_names_the_valid_ones():
+    with pytest.raises(ValueError, match="residual"):
+        UNetConfig(skip="global")
+
+
+def test_residual_proxy_head_is_fitted_to_the_residual(rng):
+    """Under the proxy protocol with the residual skip the new head maps φ(x) to y − x: on the noiseless SR
+    task with a network whose φ is exactly ``y − x``-predictive the fit is near perfect."""
+    cfg = evaluate.ProxyConfig(task="denoise", max_side=96, n_labels=4, label_size=32, trials=1, head_steps=0,
+                               test_draws=1, sigma_grid=(10.0,))
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=2, skip="residual")
+    df, _ = evaluate.proxy_evaluate(model, cfg)
+    ref = evaluate.reference_evaluate(cfg)
+    # the least-squares head starts at ~0 residual correction for random features: never far below the input
+    assert df.psnr.mean() > ref.psnr.mean() - 1.0
+
+
+def test_test_cases_cover_the_sigma_grid_and_the_mixed_range():
+    cfg = evaluate.ProxyConfig(task="denoise", max_side=64, test_draws=2, sigma_grid=(0.0, 10.0, 20.0))
+    rows = evaluate.reference_evaluate(cfg)
+    per_image = rows[rows.trial == 0].groupby("image").condition.apply(list)
+    assert all(c == ["σ=0", "σ=10", "σ=20", "σ~U[0,20]", "σ~U[0,20]"] for c in per_image)
+    by = rows[rows.trial == 0].groupby("condition").psnr.mean()
+    assert by["σ=0"] == pytest.approx(100.0)  # an exact input scores the floor's 100 dB, not infinity
+    assert by["σ=10"] > by["σ=20"]
+    sr = evaluate.reference_evaluate(evaluate.ProxyConfig(task="sr", max_side=64))
+    assert set(sr.condition) == {"clean"}
+
+
+def test_aggregations_differ_as_defined():
+    df = pd.DataFrame({"method": "m", "condition": "c", "psnr": [20.0, 40.0], "mse": [1e-2, 1e-4]})
+    out = evaluate.aggregate(df, ["method", "condition"]).iloc[0]
+    assert out.psnr == pytest.approx(30.0)
+    assert out.psnr_of_mse == pytest.approx(-10 * np.log10((1e-2 + 1e-4) / 2))
+    assert out.psnr_of_mse < out.psnr  # the mean MSE weighs the hard case more
+
+
+def _rows(values: dict[tuple[str, int, int], float], condition="σ~U[0,20]") -> pd.DataFrame:
+    return pd.DataFrame([{"method": m, "seed": s, "trial": t, "task": "denoise", "image": "a", "condition": condition,
+                          "psnr": v, "mse": 10 ** (-v / 10)} for (m, s, t), v in values.items()])
+
+
+def test_paired_difference_over_seeds_is_a_t_interval_over_seeds():
+    vals = {}
+    for s, d in enumerate([0.1, 0.5, 0.3]):
+        for t in range(4):
+            vals[("a", s, t)] = 30 + d + 0.001 * t
+            vals[("b", s, t)] = 30 + 0.001 * t
+    out = evaluate.paired_difference(_rows(vals), "a", "b", "denoise")
+    assert out["unit"] == "seed" and out["n"] == 3
+    assert out["mean_diff_db"] == pytest.approx(0.3)
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, 2) * np.std([0.1, 0.5, 0.3], ddof=1) / np.sqrt(3)
+    assert out["ci95"] == pytest.approx((0.3 - half, 0.3 + half))
+    one_seed = evaluate.paired_difference(_rows({k: v for k, v in vals.items() if k[1] == 0}), "a", "b", "denoise")
+    assert one_seed["unit"] == "trial" and one_seed["n"] == 4
+
+
+def test_controls_report_each_check_from_the_data():
+    vals = {}
+    for cond, (inp, ora, n2n) in {"σ=10": (28, 33, 32.5), "σ=15": (24.5, 30, 29.5), "σ=20": (22, 24, 23.5),
+                                  "σ~U[0,20]": (30, 33, 31.5)}.items():
+        vals[cond] = _rows({("noisy input", 0, 0): inp, ("oracle", 0, 0): ora, ("n2n", 0, 0): n2n}, cond)
+    df = pd.concat(vals.values())
+    checks = summary.controls(df).set_index("check")
+    assert checks.loc["denoise, σ=10: Oracle − noisy input ≥ 3", "holds"]
+    assert not checks.loc["denoise, σ=20: Oracle − noisy input ≥ 3", "holds"]  # 24 − 22 = 2 dB
+    assert checks.loc["denoise, σ~U[0,20] (PSNR of the mean MSE): Oracle − noisy input ≥ 0", "holds"]
+    gap = checks.loc["denoise, σ~U[0,20]: |N2N − Oracle| ≤ 1"]
+    assert gap["value (dB)"] == pytest.approx(-1.5) and not gap["holds"]
+
+
+def _write_images(folder, images):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, t in images.items():
+        Image.fromarray((t.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(folder / f"{name}.png")
+
+
+def test_a_test_folder_is_evaluated_and_must_be_disjoint_from_training(tmp_path):
+    train_imgs = {f"t{i}": torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(i)) for i in range(4)}
+    _write_images(tmp_path / "train", train_imgs)
+    held = {f"h{i}": torch.rand(3, 48, 56, generator=torch.Generator().manual_seed(10 + i)) for i in range(2)}
+    _write_images(tmp_path / "photos", held)
+    base = dict(task="denoise", dataset="folder", data_dir=str(tmp_path / "train"), max_side=None, n_labels=2,
+                label_size=32, trials=1, head_steps=0, test_draws=1, sigma_grid=(10.0,))
+    cfg = evaluate.ProxyConfig(**base, test_dir=str(tmp_path / "photos"))
+    assert cfg.test_dataset == "folder"
+    test = evaluate.test_images(cfg)
+    assert set(test) == {"h0.png", "h1.png"}
+    train_names = set(data.load_images("folder", "train", str(tmp_path / "train")))
+    assert not set(test) & train_names
+    digests = {evaluate._digest(t) for t in evaluate._load_split("folder", str(tmp_path / "train"), None, "train").values()}
+    assert not {evaluate._digest(t) for t in test.values()} & digests
+    torch.manual_seed(0)
+    df, _ = evaluate.proxy_evaluate(UNet(width=8, depth=2), cfg)
+    assert set(df.image) == {"h0.png", "h1.png"}
+    # a training image in the test folder is refused, by content, whatever its file name
+    train_all = data.load_images("folder", "all", str(tmp_path / "train"))
+    name, img = next(iter(train_all.items()))
+    _write_images(tmp_path / "photos", {"renamed": img})
+    with pytest.raises(ValueError, match="is the training image"):
+        evaluate.test_images(evaluate.ProxyConfig(**base, test_dir=str(tmp_path / "photos")))
+
+
+def _batch(rng, b=4, s=24):
+    x1 = torch.rand(b, 3, s, s, generator=rng)
+    return core.Batch(x1=x1, x2=torch.rand(b, 3, s, s, generator=rng), offset=torch.zeros(b, 2, dtype=torch.long))
+
+
+def test_rcl_diagnostics_measure_each_terms_gradient_into_the_network(rng):
+    from rcl.losses import ConsistencyLoss
+
+    cfg = train.make_config("rcl-emd", "smoke")
+    torch.manual_seed(0)
+    method = core.RCLEMD(UNet(width=8, depth=2, skip="residual"), cfg.method_config(),
+                         ConsistencyLoss("random", "resnet18", ("layer1",), seed=0))
+    batch = _batch(rng)
+    assert "grad_ratio" not in method(batch)  # off unless the engine asks (it costs extra backward passes)
+    method.diagnose = True
+    out = method(batch)
+    # the same numbers by hand: each term's gradient with respect to f(x)
+    x = torch.cat([batch.x1, batch.x2])
+    f = method.model(x)
+    r1, r2 = (x - f).chunk(2)
+    contrast = cfg.alpha * core._losses.residual_contrastive_loss(r1, r2, method.distance, cfg.tau)
+    (gc,) = torch.autograd.grad(contrast, f, retain_graph=True)
+    (gs,) = torch.autograd.grad(method.consistency(x, f), f)
+    assert out["grad_contrast"].item() == pytest.approx(gc.norm().item(), rel=1e-4)
+    assert out["grad_consistency"].item() == pytest.approx(gs.norm().item(), rel=1e-4)
+    assert out["grad_ratio"].item() == pytest.approx(gc.norm().item() / gs.norm().item(), rel=1e-4)
+    assert torch.isfinite(out["emd_gap"])
+    out["loss"].backward()  # the diagnostics leave the training graph usable
+
+
+def test_engine_logs_the_mechanism_on_logged_steps(tmp_path):
+    cfg = train.make_config("rcl-emd", "smoke", runs_dir=str(tmp_path), progress=False, steps=2, log_every=1)
+    hist = train.pretrain(cfg).history()
+    assert len(hist) == 2 and all({"grad_ratio", "emd_gap", "grad_contrast"} <= set(h) for h in hist)
+
+
+def test_residual_report_scores_the_true_noise_as_the_noise(rng):
+    images = data.load_images("builtin", "train", limit=2)
+    ds = data.NoisyImages.build(data.tile_images(data.resize_max_side(images, 128), 64), seed=0,
+                                sigma_range=(10.0, 20.0))
+    ident = torch.nn.Identity()
+    report = analysis.residual_report(ds, 32, {"true noise": None, "identity": ident, "zero": lambda x: 0 * x},
+                                      tau=0.01)
+    assert report.loc["true noise", "corr. with noise"] == pytest.approx(1.0)
+    assert report.loc["true noise", "EMD to noise"] == pytest.approx(0.0, abs=1e-7)
+    assert report.loc["identity", "std / noise std"] == pytest.approx(0.0)
+    assert report.loc["zero", "corr. with image detail"] > 0.1  # the image itself as residual carries its detail
+
+
+def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
+    import subprocess
+    import sys
+
+    train_imgs = {f"t{i}": torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(i)) for i in range(6)}
+    _write_images(tmp_path / "train", train_imgs)
+    _write_images(tmp_path / "photos", {"p0": torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(99))})
+    cfg = train.make_config("n2n", "smoke", dataset="folder", data_dir=str(tmp_path / "train"), max_side=None,
+                            runs_dir=str(tmp_path / "runs"), progress=False)
+    run = train.pretrain(cfg).path
+    args = [sys.executable, "-m", "rcl", "evaluate", str(run), "--test-dir", str(tmp_path / "photos"),
+            "--set", "trials=1", "--set", "n_labels=2", "--set", "label_size=32", "--set", "head_steps=5",
+            "--set", "sigma_grid=10,20", "--set", "test_draws=1", "--out", str(tmp_path / "rows.csv")]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "σ=10" in out.stdout and "σ=20" in out.stdout and "1 images" in out.stdout
+    assert set(pd.read_csv(tmp_path / "rows.csv").image) == {"p0.png"}
+    # a folder holding one of the run's training images is refused with one line
+    _write_images(tmp_path / "photos", {"copy": data.load_images("folder", "train", str(tmp_path / "train"))["t0.png"]})
+    out = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and "is the training image" in out.stderr and "Traceback" not in out.stderr
