@@ -36,8 +36,7 @@ CONTROLS = ("copy", "supervised", "n2n", "rcl-emd", "consistency")
 def settings(profile: str, dataset: str = "builtin", seed: int = 0) -> dict[str, Any]:
     """The study's settings (its result's key): profile, data, seed, backbones, methods, evaluation."""
     p = _config.settings("proxy", profile)
-    proxy = {"trials": min(2, p["trials"]), "n_labels": p["n_labels"], "label_size": p["label_size"],
-             "head_steps": p["head_steps"], "test_draws": p["test_draws"]}
+    proxy = {k: p[k] for k in _config.PROXY_KEYS} | {"trials": min(2, p["trials"])}
     return {"profile": profile, "dataset": dataset, "seed": seed, "skips": list(SKIPS), "methods": list(CONTROLS),
             "proxy": proxy}
 

@@ -23,6 +23,7 @@ __all__ = [
     "SETTINGS",
     "check_choice",
     "check_profile",
+    "cpu_has_bf16",
     "default_device",
     "progress_disabled",
     "settings",
@@ -67,7 +68,7 @@ METHOD_NAMES = [*ALL_METHODS, *NAMED_CONFIGS]
 ALL_TASKS = ["denoise", "sr", "jdensr", "demosaic", "jdd"]
 
 #: The keys of a notebook's "proxy" settings that are rcl.evaluate.ProxyConfig fields.
-PROXY_KEYS = ("trials", "n_labels", "label_size", "head_steps", "test_draws", "sigma_grid")
+PROXY_KEYS = ("trials", "n_labels", "label_size", "head_steps", "test_draws", "sigma_grid", "test_crop")
 
 #: Per-notebook values that depend on the profile.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
@@ -88,22 +89,22 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
                   "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],
-                  "seeds": [0, 1]},
+                  "test_crop": 96, "seeds": [0, 1]},
         "cpu": {"methods": ALL_METHODS, "tasks": ["denoise", "sr", "jdensr"], "trials": 3, "n_labels": 16,
                 "label_size": 96, "head_steps": 300, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
-                "seeds": [0, 1, 2]},
+                "test_crop": 256, "seeds": [0, 1, 2]},
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
                 "head_steps": 2000, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
-                "seeds": [0, 1, 2, 3, 4]},
+                "test_crop": None, "seeds": [0, 1, 2, 3, 4]},
     },
     # Notebook 05: label efficiency (rcl.evaluate.LabelConfig keys).
     "labels": {
         "smoke": {"counts": [0, 2, 4], "seeds": [0, 1], "steps": 3, "label_size": 32, "test_draws": 1,
-                  "sigma_grid": [10.0]},
+                  "sigma_grid": [10.0], "test_crop": 96},
         "cpu": {"counts": [0, 4, 16, 64, 256], "seeds": [0, 1, 2], "steps": 150, "label_size": 64, "test_draws": 3,
-                "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0]},
+                "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0], "test_crop": 256},
         "gpu": {"counts": [0, 10, 100, 1000, 10000], "seeds": [0, 1, 2, 3, 4], "steps": 5000, "label_size": 128,
-                "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0]},
+                "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0], "test_crop": None},
     },
     # Notebook 03: pre-training (the engine's own profile values live in rcl.train.PROFILE_VALUES).
     "pretraining": {
@@ -154,6 +155,16 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (x86 ``avx512_bf16`` or AMX flags; Linux only)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def progress_disabled(progress: bool = True) -> bool:

@@ -21,6 +21,8 @@ Choices (see also the book's "Differences from the paper"):
   of ``sigma_grid`` (one fixed draw each: the per-noise-level tables the field reports) *and* under
   ``test_draws`` draws of the paper's mixed range σ ~ U[0, ``sigma_max``]. Every row names its
   ``condition`` (``"σ=10"``, ``"σ~U[0,20]"``, or ``"clean"`` for the noiseless SR and demosaicing).
+* **Test images may be centre crops** (``test_crop``, e.g. 256 px at the ``cpu`` profile): evaluation
+  costs a forward pass per test case, and a crop keeps the photograph's scale where downscaling would not.
 * **Test images may come from another dataset** (``test_dataset``/``test_dir``): the field reports on
   standard test sets, never on its training images. :func:`test_images` refuses a test set that shares an
   image with the training split.
@@ -89,6 +91,7 @@ class ProxyConfig:
     sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
     test_dataset: str | None = None
     test_dir: str | None = None
+    test_crop: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -100,6 +103,8 @@ class ProxyConfig:
         if any(v < 0 for v in self.sigma_grid) or not (self.sigma_grid or self.test_draws):
             raise ValueError(f"sigma_grid must hold σ >= 0 (0–255 scale), and with test_draws=0 at least one; "
                              f"got sigma_grid={self.sigma_grid}, test_draws={self.test_draws}")
+        if self.test_crop is not None and self.test_crop < 16:
+            raise ValueError(f"test_crop must be None (whole images) or >= 16 px, got {self.test_crop}")
         if self.test_dir is not None and self.test_dataset is None:
             object.__setattr__(self, "test_dataset", "folder")
 
@@ -216,7 +221,7 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     network trained on says nothing about images it has not seen.
     """
     if cfg.test_dataset is None:
-        return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test")
+        return _centre_crops(_load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test"), cfg.test_crop)
     if cfg.test_dataset == "folder":
         if cfg.test_dir is None:
             raise ValueError("test_dataset='folder' needs test_dir, the folder of test images")
@@ -231,7 +236,20 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     if shared:
         raise ValueError(f"test image {shared[0][0]!r} is the training image {shared[0][1]!r} "
                          f"({len(shared)} shared): test images must be disjoint from dataset={cfg.dataset!r}")
-    return test
+    return _centre_crops(test, cfg.test_crop)
+
+
+def _centre_crops(images: dict[str, Tensor], size: int | None) -> dict[str, Tensor]:
+    """Each image's centre ``size×size`` crop (or the whole image along a side shorter than ``size``): the
+    cost of evaluating a test image grows with its pixels, and a crop keeps the photograph's scale."""
+    if size is None:
+        return images
+    out = {}
+    for name, img in images.items():
+        h, w = img.shape[-2:]
+        top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        out[name] = img[..., top : top + size, left : left + size]
+    return out
 
 
 def _digest(t: Tensor) -> str:
@@ -546,6 +564,7 @@ class LabelConfig:
     sigma_max: float = 20.0
     test_draws: int = 3
     sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+    test_crop: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
@@ -560,7 +579,8 @@ class LabelConfig:
     def proxy(self) -> ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
         return ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir, max_side=self.max_side,
-                           sigma_max=self.sigma_max, test_draws=self.test_draws, sigma_grid=self.sigma_grid)
+                           sigma_max=self.sigma_max, test_draws=self.test_draws, sigma_grid=self.sigma_grid,
+                           test_crop=self.test_crop)
 
 
 def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:

@@ -119,7 +119,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0) 
         if ref is not None and "oracle" in pt.index:
             d = pt["oracle"] - pt[ref]
             add("sr: Oracle − bicubic > 0", d, d > 0)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
 
 
 def _fmt(mean: float, std: float, digits: int) -> str:

@@ -130,7 +130,8 @@ def test_a_test_folder_is_evaluated_and_must_be_disjoint_from_training(tmp_path)
     assert set(test) == {"h0.png", "h1.png"}
     train_names = set(data.load_images("folder", "train", str(tmp_path / "train")))
     assert not set(test) & train_names
-    digests = {evaluate._digest(t) for t in evaluate._load_split("folder", str(tmp_path / "train"), None, "train").values()}
+    train_split = evaluate._load_split("folder", str(tmp_path / "train"), None, "train")
+    digests = {evaluate._digest(t) for t in train_split.values()}
     assert not {evaluate._digest(t) for t in test.values()} & digests
     torch.manual_seed(0)
     df, _ = evaluate.proxy_evaluate(UNet(width=8, depth=2), cfg)
@@ -213,3 +214,18 @@ def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
     _write_images(tmp_path / "photos", {"copy": data.load_images("folder", "train", str(tmp_path / "train"))["t0.png"]})
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "is the training image" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_backbone_study_reports_controls_per_backbone_and_condition(tmp_path):
+    from rcl import backbones
+
+    table = backbones.run("smoke", tmp_path / "runs", skips=("residual", "none"), methods=("copy",), progress=False)
+    assert set(table.skip) == {"residual", "none", "any"}
+    assert set(table.method) == {"copy", "random init", "noisy input"}
+    assert {"end to end", "proxy", "input"} == set(table.protocol)
+    wide = backbones.summary(table)
+    assert list(wide.columns[:3]) == ["σ=0", "σ=10", "σ=20"]  # the smoke grid, in order, then the mixed range
+    copy = backbones.copy_control(table)
+    assert set(copy.index) == {"residual", "none"}
+    # the residual backbone starts near the identity: its copy control is far closer to its input
+    assert copy["residual"] > copy["none"]
