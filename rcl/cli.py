@@ -68,21 +68,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{run}: not a run directory (no config.json); pass a folder under runs/", file=sys.stderr)
         return 2
     trained = json.loads((run / "config.json").read_text())
-    proxy = {k: v for k, v in _parse_sets(args.set).items()}
-    fields = {f for f in evaluate.ProxyConfig.__dataclass_fields__}
-    unknown = sorted(set(proxy) - fields)
+    proxy = _parse_sets(args.set)
+    fixed = {"task", "dataset", "data_dir", "max_side", "sigma_max", "test_dataset", "test_dir", "seed"}
+    settable = sorted(set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
+    unknown = sorted(set(proxy) - set(settable))
     if unknown:
-        print(f"unknown --set key(s) {unknown}; valid: {sorted(fields)}", file=sys.stderr)
+        print(f"rcl: error: --set {', '.join(unknown)}: not settable here (the run fixes its data; --task, "
+              f"--test-dir, --test-dataset and --seed are options); valid keys: {', '.join(settable)}", file=sys.stderr)
         return 2
-    types = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x)}
+    parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
+             "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
     defaults = evaluate.ProxyConfig()
-    for k, v in proxy.items():
-        default = getattr(defaults, k)
-        proxy[k] = types[k](v) if k in types else (type(default)(v) if default is not None else v)
+    try:
+        for k, v in proxy.items():
+            proxy[k] = parse[k](v) if k in parse else type(getattr(defaults, k))(v)
+    except ValueError as err:
+        print(f"rcl: error: --set {k}={v!r}: {err}", file=sys.stderr)
+        return 2
     try:
         cfg = evaluate.ProxyConfig(task=args.task, dataset=trained["dataset"], data_dir=trained["data_dir"],
                                    max_side=trained["max_side"], sigma_max=trained["sigma_max"],
-                                   seed=trained["seed"], test_dataset=args.test_dataset, test_dir=args.test_dir,
+                                   seed=args.seed, test_dataset=args.test_dataset, test_dir=args.test_dir,
                                    **proxy)
         rows, _ = evaluate.proxy_evaluate(run, cfg, device=torch.device(args.device) if args.device else
                                           config.default_device())
@@ -127,7 +133,7 @@ Values (-p NAME VALUES): commas outside brackets, braces and quotes separate val
 the parameter, several sweep it. Items starting with [ { or a quote are JSON (or Python) literals;
 others are papermill-style: 1 -> int, 0.5 -> float, true/false -> bool, none -> None, else a string.
 A single list of dicts sweeps its dicts.
-  -p seed 0,1,2                               three seeds
+  -p seeds '[0]','[1]','[2]'                  three pre-training seeds, one per execution
   -p overrides '{"tau": 0.1}'                 one dict (fixed)
   -p overrides '{"tau": 0.1},{"tau": 1.0}'    two dicts (swept); so is '[{"tau": 0.1}, {"tau": 1.0}]'
   -p methods '["n2n"]'                        one list (fixed)
@@ -137,9 +143,9 @@ A single list of dicts sweeps its dicts.
 Relative paths given as values are read from the notebook's folder (notebooks run inside it).
 
 examples:
-  python -m rcl sweep notebooks/04_proxy_evaluation.ipynb --profile smoke -p methods '["n2n"]' -p seed 0,1
+  python -m rcl sweep notebooks/04_proxy_evaluation.ipynb --profile smoke -p methods '["n2n"]' -p seeds '[0]','[1]'
   python -m rcl sweep notebooks/04_proxy_evaluation.ipynb -p overrides '{"tau": 0.05},{"tau": 0.2}' \\
-      -p seed 0,1,2 --jobs 2 --out build/sweeps/tau
+      --jobs 2 --out build/sweeps/tau
   python -m rcl sweep --collect build/sweeps/tau     # collect (again) and summarise a sweep's folder
 """
 
@@ -285,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test-dataset", help="'folder' (default with --test-dir) or a registered dataset name")
     ev.add_argument("--set", action="append", metavar="KEY=VALUE",
                     help="a field of rcl.evaluate.ProxyConfig, e.g. trials=3, sigma_grid=0,10,20 (repeatable)")
+    ev.add_argument("--seed", type=int, default=0,
+                    help="seed of the test degradations and labelled subsets (default: %(default)s, as notebook 04, "
+                    "whatever the run's pre-training seed)")
     ev.add_argument("--device", help="cpu, cuda, … (default: the best available)")
     ev.add_argument("--out", help="also write the per-case rows to this CSV file")
     ev.set_defaults(func=_cmd_evaluate)

@@ -109,7 +109,7 @@ class ProxyConfig:
             object.__setattr__(self, "test_dataset", "folder")
 
     def key(self) -> str:
-        return _cache_key(self, self.data_dir, self.test_dir)
+        return _cache_key(self, _image_root(self.dataset, self.data_dir), _image_root(self.test_dataset, self.test_dir))
 
 
 def _cache_key(cfg, *folders: str | None) -> str:
@@ -231,8 +231,7 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
         split = "test"
     test = _load_split(cfg.test_dataset, cfg.test_dir, cfg.max_side, split)
     train = _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train")
-    seen = {_digest(t): n for n, t in train.items()}
-    shared = [(n, seen[_digest(t)]) for n, t in test.items() if _digest(t) in seen]
+    shared = _shared_images(test, train)
     if shared:
         raise ValueError(f"test image {shared[0][0]!r} is the training image {shared[0][1]!r} "
                          f"({len(shared)} shared): test images must be disjoint from dataset={cfg.dataset!r}")
@@ -252,6 +251,27 @@ def _centre_crops(images: dict[str, Tensor], size: int | None) -> dict[str, Tens
     return out
 
 
+def _thumbnails(images: dict[str, Tensor], size: int = 16) -> Tensor:
+    return torch.stack([F.interpolate(t[None], size=(size, size), mode="area")[0] for t in images.values()])
+
+
+def _shared_images(test: dict[str, Tensor], train: dict[str, Tensor], tol: float = 2 / 255) -> list[tuple[str, str]]:
+    """Pairs (test name, training name) of the same photograph: equal pixels, or — a re-encoded or re-saved
+    copy (JPEG/PNG, 8/16 bit) — 16×16 area thumbnails of the same aspect within ``tol`` everywhere."""
+    if not test or not train:
+        return []
+    seen = {_digest(t): n for n, t in train.items()}
+    out = [(n, seen[_digest(t)]) for n, t in test.items() if _digest(t) in seen]
+    ratio = lambda t: round(t.shape[-1] / t.shape[-2], 2)  # noqa: E731
+    a, b = _thumbnails(test), _thumbnails(train)
+    close = (a[:, None] - b[None]).abs().flatten(2).amax(2) <= tol
+    tn, rn = list(test), list(train)
+    for i, j in close.nonzero().tolist():
+        if ratio(test[tn[i]]) == ratio(train[rn[j]]) and (tn[i], rn[j]) not in out:
+            out.append((tn[i], rn[j]))
+    return out
+
+
 def _digest(t: Tensor) -> str:
     return hashlib.sha256(str(tuple(t.shape)).encode() + t.contiguous().numpy().tobytes()).hexdigest()
 
@@ -260,7 +280,17 @@ def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split:
     """Decoded, resized images of one split, kept for the next evaluation (callers never modify them). The
     memory cache is keyed by the folder's contents (names, sizes, modification times), so images added or
     replaced on disk are read again."""
-    return _load_split_cached(dataset, data_dir, max_side, split, _fingerprint(data_dir))
+    return _load_split_cached(dataset, data_dir, max_side, split, _fingerprint(_image_root(dataset, data_dir)))
+
+
+def _image_root(dataset: str | None, data_dir: str | None) -> str | None:
+    """The folder whose files are a dataset's images: ``data_dir`` itself for a folder, the dataset's own
+    arranged folder under a download root (other downloads there change nothing)."""
+    if dataset in (None, "builtin", "folder") or data_dir is None:
+        return data_dir
+    from rcl import datasets
+
+    return str(datasets.local_path(dataset, data_dir)) if dataset in datasets.REGISTRY else data_dir
 
 
 def _fingerprint(data_dir: str | None) -> tuple:
@@ -443,7 +473,7 @@ def paired_difference(
     seeds_of = lambda m: set(sel[sel.method == m].seed) if "seed" in sel else {0}  # noqa: E731
     shared = sorted(seeds_of(a) & seeds_of(b))
     unit = "seed" if len(shared) > 1 else "trial"
-    if unit == "seed":
+    if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
         sel = sel[sel.seed.isin(shared)]
     per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
     d = (per[a] - per[b]).dropna().to_numpy()
@@ -524,13 +554,19 @@ def study(
     return pd.concat(frames, ignore_index=True)
 
 
-def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, trial: int = 0):
-    """Input, target and proxy output (head re-fitted as in trial ``trial``) for one test image."""
+def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, trial: int = 0,
+                  condition: str | None = None):
+    """Input, target and proxy output (head re-fitted as in trial ``trial``) for test image ``image`` under
+    ``condition`` (default: the largest σ of the grid, else the first case)."""
     from rcl.train import load_model
 
     model = load_model(run)
     train, test = _images(cfg)
-    _, _, x, y = _test_pairs(cfg, test)[image]
+    name = list(test)[image]
+    cases = [(c, x, y) for n, c, x, y in _test_pairs(cfg, test) if n == name]
+    if condition is None and cfg.sigma_grid and cfg.task not in _NOISELESS_TASKS:
+        condition = condition_label(max(cfg.sigma_grid))
+    _, x, y = next((case for case in cases if case[0] == condition), cases[0])
     xl, yl = _labelled(cfg, train, trial)
     g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
     fp, yp = _pixels(_features(model, xl, torch.device("cpu")), model.head_target(xl, yl), cfg.pixels, g)
@@ -574,7 +610,7 @@ class LabelConfig:
             raise ValueError("seeds must name at least one seed")
 
     def key(self) -> str:
-        return _cache_key(self, self.data_dir)
+        return _cache_key(self, _image_root(self.dataset, self.data_dir))
 
     def proxy(self) -> ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
@@ -594,14 +630,20 @@ def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tupl
 
 def finetune(model: UNet, x: Tensor, y: Tensor, cfg: LabelConfig, seed: int, device="cpu") -> UNet:
     """Supervised L1 fine-tuning of the whole network on ``(x, y)`` (Adam as in pre-training); the batch
-    order is drawn from ``seed``, so both arms see the same batches."""
+    order is drawn from ``seed``, so both arms see the same batches. Autocast as the pre-training engine
+    (bfloat16 on a CPU with native bf16 units or a CUDA GPU; the loss in float32)."""
+    from rcl.config import autocast
+
+    device = torch.device(device)
     model = model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
     g = torch.Generator().manual_seed(10_007 * seed + len(x))
     b = min(cfg.batch_size, len(x))
     for _ in range(cfg.steps):
         idx = torch.randint(len(x), (b,), generator=g)
-        loss = F.l1_loss(model(x[idx].to(device)), y[idx].to(device))
+        with autocast(device):
+            out = model(x[idx].to(device))
+        loss = F.l1_loss(out.float(), y[idx].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -43,7 +43,7 @@ __all__ = [
 LOG_ENV = "RCL_RESULTS_LOG"
 
 #: Library files (besides the training code) whose content is part of every result's key.
-_EVAL_FILES = ("evaluate.py", "tasks.py", "metrics.py", "analysis.py")
+_EVAL_FILES = ("evaluate.py", "tasks.py", "metrics.py", "analysis.py", "datasets.py")
 
 
 def code_version() -> str:
@@ -51,6 +51,8 @@ def code_version() -> str:
     from rcl import train
 
     h = hashlib.sha256(train._code_version().encode())
+    # runs trained in bfloat16 on this CPU are other runs (their keys say so): so are the results from them
+    h.update(b"cpu-bf16" if train._cpu_autocast(train.PretrainConfig()) else b"")
     root = Path(__file__).resolve().parent
     for rel in _EVAL_FILES:
         h.update(rel.encode())

@@ -127,7 +127,8 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 
 def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Our PSNR and SSIM on ``task``: mean ± std over trials, methods in Table 1's order, references last."""
+    """Our PSNR and SSIM on ``task`` (the paper's mixed noise range): mean ± std over the (pre-training seed,
+    trial) cells — seeds and trials for the headline methods, trials for the others — in Table 1's order."""
     pt = per_trial(df)
     agg = pt[pt.task == task].groupby("method")[["psnr", "ssim"]].agg(["mean", "std"])
     rows = {

@@ -20,7 +20,7 @@ def test_help_lists_commands_and_profiles():
 def test_sweep_help_explains_values_with_examples():
     out = run("sweep", "--help")
     assert out.returncode == 0
-    for text in ("-p seed 0,1,2", "-p overrides '{\"tau\": 0.1}'", "--collect", "--jobs", "results.csv"):
+    for text in ("-p seeds '[0]','[1]','[2]'", "-p overrides '{\"tau\": 0.1}'", "--collect", "--jobs", "results.csv"):
         assert text in out.stdout
 
 
