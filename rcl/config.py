@@ -98,7 +98,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
                   "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],
                   "test_crop": 96, "seeds": [0, 1]},
-        "cpu": {"methods": CPU_METHODS, "tasks": ["denoise", "sr", "jdensr"], "trials": 3, "n_labels": 16,
+        "cpu": {"methods": CPU_METHODS, "tasks": ["denoise", "sr", "jdensr"], "trials": 2, "n_labels": 16,
                 "label_size": 96, "head_steps": 300, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
                 "test_crop": 256, "seeds": [0, 1, 2]},
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,

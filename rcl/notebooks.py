@@ -4,11 +4,13 @@ The source notebooks in ``notebooks/`` are committed without outputs; executed c
 products. :func:`execute` runs one notebook with parameters into an output folder;
 :func:`execute_all` runs the whole walk in order (used by ``make book`` and the tests).
 
-An executed copy records, in its metadata, a hash of its source notebook and of the library's code. When
-the walk is run again into the same folder with the same parameters, a notebook whose copy is current —
-same source, same library, same parameters, and every notebook before it current too — is not executed
-again (``force=True`` executes everything). A second ``make book`` with nothing changed therefore only
-re-renders the book.
+An executed copy records, in its metadata, a hash of its source notebook and of the library's code, and —
+for a notebook that shows a separately computed study (:data:`READS`: the backbone and sensitivity
+studies) — the saved results of that study it found. When the walk is run again into the same folder with
+the same parameters, a notebook whose copy is current — same source, same library, same parameters, same
+studies, and every notebook before it current too — is not executed again (``force=True`` executes
+everything). So ``make backbones`` or ``make sensitivity`` followed by ``make book`` shows the new study,
+and a second ``make book`` with nothing changed only re-renders the book.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ __all__ = ["NOTEBOOK_DIR", "execute", "execute_all", "is_current", "notebook_pat
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 _LIBRARY = Path(__file__).resolve().parent
+
+
+#: Result kinds (rcl.results) computed outside the walk that a notebook shows when they exist.
+READS = {"03_pretraining": ("backbones",), "06_sensitivity": ("sensitivity",), "07_results_summary": ("sensitivity",)}
+
+
+def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
+    """A hash of the saved results of the studies ``notebook`` reads (their file names carry their keys)."""
+    kinds = READS.get(notebook.stem, ())
+    if not kinds:
+        return ""
+    folder = Path(str(params.get("results_dir", "../results")))
+    folder = folder if folder.is_absolute() else (NOTEBOOK_DIR / folder)
+    names = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
 def _fingerprint(notebook: Path) -> dict[str, str]:
@@ -52,7 +69,9 @@ def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, paramete
         meta = json.loads(target.read_text()).get("metadata", {})
     except json.JSONDecodeError:
         return False
-    return meta.get("rcl", {}) == {**_fingerprint(Path(notebook)), "parameters": _json_params(parameters)}
+    expected = {**_fingerprint(Path(notebook)), "parameters": _json_params(parameters),
+                "studies": _studies(Path(notebook), parameters)}
+    return meta.get("rcl", {}) == expected
 
 
 def notebook_paths(folder: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
@@ -116,7 +135,8 @@ def execute(
 
 def _stamp(path: Path, notebook: Path, params: Mapping[str, Any]) -> None:
     nb = json.loads(path.read_text())
-    nb.setdefault("metadata", {})["rcl"] = {**_fingerprint(notebook), "parameters": _json_params(params)}
+    nb.setdefault("metadata", {})["rcl"] = {**_fingerprint(notebook), "parameters": _json_params(params),
+                                            "studies": _studies(notebook, params)}
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 

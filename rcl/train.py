@@ -54,6 +54,7 @@ __all__ = [
 
 #: Library files whose content is part of every run's key (a change retrains).
 _CODE_FILES = (
+    "methods/__init__.py",
     "noise.py",
     "data.py",
     "models.py",

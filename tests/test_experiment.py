@@ -229,3 +229,22 @@ def test_backbone_study_reports_controls_per_backbone_and_condition(tmp_path):
     assert set(copy.index) == {"residual", "none"}
     # the residual backbone starts near the identity: its copy control is far closer to its input
     assert copy["residual"] > copy["none"]
+
+
+def test_a_new_saved_study_makes_the_notebook_that_shows_it_stale(tmp_path):
+    import shutil
+
+    from rcl import notebooks
+
+    src = notebooks.NOTEBOOK_DIR / "03_pretraining.ipynb"
+    out = tmp_path / "out"
+    out.mkdir()
+    params = {"profile": "smoke", "results_dir": str(tmp_path / "results")}
+    shutil.copy(src, out / src.name)
+    notebooks._stamp(out / src.name, src, params)
+    assert notebooks.is_current(src, out, params)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "proxy-builtin-smoke-abc.json").write_text("{}")  # not a study 03 reads
+    assert notebooks.is_current(src, out, params)
+    (tmp_path / "results" / "backbones-builtin-smoke-abc.json").write_text("{}")
+    assert not notebooks.is_current(src, out, params)

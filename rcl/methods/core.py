@@ -169,6 +169,12 @@ class Noise2Self(Method):
     J-invariance) or by zero, and takes the loss on masked pixels only. Inference is a single pass on
     the unmasked image, as the original's default. Departure: the phase cycles with a step counter kept
     as a buffer (the original draws it from the batch index), so resumed runs continue the cycle.
+
+    With the residual backbone (``skip="residual"``) the masked input's fill passes through the global skip,
+    so the head learns the correction to the 8-neighbour average at masked pixels — a J-invariant objective,
+    and the representation φ the proxy protocol evaluates (it refits the head, with the skip, on φ of the
+    unmasked image). The network's *own* single-pass output on an unmasked image is not J-invariant then (the
+    skip adds the pixel's own noisy value back): read Noise2Self end to end only with ``skip="none"``.
     """
 
     name = "n2s"
