@@ -601,6 +601,8 @@ class LabelConfig:
     test_draws: int = 3
     sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
     test_crop: int | None = None
+    test_dataset: str | None = None
+    test_dir: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
@@ -610,13 +612,13 @@ class LabelConfig:
             raise ValueError("seeds must name at least one seed")
 
     def key(self) -> str:
-        return _cache_key(self, _image_root(self.dataset, self.data_dir))
+        return _cache_key(self, _image_root(self.dataset, self.data_dir), _image_root(self.test_dataset, self.test_dir))
 
     def proxy(self) -> ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
         return ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir, max_side=self.max_side,
                            sigma_max=self.sigma_max, test_draws=self.test_draws, sigma_grid=self.sigma_grid,
-                           test_crop=self.test_crop)
+                           test_crop=self.test_crop, test_dataset=self.test_dataset, test_dir=self.test_dir)
 
 
 def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
