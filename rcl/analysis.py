@@ -29,6 +29,7 @@ __all__ = [
     "RESIDUAL_KINDS",
     "anchor_auc",
     "cosine_matrix",
+    "encoder_sensitivity",
     "loss_table",
     "premise_study",
     "residual_pairs",
@@ -280,3 +281,27 @@ def _corr(a: Tensor, b: Tensor) -> float:
     a, b = a.flatten().double(), b.flatten().double()
     a, b = a - a.mean(), b - b.mean()
     return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-30))
+
+
+@torch.no_grad()
+def encoder_sensitivity(consistency: dict[str, torch.nn.Module], clean: Tensor, sigma: float = 15.0,
+                        seed: int = 0) -> pd.DataFrame:
+    """How each consistency loss (Eq. 5, its g_e) weighs noise against a loss of image detail of equal energy.
+
+    For clean crops ``y`` (``N×3×H×W``): ``n`` is white noise of std ``sigma`` (0–255 scale) and ``d`` the
+    crop's fine detail ``y − blur(y)`` scaled per crop to the same norm as ``n``. The loss of ``y + n`` against
+    ``y`` says how much the encoder minds noise; that of ``y − d`` how much it minds losing detail. Eq. 5
+    assumes "the noise should not drastically change the semantic content": an encoder suited to it has a
+    ratio ``detail / noise`` above 1 — removing detail costs more than adding noise of the same energy — and
+    the larger the ratio, the more a consistency loss lets a network denoise without blurring.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n = torch.randn(clean.shape, generator=g) * sigma / 255.0
+    d = clean - _blur(clean)
+    d = d * (n.flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1)
+    rows = []
+    for name, loss in consistency.items():
+        noise_cost, detail_cost = float(loss(clean, clean + n)), float(loss(clean, clean - d))
+        rows.append({"g_e": name, "loss, noise added": noise_cost, "loss, detail removed": detail_cost,
+                     "detail / noise": detail_cost / max(noise_cost, 1e-30)})
+    return pd.DataFrame(rows).set_index("g_e")

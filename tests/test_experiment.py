@@ -248,3 +248,22 @@ def test_a_new_saved_study_makes_the_notebook_that_shows_it_stale(tmp_path):
     assert notebooks.is_current(src, out, params)
     (tmp_path / "results" / "backbones-builtin-smoke-abc.json").write_text("{}")
     assert not notebooks.is_current(src, out, params)
+
+
+def test_encoder_sensitivity_ranks_an_encoder_that_ignores_noise_above_one_that_sees_only_noise():
+    y = data.resize_max_side(data.load_images("builtin", "train", limit=1), 64)
+    crops = data.tile_images(y, 32)
+    clean = torch.stack(list(crops.values()))
+
+    class Loss(torch.nn.Module):
+        def __init__(self, f):
+            super().__init__()
+            self.f = f
+
+        def forward(self, x, fx):
+            return ((self.f(x) - self.f(fx)) ** 2).mean()
+
+    smooth = Loss(lambda t: torch.nn.functional.avg_pool2d(t, 4))  # blind to pixel noise, sees structure
+    table = analysis.encoder_sensitivity({"smooth": smooth, "identity": Loss(lambda t: t)}, clean)
+    assert table.loc["identity", "detail / noise"] == pytest.approx(1.0, rel=0.05)  # equal energy, equal cost
+    assert table.loc["smooth", "detail / noise"] > 1.1 * table.loc["identity", "detail / noise"]
