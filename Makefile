@@ -15,7 +15,7 @@ help:
 	@echo "make sensitivity  run the sensitivity study (sweeps of notebook 04) that notebook 06 shows;"
 	@echo "             about an hour at PROFILE=cpu; then make book shows it"
 	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
-	@echo "             shows; about 15 minutes at PROFILE=cpu"
+	@echo "             shows; about 8 minutes at PROFILE=cpu after make book"
 	@echo "make setup   only create $(VENV) and install requirements.txt"
 	@echo "make lint    ruff on the package, tests and notebooks"
 	@echo "make clean   remove build products (keeps $(VENV), runs and downloaded data)"
