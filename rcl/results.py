@@ -43,7 +43,7 @@ __all__ = [
 LOG_ENV = "RCL_RESULTS_LOG"
 
 #: Library files (besides the training code) whose content is part of every result's key.
-_EVAL_FILES = ("evaluate.py", "tasks.py", "metrics.py", "analysis.py", "datasets.py")
+_EVAL_FILES = ("evaluate.py", "tasks.py", "metrics.py", "analysis.py", "datasets.py", "backbones.py")
 
 
 def code_version() -> str:

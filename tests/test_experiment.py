@@ -43,8 +43,9 @@ def test_bad_skip_names_the_valid_ones():
 
 
 def test_residual_proxy_head_is_fitted_to_the_residual(rng):
-    """Under the proxy protocol with the residual skip the new head maps φ(x) to y − x: on the noiseless SR
-    task with a network whose φ is exactly ``y − x``-predictive the fit is near perfect."""
+    """Under the proxy protocol with the residual skip the new head maps φ(x) to y − x and the output is
+    x + h(φ): a least-squares head on random features then stays near the input. Fitted to y instead (the
+    plain U-Net's target) and added to x, the output would be about 2x − noise, far below the input."""
     cfg = evaluate.ProxyConfig(task="denoise", max_side=96, n_labels=4, label_size=32, trials=1, head_steps=0,
                                test_draws=1, sigma_grid=(10.0,))
     torch.manual_seed(0)
