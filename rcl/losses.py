@@ -5,42 +5,37 @@
   crops each; for pair ``j`` the positive is its own second crop and the negatives are the second crops
   of the other ``N`` pairs. Algorithm 1 *sums* the ``N+1`` per-anchor losses (line 8); ``reduction``
   also offers the mean, whose value does not grow with the batch.
-* :class:`ConsistencyLoss` — ``‖φ(g_e(x)) − φ(g_e(f(x)))‖²`` with a frozen encoder ``g_e``:
-  ``"imagenet"`` (torchvision ResNet with ImageNet weights, the paper's choice; from torchvision's
-  cache/downloader, or offline from a local state-dict file given as ``weights``), ``"random"`` (a frozen
-  randomly initialised ResNet, an ablation), or ``"self-supervised"`` (a ResNet pre-trained on the
-  unlabeled noisy images, which §3.5 allows; see :mod:`rcl.encoders`). ``φ`` reads the outputs of
-  the named ResNet stages; each stage's squared error is averaged over its elements and the stages are
-  summed, so the value does not depend on the crop size.
+* :class:`ConsistencyLoss` — ``‖φ(g_e(x)) − φ(g_e(f(x)))‖²`` with a frozen encoder ``g_e`` built by
+  :func:`rcl.encoders.load_encoder` (``"imagenet"``, ``"random"`` or ``"self-supervised"``; everything about
+  the encoders and their weights lives in :mod:`rcl.encoders`), or none (``"none"``, an ablation). ``φ``
+  reads the outputs of the named ResNet stages; each stage's squared error is averaged over its elements
+  and the stages are summed, so the value does not depend on the crop size.
 * :func:`rcl_loss` — ``α·L_contrast + L_consistency`` (Eq. 6).
+
+Layer: models/losses layer: imports torch and :mod:`rcl.encoders`; never the engine, evaluation, CLI, plots
+or notebooks.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
-from functools import cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rcl.encoders import RESNET_STAGES, check_weights_kind, load_encoder
+
 __all__ = [
-    "ENCODER_KINDS",
     "ConsistencyLoss",
-    "ImageNetWeightsUnavailable",
     "TAU_SCALES",
     "effective_tau",
-    "load_encoder",
-    "load_resnet_weights",
     "rcl_loss",
     "residual_contrastive_loss",
 ]
 
-ENCODER_KINDS = ("imagenet", "random", "self-supervised")
-RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+# the input normalisation torchvision's ResNets expect
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -96,231 +91,6 @@ def rcl_loss(l_contrast: Tensor, l_consistency: Tensor, alpha: float = 1e-3) -> 
     return alpha * l_contrast + l_consistency
 
 
-class ImageNetWeightsUnavailable(RuntimeError):
-    """ImageNet weights are neither cached nor downloadable (e.g. offline)."""
-
-
-def _resnet(arch: str) -> tuple[Callable[..., nn.Module], object]:
-    from torchvision import models
-
-    archs = {
-        "resnet18": (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
-        "resnet34": (models.resnet34, models.ResNet34_Weights.IMAGENET1K_V1),
-        "resnet50": (models.resnet50, models.ResNet50_Weights.IMAGENET1K_V2),
-    }
-    if arch not in archs:
-        raise ValueError(f"unknown encoder architecture {arch!r}; valid: {sorted(archs)}")
-    return archs[arch]
-
-
-def imagenet_weights_path(arch: str = "resnet50") -> Path:
-    """Where torchvision caches the ImageNet weights of ``arch`` (``$TORCH_HOME/hub/checkpoints/…``)."""
-    _, weights = _resnet(arch)
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-
-
-# torchvision ResNets a weights file may hold, to name the right one when it is not the requested arch
-_KNOWN_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2")
-
-
-@cache
-def _resnet_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    """``{key: shape}`` of torchvision's ``arch`` state dict, built on the meta device (no memory, no init cost)."""
-    from torchvision import models
-
-    with torch.device("meta"):
-        model = getattr(models, arch)(weights=None)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def _optional(key: str) -> bool:
-    """Keys a weights file may lack: the classifier (unused by g_e) and BatchNorm's step counters."""
-    return key.startswith("fc.") or key.endswith("num_batches_tracked")
-
-
-def _guess_resnet(state: dict[str, Tensor]) -> str | None:
-    """The torchvision ResNet whose keys and shapes ``state`` matches exactly, else one it fits a part of."""
-    ours = {k: tuple(v.shape) for k, v in state.items() if not _optional(k)}
-    if not ours:
-        return None
-    partial = None
-    for name in _KNOWN_RESNETS:
-        theirs = {k: s for k, s in _resnet_shapes(name).items() if not _optional(k)}
-        if ours == theirs:
-            return name
-        if partial is None and all(theirs.get(k) == s for k, s in ours.items()):
-            partial = name
-    return partial
-
-
-def _fmt_shape(shape: tuple[int, ...]) -> str:
-    return "(" + ", ".join(map(str, shape)) + (",)" if len(shape) == 1 else ")")
-
-
-def _one_line(err: BaseException, limit: int = 160) -> str:
-    """``Type: first sentence of the message`` on one line (no ANSI codes), for wrapping errors."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip()
-    text = text.splitlines()[0] if text else ""
-    text = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
-def load_resnet_weights(
-    path: str | os.PathLike, arch: str = "resnet50", stages: Sequence[str] = RESNET_STAGES
-) -> dict[str, Tensor]:
-    """Read and check a local torchvision-ResNet state dict, e.g. ``resnet50-0676ba61.pth``.
-
-    The file is read with ``torch.load(path, map_location="cpu", weights_only=True)`` (no code runs while
-    loading). It may hold a plain state dict, or a dict whose ``"state_dict"`` or ``"model"`` entry is one
-    (a training checkpoint). The state dict must be ``arch``'s: the stem (``conv1``, ``bn1``) and the
-    ``stages`` named must all be present, every tensor it holds must have the shape torchvision's ``arch``
-    gives it, and it may hold no key ``arch`` lacks. ``fc.*`` (the classifier, unused by ``g_e``) and
-    BatchNorm's ``num_batches_tracked`` may be absent; ``fc.*`` tensors of another shape (a fine-tuned
-    head) are dropped from the result, never an error.
-
-    Raises :class:`FileNotFoundError` if ``path`` is not a file, and :class:`ValueError` with a one-line
-    message naming the file, ``arch`` and the problem otherwise, e.g. ``…/w.pth: not a resnet50 state dict:
-    layer1.0.conv1.weight has shape (64, 64, 3, 3), expected (64, 64, 1, 1) (and 22 more mismatches);
-    it looks like a resnet18 state dict``.
-    """
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"g_e weights must be a path to a local file (str or PathLike), got {type(path).__name__}")
-    path = Path(os.fspath(path)).expanduser()
-    _resnet(arch)  # a supported arch, or a ValueError listing them
-    expected = _resnet_shapes(arch)
-    if not path.exists():
-        raise FileNotFoundError(f"g_e weights file {path} does not exist (g_e_weights=PATH must name a local file)")
-    if not path.is_file():
-        raise FileNotFoundError(f"g_e weights file {path} is not a file (g_e_weights=PATH must name a local file)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, garbage, a pickled model object, …
-        raise ValueError(
-            f"{path}: cannot read it as a {arch} state dict with torch.load(weights_only=True) ({_one_line(err)}); "
-            "the file may be truncated or corrupt, or hold a pickled model instead of a state dict"
-        ) from err
-
-    def bad(problem: str, state: dict | None = None) -> ValueError:
-        guess = _guess_resnet(state) if state else None
-        hint = f"; it looks like a {guess} state dict" if guess and guess != arch else ""
-        return ValueError(f"{path}: not a {arch} state dict: {problem}{hint}")
-
-    if isinstance(obj, dict):
-        for entry in ("state_dict", "model"):
-            if isinstance(obj.get(entry), dict):
-                obj = obj[entry]
-                break
-    if not isinstance(obj, dict):
-        raise bad(f"it holds a {type(obj).__name__}, not a dict of tensors")
-    odd = [k for k, v in obj.items() if not (isinstance(k, str) and isinstance(v, Tensor))]
-    if odd:
-        raise bad(f"entry {odd[0]!r} is a {type(obj[odd[0]]).__name__}, not a tensor")
-    # the classifier is unused by g_e: kept when it is torchvision's, dropped when absent or another head
-    state = {k: v for k, v in obj.items() if not k.startswith("fc.") or expected.get(k) == tuple(v.shape)}
-
-    prefixes = ("conv1.", "bn1.", *(f"{name}." for name in stages))
-    mismatched = [k for k, v in state.items() if k in expected and tuple(v.shape) != expected[k]]
-    missing = [k for k in expected if k.startswith(prefixes) and not _optional(k) and k not in state]
-    unexpected = [k for k in state if k not in expected]
-
-    def more(items: list, what: str) -> str:
-        return f" (and {len(items) - 1} more {what})" if len(items) > 1 else ""
-
-    if mismatched:
-        k = mismatched[0]
-        raise bad(
-            f"{k} has shape {_fmt_shape(tuple(state[k].shape))}, expected {_fmt_shape(expected[k])}"
-            + more(mismatched, "mismatches"),
-            state,
-        )
-    if missing:
-        raise bad(f"key {missing[0]} is missing" + more(missing, "missing keys"), state)
-    if unexpected:
-        raise bad(f"unexpected key {unexpected[0]}" + more(unexpected, "unexpected keys"), state)
-    return state
-
-
-def load_encoder(
-    kind: str = "imagenet",
-    arch: str = "resnet50",
-    state_dict=None,
-    seed: int = 0,
-    weights: str | os.PathLike | None = None,
-    stages: Sequence[str] = RESNET_STAGES,
-) -> nn.Module:
-    """A frozen ResNet ``g_e`` in eval mode.
-
-    ``kind="imagenet"`` without ``weights`` loads torchvision's ImageNet weights through its weights API
-    (cached under :func:`imagenet_weights_path`; downloaded once if the network allows). Offline and
-    uncached it raises :class:`ImageNetWeightsUnavailable` naming the expected file and the alternatives,
-    among them a local weights file.
-    ``kind="imagenet"`` with ``weights=PATH`` (the config's ``g_e_weights``) never touches the network: it
-    loads a torchvision ``arch`` state dict the user already has, e.g. ``resnet50-0676ba61.pth``, checked by
-    :func:`load_resnet_weights` (only the stem and ``stages`` must be present; what the file lacks, such as
-    ``fc``, keeps its seeded random init and is unused). ``weights`` with any other ``kind`` is a
-    :class:`ValueError`.
-    ``kind="random"`` is seeded; ``kind="self-supervised"`` needs ``state_dict`` (a path or a dict from
-    :func:`rcl.encoders.train_simclr_encoder`), whose keys must match the architecture.
-    """
-    if kind not in ENCODER_KINDS:
-        raise ValueError(f"unknown encoder kind {kind!r}; valid: {ENCODER_KINDS}")
-    _check_weights_kind(kind, weights)
-    builder, imagenet = _resnet(arch)
-    if kind == "imagenet" and weights is not None:
-        state = load_resnet_weights(weights, arch, stages)  # checked before paying for the model's init
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = builder(weights=None)
-        model.load_state_dict(state, strict=False)  # load_resnet_weights checked keys and shapes
-    elif kind == "imagenet":
-        path = imagenet_weights_path(arch)
-        try:
-            model = builder(weights=imagenet)
-        except Exception as err:  # URLError, socket errors, HTTP errors, a corrupt cache: "not available here"
-            raise ImageNetWeightsUnavailable(
-                f"ImageNet weights for {arch} are not cached at {path} and could not be downloaded "
-                f"({_one_line(err)}). Either pass a local weights file you already have "
-                f"(g_e_weights=PATH: any torchvision {arch} state dict, e.g. {path.name}), "
-                f"or copy {path.name} there (from a machine with network: "
-                f"`python -c \"import torchvision; torchvision.models.{arch}(weights='DEFAULT')\"`), "
-                "or use a consistency encoder that needs no download: g_e='random' (a frozen random "
-                "ResNet) or g_e='self-supervised' (a ResNet pre-trained by rcl on your noisy images)."
-            ) from err
-    else:
-        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
-            torch.manual_seed(seed)
-            model = builder(weights=None)
-        if kind == "self-supervised":
-            if state_dict is None:
-                raise ValueError(
-                    "g_e='self-supervised' needs the encoder's weights: pass state_dict (a path or the dict "
-                    "returned by rcl.encoders.train_simclr_encoder)"
-                )
-            if isinstance(state_dict, (str, Path)):
-                state_dict = torch.load(state_dict, map_location="cpu", weights_only=True)
-            missing, unexpected = model.load_state_dict(state_dict, strict=False)
-            if unexpected or [k for k in missing if not k.startswith("fc.")]:
-                raise ValueError(
-                    f"the self-supervised encoder weights do not fit {arch}: missing {missing[:3]}…, "
-                    f"unexpected {unexpected[:3]}…"
-                )
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def _check_weights_kind(kind: str, weights) -> None:
-    if weights is not None and kind != "imagenet":
-        hint = " (its weights come from state_dict)" if kind == "self-supervised" else ""
-        raise ValueError(
-            f"a local weights file (g_e_weights / weights={os.fspath(weights)!r}) is only used with "
-            f"g_e='imagenet', but g_e={kind!r}{hint}: drop g_e_weights or set g_e='imagenet'"
-        )
-
-
 class ConsistencyLoss(nn.Module):
     """Eq. 5: ``‖φ(g_e(x)) − φ(g_e(f(x)))‖²`` with a frozen ResNet ``g_e``.
 
@@ -332,7 +102,7 @@ class ConsistencyLoss(nn.Module):
     ``weights`` (a local file path, the config's ``g_e_weights``) makes ``g_e="imagenet"`` load a
     torchvision ResNet state dict the user already has (e.g. ``resnet50-0676ba61.pth``) instead of going
     through torchvision's cache and downloader; the file must fit ``arch`` up to the last stage in
-    ``layers`` (see :func:`load_resnet_weights`). It is an error with any other ``g_e``.
+    ``layers`` (see :func:`rcl.encoders.load_resnet_weights`). It is an error with any other ``g_e``.
     """
 
     def __init__(
@@ -348,7 +118,7 @@ class ConsistencyLoss(nn.Module):
         bad = [name for name in layers if name not in RESNET_STAGES]
         if bad or not layers:
             raise ValueError(f"unknown ResNet stage(s) {bad or list(layers)}; valid: {RESNET_STAGES}")
-        _check_weights_kind(g_e, weights)
+        check_weights_kind(g_e, weights)
         self.kind, self.arch, self.layers = g_e, arch, tuple(layers)
         self.weights = None if weights is None else os.fspath(weights)
         self.last = max(RESNET_STAGES.index(name) for name in self.layers)
@@ -390,4 +160,3 @@ class ConsistencyLoss(nn.Module):
     def extra_repr(self) -> str:
         weights = f", weights={self.weights!r}" if self.weights is not None else ""
         return f"g_e={self.kind!r}, arch={self.arch!r}, layers={self.layers}{weights}"
-

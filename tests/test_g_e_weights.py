@@ -9,7 +9,7 @@ import pytest
 import torch
 from torchvision import models
 
-from rcl import losses
+from rcl import encoders, losses
 
 
 def _offline(monkeypatch, tmp_path):
@@ -56,7 +56,7 @@ def test_local_weights_load_into_a_frozen_eval_encoder(tmp_path, resnet18_file, 
 
 def test_str_path_and_load_encoder(tmp_path, resnet18_file, resnet18_state, monkeypatch):
     _offline(monkeypatch, tmp_path)
-    encoder = losses.load_encoder("imagenet", "resnet18", weights=str(resnet18_file))
+    encoder = encoders.load_encoder("imagenet", "resnet18", weights=str(resnet18_file))
     assert torch.equal(encoder.conv1.weight, resnet18_state["conv1.weight"])
     assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
 
@@ -74,7 +74,7 @@ def test_checkpoint_wrapper_and_missing_fc(tmp_path, resnet18_state, entry, monk
 def test_another_classifier_head_is_ignored(tmp_path, resnet18_state):
     path = tmp_path / "finetuned.pth"
     torch.save(dict(resnet18_state, **{"fc.weight": torch.zeros(10, 512), "fc.bias": torch.zeros(10)}), path)
-    encoder = losses.load_encoder("imagenet", "resnet18", weights=path)
+    encoder = encoders.load_encoder("imagenet", "resnet18", weights=path)
     assert encoder.fc.weight.shape == (1000, 512)
     assert torch.equal(encoder.layer4[1].bn2.running_var, resnet18_state["layer4.1.bn2.running_var"])
 
@@ -106,11 +106,11 @@ def test_wrong_shape_and_unexpected_key(tmp_path, resnet18_state):
         match=r"shaped\.pth: not a resnet18 state dict: layer2\.0\.conv1\.weight has shape "
         r"\(128, 64, 1, 1\), expected \(128, 64, 3, 3\)$",
     ):
-        losses.load_encoder("imagenet", "resnet18", weights=tmp_path / "shaped.pth")
+        encoders.load_encoder("imagenet", "resnet18", weights=tmp_path / "shaped.pth")
     extra = dict(resnet18_state, **{"head.weight": torch.zeros(3)})
     torch.save(extra, tmp_path / "extra.pth")
     with pytest.raises(ValueError, match=r"extra\.pth: not a resnet18 state dict: unexpected key head\.weight"):
-        losses.load_encoder("imagenet", "resnet18", weights=tmp_path / "extra.pth")
+        encoders.load_encoder("imagenet", "resnet18", weights=tmp_path / "extra.pth")
 
 
 @pytest.mark.parametrize("content", ["truncated", "garbage", "empty", "model-object", "not-a-dict"])
@@ -151,7 +151,7 @@ def test_weights_need_g_e_imagenet(resnet18_file, g_e):
 
 def test_load_encoder_refuses_weights_without_imagenet(resnet18_file):
     with pytest.raises(ValueError, match=r"g_e_weights.*only used with g_e='imagenet', but g_e='random'"):
-        losses.load_encoder("random", "resnet18", weights=resnet18_file)
+        encoders.load_encoder("random", "resnet18", weights=resnet18_file)
 
 
 def test_offline_without_weights_points_to_a_local_file(tmp_path, monkeypatch):
@@ -161,8 +161,15 @@ def test_offline_without_weights_points_to_a_local_file(tmp_path, monkeypatch):
         raise urllib.error.URLError("network unreachable\nsecond line")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(losses.ImageNetWeightsUnavailable) as info:
+    with pytest.raises(encoders.ImageNetWeightsUnavailable) as info:
         losses.ConsistencyLoss(g_e="imagenet", arch="resnet18", layers=("layer1",))
     message = str(info.value)
     assert "\n" not in message
     assert "g_e_weights=PATH" in message and "resnet18-f37072fd.pth" in message
+
+
+def test_load_resnet_weights_and_where_torchvision_caches(tmp_path, resnet18_file, resnet18_state, monkeypatch):
+    _offline(monkeypatch, tmp_path)
+    state = encoders.load_resnet_weights(resnet18_file, "resnet18")
+    assert state.keys() == resnet18_state.keys() and all(torch.equal(state[k], resnet18_state[k]) for k in state)
+    assert encoders.imagenet_weights_path("resnet18") == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
