@@ -31,7 +31,7 @@ import time
 
 import torch
 
-from rcl import config, train
+from rcl import config, profiles, train
 from rcl import data as _data
 
 
@@ -82,7 +82,7 @@ def run_method(name: str, overrides: dict, steps: int, warmup: int, runs_dir: st
     per_step = [b - a for a, b in zip(times[:-1], times[1:])][max(0, warmup - 1) :]
     step_s = statistics.median(per_step)
     # the batch is built on the CPU each step (seeded by (seed, step)); how much of the step is that?
-    ds = train._instances(cfg)
+    ds = train.build_data(cfg)
     t1 = time.perf_counter()
     for s in range(5):
         train.build_batch(ds, cfg, s).to(device, non_blocking=True)
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--steps ({args.steps}) must exceed --warmup + 1 ({args.warmup + 1})")
 
     device = config.default_device()
-    values = dict(train.PROFILE_VALUES[args.profile])
+    values = profiles.values("pretrain", args.profile)
     if args.batch_size:
         values["batch_size"] = args.batch_size
     notes = []

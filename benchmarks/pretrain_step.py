@@ -19,8 +19,7 @@ import time
 
 import torch
 
-from rcl import config, distances, methods, train
-from rcl.models import UNet
+from rcl import config, distances, train
 
 
 def _sync(device: torch.device) -> None:
@@ -46,11 +45,8 @@ def time_method(
 ):
     overrides = {**extra, **({"batch_size": batch_size} if batch_size else {})}
     cfg = train.make_config(name, profile, progress=False, **overrides)
-    ds = train._instances(cfg)
-    torch.manual_seed(0)
-    klass = methods.method_class(name)
-    cons = train._consistency_module(cfg, ds, device) if klass.uses_consistency else None
-    m = klass(UNet(cfg.unet_config()), cfg.method_config(), cons).to(device)
+    ds = train.build_data(cfg)
+    m = train.build_method(cfg, ds, device)
     opt = torch.optim.Adam(m.trainable_parameters(), lr=cfg.lr, eps=cfg.eps)
     batch = train.build_batch(ds, cfg, 0).to(device)
     use_amp = device.type == "cuda"

@@ -247,6 +247,20 @@ def load_images(
     return {p.name: load_image(p) for p in files}
 
 
+def image_root(dataset: str | None, data_dir: str | os.PathLike | None) -> str | None:
+    """The folder whose files are a dataset's images, for keys that identify data by content
+    (:func:`rcl.cache.folder_identity`): ``data_dir`` itself for a folder, the dataset's own arranged folder
+    under a download root (other downloads there change nothing), None for the built-in images (they ship
+    with installed packages)."""
+    if dataset in (None, "builtin") or data_dir is None:
+        return None
+    if dataset == "folder":
+        return str(data_dir)
+    from rcl import datasets
+
+    return str(datasets.local_path(dataset, data_dir)) if dataset in datasets.REGISTRY else str(data_dir)
+
+
 def resize_max_side(images: dict[str, Tensor], max_side: int | None) -> dict[str, Tensor]:
     """Downscale (antialiased bilinear) every image whose longer side exceeds ``max_side``."""
     if max_side is None:

@@ -3,21 +3,21 @@
 A result is a CSV file ``<results_dir>/<kind>-<dataset>-<profile>-<key>.csv`` with a JSON sidecar
 (``….json``: the kind, the settings, the code version, when it was written). The key hashes the settings
 and the code version, so the same settings find the same file again (a rerun of the book reloads it) and
-a changed library never shows a stale table. Both files are written atomically (temporary name, then
-rename), sidecar last, so a file without its sidecar is never taken for a result.
+a changed library never shows a stale table. Both files are written atomically (:mod:`rcl.cache`), sidecar
+last, so a file without its sidecar is never taken for a result.
 
 :func:`cached` is what notebooks call; :func:`saved` lists what is there (the results page and
 ``python -m rcl sweep`` read results through it). When the environment variable ``RCL_RESULTS_LOG`` names a
 file, every result a process saves or reloads is also appended to it as one JSON line — this is how a
 sweep learns which results each of its notebook executions produced.
+
+Layer: storage (imports :mod:`rcl.cache` and the configuration; never the engine or the evaluation).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,10 +26,12 @@ from typing import Any
 
 import pandas as pd
 
+from rcl import cache
+from rcl.config import numerics
+
 __all__ = [
     "LOG_ENV",
     "Saved",
-    "atomic_write_text",
     "cached",
     "code_version",
     "key",
@@ -42,32 +44,20 @@ __all__ = [
 #: Environment variable naming a JSON-lines file that records each result saved or reloaded.
 LOG_ENV = "RCL_RESULTS_LOG"
 
-#: Library files (besides the training code) whose content is part of every result's key.
-_EVAL_FILES = ("evaluate.py", "tasks.py", "metrics.py", "analysis.py", "datasets.py", "backbones.py")
-
-
 def code_version() -> str:
-    """Hash of the training code (as in run keys) and of the evaluation code."""
-    from rcl import train
-
-    h = hashlib.sha256(train._code_version().encode())
-    # runs trained in bfloat16 on this CPU are other runs (their keys say so): so are the results from them
-    h.update(b"cpu-bf16" if train._cpu_autocast(train.PretrainConfig()) else b"")
-    root = Path(__file__).resolve().parent
-    for rel in _EVAL_FILES:
-        h.update(rel.encode())
-        h.update((root / rel).read_bytes())
-    return h.hexdigest()[:12]
+    """The version of the code that computes saved results (:data:`rcl.cache.CODE` ``"results"``) and of
+    this machine's numerics (:func:`rcl.config.numerics`: runs trained in bfloat16 on this CPU are other
+    runs, so the results from them are other results)."""
+    return cache.key({"numerics": numerics()}, code="results")
 
 
 def _canonical(settings: Mapping[str, Any]) -> Any:
-    return json.loads(json.dumps(dict(settings), sort_keys=True, default=str))
+    return cache.canonical(dict(settings))
 
 
 def key(settings: Mapping[str, Any]) -> str:
     """Hash of ``settings`` (JSON, keys sorted) and of :func:`code_version`."""
-    payload = json.dumps({"settings": _canonical(settings), "code": code_version()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+    return cache.key({"settings": _canonical(settings), "code": code_version()}, length=10)
 
 
 def path_for(kind: str, settings: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
@@ -77,20 +67,6 @@ def path_for(kind: str, settings: Mapping[str, Any], results_dir: str | os.PathL
     dataset = str(settings.get("dataset", "any"))
     profile = str(settings.get("profile", "any"))
     return Path(results_dir) / f"{kind}-{dataset}-{profile}-{key(settings)}.csv"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temporary file of this process, then a rename. Processes
-    writing the same file at once (parallel sweep executions filling a shared cache) never collide."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
 
 
 def _log(path: Path, kind: str, settings: Mapping[str, Any], reused: bool) -> None:
@@ -106,10 +82,9 @@ def _log(path: Path, kind: str, settings: Mapping[str, Any], reused: bool) -> No
 def save(frame: pd.DataFrame, kind: str, settings: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:
     """Write ``frame`` and its sidecar atomically; returns the CSV's path."""
     path = path_for(kind, settings, results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, frame.to_csv(index=False))
+    cache.atomic_write_text(path, frame.to_csv(index=False))
     meta = {"kind": kind, "settings": _canonical(settings), "code": code_version(), "created": time.time()}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=1))
+    cache.atomic_write_json(path.with_suffix(".json"), meta)
     _log(path, kind, settings, reused=False)
     return path
 

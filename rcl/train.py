@@ -13,64 +13,67 @@ from a profile plus overrides) and
 * shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and writes a checkpoint
   every ``checkpoint_every`` steps atomically (temporary file, then rename), with the optimiser and RNG
   states, so an interrupted run resumes exactly;
-* keys its run directory by a hash of the config and of the library's training code, so a finished run
-  (``result.json`` present) is reused instead of retrained, and a changed library retrains;
+* keys its run directory (:func:`run_key`, through :mod:`rcl.cache`) by the config, the training code, the
+  numerics and the contents of the image folder, so a finished run (``result.json`` present) is reused
+  instead of retrained, and a changed library or a replaced image retrains;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of
   the global batch, RCL gathers the second crops of all processes with gradients (so negatives span the
   global batch), and only rank 0 writes.
+
+:func:`build_data`, :func:`build_method` and :func:`build_batch` are the public pieces of a run, for
+notebooks, tests and benchmarks that look inside one.
+
+Layer: engine (imports the core — data, models, methods, encoders, losses — and the configuration; never the
+evaluation, CLI, plots or notebooks).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+from tqdm.auto import tqdm
 
+from rcl import cache as _cache
 from rcl import config as _config
 from rcl import data as _data
+from rcl import encoders as _encoders
 from rcl import methods as _methods
+from rcl import profiles as _profiles
+from rcl import rng as _rng
+from rcl.losses import ConsistencyLoss
 from rcl.models import UNet, UNetConfig
 
 __all__ = [
-    "PROFILE_VALUES",
     "PretrainConfig",
     "RunResult",
     "build_batch",
+    "build_data",
+    "build_method",
     "config_keys",
     "load_model",
     "make_config",
     "pretrain",
     "run_dir",
+    "run_key",
 ]
-
-#: Library files whose content is part of every run's key (a change retrains).
-_CODE_FILES = (
-    "methods/__init__.py",
-    "noise.py",
-    "data.py",
-    "models.py",
-    "distances.py",
-    "losses.py",
-    "encoders.py",
-    "train.py",
-    "methods/base.py",
-    "methods/core.py",
-    "methods/dense.py",
-)
 
 
 @dataclass(frozen=True)
-class PretrainConfig:
-    """Everything that determines a pre-training run (flat, so ``--set key=value`` reaches any field)."""
+class PretrainConfig(_methods.MethodConfig):
+    """Everything that determines a pre-training run: the method's hyper-parameters (inherited from
+    :class:`rcl.methods.MethodConfig`, with its defaults) and the data, optimisation, U-Net and engine
+    settings. Flat, so ``--set key=value`` reaches any field; validated when built."""
 
     method: str = "rcl-emd"
     # data
@@ -95,25 +98,9 @@ class PretrainConfig:
     depth: int = 3
     norm: str = "none"
     skip: str = "residual"  # the backbone study's choice (rcl.backbones, notebook 03); "none" is the plain U-Net
-    # method hyper-parameters (see rcl.methods.MethodConfig)
-    tau: float = 0.01
-    tau_scale: str = "absolute"
-    alpha: float = 1e-3
-    distance_reduction: str = "pooled"
-    contrast_reduction: str = "sum"
-    g_e: str = "random"
-    g_e_arch: str = "resnet18"
-    g_e_layers: tuple[str, ...] = ("layer1",)
+    # the consistency loss's encoder, beyond the method's g_e, g_e_arch and g_e_layers
     g_e_weights: str | None = None  # a local torchvision ResNet state dict for g_e="imagenet" (offline)
     g_e_steps: int = 300  # SimCLR steps of g_e="self-supervised" (trained once per data and seed, cached)
-    n2s_grid: int = 4
-    proj_dim: int = 128
-    queue_size: int = 1024
-    momentum: float = 0.99
-    dense_samples: int = 256
-    tau_dense: float | None = None
-    loss_norm: str = "l1"
-    supervised_task: str = "denoise"
     # engine (not part of the run key)
     amp: bool = True
     checkpoint_every: int = 50
@@ -123,23 +110,29 @@ class PretrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         _methods.method_class(self.method)  # raises with the list of valid methods
-        if self.g_e is None:  # "none" on a command line parses to None
-            object.__setattr__(self, "g_e", "none")
-        _config.check_choice("g_e", self.g_e, ("imagenet", "random", "self-supervised", "none"))
-        _config.check_choice("tau_scale", self.tau_scale, ("absolute", "median"))
         if self.crop > self.tile:
             raise ValueError(f"crop={self.crop} must not exceed tile={self.tile} (instances are tiles)")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
         if not 0 < self.overlap_min <= self.overlap_max <= 1:
             raise ValueError(f"need 0 < overlap_min <= overlap_max <= 1, got {self.overlap_min}, {self.overlap_max}")
-        if self.steps < 1 or self.checkpoint_every < 1 or self.log_every < 1:
-            raise ValueError("steps, checkpoint_every and log_every must be >= 1")
+        if self.steps < 1 or self.checkpoint_every < 1 or self.log_every < 1 or self.g_e_steps < 1:
+            raise ValueError("steps, checkpoint_every, log_every and g_e_steps must be >= 1")
+        bad = [k for k in ("tile", "crop", "lr", "eps", "width", "depth") if not getattr(self, k) > 0]
+        if bad:
+            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} must be > 0")
+        if not self.sigma_max >= 0:
+            raise ValueError(f"sigma_max={self.sigma_max!r} must be >= 0 (noise std on the 0–255 scale)")
+        if self.max_side is not None and self.max_side < self.tile:
+            raise ValueError(f"max_side={self.max_side} must be None or >= tile={self.tile}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1 and beta2 must lie in [0, 1), got {self.beta1}, {self.beta2}")
 
     def method_config(self) -> _methods.MethodConfig:
-        names = {f.name for f in fields(_methods.MethodConfig)}
-        return _methods.MethodConfig(**{k: v for k, v in asdict(self).items() if k in names})
+        """The method's hyper-parameters alone."""
+        return _methods.MethodConfig(**{f.name: getattr(self, f.name) for f in fields(_methods.MethodConfig)})
 
     def unet_config(self) -> UNetConfig:
         return UNetConfig(width=self.width, depth=self.depth, norm=self.norm, skip=self.skip)
@@ -147,57 +140,6 @@ class PretrainConfig:
 
 #: Fields that change how a run executes, not what it computes.
 _RUNTIME_ONLY = ("amp", "checkpoint_every", "log_every", "runs_dir", "device", "progress")
-
-#: Profile values for pre-training; anything else keeps the dataclass default.
-PROFILE_VALUES: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        max_side=128,
-        tile=64,
-        crop=32,
-        batch_size=4,
-        steps=3,
-        width=8,
-        depth=2,
-        g_e="random",
-        g_e_arch="resnet18",
-        g_e_layers=("layer1",),
-        queue_size=64,
-        dense_samples=32,
-        g_e_steps=3,
-        checkpoint_every=2,
-        log_every=1,
-    ),
-    "cpu": dict(
-        max_side=512,
-        tile=128,
-        crop=48,
-        batch_size=8,
-        steps=400,
-        width=24,
-        depth=3,
-        g_e="random",
-        g_e_arch="resnet18",
-        g_e_layers=("layer1",),
-        queue_size=1024,
-    ),
-    "gpu": dict(
-        max_side=None,
-        tile=256,
-        crop=128,
-        batch_size=64,
-        steps=20000,
-        width=32,
-        depth=4,
-        g_e="imagenet",
-        g_e_arch="resnet50",
-        g_e_layers=("layer1", "layer2", "layer3"),
-        queue_size=16384,
-        dataset="voc2012",
-        tau=0.1,
-        checkpoint_every=1000,
-        log_every=50,
-    ),
-}
 
 
 def config_keys() -> list[str]:
@@ -236,74 +178,43 @@ def _coerce(name: str, value: Any) -> Any:
 def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any) -> PretrainConfig:
     """The ``profile``'s config for ``method`` with ``overrides`` (strings are parsed to the field type).
 
-    ``method`` may also name a configuration of :data:`rcl.config.NAMED_CONFIGS` (e.g. ``rcl-emd-tuned``).
+    ``method`` may also name a configuration of :data:`rcl.methods.NAMED_CONFIGS` (e.g. ``rcl-emd-tuned``).
     """
     _config.check_profile(profile)
-    if method in _config.NAMED_CONFIGS:  # a named configuration: its method and overrides, the caller's win
-        named = _config.NAMED_CONFIGS[method]
-        method, overrides = named["method"], {**named["overrides"], **overrides}
+    if method in _methods.NAMED_CONFIGS:  # a named configuration: its method and overrides, the caller's win
+        named = _methods.NAMED_CONFIGS[method]
+        method, overrides = named.method, {**named.overrides, **overrides}
     keys = set(config_keys())
     unknown = sorted(set(overrides) - keys)
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(keys))}")
-    values = {**PROFILE_VALUES[profile], **{k: _coerce(k, v) for k, v in overrides.items()}}
+    values = {**_profiles.values("pretrain", profile), **{k: _coerce(k, v) for k, v in overrides.items()}}
     return PretrainConfig(method=method, **values)
 
 
-def _code_version() -> str:
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for rel in _CODE_FILES:
-        p = root / rel
-        if p.exists():
-            h.update(rel.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def _cpu_autocast(cfg: PretrainConfig) -> bool:
-    """Whether this config trains on a CPU with bfloat16 autocast (``amp`` on a CPU with native bf16)."""
-    device = torch.device(cfg.device) if cfg.device else _config.default_device()
-    return cfg.amp and device.type == "cpu" and _config.cpu_has_bf16()
-
-
-def _file_digest(path: str) -> str:
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"g_e_weights={path!r}: no such file (a torchvision ResNet state dict)")
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+def _numerics(cfg: PretrainConfig) -> str:
+    """``"cpu-bf16"`` where this config trains in bfloat16 on the CPU (:func:`rcl.config.numerics`)."""
+    return _config.numerics(cfg.device, cfg.amp)
 
 
 def run_key(cfg: PretrainConfig) -> str:
-    """Hash of the config's computational fields and of the training code."""
+    """Hash of the config's computational fields, of the training code, of the numerics (bfloat16 on the CPU
+    computes other numbers than float32: another run), of the images' folder by its contents (not its path)
+    and of a g_e weights file by its content."""
     payload = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_ONLY}
-    payload["code"] = _code_version()
-    if _cpu_autocast(cfg):  # bfloat16 on the CPU computes other numbers than float32: another run
-        payload["cpu_bf16"] = True
-    if cfg.g_e_weights is not None:  # the weights file by its content, not its path
-        payload["g_e_weights"] = _file_digest(cfg.g_e_weights)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    if _numerics(cfg):
+        payload["numerics"] = _numerics(cfg)
+    if cfg.g_e_weights is not None:
+        payload["g_e_weights"] = _cache.file_digest(cfg.g_e_weights, "g_e_weights")
+    root = _data.image_root(cfg.dataset, cfg.data_dir)
+    if root is not None:
+        payload["data_dir"] = None  # the folder is identified by its contents below
+    return _cache.key(payload, code="training", folders=[root] if root is not None else [])
 
 
 def run_dir(cfg: PretrainConfig) -> Path:
     """``runs_dir/<method>-<key>``: where this config's checkpoint, log and result live."""
     return Path(cfg.runs_dir) / f"{cfg.method.replace('+', 'plus')}-{run_key(cfg)}"
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -328,21 +239,33 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> U
     path = Path(path)
     if not (path / "model.pt").exists():
         raise FileNotFoundError(f"{path}: no model.pt — the run has not finished")
-    blob = torch.load(path / "model.pt", map_location=device, weights_only=False)
+    blob = torch.load(path / "model.pt", map_location=device, weights_only=True)
     model = UNet(UNetConfig(**blob["unet"])).to(device)
     model.load_state_dict(blob["state"])
     return model.eval()
 
 
-def _instances(cfg: PretrainConfig) -> _data.NoisyImages:
+def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
+    """The run's training instances: its dataset's training images, resized, tiled, with their seeded noise."""
     images = _data.load_images(cfg.dataset, "train", cfg.data_dir)
     images = _data.resize_max_side(images, cfg.max_side)
     instances = _data.tile_images(images, cfg.tile, min_size=cfg.crop)
     return _data.NoisyImages.build(instances, seed=cfg.seed, sigma_range=(0.0, cfg.sigma_max))
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2**63))
+def build_method(cfg: PretrainConfig, ds: _data.NoisyImages | None = None,
+                 device: torch.device | str = "cpu") -> _methods.Method:
+    """The run's method around a freshly initialised U-Net (seeded by ``cfg.seed``), with its consistency
+    loss when it uses one (the self-supervised g_e is trained on ``ds``, or cached), on ``device``."""
+    klass = _methods.method_class(cfg.method)
+    torch.manual_seed(cfg.seed)
+    model = UNet(cfg.unet_config())
+    consistency = None
+    if klass.uses_consistency:
+        if ds is None and cfg.g_e == "self-supervised":
+            ds = build_data(cfg)
+        consistency = _consistency_module(cfg, ds, torch.device(device))
+    return klass(model, cfg.method_config(), consistency).to(device)
 
 
 def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int = 0, world: int = 1) -> _methods.Batch:
@@ -351,7 +274,7 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     ``batch_size`` distinct instances are drawn (so no instance is its own negative), their crop pairs
     sampled as Algorithm 1; under DDP each process takes its contiguous slice.
     """
-    g = _step_generator(cfg.seed, step)
+    g = _rng.generator(cfg.seed, "batch", step)
     n = len(ds)
     if cfg.batch_size > n:
         raise ValueError(
@@ -372,14 +295,10 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     return _methods.Batch(x1=x1, x2=x2, offset=offset, x1_second=second, y1=y1, y2=y2, sigma=ds.sigma[idx].float())
 
 
-def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torch.device):
-    from rcl.losses import ConsistencyLoss
-
+def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torch.device) -> ConsistencyLoss:
     state = None
     if cfg.g_e == "self-supervised":
-        from rcl import encoders
-
-        state, _ = encoders.cached_simclr_encoder(
+        state, _ = _encoders.cached_simclr_encoder(
             ds.noisy,
             Path(cfg.runs_dir) / "encoders",
             arch=cfg.g_e_arch,
@@ -420,7 +339,6 @@ def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
     nothing); on CUDA the GPU would otherwise wait for them, and pinned memory lets their copy to the device
     run async. Building is mostly tensor copies, which release the GIL, so threads run it in parallel.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def job(step):
         batch = build(step)
@@ -456,7 +374,7 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     if (out / "result.json").exists():
         return _reused(out, cfg)
     # one process per run: a second one (a parallel sweep needing the same run) waits, then reuses it
-    with _exclusive(out, enabled=world == 1):
+    with _cache.lock(out / ".lock", what=str(out)) if world == 1 else contextlib.nullcontext():
         if (out / "result.json").exists():
             return _reused(out, cfg)
         return _train(cfg, stop_after, out, rank, world, local_rank)
@@ -467,108 +385,126 @@ def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
     return RunResult(out, cfg, result.get("metrics", {}), reused=True)
 
 
-@contextlib.contextmanager
-def _exclusive(out: Path, enabled: bool = True):
-    """Hold an exclusive lock on the run directory (``.lock``, released when the process ends)."""
-    if not enabled:
-        yield
-        return
-    import fcntl
-    import sys
+@dataclass
+class _Session:
+    """What one training segment works with (built by :func:`_setup`)."""
 
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"{out}: another process is training this run; waiting for it to finish", file=sys.stderr)
-            fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    cfg: PretrainConfig
+    out: Path
+    rank: int
+    world: int
+    device: torch.device
+    ds: _data.NoisyImages
+    method: _methods.Method
+    trainer: torch.nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None  # None: no autocast
+    start: int = 0
+
+    @property
+    def cuda(self) -> bool:
+        return self.device.type == "cuda"
 
 
-def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, world: int, local_rank: int):
-    from tqdm.auto import tqdm
-
+def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: int) -> _Session:
+    """Device, data, method, optimiser and mixed precision of a run, resumed from its checkpoint if any."""
     device = _device(cfg, local_rank)
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg), "code": _code_version()})
-
-    ds = _instances(cfg)
-    klass = _methods.method_class(cfg.method)
-    torch.manual_seed(cfg.seed)
-    model = UNet(cfg.unet_config())
-    consistency = _consistency_module(cfg, ds, device) if klass.uses_consistency else None
-    method = klass(model, cfg.method_config(), consistency).to(device)
-    use_cuda = device.type == "cuda"
-    if use_cuda:
+        _cache.atomic_write_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg),
+                                                       "code": _cache.code_version("training")}, indent=2)
+    ds = build_data(cfg)
+    method = build_method(cfg, ds, device)
+    if device.type == "cuda":
         method = method.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(method.trainable_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-    cpu_amp = device.type == "cpu" and _cpu_autocast(cfg)  # native bf16 units: autocast pays off
-    amp_dtype = torch.bfloat16 if cpu_amp or (use_cuda and torch.cuda.is_bf16_supported()) else torch.float16
-    use_amp = cfg.amp and (use_cuda or cpu_amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-    start = 0
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        # on the CPU: the RNG states must stay CPU byte tensors; the optimiser moves its state to the params
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        method.load_state_dict(state["method"])
-        opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if use_cuda and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        start = state["step"]
-    log = out / "metrics.jsonl"
-    if rank == 0 and log.exists():  # drop entries logged after the checkpoint we resume from
-        kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= start]
-        log.write_text("".join(line + "\n" for line in kept))
-
+    cpu_amp = device.type == "cpu" and bool(_numerics(cfg))  # native bf16 units: autocast pays off
+    use_amp = cfg.amp and (device.type == "cuda" or cpu_amp)
+    bf16 = cpu_amp or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    amp_dtype = (torch.bfloat16 if bf16 else torch.float16) if use_amp else None
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     trainer = method
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        trainer = DDP(method, device_ids=[device.index] if use_cuda else None, find_unused_parameters=True)
-    method.train()
-    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = tqdm(
-        range(start, end),
-        initial=start,
-        total=cfg.steps,
-        desc=cfg.method,
-        disable=_config.progress_disabled(cfg.progress) or rank != 0,
-        dynamic_ncols=True,
-    )
-    running, t0 = None, time.perf_counter()
-    # on CUDA, several threads build batches ahead (one GPU step is shorter than one batch's CPU copies)
+        ids = [device.index] if device.type == "cuda" else None
+        trainer = DDP(method, device_ids=ids, find_unused_parameters=True)
+    session = _Session(cfg, out, rank, world, device, ds, method, trainer, opt, scaler, amp_dtype)
+    _resume(session)
+    return session
+
+
+def _resume(s: _Session) -> None:
+    """Load the run's checkpoint (model, optimiser, scaler, RNG states, step) if it has one, and drop log
+    entries written after it."""
+    ckpt = s.out / "checkpoint.pt"
+    if ckpt.exists():
+        # on the CPU: the RNG states must stay CPU byte tensors; the optimiser moves its state to the params
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        s.method.load_state_dict(state["method"])
+        s.opt.load_state_dict(state["optimizer"])
+        s.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if s.cuda and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], s.device)
+        s.start = state["step"]
+    log = s.out / "metrics.jsonl"
+    if s.rank == 0 and log.exists():
+        kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= s.start]
+        _cache.atomic_write_text(log, "".join(line + "\n" for line in kept))
+
+
+def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:
+    """One optimiser step on ``batch``; returns the method's losses (``"loss"`` is what was minimised)."""
+    s.method.diagnose = (step + 1) % s.cfg.log_every == 0 or step + 1 == s.cfg.steps  # the steps it logs
+    amp = torch.autocast(s.device.type, dtype=s.amp_dtype) if s.amp_dtype else contextlib.nullcontext()
+    with amp:
+        losses = s.trainer(batch)
+    loss = losses["loss"]
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"{s.cfg.method}: non-finite loss {loss.item()} at step {step} ({s.out})")
+    s.opt.zero_grad(set_to_none=True)
+    s.scaler.scale(loss).backward()
+    s.scaler.step(s.opt)
+    s.scaler.update()
+    s.method.after_step()
+    return losses
+
+
+def _checkpoint(s: _Session, done: int) -> None:
+    _cache.save_tensors({
+        "step": done,
+        "method": s.method.state_dict(),
+        "optimizer": s.opt.state_dict(),
+        "scaler": s.scaler.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(s.device) if s.cuda else None,
+    }, s.out / "checkpoint.pt")  # fmt: skip
+
+
+def _batches(s: _Session, end: int):
+    """The batches of steps ``start … end − 1``, built ahead (on CUDA by several threads: one GPU step is
+    shorter than one batch's CPU copies), on the device."""
     workers = max(1, min(4, (os.cpu_count() or 2) // (2 * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))))
-    batches = _prefetch(
-        lambda s: build_batch(ds, cfg, s, rank, world),
-        range(start, end),
-        pin=use_cuda,
-        depth=2 * workers if use_cuda else 2,
-        workers=workers if use_cuda else 1,
-    )
-    for step, host_batch in zip(bar, batches):
-        batch = host_batch.to(device, non_blocking=True, memory_format=torch.channels_last if use_cuda else None)
-        method.diagnose = (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps  # the steps it logs
-        autocast = torch.autocast(device.type, dtype=amp_dtype) if use_amp else contextlib.nullcontext()
-        with autocast:
-            losses = trainer(batch)
-        loss = losses["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{cfg.method}: non-finite loss {loss.item()} at step {step} ({out})")
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        method.after_step()
-        value = loss.detach()
+    built = _prefetch(lambda step: build_batch(s.ds, s.cfg, step, s.rank, s.world), range(s.start, end),
+                      pin=s.cuda, depth=2 * workers if s.cuda else 2, workers=workers if s.cuda else 1)
+    layout = torch.channels_last if s.cuda else None
+    return (b.to(s.device, non_blocking=True, memory_format=layout) for b in built)
+
+
+def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, world: int, local_rank: int):
+    """The training loop: steps from the checkpoint (or 0) to ``steps`` (or ``stop_after``), logging every
+    ``log_every`` and checkpointing every ``checkpoint_every`` steps; rank 0 writes the model at the end."""
+    s = _setup(cfg, out, rank, world, local_rank)
+    s.method.train()
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    hidden = _config.progress_disabled(cfg.progress) or rank != 0
+    bar = tqdm(range(s.start, end), initial=s.start, total=cfg.steps, desc=cfg.method, disable=hidden,
+               dynamic_ncols=True)
+    running, t0 = None, time.perf_counter()
+    for step, batch in zip(bar, _batches(s, end)):
+        losses = _step(s, batch, step)
+        value = losses["loss"].detach()
         if world > 1:
             dist.all_reduce(value, op=dist.ReduceOp.AVG)
         running = value.item() if running is None else 0.9 * running + 0.1 * value.item()
@@ -577,27 +513,17 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
             entry = {"step": done, "time_s": time.perf_counter() - t0}
             entry.update({k: float(v.detach()) for k, v in losses.items()})
-            with log.open("a") as f:
+            with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
-            _atomic_save(
-                {
-                    "step": done,
-                    "method": method.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if use_cuda else None,
-                },
-                ckpt,
-            )
+            _checkpoint(s, done)
     bar.close()
     if end < cfg.steps:
         return RunResult(out, cfg, {"step": end})
     metrics = {"final_loss": running, "steps": cfg.steps, "seconds": time.perf_counter() - t0}
     if rank == 0:
-        _atomic_save({"unet": asdict(cfg.unet_config()), "state": method.model.state_dict()}, out / "model.pt")
-        _atomic_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)})
+        _cache.save_tensors({"unet": asdict(cfg.unet_config()), "state": s.method.model.state_dict()}, out / "model.pt")
+        _cache.atomic_write_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)}, indent=2)
     if world > 1:
         dist.barrier()
     return RunResult(out, cfg, metrics)

@@ -9,19 +9,15 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from rcl import methods, train
+from rcl import train
 
 
 def main(method: str, out: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     cfg = train.make_config(method, "smoke", batch_size=4, progress="false")
-    ds = train._instances(cfg)
-    torch.manual_seed(cfg.seed)
-    model = train.UNet(cfg.unet_config())
-    klass = methods.method_class(method)
-    cons = train._consistency_module(cfg, ds, torch.device("cpu")) if klass.uses_consistency else None
-    m = klass(model, cfg.method_config(), cons)
+    ds = train.build_data(cfg)
+    m = train.build_method(cfg, ds)
     ddp = DDP(m, find_unused_parameters=True)
     losses = ddp(train.build_batch(ds, cfg, 0, rank, world))
     losses["loss"].backward()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcl import methods, train
+from rcl import train
 
 HERE = Path(__file__).resolve().parent
 
@@ -19,7 +19,7 @@ def smoke(tmp_path, method="rcl-emd", **kw):
 
 
 def test_unknown_method_profile_or_key_lists_valid():
-    with pytest.raises(ValueError, match="valid methods: rcl-emd"):
+    with pytest.raises(ValueError, match="valid methods: .*rcl-emd"):
         train.make_config("simclr", "smoke")
     with pytest.raises(ValueError, match="smoke"):
         train.make_config("n2n", "tpu")
@@ -36,7 +36,7 @@ def test_config_strings_are_parsed():
 
 def test_batches_are_seeded_distinct_and_sliced():
     cfg = train.make_config("n2n", "smoke", batch_size=4)
-    ds = train._instances(cfg)
+    ds = train.build_data(cfg)
     a, b = train.build_batch(ds, cfg, 3), train.build_batch(ds, cfg, 3)
     assert torch.equal(a.x1, b.x1) and torch.equal(a.offset, b.offset)
     assert not torch.equal(a.x1, train.build_batch(ds, cfg, 4).x1)
@@ -99,10 +99,8 @@ def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path)
     ddp = torch.load(out)
 
     cfg = train.make_config("rcl-emd", "smoke", batch_size=4, progress="false")
-    ds = train._instances(cfg)
-    torch.manual_seed(cfg.seed)
-    model = train.UNet(cfg.unet_config())
-    m = methods.build("rcl-emd", model, cfg.method_config(), train._consistency_module(cfg, ds, torch.device("cpu")))
+    ds = train.build_data(cfg)
+    m = train.build_method(cfg, ds)
     losses = m(train.build_batch(ds, cfg, 0))
     losses["loss"].backward()
     torch.testing.assert_close(ddp["loss"], losses["loss"].detach(), rtol=1e-5, atol=1e-6)
@@ -159,7 +157,7 @@ def test_killed_process_resumes_to_the_same_model(tmp_path, kill_after_lines):
     (a,) = (tmp_path / "killed").glob("*/model.pt")
     (b,) = (tmp_path / "straight").glob("*/model.pt")
     assert a.parent.name == b.parent.name
-    sa, sb = (torch.load(p, weights_only=False)["state"] for p in (a, b))
+    sa, sb = (torch.load(p, weights_only=True)["state"] for p in (a, b))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert len(log.read_text().splitlines()) == steps  # the log holds each step once
 

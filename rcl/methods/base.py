@@ -88,6 +88,29 @@ class MethodConfig:
     loss_norm: str = "l1"
     supervised_task: str = "denoise"
 
+    def __post_init__(self) -> None:
+        """Every value checked where it is set: an invalid one raises naming the field and what is valid."""
+        if self.g_e is None:  # "none" on a command line may parse to None
+            object.__setattr__(self, "g_e", "none")
+        object.__setattr__(self, "g_e_layers", tuple(self.g_e_layers))
+        choices = {"tau_scale": ("absolute", "median"), "distance": ("emd", "bd", "mmd"),
+                   "distance_reduction": ("pooled", "per_channel"), "contrast_reduction": ("sum", "mean"),
+                   "g_e": ("imagenet", "random", "self-supervised", "none"), "n2s_replace": ("interpolate", "zero"),
+                   "loss_norm": ("l1", "l2"), "supervised_task": ("denoise", "sr", "jdensr", "demosaic", "jdd")}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"{name}={getattr(self, name)!r} is not valid; choose one of {valid}")
+        positive = ("tau", "n2s_grid", "proj_dim", "queue_size", "dense_samples")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha={self.alpha!r} must be >= 0 (the weight of the contrastive term)")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum={self.momentum!r} must lie in [0, 1)")
+        if self.tau_dense is not None and not self.tau_dense > 0:
+            raise ValueError(f"tau_dense={self.tau_dense!r} must be None or > 0")
+
 
 class Method(nn.Module):
     """Base class: subclasses set ``name`` and implement :meth:`forward`."""

@@ -1,0 +1,95 @@
+"""The cache module and the keys built on it: nothing stale is ever served, nothing half-written is left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rcl import cache, train
+
+
+def test_atomic_write_leaves_no_temporary_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    cache.atomic_write_text(target, "old")
+
+    def fail(f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        cache.atomic_write(target, fail)
+    assert target.read_text() == "old"  # the old file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_load_or_compute_computes_once_then_reloads(tmp_path):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"value": len(calls)}
+
+    a, reused_a = cache.json_cache(tmp_path / "x.json", compute)
+    b, reused_b = cache.json_cache(tmp_path / "x.json", compute)
+    assert (a, reused_a, reused_b) == ({"value": 1}, False, True) and b == a and len(calls) == 1
+    c, reused_c = cache.json_cache(tmp_path / "x.json", compute, enabled=False)
+    assert not reused_c and c == {"value": 2}
+
+
+def test_keys_follow_settings_and_not_their_order():
+    @dataclass(frozen=True)
+    class S:
+        a: int = 1
+        b: tuple = (1, 2)
+
+    assert cache.key(S()) == cache.key({"b": [1, 2], "a": 1})
+    assert cache.key(S()) != cache.key(S(a=2))
+
+
+def test_code_version_changes_with_the_code(tmp_path, monkeypatch):
+    root = tmp_path / "pkg"
+    shutil.copytree(cache.ROOT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "ROOT", root)
+    before = {kind: cache.code_version(kind) for kind in cache.CODE}
+    with open(root / "metrics.py", "a") as f:
+        f.write("\n# an edit to the evaluation\n")
+    after = {kind: cache.code_version(kind) for kind in cache.CODE}
+    assert after["training"] == before["training"]  # metrics do not train
+    assert after["evaluation"] != before["evaluation"] and after["results"] != before["results"]
+    with pytest.raises(ValueError, match="valid"):
+        cache.code_version("nothing")
+
+
+def _folder(path, n=6, size=80, seed=0):
+    path.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(path / f"img{i}.png")
+    return path
+
+
+def test_folder_identity_is_its_contents_not_its_path(tmp_path, monkeypatch):
+    folder = _folder(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path)
+    rel = train.make_config("n2n", "smoke", dataset="folder", data_dir="photos", runs_dir=str(tmp_path / "runs"))
+    absolute = train.make_config("n2n", "smoke", dataset="folder", data_dir=str(folder),
+                                 runs_dir=str(tmp_path / "runs"))
+    assert train.run_key(rel) == train.run_key(absolute)
+    assert cache.folder_identity("photos") == cache.folder_identity(folder)
+
+
+def test_replacing_an_image_in_a_folder_retrains(tmp_path):
+    folder = _folder(tmp_path / "photos")
+    cfg = train.make_config("n2n", "smoke", dataset="folder", data_dir=str(folder), runs_dir=str(tmp_path / "runs"),
+                            steps=1, batch_size=2, max_side=None, progress=False)
+    first = train.pretrain(cfg)
+    assert train.pretrain(cfg).reused
+    _folder(tmp_path / "other", seed=1)
+    os.replace(tmp_path / "other" / "img0.png", folder / "img0.png")  # same name, other pixels
+    second = train.pretrain(cfg)
+    assert not second.reused and second.path != first.path
