@@ -17,6 +17,9 @@ Three sources give clean RGB images as ``3×H×W`` float tensors in [0, 1]:
 Pre-training samples *instances*: an image (or, for large images, a tile of one — see
 :func:`tile_images`) with its own NLF parameters. :func:`sample_crop_pairs` draws Algorithm 1's
 positive pairs: two overlapping crops of the same instance.
+
+Layer: core (imports :mod:`rcl.noise`; :mod:`rcl.datasets` lazily, only when a registered dataset is asked
+for; never the engine, the evaluation or the outer shell).
 """
 
 from __future__ import annotations

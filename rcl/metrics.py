@@ -2,6 +2,8 @@
 
 PSNR and SSIM use ``data_range=1``; SSIM uses a Gaussian window of 11 px, σ = 1.5, k1 = 0.01,
 k2 = 0.03 (torchmetrics' defaults, the usual choice). Both are returned per image.
+
+Layer: evaluation (imports torch and torchmetrics; nothing of rcl).
 """
 
 from __future__ import annotations

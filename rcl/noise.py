@@ -19,6 +19,8 @@ Choices the paper leaves open, and how this module makes them:
 
 Every random draw takes a :class:`torch.Generator` (or ``None`` for a fresh unseeded one), never the
 global RNG, so results are reproducible from a seed.
+
+Layer: core (imports only torch: nothing of rcl, and nothing that reaches the network).
 """
 
 from __future__ import annotations

@@ -4,31 +4,37 @@ The source notebooks in ``notebooks/`` are committed without outputs; executed c
 products. :func:`execute` runs one notebook with parameters into an output folder;
 :func:`execute_all` runs the whole walk in order (used by ``make book`` and the tests).
 
-An executed copy records, in its metadata, a hash of its source notebook and of the library's code, and —
-for a notebook that shows a separately computed study (:data:`READS`: the backbone and sensitivity
-studies) — the saved results of that study it found. When the walk is run again into the same folder with
+An executed copy records, in its metadata, the digest of its source notebook (:func:`rcl.cache.file_digest`),
+the library's code version (:func:`rcl.cache.code_version` of kind ``"notebooks"``: every module of the
+package, since a notebook may show anything the library computes), its parameters and — for a notebook that
+shows a separately computed study (:data:`READS`: the backbone and sensitivity studies) — the saved results
+of that study it found. When the walk is run again into the same folder with
 the same parameters, a notebook whose copy is current — same source, same library, same parameters, same
 studies, and every notebook before it current too — is not executed again (``force=True`` executes
 everything). So ``make backbones`` or ``make sensitivity`` followed by ``make book`` shows the new study,
-and a second ``make book`` with nothing changed only re-renders the book.
+and a second ``make book`` with nothing changed only re-renders the book. The executed copy appears
+atomically (:func:`rcl.cache.atomic_write_text`), so an interrupted run never leaves a complete-looking copy.
+
+Layer: outer shell (imports :mod:`rcl.cache` and the configuration; papermill lazily; nothing of the core,
+engine or evaluation imports it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rcl import cache
 from rcl.config import check_profile
 
 __all__ = ["NOTEBOOK_DIR", "execute", "execute_all", "is_current", "notebook_paths"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-_LIBRARY = Path(__file__).resolve().parent
 
 
 #: Result kinds (rcl.results) computed outside the walk that a notebook shows when they exist.
@@ -43,20 +49,16 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
     folder = Path(str(params.get("results_dir", "../results")))
     folder = folder if folder.is_absolute() else (NOTEBOOK_DIR / folder)
     names = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    return cache.key(names, length=16)
 
 
 def _fingerprint(notebook: Path) -> dict[str, str]:
-    """Hashes of the source notebook and of every module of the library."""
-    code = hashlib.sha256()
-    for p in sorted(_LIBRARY.rglob("*.py")):
-        code.update(str(p.relative_to(_LIBRARY)).encode())
-        code.update(p.read_bytes())
-    return {"source": hashlib.sha256(notebook.read_bytes()).hexdigest()[:16], "code": code.hexdigest()[:16]}
+    """The source notebook's digest and the code version of every module of the library."""
+    return {"source": cache.file_digest(notebook, "notebook"), "code": cache.code_version("notebooks")}
 
 
 def _json_params(params: Mapping[str, Any]) -> Any:
-    return json.loads(json.dumps(dict(params), sort_keys=True, default=str))
+    return cache.canonical(dict(params))
 
 
 def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: Mapping[str, Any]) -> bool:
@@ -128,16 +130,18 @@ def execute(
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = env_backup
-    _stamp(partial, notebook, params)
-    partial.replace(target)
+    _stamp(partial, notebook, params, target)
+    partial.unlink()
     return target
 
 
-def _stamp(path: Path, notebook: Path, params: Mapping[str, Any]) -> None:
+def _stamp(path: Path, notebook: Path, params: Mapping[str, Any], target: Path | None = None) -> None:
+    """Record in the executed notebook ``path`` what it was computed from (:func:`is_current` compares it);
+    written atomically to ``target`` (default: ``path`` itself)."""
     nb = json.loads(path.read_text())
     nb.setdefault("metadata", {})["rcl"] = {**_fingerprint(notebook), "parameters": _json_params(params),
                                             "studies": _studies(notebook, params)}
-    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    cache.atomic_write_text(target or path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def execute_all(
@@ -154,8 +158,6 @@ def execute_all(
     are kept; from the first one that is not, every later notebook is executed (it may read what the
     earlier ones saved).
     """
-    import time
-
     check_profile(profile)
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
     params = {**(parameters or {}), "profile": profile}

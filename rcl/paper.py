@@ -3,6 +3,9 @@
 Source: Dong et al., *Residual Contrastive Learning for Image Reconstruction*, Tables 1–3. Keys are our
 method names; ``oracle`` is supervised pre-training on the evaluated task, ``sl-den`` supervised
 pre-training on denoising transferred to another task.
+
+Layer: studies (data only: imports nothing; read by :mod:`rcl.summary` and :mod:`rcl.sensitivity` to
+show the paper's numbers beside ours).
 """
 
 from __future__ import annotations

@@ -13,16 +13,20 @@ manifest: notebook, profile, fixed parameters, grid, and per execution its statu
 ``logs/`` (per execution: what it printed, and the JSON lines :mod:`rcl.results` logged through
 ``RCL_RESULTS_LOG``) and ``results.csv`` (the collected table). Executions whose notebook already exists
 are not run again, so rerunning a sweep resumes it.
+
+The module is two: :mod:`rcl.sweep_plan` says what a sweep is before anything runs (values, grid, file
+names, the check of an earlier sweep in the same folder) and this module runs it and collects it;
+everything of :mod:`rcl.sweep_plan` is re-exported here, so callers use ``rcl.sweep`` alone.
+
+Layer: outer shell (imports :mod:`rcl.cache`, :mod:`rcl.results`, :mod:`rcl.notebooks` — which each
+execution runs in its own process — and :mod:`rcl.sweep_plan`; nothing of the core, engine or evaluation
+imports it).
 """
 
 from __future__ import annotations
 
-import ast
-import hashlib
-import itertools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -31,17 +35,33 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rcl.config import check_profile
+from rcl import cache, notebooks
 from rcl.results import LOG_ENV, code_version
+from rcl.sweep_plan import (  # noqa: F401 - re-exported: rcl.sweep is the one name callers use (_cell too)
+    MANIFEST,
+    RESULTS,
+    Execution,
+    SweepError,
+    _cell,
+    check_names,
+    default_out_dir,
+    execution_name,
+    grid,
+    notebook_parameters,
+    parse_value,
+    parse_values,
+    plan,
+    read_manifest,
+)
 
 __all__ = [
     "SweepError",
+    "check_names",
     "collect",
     "default_jobs",
     "default_out_dir",
@@ -55,187 +75,7 @@ __all__ = [
     "summary",
 ]
 
-MANIFEST = "sweep.json"
-RESULTS = "results.csv"
 _ERROR_MARK = "rcl.sweep error: "
-_SAFE = re.compile(r"[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,31}")
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start (bad notebook, parameter, value or output folder); the message says why."""
-
-
-# ---------------------------------------------------------------------------------------------- parameters
-
-
-def parse_value(text: str) -> Any:
-    """Papermill-style parameter value: int, float, bool (any case), None/null, else the string itself."""
-    lowered = text.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split at commas that are not inside brackets, braces or quotes."""
-    items, depth, quote, start, i = [], 0, "", 0, 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch in "[{(":
-            depth += 1
-        elif ch in "]})":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            items.append(text[start:i])
-            start = i + 1
-        i += 1
-    items.append(text[start:])
-    return items
-
-
-def _literal(text: str) -> Any:
-    """A JSON or Python literal (``{"tau": 0.1}``, ``{'tau': 0.1}``, ``["n2n"]``, ``"a,b"``), as JSON data."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as e:
-            raise ValueError(f"cannot read {text!r} as JSON or a Python literal ({e})") from None
-    try:
-        return json.loads(json.dumps(value))  # tuples become lists; sets, bytes, ... are refused
-    except TypeError:
-        raise ValueError(f"{text!r} is not a JSON value (use numbers, strings, lists, dicts)") from None
-
-
-def parse_values(text: str) -> list[Any]:
-    """The values one ``-p NAME VALUES`` gives: a list of one value (fixed) or several (swept).
-
-    VALUES is split at commas outside brackets, braces and quotes; each item starting with ``[``, ``{`` or a
-    quote is a JSON (or Python) literal, any other item a papermill-style value (:func:`parse_value`).
-    A single list whose items are all dicts is a sweep over those dicts (no notebook parameter takes a
-    list of dicts). So ``0,1,2`` sweeps three ints, ``'{"tau": 0.1}'`` is one dict,
-    ``'{"tau": 0.1},{"tau": 1}'`` and ``'[{"tau": 0.1}, {"tau": 1}]'`` sweep two dicts, ``'["n2n"]'`` is one
-    list and ``'["n2n"],["n2n","rcl-emd"]'`` sweeps two lists; ``'"a,b"'`` is one string with a comma.
-    """
-    values = []
-    for item in _split_top_level(text):
-        item = item.strip()
-        if not item:
-            raise ValueError(f"empty value in {text!r}")
-        values.append(_literal(item) if item[0] in "[{\"'" else parse_value(item))
-    if len(values) == 1 and isinstance(values[0], list) and values[0] and all(isinstance(v, dict) for v in values[0]):
-        values = values[0]
-    seen: list[str] = []
-    for v in values:
-        canon = json.dumps(v, sort_keys=True)
-        if canon in seen:
-            raise ValueError(f"{v!r} is listed twice in {text!r}")
-        seen.append(canon)
-    return values
-
-
-def grid(params: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the swept ``params`` (name → values), the first name varying slowest."""
-    for name, values in params.items():
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
-            raise ValueError(f"parameter {name}: give a non-empty list of values, got {values!r}")
-    names = list(params)
-    return [dict(zip(names, combo)) for combo in itertools.product(*(params[n] for n in names))]
-
-
-def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
-    """The names the notebook's ``parameters`` cell assigns, with their defaults (the source text where the
-    default is not a literal)."""
-    import nbformat
-
-    path = Path(notebook)
-    if not path.is_file():
-        raise SweepError(f"notebook {str(path)!r} does not exist")
-    nb = nbformat.read(path, as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
-    if not cells:
-        raise SweepError(f"{path}: no code cell tagged 'parameters', so papermill cannot set parameters")
-    out: dict[str, Any] = {}
-    for node in ast.parse(cells[0].source).body:
-        if isinstance(node, ast.Assign):
-            targets = node.targets
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            targets = [node.target]
-        else:
-            continue
-        for target in targets:
-            if isinstance(target, ast.Name):
-                try:
-                    out[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    out[target.id] = ast.unparse(node.value)
-    return out
-
-
-def check_names(notebook: str | os.PathLike, names: Sequence[str]) -> None:
-    """Raise :class:`SweepError` naming any of ``names`` the notebook's ``parameters`` cell does not define."""
-    valid = notebook_parameters(notebook)
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        listed = ", ".join(f"{k}={v!r}" for k, v in valid.items())
-        raise SweepError(
-            f"{Path(notebook).name} has no parameter {', '.join(map(repr, unknown))}; its parameters (with "
-            f"defaults) are: {listed}"
-        )
-
-
-# --------------------------------------------------------------------------------------------------- names
-
-
-def _canon(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _slug(value: Any) -> str:
-    """A file-name-safe rendering: short plain values as they are, anything else readable part + hash."""
-    if value is None or isinstance(value, (bool, int, float)):
-        text = str(value)
-        if _SAFE.fullmatch(text):
-            return text
-    if isinstance(value, str) and _SAFE.fullmatch(value):
-        return value
-    readable = re.sub(r"[^A-Za-z0-9.+-]+", "_", _canon(value)).strip("_.")[:24].rstrip("_.")
-    digest = hashlib.sha256(_canon(value).encode()).hexdigest()[:8]
-    return f"{readable}-{digest}" if readable else digest
-
-
-def execution_name(stem: str, combo: Mapping[str, Any]) -> str:
-    """``<stem>--<name>=<value>--…`` (no extension) for one combination of swept values."""
-    return "--".join([stem, *(f"{k}={_slug(v)}" for k, v in combo.items())])
-
-
-def _short_hash(payload: Any) -> str:
-    return hashlib.sha256(_canon(payload).encode()).hexdigest()[:8]
-
-
-def default_out_dir(notebook: str | os.PathLike, profile: str, fixed: Mapping[str, Any]) -> Path:
-    """``build/sweeps/<stem>-<profile>-<hash of the fixed parameters>``.
-
-    The swept values are not part of the folder name (each execution's file name carries them), so adding
-    a value to a sweep reuses the executions that already finished.
-    """
-    stem = Path(notebook).stem
-    return Path("build") / "sweeps" / f"{stem}-{profile}-{_short_hash({'notebook': stem, **fixed})}"
 
 
 # ----------------------------------------------------------------------------------------------------- run
@@ -266,47 +106,120 @@ def _gpu_ids() -> list[str]:
         return []
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
-def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
-    """The ``sweep.json`` of the sweep in ``out_dir``, or None."""
-    path = Path(out_dir) / MANIFEST
-    if not path.exists():
-        return None
-    return json.loads(path.read_text())
-
-
-@dataclass
-class _Execution:
-    name: str
-    parameters: dict[str, Any]
-    status: str = "pending"  # pending, done, failed
-    seconds: float | None = None
-    error: str | None = None
-    skipped: bool = False
-
-    def record(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "parameters": self.parameters,
-            "status": self.status,
-            "skipped": self.skipped,
-            "seconds": None if self.seconds is None else round(self.seconds, 1),
-            "error": self.error,
-            "notebook": f"{self.name}.ipynb",
-            "failed_notebook": f"{self.name}.failed.ipynb" if self.status == "failed" else None,
-            "results_log": f"logs/{self.name}.results.jsonl",
-            "output": f"logs/{self.name}.out",
-        }
-
-
 def _fmt_seconds(s: float) -> str:
     m, s = divmod(int(round(s)), 60)
     return f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+class _Runner:
+    """Executes a sweep's executions, each in a worker process (``python -m rcl.sweep``), up to ``jobs`` at
+    once, and keeps the manifest on disk current after each one."""
+
+    def __init__(self, notebook: Path, out_dir: Path, profile: str, fixed: Mapping[str, Any], jobs: int,
+                 manifest: dict[str, Any], executions: list[Execution]) -> None:
+        self.notebook, self.out_dir, self.profile, self.fixed, self.jobs = notebook, out_dir, profile, fixed, jobs
+        self.manifest, self.executions = manifest, executions
+        self.lock = threading.Lock()
+        self.slots: list[int] = list(range(jobs))
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.gpus = _gpu_ids()
+        self.cores = os.cpu_count() or 1
+
+    def write_manifest(self) -> None:
+        with self.lock:
+            self.manifest["executions"] = [e.record() for e in self.executions]
+            cache.atomic_write_json(self.out_dir / MANIFEST, self.manifest)
+
+    def _env(self, e: Execution, slot: int) -> dict[str, str]:
+        """The worker's environment: its results log, and its share of the threads and GPUs."""
+        env = dict(os.environ)
+        env[LOG_ENV] = str((self.out_dir / "logs" / f"{e.name}.results.jsonl").resolve())
+        if self.jobs > 1:
+            threads = str(max(1, self.cores // self.jobs))
+            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+            if len(self.gpus) > 1:
+                env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        return env
+
+    def execute(self, e: Execution) -> Execution:
+        """Run one execution in a worker process and record how it ended."""
+        with self.lock:
+            slot = self.slots.pop()
+        env = self._env(e, slot)
+        Path(env[LOG_ENV]).unlink(missing_ok=True)  # a failed earlier attempt's entries
+        spec = {
+            "notebook": str(self.notebook.resolve()),
+            "out_dir": str(self.out_dir.resolve()),
+            "name": e.name,
+            "parameters": {**self.fixed, **e.parameters, "profile": self.profile},
+        }
+        output = self.out_dir / "logs" / f"{e.name}.out"
+        start = time.monotonic()
+        try:
+            with open(output, "w") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "rcl.sweep", json.dumps(spec)], stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+                with self.lock:
+                    self.procs[e.name] = proc
+                code = proc.wait()
+        finally:
+            with self.lock:
+                self.procs.pop(e.name, None)
+                self.slots.append(slot)
+        e.seconds = time.monotonic() - start
+        if code == 0 and (self.out_dir / f"{e.name}.ipynb").exists():
+            e.status = "done"
+        else:
+            e.status, e.error = "failed", _error_line(output, code)
+        return e
+
+    def interrupt(self) -> None:
+        """Interrupt the running workers (papermill keeps each partial notebook as ``*.failed.ipynb``) and
+        wait for them, killing any that takes more than 30 s."""
+        with self.lock:
+            running = list(self.procs.values())
+        for proc in running:
+            proc.send_signal(signal.SIGINT)
+        for proc in running:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def run_all(self, todo: list[Execution], progress: bool) -> list[Execution]:
+        """Execute ``todo``, one line per finished execution (and a bar on a terminal); returns the failed."""
+        failed: list[Execution] = []
+        bar = None
+        if progress and todo:
+            from tqdm.auto import tqdm
+
+            # disable=None: a bar on a terminal only; the one line per execution is printed either way
+            bar = tqdm(total=len(todo), desc="executions", unit="nb", file=sys.stderr, disable=None)
+        pool = ThreadPoolExecutor(max_workers=self.jobs)
+        try:
+            for future in as_completed([pool.submit(self.execute, e) for e in todo]):
+                e = future.result()
+                self.write_manifest()
+                if e.status == "failed":
+                    failed.append(e)
+                    line = f"failed {e.name} after {_fmt_seconds(e.seconds or 0)}: {e.error}"
+                else:
+                    line = f"done   {e.name} in {_fmt_seconds(e.seconds or 0)}"
+                if bar is not None:
+                    bar.write(line, file=sys.stdout)
+                    bar.update()
+                else:
+                    print(line, flush=True)
+        except BaseException:  # Ctrl-C or an error here: interrupt the running executions, then wait for them
+            self.interrupt()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+            if bar is not None:
+                bar.close()
+        return failed
 
 
 def run(
@@ -329,51 +242,15 @@ def run(
     """
     notebook = Path(notebook)
     fixed = dict(fixed or {})
-    check_profile(profile)
-    if "profile" in fixed or any("profile" in c for c in params_grid):
-        raise SweepError("set the profile with profile=... (--profile), not as a notebook parameter")
-    combos = [dict(c) for c in params_grid] or [{}]
-    swept = list(combos[0])
-    if any(list(c) != swept for c in combos):
-        raise SweepError("every combination of the grid must set the same parameters, in the same order")
-    both = sorted(set(swept) & set(fixed))
-    if both:
-        raise SweepError(f"parameter(s) {both} are both swept and fixed")
-    check_names(notebook, [*swept, *fixed])
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(notebook, profile, fixed)
-
-    executions = [_Execution(execution_name(notebook.stem, c), c) for c in combos]
-    names = [e.name for e in executions]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise SweepError(f"two combinations would share the file name {dup[0]}.ipynb; make the values distinct")
-
-    previous = read_manifest(out_dir)
-    if previous is not None:
-        mine = {"notebook": notebook.name, "profile": profile, "fixed": fixed}
-        theirs = {
-            "notebook": Path(previous.get("notebook", "")).name,
-            "profile": previous.get("profile"),
-            "fixed": previous.get("fixed"),
-        }
-        if _canon(mine) != _canon(theirs):
-            raise SweepError(
-                f"{out_dir} holds a sweep with other settings ({theirs}); this one is {mine}. Its finished "
-                "notebooks would be taken for this sweep's: choose another output folder or remove that one"
-            )
-    before = {e["name"]: e for e in (previous or {}).get("executions", [])}
-    for e in executions:
-        if (out_dir / f"{e.name}.ipynb").exists():
-            e.status, e.skipped = "done", True
-            e.seconds = before.get(e.name, {}).get("seconds")
-
+    combos, executions = plan(notebook, params_grid, out_dir, profile, fixed)
     jobs = max(1, int(jobs if jobs is not None else default_jobs()))
     todo = [e for e in executions if e.status == "pending"]
     manifest: dict[str, Any] = {
         "notebook": str(notebook.resolve()),
         "profile": profile,
         "fixed": fixed,
-        "swept": swept,
+        "swept": list(combos[0]),
         "grid": combos,
         "jobs": jobs,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -390,102 +267,12 @@ def run(
         for e in executions:
             print(f"  {'done' if e.skipped else 'would run'}: {e.name}.ipynb")
         return manifest
-
     (out_dir / "logs").mkdir(parents=True, exist_ok=True)
-    lock = threading.Lock()
-
-    def write_manifest() -> None:
-        with lock:
-            manifest["executions"] = [e.record() for e in executions]
-            _atomic_json(out_dir / MANIFEST, manifest)
-
-    write_manifest()
-    gpus = _gpu_ids()
-    slots: list[int] = list(range(jobs))
-    procs: dict[str, subprocess.Popen] = {}
-    cores = os.cpu_count() or 1
-
-    def execute(e: _Execution) -> _Execution:
-        with lock:
-            slot = slots.pop()
-        env = dict(os.environ)
-        env[LOG_ENV] = str((out_dir / "logs" / f"{e.name}.results.jsonl").resolve())
-        if jobs > 1:
-            threads = str(max(1, cores // jobs))
-            env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
-            if len(gpus) > 1:
-                env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        Path(env[LOG_ENV]).unlink(missing_ok=True)  # a failed earlier attempt's entries
-        spec = {
-            "notebook": str(notebook.resolve()),
-            "out_dir": str(out_dir.resolve()),
-            "name": e.name,
-            "parameters": {**fixed, **e.parameters, "profile": profile},
-        }
-        start = time.monotonic()
-        try:
-            with open(out_dir / "logs" / f"{e.name}.out", "w") as log:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "rcl.sweep", json.dumps(spec)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-                with lock:
-                    procs[e.name] = proc
-                code = proc.wait()
-        finally:
-            with lock:
-                procs.pop(e.name, None)
-                slots.append(slot)
-        e.seconds = time.monotonic() - start
-        if code == 0 and (out_dir / f"{e.name}.ipynb").exists():
-            e.status = "done"
-        else:
-            e.status, e.error = "failed", _error_line(out_dir / "logs" / f"{e.name}.out", code)
-        return e
-
-    failed: list[_Execution] = []
-    bar = None
-    if progress and todo:
-        from tqdm.auto import tqdm
-
-        # disable=None: a bar on a terminal only; the one line per execution is printed either way
-        bar = tqdm(total=len(todo), desc="executions", unit="nb", file=sys.stderr, disable=None)
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    try:
-        futures = [pool.submit(execute, e) for e in todo]
-        for future in as_completed(futures):
-            e = future.result()
-            write_manifest()
-            if e.status == "failed":
-                failed.append(e)
-                line = f"failed {e.name} after {_fmt_seconds(e.seconds or 0)}: {e.error}"
-            else:
-                line = f"done   {e.name} in {_fmt_seconds(e.seconds or 0)}"
-            if bar is not None:
-                bar.write(line, file=sys.stdout)
-                bar.update()
-            else:
-                print(line, flush=True)
-    except BaseException:  # Ctrl-C or an error here: interrupt the running executions, then wait for them
-        with lock:
-            running = list(procs.values())
-        for proc in running:
-            proc.send_signal(signal.SIGINT)  # papermill keeps the partial notebook as *.failed.ipynb
-        for proc in running:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+    runner = _Runner(notebook, out_dir, profile, fixed, jobs, manifest, executions)
+    runner.write_manifest()
+    failed = runner.run_all(todo, progress)
     manifest["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-    write_manifest()
+    runner.write_manifest()
     if failed:
         print(f"{len(failed)} of {len(executions)} execution(s) failed:", flush=True)
         for e in failed:
@@ -510,8 +297,6 @@ def _error_line(output: Path, code: int) -> str:
 
 def _worker(spec_json: str) -> int:
     """One execution, in its own process: the notebook into a private folder, then renamed into place."""
-    from rcl import notebooks
-
     spec = json.loads(spec_json)
     out_dir, name = Path(spec["out_dir"]), spec["name"]
     stem = Path(spec["notebook"]).stem
@@ -546,16 +331,70 @@ def _worker(spec_json: str) -> int:
 # ------------------------------------------------------------------------------------------------- collect
 
 
-def _cell(value: Any) -> Any:
-    """A parameter value as a table cell: plain values as they are, lists and dicts as sorted JSON text."""
-    return _canon(value) if isinstance(value, (list, dict)) else value
-
-
 def _same(column: pd.Series, value: Any) -> bool:
     try:
         return bool((column == value).all()) or bool((column.astype(str) == str(value)).all())
     except (TypeError, ValueError):
         return False
+
+
+def _logged(out_dir: Path, e: Mapping[str, Any], notes: list[str]) -> list[tuple[Path, str | None]]:
+    """The result files execution ``e`` logged (each once, in order), noting what is missing in ``notes``."""
+    if not (out_dir / e["notebook"]).exists():
+        notes.append(f"{e['name']}: not finished ({e['status']}), left out")
+        return []
+    log = out_dir / e["results_log"]
+    entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+    if not entries:
+        notes.append(
+            f"{e['notebook']} saved no results (the notebook probably does not save them with "
+            f"rcl.results.cached or save)"
+        )
+    paths: dict[str, str | None] = {}
+    for entry in entries:
+        paths.setdefault(entry["path"], entry.get("kind"))
+    found = []
+    for path, kind in paths.items():
+        if Path(path).exists():
+            found.append((Path(path), kind))
+        else:
+            notes.append(f"{e['name']}: logged result {path} no longer exists, left out")
+    return found
+
+
+def _columns(manifest: Mapping[str, Any], e: Mapping[str, Any], dict_keys: Mapping[str, list[str]],
+             kind: str | None) -> dict[str, Any]:
+    """The columns that label execution ``e``'s rows: every swept parameter (and a dict's keys), profile,
+    notebook, execution, kind."""
+    extra: dict[str, Any] = {}
+    for n, keys in dict_keys.items():
+        value = e["parameters"].get(n)
+        extra[n] = _cell(value)
+        for k in keys:
+            extra[f"{n}.{k}"] = _cell(value.get(k)) if isinstance(value, dict) else None
+    extra.update(profile=manifest["profile"], notebook=Path(manifest["notebook"]).name, execution=e["name"], kind=kind)
+    return extra
+
+
+def _labelled(frame: pd.DataFrame, extra: Mapping[str, Any]) -> pd.DataFrame:
+    """``frame`` with the ``extra`` columns in front; a column of the same name is dropped where it holds the
+    same value, else renamed ``<name>_result``."""
+    for col, value in extra.items():
+        if col in frame.columns:
+            if _same(frame[col], value):
+                frame = frame.drop(columns=col)
+            else:
+                frame = frame.rename(columns={col: f"{col}_result"})
+    return pd.concat([pd.DataFrame({c: [v] * len(frame) for c, v in extra.items()}), frame], axis=1)
+
+
+def _is_stale(path: Path) -> bool:
+    """Whether the result at ``path`` was computed by another version of the library than this one."""
+    try:
+        code = cache.read_json(path.with_suffix(".json")).get("code")
+    except (OSError, json.JSONDecodeError):
+        code = None
+    return code != code_version()
 
 
 def collect(out_dir: str | os.PathLike, quiet: bool = False) -> pd.DataFrame:
@@ -572,64 +411,19 @@ def collect(out_dir: str | os.PathLike, quiet: bool = False) -> pd.DataFrame:
     if manifest is None:
         raise SweepError(f"{out_dir}: no {MANIFEST}; is this a sweep's output folder?")
     swept = list(manifest.get("swept", []))
+    executions = manifest["executions"]
     dict_keys = {
-        n: sorted(
-            {k for e in manifest["executions"] if isinstance(e["parameters"].get(n), dict) for k in e["parameters"][n]}
-        )
+        n: sorted({k for e in executions if isinstance(e["parameters"].get(n), dict) for k in e["parameters"][n]})
         for n in swept
     }
     notes, frames, stale = [], [], []
-    for e in manifest["executions"]:
-        if not (out_dir / e["notebook"]).exists():
-            notes.append(f"{e['name']}: not finished ({e['status']}), left out")
-            continue
-        log = out_dir / e["results_log"]
-        entries = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
-        if not entries:
-            notes.append(
-                f"{e['notebook']} saved no results (the notebook probably does not save them with "
-                f"rcl.results.cached or save)"
-            )
-            continue
-        seen = set()
-        for entry in entries:
-            if entry["path"] in seen:
-                continue
-            seen.add(entry["path"])
-            path = Path(entry["path"])
-            if not path.exists():
-                notes.append(f"{e['name']}: logged result {path} no longer exists, left out")
-                continue
-            frame = pd.read_csv(path)
-            try:
-                code = json.loads(path.with_suffix(".json").read_text()).get("code")
-            except (OSError, json.JSONDecodeError):
-                code = None
-            if code != code_version():
+    for e in executions:
+        for path, kind in _logged(out_dir, e, notes):
+            if _is_stale(path):
                 stale.append(e["name"])
-            extra: dict[str, Any] = {}
-            for n in swept:
-                value = e["parameters"].get(n)
-                extra[n] = _cell(value)
-                for k in dict_keys[n]:
-                    extra[f"{n}.{k}"] = _cell(value.get(k)) if isinstance(value, dict) else None
-            extra.update(
-                profile=manifest["profile"],
-                notebook=Path(manifest["notebook"]).name,
-                execution=e["name"],
-                kind=entry.get("kind"),
-            )
-            for col, value in extra.items():
-                if col in frame.columns:
-                    if _same(frame[col], value):
-                        frame = frame.drop(columns=col)
-                    else:
-                        frame = frame.rename(columns={col: f"{col}_result"})
-            frames.append(pd.concat([pd.DataFrame({c: [v] * len(frame) for c, v in extra.items()}), frame], axis=1))
+            frames.append(_labelled(pd.read_csv(path), _columns(manifest, e, dict_keys, kind)))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*swept, "profile", "notebook"])
-    tmp = out_dir / f".{RESULTS}.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out_dir / RESULTS)
+    cache.atomic_write_text(out_dir / RESULTS, table.to_csv(index=False))
     if stale:
         notes.append(
             f"{len(set(stale))} execution(s) used results computed by an older version of the library "

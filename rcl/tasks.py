@@ -13,6 +13,9 @@ All inputs have the target's size, so one same-size U-Net serves every task (pap
 * ``jdd`` — joint demosaicing + denoising: NLF noise on the clean image, then mosaic and bilinear.
 
 Images whose height or width is odd are cropped by one pixel (``even_crop``) so ×2 tasks are exact.
+
+Layer: core (imports :mod:`rcl.noise`; the supervised pre-training method degrades its crops with these
+tasks, and the evaluation builds its labelled and test cases with them).
 """
 
 from __future__ import annotations

@@ -394,7 +394,7 @@ def test_mit_demosaic_without_zip_program(tmp_path, monkeypatch):
     for p in parts:
         p.write_bytes(b"part " + p.name.encode())
     _swap(monkeypatch, "mit-demosaic", parts)
-    monkeypatch.setattr(datasets.shutil, "which", lambda _: None)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
     with pytest.raises(RuntimeError, match="'zip' program"):
         datasets.download(
             "mit-demosaic",

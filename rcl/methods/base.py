@@ -5,6 +5,8 @@ A method is an ``nn.Module`` that owns the U-Net (``self.model``) and whatever e
 dict of scalar losses whose ``"loss"`` entry is what the optimiser minimises; the other entries are
 logged. ``after_step()`` runs after each optimiser step (momentum updates, queue pushes).
 Every method sees the same data pipeline: Algorithm 1's two overlapping crops of each instance.
+
+Layer: core (imports :mod:`rcl.models`).
 """
 
 from __future__ import annotations

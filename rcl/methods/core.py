@@ -3,6 +3,9 @@
 All share :class:`rcl.methods.base.Method`'s interface. Losses on images use ``config.loss_norm``
 (``"l1"`` by default, the norm the paper uses for supervised fine-tuning; ``"l2"`` is Noise2Noise's
 original choice) so the self-supervised baselines and the supervised Oracle are trained alike.
+
+Layer: core (imports :mod:`rcl.distances`, :mod:`rcl.losses` and :mod:`rcl.methods.base`; :mod:`rcl.tasks`
+where the supervised method degrades its crops).
 """
 
 from __future__ import annotations

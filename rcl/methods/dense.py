@@ -40,6 +40,13 @@ Shared conventions:
 * Under ``torch.distributed`` the keys pushed to the queues are gathered from every process, as MoCo does
   (so every process keeps the same queue); the plain variants leave ``h`` unused, so DDP needs
   ``find_unused_parameters=True`` for them.
+
+Why one module: the three baselines and their "+" variants are small subclasses (about 50 lines each)
+of one base class that holds everything they share — the crop geometry, InfoNCE, heads, queues and the
+momentum encoder — and the conventions above apply to all of them; split, the base and its helpers would
+be read apart from the only classes that use them.
+
+Layer: core (imports :mod:`rcl.models` and :mod:`rcl.methods.base`).
 """
 
 from __future__ import annotations

@@ -1,0 +1,54 @@
+"""Real image datasets with checksummed downloads (:func:`download`) and a registry (:data:`REGISTRY`).
+
+Every dataset is fetched with :func:`pooch.retrieve`, which streams each file to a temporary name,
+checks its hash and only then moves it into place; archives are extracted into a temporary folder
+that is renamed when extraction is complete, and the train/test folder that :func:`download` returns
+is likewise built under a temporary name and renamed last. An interrupted download therefore never
+leaves behind anything that a later call mistakes for a complete dataset.
+
+After ``download(name, root)`` the data sit under ``root/<name>/``::
+
+    downloads/   the files as fetched (archives, or single images for Kodak24)
+    raw/         archives extracted, one folder per archive
+    images/      the returned folder: train/, test/ (and val/ where the dataset has one), holding
+                 relative symlinks (hard links or copies where symlinks are unavailable) to the
+                 image files in raw/ or downloads/, plus layout.json with per-split image counts
+
+The package, one module per step:
+
+* :mod:`rcl.datasets.sources` — where each file comes from: URLs, published checksums (and where they
+  were found), split lists;
+* :mod:`rcl.datasets.registry` — :data:`REGISTRY` of :class:`DatasetInfo` (size, licence, citation,
+  layout), :func:`get_info`, :func:`describe`;
+* :mod:`rcl.datasets.fetch` — :func:`download` (checksummed, through pooch), :func:`local_path`,
+  :func:`is_downloaded`;
+* :mod:`rcl.datasets.archives` — extraction and the arranging of images into split folders.
+
+Everything a caller needs is importable from ``rcl.datasets`` itself.
+
+Layer: evaluation (imports :mod:`rcl.cache` and pooch; nothing of the core, engine or evaluation above
+it, and never the CLI, plots, notebooks or sweeps). :mod:`rcl.data` imports it lazily, only when a
+registered dataset is asked for; :mod:`rcl.noise` and :mod:`rcl.distances` never reach it.
+"""
+
+from __future__ import annotations
+
+from rcl.datasets.archives import IMAGE_SUFFIXES
+from rcl.datasets.fetch import Downloader, UnverifiedDownloadError, download, is_downloaded, local_path
+from rcl.datasets.registry import REGISTRY, DatasetInfo, describe, describe_records, get_info
+from rcl.datasets.sources import TASKONOMY_TINY
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "REGISTRY",
+    "TASKONOMY_TINY",
+    "DatasetInfo",
+    "Downloader",
+    "UnverifiedDownloadError",
+    "describe",
+    "describe_records",
+    "download",
+    "get_info",
+    "is_downloaded",
+    "local_path",
+]
