@@ -44,7 +44,7 @@ def _gpu_name(device: torch.device) -> str:
 
 def _imagenet_available(arch: str) -> bool:
     """Cached already (no download is attempted: a machine without network would wait for a timeout)."""
-    from rcl.losses import imagenet_weights_path
+    from rcl.encoders import imagenet_weights_path
 
     return imagenet_weights_path(arch).exists()
 

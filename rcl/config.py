@@ -36,6 +36,7 @@ __all__ = [
     "cpu_has_bf16",
     "default_device",
     "numerics",
+    "parse_value",
     "progress_disabled",
     "settings",
     "status",
@@ -77,6 +78,30 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
             raise ValueError(f"parameter {key}={value!r} must be {names} (or None for the profile's value)")
         values[key] = value
     return values
+
+
+def parse_value(name: str, value: Any, default: Any, optional: bool = False) -> Any:
+    """A command-line string turned into the type of a field whose default is ``default``: tuples from comma
+    lists, booleans from true/false, numbers; ``none`` is None where the field is ``optional`` or its default
+    is not a string (for a string field such as ``g_e`` or ``skip``, "none" is a value of its own). Values
+    that are not strings are returned as they are."""
+    if not isinstance(value, str) or (isinstance(default, str) and not optional):
+        return value
+    if value.lower() in ("none", "null") and (optional or default is None or not isinstance(default, str)):
+        return None
+    if isinstance(default, bool):
+        if value.lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"{name}={value!r}: expected true or false")
+        return value.lower() in ("true", "1")
+    if isinstance(default, tuple):
+        return tuple(v for v in value.split(",") if v)
+    for kind, word in ((int, "an integer"), (float, "a number")):
+        if isinstance(default, kind):
+            try:
+                return kind(value)
+            except ValueError as err:
+                raise ValueError(f"{name}={value!r}: expected {word}") from err
+    return value
 
 
 def default_device() -> torch.device:

@@ -3,10 +3,9 @@
 :func:`pretrain` takes a :class:`PretrainConfig` (plain, hashable data; :func:`make_config` builds one
 from a profile plus overrides) and
 
-* picks the device (CUDA, then MPS, then CPU); on CUDA uses autocast (bfloat16 where supported, else
-  float16 with a gradient scaler) and channels-last memory; on a CPU with native bfloat16 units
-  (``avx512_bf16`` or AMX) autocasts to bfloat16 as well — 1.6× faster per step on a 2-core AVX-512 CPU,
-  and the distances and losses still compute in float32 (``amp=False`` turns it off);
+* picks the device (CUDA, then MPS, then CPU); on CUDA autocasts (bfloat16 where supported, else float16
+  with a gradient scaler) with channels-last memory; on a CPU with native bfloat16 units autocasts to
+  bfloat16 too (1.6× faster per step on a 2-core AVX-512 CPU; ``amp=False`` turns it off);
 * optimises with Adam, β = (0.9, 0.999), ε = 1e-7, lr 1e-3 (paper §4);
 * is seeded: the model's initialisation from ``seed``, and every batch from a generator seeded by
   ``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would;
@@ -42,6 +41,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from rcl import cache as _cache
@@ -54,19 +54,8 @@ from rcl import rng as _rng
 from rcl.losses import ConsistencyLoss
 from rcl.models import UNet, UNetConfig
 
-__all__ = [
-    "PretrainConfig",
-    "RunResult",
-    "build_batch",
-    "build_data",
-    "build_method",
-    "config_keys",
-    "load_model",
-    "make_config",
-    "pretrain",
-    "run_dir",
-    "run_key",
-]
+__all__ = ["PretrainConfig", "RunResult", "build_batch", "build_data", "build_method", "config_keys", "load_model",
+           "make_config", "pretrain", "run_dir", "run_key"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +127,10 @@ class PretrainConfig(_methods.MethodConfig):
         return UNetConfig(width=self.width, depth=self.depth, norm=self.norm, skip=self.skip)
 
 
+#: Fields that may be None, with a value of the type they take otherwise (``--set max_side=none``,
+#: ``--set tau_dense=0.2``).
+_OPTIONAL = {"max_side": 0, "tau_dense": 0.0, "data_dir": "", "g_e_weights": "", "device": ""}
+
 #: Fields that change how a run executes, not what it computes.
 _RUNTIME_ONLY = ("amp", "checkpoint_every", "log_every", "runs_dir", "device", "progress")
 
@@ -145,34 +138,6 @@ _RUNTIME_ONLY = ("amp", "checkpoint_every", "log_every", "runs_dir", "device", "
 def config_keys() -> list[str]:
     """Every key ``--set`` accepts."""
     return [f.name for f in fields(PretrainConfig)]
-
-
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a command-line string into the field's type (tuples from comma lists, None from 'none')."""
-    if not isinstance(value, str):
-        return value
-    default = next(f.default for f in fields(PretrainConfig) if f.name == name)
-    if isinstance(default, str):  # a choice: "none" is a value of its own (skip, norm, g_e)
-        return value
-    if value.lower() in ("none", "null"):
-        return None
-    if isinstance(default, bool):
-        if value.lower() not in ("true", "false", "1", "0"):
-            raise ValueError(f"{name}={value!r}: expected true or false")
-        return value.lower() in ("true", "1")
-    if isinstance(default, tuple):
-        return tuple(v for v in value.split(",") if v)
-    if isinstance(default, int) or name in ("max_side",):
-        try:
-            return int(value)
-        except ValueError as err:
-            raise ValueError(f"{name}={value!r}: expected an integer") from err
-    if isinstance(default, float) or name == "tau_dense":
-        try:
-            return float(value)
-        except ValueError as err:
-            raise ValueError(f"{name}={value!r}: expected a number") from err
-    return value
 
 
 def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any) -> PretrainConfig:
@@ -188,7 +153,9 @@ def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any)
     unknown = sorted(set(overrides) - keys)
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(keys))}")
-    values = {**_profiles.values("pretrain", profile), **{k: _coerce(k, v) for k, v in overrides.items()}}
+    defaults = {**{f.name: f.default for f in fields(PretrainConfig)}, **_OPTIONAL}
+    parsed = {k: _config.parse_value(k, v, defaults[k], optional=k in _OPTIONAL) for k, v in overrides.items()}
+    values = {**_profiles.values("pretrain", profile), **parsed}
     return PretrainConfig(method=method, **values)
 
 
@@ -343,7 +310,8 @@ def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
     def job(step):
         batch = build(step)
         if pin:
-            batch = _methods.Batch(**{f.name: _pin(getattr(batch, f.name)) for f in fields(batch)})
+            batch = _methods.Batch(**{f.name: t.pin_memory() if (t := getattr(batch, f.name)) is not None else None
+                                      for f in fields(batch)})
         return batch
 
     steps = iter(steps)
@@ -357,10 +325,6 @@ def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
         finally:
             for fut in queue:
                 fut.cancel()
-
-
-def _pin(t):
-    return t.pin_memory() if t is not None else None
 
 
 def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
@@ -425,10 +389,8 @@ def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: in
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     trainer = method
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ids = [device.index] if device.type == "cuda" else None
-        trainer = DDP(method, device_ids=ids, find_unused_parameters=True)
+        trainer = DistributedDataParallel(method, device_ids=ids, find_unused_parameters=True)
     session = _Session(cfg, out, rank, world, device, ds, method, trainer, opt, scaler, amp_dtype)
     _resume(session)
     return session
