@@ -1,5 +1,6 @@
 """The pre-training engine: reuse, exact resume, DDP equivalence, config errors, the CLI under torchrun."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcl import train
+from rcl import methods, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -170,3 +171,28 @@ def test_two_processes_on_one_run_train_it_once(tmp_path):
     (run,) = tmp_path.glob("rcl-emd-*")
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 12
     assert sum("another process is training this run" in e for e in errs) <= 1
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("tau", 0.0, "tau=0.0 must be > 0"), ("momentum", 1.0, "momentum=1.0 must lie in"),
+    ("loss_norm", "l3", "loss_norm='l3' is not valid"), ("g_e", "vgg", "g_e='vgg' is not valid"),
+    ("alpha", -1.0, "alpha=-1.0 must be >= 0"), ("lr", 0.0, "lr=0.0 must be > 0"),
+    ("sigma_max", -3.0, "sigma_max=-3.0 must be >= 0"), ("max_side", 16, "max_side=16 must be None or >= tile"),
+])  # fmt: skip
+def test_values_are_validated_where_they_are_set(key, value, message):
+    with pytest.raises(ValueError, match=message):
+        train.make_config("rcl-emd", "smoke", **{key: value})
+
+
+def test_every_config_key_round_trips_through_set():
+    """``--set key=value`` reaches every field, the method's hyper-parameters included, and parses back to the
+    profile's own value."""
+    cfg = train.make_config("rcl-emd", "cpu")
+    for key in train.config_keys():
+        if key == "method":
+            continue
+        value = getattr(cfg, key)
+        text = (",".join(value) if isinstance(value, tuple) else "none" if value is None
+                else str(value).lower() if isinstance(value, bool) else str(value))
+        assert getattr(train.make_config("rcl-emd", "cpu", **{key: text}), key) == value, key
+    assert set(train.config_keys()) >= {f.name for f in dataclasses.fields(methods.MethodConfig)}
