@@ -26,9 +26,8 @@ The package, one module per step:
 
 Everything a caller needs is importable from ``rcl.datasets`` itself.
 
-Layer: evaluation (imports :mod:`rcl.cache` and pooch; nothing of the core, engine or evaluation above
-it, and never the CLI, plots, notebooks or sweeps). :mod:`rcl.data` imports it lazily, only when a
-registered dataset is asked for; :mod:`rcl.noise` and :mod:`rcl.distances` never reach it.
+Layer: evaluation (imports :mod:`rcl.cache` and pooch, no other module of rcl). :mod:`rcl.data` imports it
+lazily, only when a registered dataset is asked for; :mod:`rcl.noise` and :mod:`rcl.distances` never reach it.
 """
 
 from __future__ import annotations

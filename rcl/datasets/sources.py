@@ -1,6 +1,6 @@
 """Where each registered dataset comes from: its URLs, their published checksums, and the split lists.
 
-Where the URLs and checksums come from (all public; nothing here was hashed by us):
+All of them are public; nothing here was hashed by us:
 
 * ``bsds500`` -- GitHub archive of the authors' ``BIDS/BSDS500`` repository and its md5, as used by
   deepinv (``deepinv/datasets/bsds500.py``). Licence text: the BSDS download page (segbench).
