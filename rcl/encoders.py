@@ -14,8 +14,8 @@
   :mod:`rcl.cache` under a key made of the configuration, the images' contents and the training code, so a
   finished encoder is reused, not retrained, and concurrent processes train it once.
 
-Layer: models/losses layer: imports torch, torchvision, tqdm, :mod:`rcl.cache` and the device and
-progress-bar helpers of :mod:`rcl.config`; never the engine, evaluation, CLI, plots or notebooks.
+Layer: core (imports torch, torchvision, tqdm, :mod:`rcl.cache` and the device and
+progress-bar helpers of :mod:`rcl.config`; never the engine, evaluation, CLI, plots or notebooks).
 torchvision is imported where a ResNet or an augmentation is built: importing it costs about as much as
 importing torch, and the modules that import this one (the loss, the methods, the engine) need it only
 when they build a ``g_e``.

@@ -12,8 +12,8 @@
   and the stages are summed, so the value does not depend on the crop size.
 * :func:`rcl_loss` — ``α·L_contrast + L_consistency`` (Eq. 6).
 
-Layer: models/losses layer: imports torch and :mod:`rcl.encoders`; never the engine, evaluation, CLI, plots
-or notebooks.
+Layer: core (imports torch and :mod:`rcl.encoders`; never the engine, evaluation, CLI, plots
+or notebooks).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ last, so a file without its sidecar is never taken for a result.
 file, every result a process saves or reloads is also appended to it as one JSON line — this is how a
 sweep learns which results each of its notebook executions produced.
 
-Layer: storage (imports :mod:`rcl.cache` and the configuration; never the engine or the evaluation).
+Layer: studies (imports :mod:`rcl.cache` and the configuration; never the engine or the evaluation).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ else derives from it: :data:`METHODS` (every method, in table order), :data:`DIS
 ``build(name, model, config, consistency)`` makes one by name. The dense contrastive baselines live in
 :mod:`rcl.methods.dense`, RCL and the noisy-image baselines in :mod:`rcl.methods.core`.
 
-Layer: methods (imports models, distances, losses; never the engine, evaluation, CLI, plots or notebooks).
+Layer: core (imports models, distances, losses; never the engine, evaluation, CLI, plots or notebooks).
 """
 
 from __future__ import annotations
