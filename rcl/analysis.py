@@ -10,6 +10,8 @@ closer than a negative.
 Separation is reported per anchor, as the contrastive loss sees it: for anchor ``j``, the fraction of
 its negatives farther away than its positive (a per-anchor ROC-AUC; 0.5 is chance, 1 is perfect), and
 whether its positive is the nearest of all (top-1 instance discrimination).
+
+Layer: studies (imports data, distances and losses; never the training engine or the evaluation).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ own input (``psnr_vs_input``): a backbone that cannot reproduce its input cannot
 (:mod:`rcl.results`); notebook 03 shows it. The runs of the default backbone are the book's own runs,
 so only the other backbones cost extra.
 
-Layer: experiment (above :mod:`rcl.train` and :mod:`rcl.evaluate`; never imported by them).
+Layer: studies (above :mod:`rcl.train` and :mod:`rcl.evaluate`; never imported by them).
 """
 
 from __future__ import annotations

@@ -30,45 +30,69 @@ Choices (see also the book's "Differences from the paper"):
   and what our tables use) and the PSNR of the mean MSE over the same cases (which weighs the hard, noisy
   cases more) side by side.
 * **Results** are a tidy table (method, task, trial, image, condition, psnr, mse, ssim, …) saved beside
-  the run under ``proxy/`` keyed by the evaluation config, and reloaded instead of recomputed.
+  the run under ``proxy/<task>-<key>.json`` and reloaded instead of recomputed (:func:`rcl.cache.json_cache`:
+  atomic, and computed once by concurrent callers). The key (:func:`evaluation_key`) hashes the config, the
+  numerics of the device, the evaluation's code (:func:`rcl.cache.code_version`) and the contents of the
+  training and test image folders — not their paths.
+* **Random draws** come from :func:`rcl.rng.generator`: stream ``"labels"`` (a trial's labelled subset),
+  ``"head"`` (its pixel sample) and ``"test"`` (a test case's degradation).
 
-Layer: evaluation (imports data, tasks, metrics, models; never the CLI, plots or notebooks).
+The label-efficiency study (Table 3) is :mod:`rcl.labels`; the statistics of comparisons :mod:`rcl.stats`.
+
+Layer: evaluation (imports cache, rng, data, datasets, tasks, metrics, models and the training engine, whose
+runs it evaluates; never the CLI, plots or notebooks).
+
+Why one module: the protocol's parts — its config and cache key, the test images and their disjointness
+check, the labelled sets, the head fit, the scores and the study — are one procedure that shares its private
+helpers (the image loading and its memory cache, the test pairs, the feature pass); split, those helpers
+would become an API between modules that only this protocol uses.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm.auto import tqdm
 
+from rcl import cache as _cache
+from rcl import config as _config
 from rcl import data as _data
+from rcl import datasets as _datasets
 from rcl import metrics as _metrics
+from rcl import rng as _rng
 from rcl import tasks as _tasks
+from rcl import train as _train
 from rcl.models import UNet
 
 __all__ = [
+    "HEADLINE",
     "MIXED",
+    "MSE_FLOOR",
     "ProxyConfig",
     "aggregate",
     "condition_label",
     "end_to_end",
+    "evaluation_key",
     "fit_head",
-    "paired_difference",
+    "labelled_crops",
     "paper_cases",
     "proxy_evaluate",
+    "proxy_predict",
     "reference_evaluate",
+    "study",
     "summarise",
-    "HEADLINE",
     "test_images",
+    "training_images",
 ]
 
 
@@ -108,17 +132,24 @@ class ProxyConfig:
         if self.test_dir is not None and self.test_dataset is None:
             object.__setattr__(self, "test_dataset", "folder")
 
-    def key(self) -> str:
-        return _cache_key(self, _image_root(self.dataset, self.data_dir), _image_root(self.test_dataset, self.test_dir))
+    def key(self, device: torch.device | str | None = None) -> str:
+        """The key of this evaluation's cached table on ``device`` (:func:`evaluation_key`)."""
+        return evaluation_key(self, device)
 
 
-def _cache_key(cfg, *folders: str | None) -> str:
-    """A cached evaluation's key: its settings, the code that computes it, and the contents of the image
-    folders it reads — a changed library or a replaced image never serves an old table."""
-    from rcl.results import code_version
+def evaluation_key(cfg: Any, device: torch.device | str | None = None) -> str:
+    """The key of a cached evaluation (a :class:`ProxyConfig`, or a :class:`rcl.labels.LabelConfig`) on
+    ``device`` (default: this machine's): :func:`rcl.cache.key` of its settings and numerics
+    (:func:`rcl.config.numerics`), of the evaluation's code and of the contents of the training and the test
+    image folders it reads. A changed library or a replaced image never serves an old table.
 
-    payload = {"config": asdict(cfg), "code": code_version(), "folders": [_fingerprint(f) for f in folders]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    The folders enter by their contents only: ``data_dir`` and ``test_dir`` count in the settings as given
+    or not, so the same folder by a relative or an absolute path is the same key."""
+    settings = _cache.canonical(cfg)
+    for field in ("data_dir", "test_dir"):
+        settings[field] = settings.get(field) is not None
+    folders = [_image_root(cfg.dataset, cfg.data_dir), _image_root(cfg.test_dataset, cfg.test_dir)]
+    return _cache.key({"config": settings, "numerics": _config.numerics(device)}, code="evaluation", folders=folders)
 
 
 @torch.no_grad()
@@ -126,9 +157,11 @@ def _features(model: UNet, x: Tensor, device: torch.device, chunk: int = 8) -> T
     return torch.cat([model.features(b.to(device)).float().cpu() for b in x.split(chunk)])
 
 
-def _labelled(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[Tensor, Tensor]:
-    """``n_labels`` random crops of the training images and their task inputs (seeded by trial)."""
-    g = torch.Generator().manual_seed(cfg.seed * 7919 + trial)
+def labelled_crops(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[Tensor, Tensor]:
+    """A trial's labelled set: ``n_labels`` random crops of ``label_size`` px of the training images ``train``
+    and their task inputs, drawn from ``rcl.rng.generator(cfg.seed, "labels", trial)``. Returns
+    ``(inputs, targets)``."""
+    g = _rng.generator(cfg.seed, "labels", trial)
     names = list(train)
     _data.check_sizes(train, cfg.label_size)
     pick = torch.randint(len(names), (cfg.n_labels,), generator=g).tolist()
@@ -165,7 +198,7 @@ def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, st
         conds += [(condition_label(None, cfg.sigma_max), (0.0, cfg.sigma_max))] * cfg.test_draws
     for k, (name, img) in enumerate(test.items()):
         for d, (cond, sigma_range) in enumerate(conds):
-            g = torch.Generator().manual_seed(cfg.seed * 104729 + 1000 * k + d)
+            g = _rng.generator(cfg.seed, "test", 1000 * k + d)
             x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=sigma_range)
             out.append((name, cond, x, y))
     return out
@@ -209,7 +242,13 @@ def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, T
 
 
 def _images(cfg: ProxyConfig) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), test_images(cfg)
+    return training_images(cfg), test_images(cfg)
+
+
+def training_images(cfg: ProxyConfig) -> dict[str, Tensor]:
+    """The training images of ``cfg`` (its dataset's training split, resized to ``max_side``), from which
+    the labelled sets are cropped."""
+    return _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train")
 
 
 def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
@@ -280,7 +319,8 @@ def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split:
     """Decoded, resized images of one split, kept for the next evaluation (callers never modify them). The
     memory cache is keyed by the folder's contents (names, sizes, modification times), so images added or
     replaced on disk are read again."""
-    return _load_split_cached(dataset, data_dir, max_side, split, _fingerprint(_image_root(dataset, data_dir)))
+    identity = tuple(tuple(entry) for entry in _cache.folder_identity(_image_root(dataset, data_dir)))
+    return _load_split_cached(dataset, data_dir, max_side, split, identity)
 
 
 def _image_root(dataset: str | None, data_dir: str | None) -> str | None:
@@ -288,32 +328,13 @@ def _image_root(dataset: str | None, data_dir: str | None) -> str | None:
     arranged folder under a download root (other downloads there change nothing)."""
     if dataset in (None, "builtin", "folder") or data_dir is None:
         return data_dir
-    from rcl import datasets
-
-    return str(datasets.local_path(dataset, data_dir)) if dataset in datasets.REGISTRY else data_dir
-
-
-def _fingerprint(data_dir: str | None) -> tuple:
-    if data_dir is None or not Path(data_dir).is_dir():
-        return ()
-    return tuple(sorted((str(p.relative_to(data_dir)), p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in Path(data_dir).rglob("*") if p.is_file()))
+    return str(_datasets.local_path(dataset, data_dir)) if dataset in _datasets.REGISTRY else data_dir
 
 
 @functools.lru_cache(maxsize=8)
 def _load_split_cached(dataset: str, data_dir: str | None, max_side: int | None, split: str,
-                       fingerprint: tuple) -> dict[str, Tensor]:
+                       identity: tuple) -> dict[str, Tensor]:
     return _data.resize_max_side(_data.load_images(dataset, split, data_dir), max_side)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    from rcl.results import atomic_write_text
-
-    atomic_write_text(path, text)  # caches shared by parallel sweep executions: per-process temporaries
-
-
-def _load_or_none(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
 
 
 def proxy_evaluate(
@@ -327,54 +348,44 @@ def proxy_evaluate(
 
     Returns the tidy table — one row per (trial, test image): method, task, trial, image, psnr, ssim —
     and each trial's head-fit loss curve. With a run directory the result is saved under
-    ``<run>/proxy/<task>-<key>.json`` and reloaded on the next call.
+    ``<run>/proxy/<task>-<key>.json`` (:meth:`ProxyConfig.key` on ``device``) and reloaded on the next
+    call; ``cache=False`` computes it afresh and saves nothing.
     """
-    from rcl.train import load_model
-
     device = torch.device(device)
-    path = None
     if isinstance(run, UNet):
-        model = run.to(device).eval()
-        method = method or "model"
+        out = _proxy_table(run.to(device).eval(), cfg, method or "model", device)
     else:
         run = Path(run)
-        path = run / "proxy" / f"{cfg.task}-{cfg.key()}.json"
-        saved = _load_or_none(path) if cache else None
-        if saved is not None:
-            return pd.DataFrame(saved["rows"]), {int(k): v for k, v in saved["curves"].items()}
-        model = load_model(run, device)
-        method = method or json.loads((run / "config.json").read_text())["method"]
+
+        def compute() -> dict:
+            name = method or _cache.read_json(run / "config.json")["method"]
+            return _proxy_table(_train.load_model(run, device), cfg, name, device)
+
+        out, _ = _cache.json_cache(run / "proxy" / f"{cfg.task}-{cfg.key(device)}.json", compute, enabled=cache)
+    return pd.DataFrame(out["rows"]), {int(k): v for k, v in out["curves"].items()}
+
+
+def _proxy_table(model: UNet, cfg: ProxyConfig, method: str, device: torch.device) -> dict:
+    """The proxy evaluation of ``model`` as saved: the config, the rows and each trial's loss curve."""
     old_head = [p.detach().clone() for p in model.head.parameters()]
     train, test = _images(cfg)
     pairs = _test_pairs(cfg, test)
     test_feats = [(name, cond, _features(model, x, device), x, y) for name, cond, x, y in pairs]
     rows, curves = [], {}
     for trial in range(cfg.trials):
-        x, y = _labelled(cfg, train, trial)
+        x, y = labelled_crops(cfg, train, trial)
         f = _features(model, x, device)
-        g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
-        fp, yp = _pixels(f, model.head_target(x, y), cfg.pixels, g)
+        fp, yp = _pixels(f, model.head_target(x, y), cfg.pixels, _rng.generator(cfg.seed, "head", trial))
         head, curve = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
         curves[trial] = curve
         for name, cond, ft, xt, yt in test_feats:
             with torch.no_grad():
                 out = model.output(ft, xt, head).clamp(0, 1)
-            rows.append(
-                {
-                    "method": method,
-                    "task": cfg.task,
-                    "trial": trial,
-                    **_scores(name, cond, out, yt),
-                    "fit_loss": curve[-1],
-                    "converged": _converged(curve),
-                }
-            )
+            rows.append({"method": method, "task": cfg.task, "trial": trial, **_scores(name, cond, out, yt),
+                         "fit_loss": curve[-1], "converged": _converged(curve)})
     # The protocol changes only the head, and never the run's own: the frozen network is untouched.
     assert all(torch.equal(a, b) for a, b in zip(old_head, model.head.parameters()))
-    df = pd.DataFrame(rows)
-    if path is not None:
-        _atomic_write(path, json.dumps({"config": asdict(cfg), "rows": rows, "curves": curves}))
-    return df, curves
+    return {"config": _cache.canonical(cfg), "rows": rows, "curves": curves}
 
 
 def _converged(curve: list[float]) -> bool:
@@ -421,20 +432,24 @@ def reference_evaluate(cfg: ProxyConfig, cache_dir: str | os.PathLike | None = N
     """The reference row: the task's input itself as the output (noisy input, bicubic, bilinear).
 
     Computed with the same test pairs and metrics as :func:`proxy_evaluate`; deterministic, so one
-    trial's value is repeated for every trial.
+    trial's value is repeated for every trial. With ``cache_dir`` saved there as
+    ``reference-<task>-<key>.json`` (:meth:`ProxyConfig.key`) and reloaded.
     """
-    path = Path(cache_dir) / f"reference-{cfg.task}-{cfg.key()}.json" if cache_dir is not None else None
-    if path is not None and path.exists():
-        return pd.DataFrame(json.loads(path.read_text()))
-    _, test = _images(cfg)
-    name_of = {"denoise": "noisy input", "sr": "bicubic", "jdensr": "noisy bicubic", "demosaic": "bilinear",
-               "jdd": "noisy bilinear"}
-    rows = []
-    for name, cond, x, y in _test_pairs(cfg, test):
-        scores = _scores(name, cond, x, y)
-        rows.extend({"method": name_of[cfg.task], "task": cfg.task, "trial": t, **scores} for t in range(cfg.trials))
-    if path is not None:
-        _atomic_write(path, json.dumps(rows))
+
+    def compute() -> list[dict]:
+        _, test = _images(cfg)
+        name_of = {"denoise": "noisy input", "sr": "bicubic", "jdensr": "noisy bicubic", "demosaic": "bilinear",
+                   "jdd": "noisy bilinear"}
+        rows = []
+        for name, cond, x, y in _test_pairs(cfg, test):
+            scores = _scores(name, cond, x, y)
+            rows.extend({"method": name_of[cfg.task], "task": cfg.task, "trial": t, **scores}
+                        for t in range(cfg.trials))
+        return rows
+
+    if cache_dir is None:
+        return pd.DataFrame(compute())
+    rows, _ = _cache.json_cache(Path(cache_dir) / f"reference-{cfg.task}-{cfg.key()}.json", compute)
     return pd.DataFrame(rows)
 
 
@@ -452,42 +467,6 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over trials of the per-trial mean over test images, per method and task."""
     per_trial = df.groupby(["method", "task", "trial"])[["psnr", "ssim"]].mean()
     return per_trial.groupby(["method", "task"]).agg(["mean", "std"])
-
-
-def paired_difference(
-    df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0, condition: str | None = None
-) -> dict:
-    """PSNR of method ``a`` minus ``b`` on ``task`` (optionally one test ``condition``), paired.
-
-    With several pre-training seeds (a ``seed`` column with more than one value shared by both methods) the
-    unit is the seed: each seed's difference is averaged over trials and test cases, and the 95% interval
-    is Student's t over seeds — it includes the pre-training seed's variation, which the trials (same
-    network, other labelled subsets) do not see. With one seed the unit is the trial and the interval a
-    bootstrap over trials (``unit`` says which). The p-value is the paired t-test over the same units.
-    """
-    from scipy import stats
-
-    sel = df[df.task == task]
-    if condition is not None:
-        sel = sel[sel.condition == condition]
-    seeds_of = lambda m: set(sel[sel.method == m].seed) if "seed" in sel else {0}  # noqa: E731
-    shared = sorted(seeds_of(a) & seeds_of(b))
-    unit = "seed" if len(shared) > 1 else "trial"
-    if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
-        sel = sel[sel.seed.isin(shared)]
-    per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
-    d = (per[a] - per[b]).dropna().to_numpy()
-    n = len(d)
-    if unit == "seed":
-        half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n))
-        lo, hi = d.mean() - half, d.mean() + half
-    else:
-        g = torch.Generator().manual_seed(seed)
-        idx = torch.randint(n, (n_boot, n), generator=g).numpy()
-        lo, hi = (float(v) for v in np.quantile(d[idx].mean(1), [0.025, 0.975]))
-    p = float(stats.ttest_1samp(d, 0.0).pvalue) if n > 1 and d.std() > 0 else float("nan")
-    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (float(lo), float(hi)),
-            "p_value": p, "n": n, "unit": unit}
 
 
 #: The methods whose comparisons carry the book's verdicts: pre-trained with several seeds, so their
@@ -516,11 +495,6 @@ def study(
     subsets depend on ``proxy["seed"]`` (default ``seeds[0]``) only, so every pre-training seed is
     evaluated on the same test cases.
     """
-    from tqdm.auto import tqdm
-
-    from rcl import config as _config
-    from rcl import train
-
     pretrain = {k: v for k, v in (pretrain or {}).items() if k != "seed"}
     seeds = list(seeds)
     proxy = {"seed": seeds[0], **(proxy or {})}
@@ -539,13 +513,13 @@ def study(
     for i, (task, m, label, extra, seed) in enumerate(bar, 1):
         bar.set_postfix(task=task, method=label, seed=seed)
         _config.status(f"proxy evaluation {i}/{len(jobs)}: {task}, {label}, seed {seed}")
-        cfg = train.make_config(m, profile, **{**pretrain, **extra, "seed": seed, "progress": progress})
-        run = train.pretrain(cfg)
+        cfg = _train.make_config(m, profile, **{**pretrain, **extra, "seed": seed, "progress": progress})
+        run = _train.pretrain(cfg)
         pcfg = ProxyConfig(task=task, dataset=cfg.dataset, data_dir=cfg.data_dir, max_side=cfg.max_side,
                            sigma_max=cfg.sigma_max, **proxy)
         df, _ = proxy_evaluate(run.path, pcfg, method=label, device=device)
         frames.append(df.assign(method=label, run=run.path.name, seed=seed))
-    base = train.make_config("n2n", profile, **pretrain)
+    base = _train.make_config("n2n", profile, **pretrain)
     for task in tasks:
         pcfg = ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
                            sigma_max=base.sigma_max, **proxy)
@@ -558,179 +532,17 @@ def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, tria
                   condition: str | None = None):
     """Input, target and proxy output (head re-fitted as in trial ``trial``) for test image ``image`` under
     ``condition`` (default: the largest σ of the grid, else the first case)."""
-    from rcl.train import load_model
-
-    model = load_model(run)
+    model = _train.load_model(run)
     train, test = _images(cfg)
     name = list(test)[image]
     cases = [(c, x, y) for n, c, x, y in _test_pairs(cfg, test) if n == name]
     if condition is None and cfg.sigma_grid and cfg.task not in _NOISELESS_TASKS:
         condition = condition_label(max(cfg.sigma_grid))
     _, x, y = next((case for case in cases if case[0] == condition), cases[0])
-    xl, yl = _labelled(cfg, train, trial)
-    g = torch.Generator().manual_seed(cfg.seed * 31 + trial)
+    xl, yl = labelled_crops(cfg, train, trial)
+    g = _rng.generator(cfg.seed, "head", trial)
     fp, yp = _pixels(_features(model, xl, torch.device("cpu")), model.head_target(xl, yl), cfg.pixels, g)
     head, _ = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
     with torch.no_grad():
         out = model.output(_features(model, x, torch.device("cpu")), x, head).clamp(0, 1)
     return x[0], y[0], out[0]
-
-
-# --- label efficiency (paper §5, Table 3) -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LabelConfig:
-    """The label-efficiency study: what it computes (everything here is part of its cache key).
-
-    A *label* is one clean/noisy crop pair of ``label_size`` px from the training images (not a whole
-    image). Subsets are nested: for each seed the largest set is drawn once and every smaller count is a
-    prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds.
-    """
-
-    counts: tuple[int, ...] = (0, 4, 16, 64, 256)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    label_size: int = 64
-    steps: int = 200
-    batch_size: int = 16
-    lr: float = 1e-3
-    dataset: str = "builtin"
-    data_dir: str | None = None
-    max_side: int | None = 512
-    sigma_max: float = 20.0
-    test_draws: int = 3
-    sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
-    test_crop: int | None = None
-    test_dataset: str | None = None
-    test_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
-        if list(self.counts) != sorted(set(self.counts)) or min(self.counts) < 0:
-            raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one seed")
-
-    def key(self) -> str:
-        return _cache_key(self, _image_root(self.dataset, self.data_dir), _image_root(self.test_dataset, self.test_dir))
-
-    def proxy(self) -> ProxyConfig:
-        """The test-set definition shared with the proxy evaluation (denoising)."""
-        return ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir, max_side=self.max_side,
-                           sigma_max=self.sigma_max, test_draws=self.test_draws, sigma_grid=self.sigma_grid,
-                           test_crop=self.test_crop, test_dataset=self.test_dataset, test_dir=self.test_dir)
-
-
-def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
-    """The seed's largest labelled set, noisy inputs and clean targets; count ``k`` uses the first ``k``."""
-    n = max(cfg.counts)
-    if n == 0:
-        return torch.empty(0, 3, cfg.label_size, cfg.label_size), torch.empty(0, 3, cfg.label_size, cfg.label_size)
-    pcfg = ProxyConfig(task="denoise", n_labels=n, label_size=cfg.label_size, sigma_max=cfg.sigma_max, seed=seed)
-    return _labelled(pcfg, train, trial=0)
-
-
-def finetune(model: UNet, x: Tensor, y: Tensor, cfg: LabelConfig, seed: int, device="cpu") -> UNet:
-    """Supervised L1 fine-tuning of the whole network on ``(x, y)`` (Adam as in pre-training); the batch
-    order is drawn from ``seed``, so both arms see the same batches. Autocast as the pre-training engine
-    (bfloat16 on a CPU with native bf16 units or a CUDA GPU; the loss in float32)."""
-    from rcl.config import autocast
-
-    device = torch.device(device)
-    model = model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
-    g = torch.Generator().manual_seed(10_007 * seed + len(x))
-    b = min(cfg.batch_size, len(x))
-    for _ in range(cfg.steps):
-        idx = torch.randint(len(x), (b,), generator=g)
-        with autocast(device):
-            out = model(x[idx].to(device))
-        loss = F.l1_loss(out.float(), y[idx].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return model.eval()
-
-
-def label_efficiency(
-    run: str | os.PathLike, cfg: LabelConfig, device: torch.device | str = "cpu", cache: bool = True
-) -> pd.DataFrame:
-    """Table 3 on our data: SL from scratch vs RCL pre-training + SL fine-tuning, per label count and seed.
-
-    ``run`` is a finished pre-training run (RCL). Returns rows (arm, labels, seed, psnr, ssim) over the test
-    cases; count 0 evaluates the pre-trained network directly (Table 3's first row; SL has no 0 row).
-    Saved under ``<run>/labels/<key>.json`` and reloaded.
-    """
-    from rcl.models import UNetConfig
-    from rcl.train import load_model
-
-    run = Path(run)
-    path = run / "labels" / f"{cfg.key()}.json"
-    if cache and path.exists():
-        return pd.DataFrame(json.loads(path.read_text()))
-    train, _ = _images(cfg.proxy())
-    rows = []
-    arch = UNetConfig(**torch.load(run / "model.pt", map_location="cpu", weights_only=False)["unet"])
-
-    def record(arm: str, k: int, seed: int, model: torch.nn.Module) -> None:
-        e2e = end_to_end(model, cfg.proxy(), device)
-        rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
-
-    from rcl.config import status
-
-    for seed in cfg.seeds:
-        status(f"label efficiency: seed {seed} of {list(cfg.seeds)}, counts {list(cfg.counts)}")
-        x_all, y_all = label_subsets(cfg, train, seed)
-        for k in cfg.counts:
-            if k == 0:
-                record("RCL+SL", 0, seed, load_model(run, device))
-                continue
-            x, y = x_all[:k], y_all[:k]
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                scratch = UNet(arch)
-            record("SL", k, seed, finetune(scratch, x, y, cfg, seed, device))
-            record("RCL+SL", k, seed, finetune(load_model(run, device), x, y, cfg, seed, device))
-    if cache:
-        _atomic_write(path, json.dumps(rows))
-    return pd.DataFrame(rows)
-
-
-def labels_to_match(counts, psnrs, target: float) -> float:
-    """Labels the curve ``(counts, psnrs)`` needs to reach ``target`` PSNR, interpolating linearly in
-    ``log10(labels)``; ``nan`` when the target lies outside the curve's range (no extrapolation)."""
-    import math
-
-    pts = sorted((c, p) for c, p in zip(counts, psnrs) if c > 0)
-    for (c0, p0), (c1, p1) in zip(pts, pts[1:]):
-        lo, hi = min(p0, p1), max(p0, p1)
-        if lo <= target <= hi and p1 != p0:
-            t = (target - p0) / (p1 - p0)
-            return 10 ** (math.log10(c0) + t * (math.log10(c1) - math.log10(c0)))
-    return float("nan")
-
-
-def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0) -> dict:
-    """How many labels SL needs to match RCL+SL at ``k`` labels (paper §5's annotation-cost estimate).
-
-    Point estimate from the mean curves; a 95% bootstrap interval resampling seeds (the same resampled
-    seeds for both arms, since they share subsets). The fraction of failed bootstraps (target outside
-    SL's measured range) is reported too.
-    """
-    import numpy as np
-
-    per = paper_cases(df).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
-    sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
-    rcl = per[(per.arm == "RCL+SL") & (per.labels == k)].set_index("seed").psnr
-    seeds = sl.index.intersection(rcl.index).to_numpy()
-    point = labels_to_match(sl.columns, sl.loc[seeds].mean().to_numpy(), float(rcl.loc[seeds].mean()))
-    rng = np.random.default_rng(seed)
-    boots = []
-    for _ in range(n_boot):
-        s = rng.choice(seeds, size=len(seeds), replace=True)
-        boots.append(labels_to_match(sl.columns, sl.loc[s].mean().to_numpy(), float(rcl.loc[s].mean())))
-    boots = np.array(boots)
-    ok = boots[np.isfinite(boots)]
-    ci = (float(np.quantile(ok, 0.025)), float(np.quantile(ok, 0.975))) if len(ok) else (float("nan"),) * 2
-    return {"k": k, "sl_labels": point, "ci95": ci, "saving": 1 - k / point if point == point else float("nan"),
-            "failed_share": float(1 - len(ok) / len(boots))}

@@ -3,15 +3,22 @@
 Everything here is computed from a results table (a :mod:`rcl.results` CSV) — notebook 04 and 05 show
 these tables as they compute them, and the book's results page rebuilds them from the saved files. The
 paper's numbers come only from :mod:`rcl.paper` and only ever sit in their own columns.
+
+Layer: studies (imports the evaluation's table helpers, :mod:`rcl.stats`, :mod:`rcl.results`, the method
+registry and the configuration; computes on result tables, never on networks).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
-from rcl import config, paper
-from rcl.evaluate import aggregate, paired_difference, paper_cases
+from rcl import cache, config, paper
+from rcl import methods as _methods
+from rcl.evaluate import aggregate, paper_cases
+from rcl.results import saved
+from rcl.stats import paired_difference
 
 __all__ = [
     "CLAIMS",
@@ -31,14 +38,9 @@ __all__ = [
     "table2",
 ]
 
-#: Display order of the methods (Table 1's), and their names as the paper writes them.
-ORDER = ["vader", "densecl", "pixcontrast", "vader+", "densecl+", "pixcontrast+", "n2n", "n2s", "rcl-bd",
-         "rcl-mmd", "rcl-emd", "rcl-emd-tuned", "consistency", "copy", "sl-den", "oracle"]  # fmt: skip
-NAMES = {"vader": "VADeR", "densecl": "DenseCL", "pixcontrast": "PixContrast", "vader+": "VADeR+",
-         "densecl+": "DenseCL+", "pixcontrast+": "PixContrast+", "n2n": "N2N", "n2s": "N2S", "rcl-bd": "RCL-BD",
-         "rcl-mmd": "RCL-MMD", "rcl-emd": "RCL-EMD", "rcl-emd-tuned": "RCL-EMD (tuned)",
-         "consistency": "Consistency only", "copy": "Copy input (control)", "sl-den": "SL (Den)",
-         "oracle": "Oracle"}  # fmt: skip
+#: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
+ORDER = _methods.ORDER
+NAMES = _methods.DISPLAY
 
 #: The comparisons the paper's tables make: (task, a, b) — "a beats b by the paper's margin".
 CLAIMS = [("denoise", "rcl-emd", "n2n"), ("denoise", "rcl-emd", "n2s"), ("denoise", "rcl-emd", "rcl-bd"),
@@ -178,8 +180,9 @@ def _paper_diff(task: str, a: str, b: str) -> float:
 
 
 def agreement(df: pd.DataFrame) -> pd.DataFrame:
-    """Each of the paper's comparisons: our difference (bootstrap 95% CI, paired t-test over trials) beside
-    the paper's. "agrees": same sign, interval excluding zero; "inconclusive": interval includes zero."""
+    """Each of the paper's comparisons: our difference (95% CI and paired t-test over seeds or trials,
+    :func:`rcl.stats.paired_difference`) beside the paper's. "agrees": same sign, interval excluding zero;
+    "inconclusive": interval includes zero."""
     rows = []
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
@@ -206,14 +209,12 @@ def agreement(df: pd.DataFrame) -> pd.DataFrame:
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int]:
     """Spearman ρ between our denoising PSNR ordering and the paper's VOC column, over the shared methods."""
-    from scipy import stats
-
     pt = per_trial(df)
     ours = pt[pt.task == "denoise"].groupby("method").psnr.mean()
     common = [m for m in paper.TABLE1 if m in ours.index]
     if len(common) < 3:
         return float("nan"), len(common)
-    rho = stats.spearmanr([ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common])
+    rho = scipy_stats.spearmanr([ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common])
     return float(rho.statistic), len(common)
 
 
@@ -272,8 +273,6 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
     """The newest saved result of ``kind`` that the book's own notebooks produced at ``profile`` — their
     default settings, computed by the library as it is now — or None. Sweeps and reruns with other
     parameters save other results beside it; they are not the book's."""
-    from rcl.results import _canonical, saved
-
     for s in saved(results_dir, kind, profile=profile, dataset=dataset, seed=seed):
         if not s.current or s.settings.get("overrides", {}):
             continue
@@ -286,14 +285,14 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
                 or s.settings.get("seeds") != defaults["seeds"]
                 or sorted(s.settings.get("methods", [])) != sorted(defaults["methods"])
                 or list(s.settings.get("tasks", [])) != list(defaults["tasks"])
-                or s.settings.get("proxy") != _canonical(proxy_defaults)
+                or s.settings.get("proxy") != cache.canonical(proxy_defaults)
             ):
                 continue
         if kind == "labels":
             defaults = config.settings("labels", profile)
             used = s.settings.get("label_config", {})
             if s.settings.get("method") != "rcl-emd" or any(
-                used.get(k) != _canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps")
+                used.get(k) != cache.canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps")
             ):
                 continue
         return s

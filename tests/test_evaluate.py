@@ -6,7 +6,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from rcl import evaluate, metrics, train
+from rcl import evaluate, metrics, stats, train
 from rcl.models import UNet
 
 
@@ -90,11 +90,9 @@ def test_refitted_head_recovers_end_to_end_denoising(tmp_path):
 
 
 def test_paired_difference_on_known_numbers():
-    import pandas as pd
-
     rows = [{"method": m, "task": "denoise", "trial": t, "image": "a", "psnr": v, "ssim": 0.5}
             for m, vals in {"a": [30, 31.5, 32], "b": [29, 30, 31]}.items() for t, v in enumerate(vals)]
-    out = evaluate.paired_difference(pd.DataFrame(rows), "a", "b", "denoise")
+    out = stats.paired_difference(pd.DataFrame(rows), "a", "b", "denoise")
     assert out["mean_diff_db"] == pytest.approx(7 / 6) and 1.0 <= out["ci95"][0] <= out["ci95"][1] <= 1.5
     assert 0 < out["p_value"] < 0.05 and out["n"] == 3
 

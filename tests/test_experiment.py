@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rcl import analysis, data, evaluate, summary, train
+from rcl import analysis, data, evaluate, stats, summary, train
 from rcl.methods import core
 from rcl.models import SKIPS, UNet, UNetConfig
 
@@ -87,14 +87,14 @@ def test_paired_difference_over_seeds_is_a_t_interval_over_seeds():
         for t in range(4):
             vals[("a", s, t)] = 30 + d + 0.001 * t
             vals[("b", s, t)] = 30 + 0.001 * t
-    out = evaluate.paired_difference(_rows(vals), "a", "b", "denoise")
+    out = stats.paired_difference(_rows(vals), "a", "b", "denoise")
     assert out["unit"] == "seed" and out["n"] == 3
     assert out["mean_diff_db"] == pytest.approx(0.3)
-    from scipy import stats
+    from scipy.stats import t as student_t
 
-    half = stats.t.ppf(0.975, 2) * np.std([0.1, 0.5, 0.3], ddof=1) / np.sqrt(3)
+    half = student_t.ppf(0.975, 2) * np.std([0.1, 0.5, 0.3], ddof=1) / np.sqrt(3)
     assert out["ci95"] == pytest.approx((0.3 - half, 0.3 + half))
-    one_seed = evaluate.paired_difference(_rows({k: v for k, v in vals.items() if k[1] == 0}), "a", "b", "denoise")
+    one_seed = stats.paired_difference(_rows({k: v for k, v in vals.items() if k[1] == 0}), "a", "b", "denoise")
     assert one_seed["unit"] == "trial" and one_seed["n"] == 4
 
 

@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from rcl import evaluate, train
+from rcl import evaluate, labels, train
 
 
 def test_labels_to_match_on_a_known_curve():
     counts = [1, 10, 100, 1000]
     psnrs = [20 + 3 * math.log10(c) for c in counts]
-    assert evaluate.labels_to_match(counts, psnrs, 24.5) == pytest.approx(10**1.5)
-    assert evaluate.labels_to_match(counts, psnrs, 20.0) == pytest.approx(1.0)
-    assert math.isnan(evaluate.labels_to_match(counts, psnrs, 40.0))  # no extrapolation
+    assert labels.labels_to_match(counts, psnrs, 24.5) == pytest.approx(10**1.5)
+    assert labels.labels_to_match(counts, psnrs, 20.0) == pytest.approx(1.0)
+    assert math.isnan(labels.labels_to_match(counts, psnrs, 40.0))  # no extrapolation
 
 
 def test_annotation_cost_on_a_synthetic_study():
@@ -24,7 +24,7 @@ def test_annotation_cost_on_a_synthetic_study():
         for n in (10, 100, 1000):
             rows.append({"arm": "SL", "labels": n, "seed": seed, "psnr": 20 + 3 * math.log10(n) + 0.01 * seed})
         rows.append({"arm": "RCL+SL", "labels": 10, "seed": seed, "psnr": 26.0 + 0.01 * seed})
-    out = evaluate.annotation_cost(pd.DataFrame(rows), 10)
+    out = labels.annotation_cost(pd.DataFrame(rows), 10)
     assert out["sl_labels"] == pytest.approx(100.0, rel=1e-6)  # SL needs 100 labels for 26 dB
     assert out["saving"] == pytest.approx(0.9)
     assert out["ci95"][0] <= 100.0 + 1e-6 <= out["ci95"][1] + 1e-6
@@ -34,7 +34,7 @@ def test_annotation_cost_on_a_synthetic_study():
 def small_study(tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
     run = train.pretrain(train.make_config("rcl-emd", "smoke", runs_dir=str(runs), progress="false"))
-    cfg = evaluate.LabelConfig(counts=(0, 2, 4), seeds=(0, 1), label_size=32, steps=2, batch_size=2,
+    cfg = labels.LabelConfig(counts=(0, 2, 4), seeds=(0, 1), label_size=32, steps=2, batch_size=2,
                                max_side=96, test_draws=1)
     return run, cfg
 
@@ -42,14 +42,14 @@ def small_study(tmp_path_factory):
 def test_arms_share_subsets_and_seeds_and_subsets_are_nested(small_study, monkeypatch):
     run, cfg = small_study
     calls = []
-    real = evaluate.finetune
+    real = labels.finetune
 
     def spy(model, x, y, c, seed, device="cpu"):
         calls.append((x.clone(), y.clone(), seed))
         return real(model, x, y, c, seed, device)
 
-    monkeypatch.setattr(evaluate, "finetune", spy)
-    evaluate.label_efficiency(run.path, cfg, cache=False)
+    monkeypatch.setattr(labels, "finetune", spy)
+    labels.label_efficiency(run.path, cfg, cache=False)
     assert len(calls) == 2 * 2 * 2  # seeds × counts > 0 × arms
     for sl, rcl in zip(calls[::2], calls[1::2]):  # SL then RCL+SL for each (seed, count)
         assert torch.equal(sl[0], rcl[0]) and torch.equal(sl[1], rcl[1]) and sl[2] == rcl[2]
@@ -60,15 +60,15 @@ def test_arms_share_subsets_and_seeds_and_subsets_are_nested(small_study, monkey
 
 def test_zero_label_row_is_the_pretrained_network(small_study):
     run, cfg = small_study
-    df = evaluate.label_efficiency(run.path, cfg)
+    df = labels.label_efficiency(run.path, cfg)
     zero = df[(df.labels == 0)]
     assert set(zero.arm) == {"RCL+SL"} and "SL" in set(df.arm)
     direct = evaluate.end_to_end(run.model(), cfg.proxy())
     np.testing.assert_allclose(zero[zero.seed == 0].psnr.to_numpy(), direct.psnr.to_numpy())
-    again = evaluate.label_efficiency(run.path, cfg)  # reloaded from the run directory
+    again = labels.label_efficiency(run.path, cfg)  # reloaded from the run directory
     assert again.equals(df) and (run.path / "labels").is_dir()
 
 
 def test_label_config_validates():
     with pytest.raises(ValueError, match="increasing"):
-        evaluate.LabelConfig(counts=(10, 0))
+        labels.LabelConfig(counts=(10, 0))

@@ -1,0 +1,192 @@
+"""The label-efficiency study (paper §5, Table 3): supervised learning from scratch against RCL
+pre-training plus supervised fine-tuning, as the number of labels grows.
+
+For each seed the largest labelled set is drawn once (:func:`label_subsets`, the proxy protocol's labelled
+crops: :func:`rcl.evaluate.labelled_crops`) and every smaller count is a prefix of it. Both arms — a
+randomly initialised U-Net of the run's architecture ("SL") and the pre-trained run ("RCL+SL") — are
+fine-tuned on the same subsets with the same batch order (:func:`finetune`, stream ``"finetune"`` of
+:func:`rcl.rng.generator`) and evaluated end to end on the proxy protocol's test cases
+(:func:`rcl.evaluate.end_to_end`). :func:`annotation_cost` then asks how many labels SL needs to match
+RCL+SL (:func:`labels_to_match`), with a bootstrap over seeds (:func:`rcl.stats.bootstrap_units`).
+
+The table is saved under ``<run>/labels/<key>.json`` (:func:`rcl.cache.json_cache`), keyed like a proxy
+evaluation (:func:`rcl.evaluate.evaluation_key`: the config, the numerics of the device, the evaluation's
+code and the contents of the image folders).
+
+Layer: evaluation (imports cache, config, rng, models, the training engine whose runs it fine-tunes,
+:mod:`rcl.evaluate` and :mod:`rcl.stats`; never the CLI, plots or notebooks).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rcl import cache as _cache
+from rcl import evaluate as _evaluate
+from rcl import rng as _rng
+from rcl import stats as _stats
+from rcl import train as _train
+from rcl.config import autocast, status
+from rcl.models import UNet, UNetConfig
+
+__all__ = ["LabelConfig", "annotation_cost", "finetune", "label_efficiency", "label_subsets", "labels_to_match"]
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """The label-efficiency study: what it computes (everything here is part of its cache key).
+
+    A *label* is one clean/noisy crop pair of ``label_size`` px from the training images (not a whole
+    image). Subsets are nested: for each seed the largest set is drawn once and every smaller count is a
+    prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds.
+    """
+
+    counts: tuple[int, ...] = (0, 4, 16, 64, 256)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    label_size: int = 64
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    dataset: str = "builtin"
+    data_dir: str | None = None
+    max_side: int | None = 512
+    sigma_max: float = 20.0
+    test_draws: int = 3
+    sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
+    test_crop: int | None = None
+    test_dataset: str | None = None
+    test_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
+        if list(self.counts) != sorted(set(self.counts)) or min(self.counts) < 0:
+            raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed")
+
+    def key(self, device: torch.device | str | None = None) -> str:
+        """The key of this study's cached table on ``device`` (:func:`rcl.evaluate.evaluation_key`)."""
+        return _evaluate.evaluation_key(self, device)
+
+    def proxy(self) -> _evaluate.ProxyConfig:
+        """The test-set definition shared with the proxy evaluation (denoising)."""
+        return _evaluate.ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir,
+                                     max_side=self.max_side, sigma_max=self.sigma_max, test_draws=self.test_draws,
+                                     sigma_grid=self.sigma_grid, test_crop=self.test_crop,
+                                     test_dataset=self.test_dataset, test_dir=self.test_dir)
+
+
+def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
+    """The seed's largest labelled set, noisy inputs and clean targets; count ``k`` uses the first ``k``."""
+    n = max(cfg.counts)
+    if n == 0:
+        return torch.empty(0, 3, cfg.label_size, cfg.label_size), torch.empty(0, 3, cfg.label_size, cfg.label_size)
+    pcfg = _evaluate.ProxyConfig(task="denoise", n_labels=n, label_size=cfg.label_size, sigma_max=cfg.sigma_max,
+                                 seed=seed)
+    return _evaluate.labelled_crops(pcfg, train, trial=0)
+
+
+def finetune(model: UNet, x: Tensor, y: Tensor, cfg: LabelConfig, seed: int, device="cpu") -> UNet:
+    """Supervised L1 fine-tuning of the whole network on ``(x, y)`` (Adam as in pre-training); the batch
+    order is drawn from ``rcl.rng.generator(seed, "finetune", len(x))``, so both arms see the same batches.
+    Autocast as the pre-training engine (bfloat16 on a CPU with native bf16 units or a CUDA GPU; the loss
+    in float32)."""
+    device = torch.device(device)
+    model = model.to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
+    g = _rng.generator(seed, "finetune", len(x))
+    b = min(cfg.batch_size, len(x))
+    for _ in range(cfg.steps):
+        idx = torch.randint(len(x), (b,), generator=g)
+        with autocast(device):
+            out = model(x[idx].to(device))
+        loss = F.l1_loss(out.float(), y[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+def label_efficiency(
+    run: str | os.PathLike, cfg: LabelConfig, device: torch.device | str = "cpu", cache: bool = True
+) -> pd.DataFrame:
+    """Table 3 on our data: SL from scratch vs RCL pre-training + SL fine-tuning, per label count and seed.
+
+    ``run`` is a finished pre-training run (RCL). Returns rows (arm, labels, seed, psnr, ssim) over the test
+    cases; count 0 evaluates the pre-trained network directly (Table 3's first row; SL has no 0 row).
+    Saved under ``<run>/labels/<key>.json`` (:meth:`LabelConfig.key` on ``device``) and reloaded;
+    ``cache=False`` computes it afresh and saves nothing.
+    """
+    run = Path(run)
+    rows, _ = _cache.json_cache(run / "labels" / f"{cfg.key(device)}.json", lambda: _study(run, cfg, device),
+                                enabled=cache)
+    return pd.DataFrame(rows)
+
+
+def _study(run: Path, cfg: LabelConfig, device: torch.device | str) -> list[dict]:
+    """The rows of :func:`label_efficiency`, computed."""
+    pcfg = cfg.proxy()
+    train = _evaluate.training_images(pcfg)
+    _evaluate.test_images(pcfg)  # refuses a test set that shares a training image, before any fine-tuning
+    arch = UNetConfig(**torch.load(run / "model.pt", map_location="cpu", weights_only=True)["unet"])
+    rows = []
+
+    def record(arm: str, k: int, seed: int, model: torch.nn.Module) -> None:
+        e2e = _evaluate.end_to_end(model, pcfg, device)
+        rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
+
+    for seed in cfg.seeds:
+        status(f"label efficiency: seed {seed} of {list(cfg.seeds)}, counts {list(cfg.counts)}")
+        x_all, y_all = label_subsets(cfg, train, seed)
+        for k in cfg.counts:
+            if k == 0:
+                record("RCL+SL", 0, seed, _train.load_model(run, device))
+                continue
+            x, y = x_all[:k], y_all[:k]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                scratch = UNet(arch)
+            record("SL", k, seed, finetune(scratch, x, y, cfg, seed, device))
+            record("RCL+SL", k, seed, finetune(_train.load_model(run, device), x, y, cfg, seed, device))
+    return rows
+
+
+def labels_to_match(counts, psnrs, target: float) -> float:
+    """Labels the curve ``(counts, psnrs)`` needs to reach ``target`` PSNR, interpolating linearly in
+    ``log10(labels)``; ``nan`` when the target lies outside the curve's range (no extrapolation)."""
+    pts = sorted((c, p) for c, p in zip(counts, psnrs) if c > 0)
+    for (c0, p0), (c1, p1) in zip(pts, pts[1:]):
+        lo, hi = min(p0, p1), max(p0, p1)
+        if lo <= target <= hi and p1 != p0:
+            t = (target - p0) / (p1 - p0)
+            return 10 ** (math.log10(c0) + t * (math.log10(c1) - math.log10(c0)))
+    return float("nan")
+
+
+def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0) -> dict:
+    """How many labels SL needs to match RCL+SL at ``k`` labels (paper §5's annotation-cost estimate).
+
+    Point estimate from the mean curves; a 95% bootstrap interval resampling seeds (the same resampled
+    seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`). The fraction of
+    failed bootstraps (target outside SL's measured range) is reported too.
+    """
+    per = _evaluate.paper_cases(df).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
+    sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
+    rcl = per[(per.arm == "RCL+SL") & (per.labels == k)].set_index("seed").psnr
+    seeds = sl.index.intersection(rcl.index).to_numpy()
+
+    def match(s) -> float:
+        return labels_to_match(sl.columns, sl.loc[s].mean().to_numpy(), float(rcl.loc[s].mean()))
+
+    point = match(seeds)
+    ci, failed = _stats.bootstrap_units(seeds, match, n_boot, seed)
+    return {"k": k, "sl_labels": point, "ci95": ci, "saving": 1 - k / point if point == point else float("nan"),
+            "failed_share": failed}

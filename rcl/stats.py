@@ -1,0 +1,116 @@
+"""The statistics of the book's comparisons: paired differences, their intervals and tests.
+
+Layer: evaluation (imports numpy, scipy, pandas, torch and :mod:`rcl.rng`; never the training engine, the CLI or
+the notebooks). It computes on result tables — the tidy rows of :mod:`rcl.evaluate` and :mod:`rcl.labels`
+— and never on networks.
+
+* :func:`paired_difference` — method ``a`` minus method ``b`` on one task, paired by pre-training seed
+  (Student's t over seeds) or, with one seed, by trial (a bootstrap over trials).
+* :func:`t_interval` and :func:`paired_test` — the t interval and the paired t-test of a set of paired
+  differences (``scipy.stats.ttest_1samp``).
+* :func:`bootstrap_mean` — the percentile bootstrap interval of a mean, drawn with :func:`rcl.rng.generator`.
+* :func:`bootstrap_units` — a percentile bootstrap of any statistic over resampled units (the seeds of
+  the label-efficiency study) that tolerates resamples whose statistic is undefined, and reports their share.
+
+Why two bootstraps of our own and not ``scipy.stats.bootstrap``: scipy's resampling draws from numpy's
+generator, so its intervals would differ from the ones the book has shown (and saved) by resampling
+noise, although both are valid; its default BCa method is undefined with two or three units, the sizes
+our smaller profiles use; and it has no notion of a failed resample (a statistic that is ``nan`` because
+a resample falls outside a measured curve), which :func:`bootstrap_units` counts instead of discarding
+silently. The t interval and the t-test, where scipy gives the same numbers, are scipy's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats as _scipy
+
+from rcl import rng as _rng
+
+__all__ = ["bootstrap_mean", "bootstrap_units", "paired_difference", "paired_test", "t_interval"]
+
+
+def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of the mean of ``d``: ``mean ± t · s/√n`` (the mean itself when every value is
+    equal; ``(nan, nan)`` with fewer than two values)."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    if not d.std() > 0:
+        return float(d.mean()), float(d.mean())
+    ci = _scipy.ttest_1samp(d, 0.0).confidence_interval(level)
+    return float(ci.low), float(ci.high)
+
+
+def paired_test(d: np.ndarray) -> float:
+    """The two-sided p-value of the paired t-test of differences ``d`` against zero; ``nan`` with fewer
+    than two differences or none of them different from the others."""
+    d = np.asarray(d, dtype=float)
+    return float(_scipy.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else float("nan")
+
+
+def _tail(level: float) -> float:
+    """The quantile of a two-sided interval's lower end, rounded so that 0.95 gives exactly 0.025."""
+    return round((1 - level) / 2, 10)
+
+
+def bootstrap_mean(d: np.ndarray, n_boot: int = 10000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``d``: ``n_boot`` resamples with replacement, their
+    indices drawn by ``rcl.rng.generator(seed)`` (torch's generator, the draws the book's intervals were
+    computed with; see the module docstring for why not ``scipy.stats.bootstrap``)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    idx = torch.randint(n, (n_boot, n), generator=_rng.generator(seed)).numpy()
+    tail = _tail(level)
+    lo, hi = np.quantile(d[idx].mean(1), [tail, 1 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_units(units: Sequence, statistic: Callable[[np.ndarray], float], n_boot: int = 2000,
+                    seed: int = 0, level: float = 0.95) -> tuple[tuple[float, float], float]:
+    """Percentile bootstrap of ``statistic(resampled units)`` over ``n_boot`` resamples of ``units`` with
+    replacement (numpy's ``default_rng(seed)``). A resample whose statistic is not finite *fails*: it is
+    left out of the interval, and the share of failed resamples is returned beside it — a large share says
+    the interval describes only the resamples where the statistic exists.
+
+    Returns ``((low, high), failed_share)``; the interval is ``(nan, nan)`` when every resample fails.
+    ``scipy.stats.bootstrap`` does not fit here: it has no failed resamples (see the module docstring).
+    """
+    units = np.asarray(units)
+    gen = np.random.default_rng(seed)
+    boots = np.array([statistic(gen.choice(units, size=len(units), replace=True)) for _ in range(n_boot)])
+    ok = boots[np.isfinite(boots)]
+    tail = _tail(level)
+    ci = (float(np.quantile(ok, tail)), float(np.quantile(ok, 1 - tail))) if len(ok) else (float("nan"),) * 2
+    return ci, float(1 - len(ok) / len(boots))
+
+
+def paired_difference(
+    df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0, condition: str | None = None
+) -> dict:
+    """PSNR of method ``a`` minus ``b`` on ``task`` (optionally one test ``condition``), paired.
+
+    With several pre-training seeds (a ``seed`` column with more than one value shared by both methods) the
+    unit is the seed: each seed's difference is averaged over trials and test cases, and the 95% interval
+    is Student's t over seeds (:func:`t_interval`) — it includes the pre-training seed's variation, which
+    the trials (same network, other labelled subsets) do not see. With one seed the unit is the trial and
+    the interval a bootstrap over trials (:func:`bootstrap_mean`; ``unit`` says which). The p-value is the
+    paired t-test over the same units (:func:`paired_test`).
+    """
+    sel = df[df.task == task]
+    if condition is not None:
+        sel = sel[sel.condition == condition]
+    seeds_of = lambda m: set(sel[sel.method == m].seed) if "seed" in sel else {0}  # noqa: E731
+    shared = sorted(seeds_of(a) & seeds_of(b))
+    unit = "seed" if len(shared) > 1 else "trial"
+    if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
+        sel = sel[sel.seed.isin(shared)]
+    per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
+    d = (per[a] - per[b]).dropna().to_numpy()
+    lo, hi = t_interval(d) if unit == "seed" else bootstrap_mean(d, n_boot, seed)
+    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (lo, hi),
+            "p_value": paired_test(d), "n": len(d), "unit": unit}
