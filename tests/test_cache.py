@@ -93,3 +93,18 @@ def test_replacing_an_image_in_a_folder_retrains(tmp_path):
     os.replace(tmp_path / "other" / "img0.png", folder / "img0.png")  # same name, other pixels
     second = train.pretrain(cfg)
     assert not second.reused and second.path != first.path
+
+
+def test_concurrent_writers_of_one_file_never_collide(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = tmp_path / "cache" / "shared.json"
+    texts = [f"writer {i}" * 1000 for i in range(8)]
+
+    def write(text):
+        for _ in range(30):
+            cache.atomic_write_text(target, text)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, texts))  # a shared temporary name made renames fail here
+    assert target.read_text() in texts and not list(target.parent.glob(".*.tmp"))
