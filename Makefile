@@ -12,7 +12,7 @@ SMOKE_NOTEBOOKS := build/smoke
 help:
 	@echo "make book    set up, execute every notebook at PROFILE=$(PROFILE) and render the book"
 	@echo "make test    set up and run every test (notebooks at the smoke profile, the book build)"
-	@echo "make sensitivity  run the sensitivity study (sweeps of notebook 04) that notebook 06 shows;"
+	@echo "make sensitivity  run the sensitivity study (proxy evaluations, as notebook 04) that notebook 06 shows;"
 	@echo "             about an hour at PROFILE=cpu; then make book shows it"
 	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
 	@echo "             shows; about 8 minutes at PROFILE=cpu after make book"
@@ -45,7 +45,7 @@ backbones: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m rcl sensitivity --profile smoke --quiet --jobs 2 --runs-dir $(CURDIR)/build/smoke-runs \
-		--results-dir $(CURDIR)/build/smoke-results --out-root $(CURDIR)/build/smoke-sweeps
+		--results-dir $(CURDIR)/build/smoke-results
 	$(BIN)/python -m rcl notebooks --profile smoke --out $(SMOKE_NOTEBOOKS) --quiet \
 		-p runs_dir $(CURDIR)/build/smoke-runs -p results_dir $(CURDIR)/build/smoke-results
 	RCL_SMOKE_NOTEBOOKS=$(SMOKE_NOTEBOOKS) $(BIN)/python -m pytest tests $(SMOKE_NOTEBOOKS) --nbval-lax

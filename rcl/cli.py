@@ -6,8 +6,14 @@ Commands:
   notebooks   execute the book's notebooks with papermill at a profile
   datasets    list the registered real datasets, or download one (with checksums)
   sweep       execute one notebook over a grid of parameters and collect its results into one table
-  sensitivity run (or resume) the sensitivity study of notebook 06 as a sweep of notebook 04
+  sensitivity run (or resume) the sensitivity study that notebook 06 shows (proxy evaluations of notebook 04)
   backbones   run (or reload) the backbone study that notebook 03 shows
+
+:func:`build_parser` assembles one sub-parser per command (an ``_add_<command>`` function each, holding
+its options and help texts); each command runs in a ``_cmd_<command>`` function, which imports the
+modules only that command needs (papermill's executor, the datasets' downloader, the studies).
+
+Layer: outer shell (calls the studies, the engine and the notebooks; nothing imports it).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 from pathlib import Path
 
 from rcl.config import NAMED_CONFIGS, PROFILES
+from rcl.profiles import TABLE
 from rcl.sweep import parse_value as _parse_value
 
 __all__ = ["main"]
@@ -153,12 +160,18 @@ examples:
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
     from rcl import sensitivity
 
-    seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        print(f"rcl: error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2", file=sys.stderr)
+        return 2
+    if args.jobs is not None and args.jobs < 1:
+        print(f"rcl: error: --jobs {args.jobs}: give 1 or more", file=sys.stderr)
+        return 2
     if args.plan:
         print(sensitivity.plan(args.profile).to_string(index=False))
         return 0
-    table = sensitivity.run(args.profile, seeds, args.runs_dir, args.results_dir, args.out_root, args.jobs,
-                            progress=not args.quiet)  # fmt: skip
+    table = sensitivity.run(args.profile, seeds, args.runs_dir, args.results_dir, args.jobs, progress=not args.quiet)
     print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {args.results_dir}/")
     return 0
 
@@ -237,17 +250,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(e["status"] == "failed" for e in manifest["executions"]) else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m rcl",
-        description="Residual Contrastive Learning (Dong et al.) reproduced: notebooks, datasets, runs.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"profiles: {', '.join(PROFILES)} (smoke: seconds; cpu: a laptop; gpu: paper scale)",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     from rcl import methods, train
 
+    named = "".join(f"\nnamed configuration {n.name}: {n.method} with {n.overrides}" for n in NAMED_CONFIGS.values())
+    profile_values = "\n".join(f"  {p}: " + ", ".join(f"{k}={v}" for k, v in vals.items())
+                               for p, vals in TABLE["pretrain"].items())  # fmt: skip
     pt = sub.add_parser(
         "pretrain",
         help="pre-train a U-Net with RCL or a baseline",
@@ -255,25 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pre-train (or reuse a finished run of) one method. Runs are keyed by their config "
         "and stored under runs/; an interrupted run resumes from its last checkpoint. Multi-GPU: "
         "torchrun --nproc_per_node=N -m rcl pretrain ...",
-        epilog="methods: "
-        + ", ".join(methods.METHODS)
-        + "".join(
-            f"\nnamed configuration {name}: {c['method']} with {c['overrides']}"
-            for name, c in NAMED_CONFIGS.items()
-        )
-        + "\n\nkeys for --set: "
-        + ", ".join(train.config_keys())
-        + "\n\nprofile values:\n"
-        + "\n".join(
-            f"  {p}: " + ", ".join(f"{k}={v}" for k, v in vals.items()) for p, vals in train.PROFILE_VALUES.items()
-        ),
-    )
+        epilog="methods: " + ", ".join(methods.METHODS) + named
+        + "\n\nkeys for --set: " + ", ".join(train.config_keys())
+        + "\n\nprofile values:\n" + profile_values,
+    )  # fmt: skip
     pt.add_argument("--method", default="rcl-emd", help="one of the methods listed below (default: %(default)s)")
     pt.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     pt.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     pt.set_defaults(func=_cmd_pretrain)
 
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser(
         "evaluate",
         help="evaluate a finished run by the proxy protocol (optionally on a folder of test images)",
@@ -298,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", help="also write the per-case rows to this CSV file")
     ev.set_defaults(func=_cmd_evaluate)
 
+
+def _add_notebooks(sub: argparse._SubParsersAction) -> None:
     nb = sub.add_parser("notebooks", help="execute the book's notebooks with papermill")
     nb.add_argument("--profile", choices=PROFILES, default="cpu", help="notebook profile (default: cpu)")
     nb.add_argument("--out", default="book/notebooks", help="folder for executed copies (default: %(default)s)")
@@ -319,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     nb.add_argument("notebook", nargs="*", help="notebooks to run (default: all of notebooks/, in order)")
     nb.set_defaults(func=_cmd_notebooks)
 
+
+def _add_datasets(sub: argparse._SubParsersAction) -> None:
     ds = sub.add_parser("datasets", help="list or download the registered real datasets")
     ds.add_argument("action", choices=("list", "download"))
     ds.add_argument("name", nargs="?", help="dataset name (for download)")
@@ -330,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ds.set_defaults(func=_cmd_datasets)
 
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw = sub.add_parser(
         "sweep",
         help="execute one notebook over a grid of parameters and collect its results",
@@ -365,24 +372,30 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
 
+
+def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se = sub.add_parser(
         "sensitivity",
         help="run (or resume) the sensitivity study that notebook 06 shows",
-        description="Vary RCL's temperature, α, g_e, distance, crop size and noise range one at a time, each "
-        "as an execution of notebooks/04_proxy_evaluation.ipynb (a sweep: parallel, resumable), and save the "
-        "collected rows as the 'sensitivity' result that notebook 06 reads. At the cpu profile it takes "
-        "about an hour on 2 cores; finished runs and executions are reused.",
+        description="Vary RCL's temperature, α, g_e, distance, crop size and noise range one at a time, evaluate "
+        "each setting by the proxy protocol of notebook 04 (rcl.evaluate.study, as that notebook calls it; "
+        "several settings at once), and save the labelled rows as the 'sensitivity' result that notebook 06 "
+        "reads. At the cpu profile it takes about an hour on 2 cores; finished runs and evaluations are "
+        "reused, so an interrupted study resumes.",
     )
     se.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
     se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
-    se.add_argument("--jobs", type=int, default=None, help="executions at once (default: as rcl sweep)")
+    se.add_argument("--jobs", type=int, default=None,
+                    help="settings evaluated at once, each in its own process with cores/N threads (default: one "
+                    "per CUDA GPU, else a quarter of the CPU cores, at least 1)")  # fmt: skip
     se.add_argument("--runs-dir", default="runs", help="pre-training runs (default: %(default)s)")
     se.add_argument("--results-dir", default="results", help="where the result is saved (default: %(default)s)")
-    se.add_argument("--out-root", default="build/sweeps", help="sweep folders (default: %(default)s)")
     se.add_argument("--plan", action="store_true", help="print the settings it would run, and exit")
     se.add_argument("--quiet", action="store_true", help="no progress bars")
     se.set_defaults(func=_cmd_sensitivity)
 
+
+def _add_backbones(sub: argparse._SubParsersAction) -> None:
     bb = sub.add_parser(
         "backbones",
         help="run (or reload) the backbone study that notebook 03 shows",
@@ -397,6 +410,20 @@ def build_parser() -> argparse.ArgumentParser:
     bb.add_argument("--results-dir", default="results", help="where the result is saved (default: %(default)s)")
     bb.add_argument("--quiet", action="store_true", help="no progress bars")
     bb.set_defaults(func=_cmd_backbones)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: one subcommand per ``_add_*`` function."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rcl",
+        description="Residual Contrastive Learning (Dong et al.) reproduced: notebooks, datasets, runs.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"profiles: {', '.join(PROFILES)} (smoke: seconds; cpu: a laptop; gpu: paper scale)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_pretrain, _add_evaluate, _add_notebooks, _add_datasets, _add_sweep, _add_sensitivity,
+                _add_backbones):  # fmt: skip
+        add(sub)
     return parser
 
 

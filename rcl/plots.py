@@ -2,7 +2,10 @@
 
 Images are ``C×H×W`` or ``B×C×H×W`` tensors in [0, 1]; every figure labels its axes with units.
 Interactive explorers (ipywidgets) are extras: each notebook also shows a static figure, because the
-rendered book is static.
+rendered book is static. Figures draw what the studies computed (e.g. :func:`sensitivity_factors` draws
+:func:`rcl.sensitivity.factor_points`); they compute nothing of their own.
+
+Layer: presentation (imports the noise model only).
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 import torch
 from torch import Tensor
 
 from rcl import noise as _noise
 
-__all__ = ["image_grid", "nlf_curves", "nlf_explorer", "set_style", "to_numpy_image"]
+__all__ = ["image_grid", "nlf_curves", "nlf_explorer", "sensitivity_factors", "set_style", "to_numpy_image"]
 
 
 def set_style() -> None:
@@ -101,3 +105,31 @@ def nlf_explorer(y: Tensor, seed: int = 0):
         lambda_shot=widgets.FloatSlider(value=vmax / 2, description="λ_shot", **slider),
         lambda_read=widgets.FloatSlider(value=vmax / 4, description="λ_read", **slider),
     )
+
+
+def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabel: str) -> plt.Figure:
+    """One panel per factor of the sensitivity study: each setting's mean PSNR with its std over seeds as error
+    bars, the default setting in orange, N2N (solid) and the Oracle (dashed) as horizontal lines, and in the
+    noise panel N2N at each noise range as grey squares (``points`` and ``refs``:
+    :func:`rcl.sensitivity.factor_points`)."""
+    factors = list(dict.fromkeys(points.factor))
+    fig, axes = plt.subplots(1, len(factors), figsize=(2.6 * len(factors), 3.6), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, factor in zip(axes, factors):
+        s = points[points.factor == factor]
+        x = np.arange(len(s))
+        ax.errorbar(x, s["mean"], yerr=s["std"].fillna(0), fmt="none", ecolor="grey", capsize=3)
+        ax.scatter(x, s["mean"], c=["C1" if d else "C0" for d in s.default], zorder=3)
+        if "N2N" in refs:
+            ax.axhline(refs["N2N"], color="k", lw=1, label="N2N")
+        if "Oracle" in refs:
+            ax.axhline(refs["Oracle"], color="k", lw=1, ls="--", label="Oracle")
+        if factor == "noise":
+            for i, value in enumerate(s.n2n):
+                ax.scatter([i], [value], marker="s", color="grey", zorder=2)
+        ax.set_xticks(x, s.setting, rotation=60, ha="right", fontsize=8)
+        ax.set_title(factor)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    return fig

@@ -1,3 +1,4 @@
+import argparse
 import subprocess
 import sys
 
@@ -53,3 +54,49 @@ def test_all_tasks_list_matches_tasks():
     from rcl import tasks
 
     assert config.ALL_TASKS == list(tasks.TASKS)
+
+
+def _help(capsys, *args):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*args, "--help"])
+    assert exit_.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_pretrain_help_lists_methods_named_configurations_and_profile_values(capsys):
+    from rcl import methods, profiles
+
+    out = _help(capsys, "pretrain")
+    for name, named in methods.NAMED_CONFIGS.items():
+        assert f"named configuration {name}: {named.method} with {named.overrides}" in out
+    for profile, values in profiles.TABLE["pretrain"].items():
+        assert f"  {profile}: " + ", ".join(f"{k}={v}" for k, v in values.items()) in out
+    assert "keys for --set:" in out and all(m in out for m in methods.METHODS)
+
+
+def test_every_command_has_its_options():
+    parser = cli.build_parser()
+    expected = {
+        "pretrain": ["--method", "--profile", "--set", "--print-config"],
+        "evaluate": ["run", "--task", "--test-dir", "--test-dataset", "--set", "--seed", "--device", "--out"],
+        "notebooks": ["--profile", "--out", "--parameter", "--quiet", "--force", "notebook"],
+        "datasets": ["action", "name", "--root", "--allow-unverified"],
+        "sweep": ["notebook", "--parameter", "--profile", "--out", "--jobs", "--dry-run", "--collect", "--quiet"],
+        "sensitivity": ["--profile", "--seeds", "--jobs", "--runs-dir", "--results-dir", "--plan", "--quiet"],
+        "backbones": ["--profile", "--seed", "--runs-dir", "--results-dir", "--quiet"],
+    }
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert list(commands) == list(expected)
+    for command, options in expected.items():
+        have = {s for a in commands[command]._actions for s in (a.option_strings or [a.dest])}
+        assert set(options) <= have, (command, set(options) - have)
+    assert "--out-root" not in {s for a in commands["sensitivity"]._actions for s in a.option_strings}
+
+
+def test_sensitivity_plan_and_argument_errors(capsys):
+    assert cli.main(["sensitivity", "--profile", "smoke", "--plan"]) == 0
+    assert "Oracle" in capsys.readouterr().out
+    for args, text in [(["--seeds", "0,x"], "--seeds"), (["--jobs", "0"], "--jobs 0")]:
+        assert cli.main(["sensitivity", "--profile", "smoke", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("rcl: error: ") and text in err and err.count("\n") == 1

@@ -1,9 +1,13 @@
-"""The sensitivity study's plan, its named configuration hook, and its analysis on known numbers."""
+"""The sensitivity study: its plan, its named configuration hook, that its rows are notebook 04's evaluation
+rows (nothing lost or mixed up in the labelling), that it resumes, and its analysis on known numbers."""
 
+import matplotlib
 import pandas as pd
 import pytest
 
-from rcl import config, sensitivity, train
+from rcl import config, evaluate, methods, plots, sensitivity, train
+
+matplotlib.use("Agg")
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
@@ -24,34 +28,121 @@ def test_plan_has_one_default_per_factor_and_the_references(profile):
         assert any("median" in s for s in rcl[rcl.factor == "tau"].setting)
 
 
-def test_combinations_share_the_default_run():
-    combos, plan = sensitivity._combos("cpu", [0, 1])
-    keys = {(tuple(c["methods"]), tuple(sorted(c["overrides"].items())), c["seed"]) for c in combos}
-    assert len(keys) == len(combos) == 2 * plan.key.nunique()
+def test_evaluations_share_the_default_run():
+    plan = sensitivity.plan("cpu")
+    distinct = sensitivity._evaluations(plan)
+    assert len(distinct) == plan.key.nunique() == distinct.key.nunique()
     assert plan.key.nunique() < len(plan)  # the default setting appears under every factor, runs once
+    assert (distinct.label == "default").sum() == 1
+    assert sensitivity.seeds_of("cpu") == config.settings("sensitivity", "cpu")["seeds"]
 
 
 def test_named_configuration_resolves_to_its_method_and_overrides(monkeypatch):
-    monkeypatch.setitem(config.NAMED_CONFIGS, "rcl-emd-x", {"method": "rcl-emd", "overrides": {"tau": 0.5},
-                                                             "why": "test"})  # fmt: skip
+    named = methods.Named("rcl-emd-x", "rcl-emd", "RCL-EMD (x)", {"tau": 0.5}, "test")
+    monkeypatch.setitem(config.NAMED_CONFIGS, "rcl-emd-x", named)
     cfg = train.make_config("rcl-emd-x", "smoke")
     assert cfg.method == "rcl-emd" and cfg.tau == 0.5
     assert train.make_config("rcl-emd-x", "smoke", tau=0.2).tau == 0.2  # the caller's override wins
     assert train.run_dir(cfg) == train.run_dir(train.make_config("rcl-emd", "smoke", tau=0.5))
 
 
-def test_analyse_finds_the_factor_that_matters():
+_PLAN = sensitivity.plan
+
+
+def _small_plan(profile="smoke"):
+    """The default RCL setting (under two factors) and the Oracle reference: what a test can afford."""
+    plan = _PLAN(profile)
+    keep = (plan.default & plan.factor.isin(["tau", "noise"])) | (plan.setting == "Oracle")
+    return plan[keep].reset_index(drop=True)
+
+
+def _files(folder):
+    return {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_rows_are_notebook_04s_evaluation_rows_and_the_study_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(sensitivity, "plan", lambda profile="cpu": _small_plan(profile))
+    runs, res = tmp_path / "runs", tmp_path / "results"
+    table = sensitivity.run("smoke", runs_dir=runs, results_dir=res, jobs=1, progress=False)
+    assert list(table.columns) == sensitivity.COLUMNS
+    saved = sensitivity.load("smoke", res)
+    assert saved is not None and len(saved.frame()) == len(table)
+
+    # notebook 04's call for the same settings (its parameters cell: seed, seeds=[seed], tasks, the proxy
+    # section's values with sigma_grid=[], overrides), in a separate runs folder: computed afresh
+    proxy = {k: config.settings("proxy", "smoke")[k] for k in config.PROXY_KEYS} | {"sigma_grid": []}
+    pretrain = {"dataset": "builtin", "data_dir": None, "seed": 0, "runs_dir": str(tmp_path / "fresh")}
+    args = {"tasks": ["denoise", "sr"], "profile": "smoke", "proxy": proxy, "pretrain": pretrain, "seeds": [0],
+            "progress": False}  # fmt: skip
+    rcl = evaluate.study(["rcl-emd"], **args)
+    oracle = evaluate.study(["supervised"], **args)
+    expected = {"rcl-emd": rcl[rcl.method == "rcl-emd"], "oracle": oracle[oracle.method == "oracle"]}
+    assert set(oracle.task[oracle.method == "oracle"]) == {"denoise", "sr"}  # the task's own Oracle on sr
+    cols = ["method", "task", "seed", "trial", "image", "condition", "psnr", "mse", "ssim"]
+    for (_, setting), part in table.groupby(["factor", "setting"], sort=False):
+        want = expected["oracle" if setting == "Oracle" else "rcl-emd"]
+        pd.testing.assert_frame_equal(part[cols].reset_index(drop=True), want[cols].reset_index(drop=True))
+    assert set(table.setting) == set(_small_plan().setting)
+
+    # resumable: nothing is recomputed when everything is there; a missing run is the only thing redone
+    before = _files(runs)
+    again = sensitivity.run("smoke", runs_dir=runs, results_dir=res, jobs=1, progress=False)
+    pd.testing.assert_frame_equal(again, table)
+    assert _files(runs) == before
+    gone = next(p for p in runs.iterdir() if p.name.startswith("supervised-"))
+    kept = {p: t for p, t in before.items() if gone not in p.parents}
+    for p in sorted(gone.rglob("*"), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
+    gone.rmdir()
+    pd.testing.assert_frame_equal(sensitivity.run("smoke", runs_dir=runs, results_dir=res, jobs=1,
+                                                  progress=False), table)  # fmt: skip
+    after = _files(runs)
+    assert {p: after[p] for p in kept} == kept and gone.is_dir()
+
+
+def _known_table():
     rows = []
     for seed in (0, 1, 2):
         for factor, setting, default, psnr in [
             ("tau", "τ = 0.01", True, 30.0), ("tau", "τ = 1", False, 33.0),
             ("alpha", "α = 0.001", True, 30.0), ("alpha", "α = 1", False, 30.05),
-            ("reference", "N2N", False, 31.0),
+            ("noise", "σ ∈ [0, 20]", True, 30.0), ("noise", "σ ∈ [0, 10]", False, 32.0),
+            ("reference", "N2N", False, 31.0), ("reference", "Oracle", False, 35.0),
+            ("reference", "N2N, σ ∈ [0, 10]", False, 33.5),
         ]:  # fmt: skip
-            rows.append({"factor": factor, "setting": setting, "default": default, "method": "x", "task": "denoise",
-                         "seed": seed, "trial": 0, "image": "a", "psnr": psnr + 0.1 * seed, "ssim": 0.5})  # fmt: skip
-    a = sensitivity.analyse(pd.DataFrame(rows))
+            for task in ("denoise", "sr"):
+                rows.append({"factor": factor, "setting": setting, "default": default, "method": "x", "task": task,
+                             "seed": seed, "trial": 0, "image": "a", "psnr": psnr + 0.1 * seed})  # fmt: skip
+    plan = pd.DataFrame([{"factor": r["factor"], "setting": r["setting"], "method": "rcl-emd",
+                          "overrides": {"tau": 1.0} if r["setting"] == "τ = 1" else {}, "default": r["default"]}
+                         for r in rows[:18:2]])  # fmt: skip
+    return pd.DataFrame(rows), plan
+
+
+def test_analyse_finds_the_factor_that_matters():
+    table, plan = _known_table()
+    a = sensitivity.analyse(table)
     f = a["factors"].set_index("factor")
     assert f.loc["tau", "matters"] and not f.loc["alpha", "matters"]
     assert f.loc["tau", "best setting"] == "τ = 1" and f.loc["tau", "best − default (dB)"] == pytest.approx(3.0)
     assert a["best_vs_n2n"]["best − N2N (dB)"] == pytest.approx(2.0)
+    lines = sensitivity.findings(a, "cpu")
+    assert "tau, noise" in lines[0] and "τ = 1 (tau)" in lines[2] and "agrees in sign" in lines[3]
+    rank = sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 1.0}))
+    assert rank["setting"] == "τ = 1" and rank["rank"] == 1 and rank["of"] == 4  # default counted once
+    assert sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 7.0})) is None
+
+
+def test_factor_points_by_task_and_the_figure():
+    table, plan = _known_table()
+    points, refs = sensitivity.factor_points(table, plan, "denoise")
+    assert list(dict.fromkeys(points.factor)) == ["tau", "alpha", "noise"]
+    noise = points[points.factor == "noise"].set_index("setting")
+    assert noise.loc["σ ∈ [0, 10]", "n2n"] == pytest.approx(33.6)  # N2N at that range
+    assert noise.loc["σ ∈ [0, 20]", "n2n"] == pytest.approx(31.1)  # the default range: N2N itself
+    assert points.loc[points.setting == "τ = 1", "std"].iloc[0] == pytest.approx(0.1)
+    assert refs["Oracle"] == pytest.approx(35.1)
+    cells = sensitivity.by_task(table, plan)
+    assert list(cells.columns) == ["denoise", "sr"] and cells.loc[("tau", "τ = 1"), "sr"] == "33.10 ± 0.10"
+    fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
+    assert len(fig.axes) == 3
