@@ -5,7 +5,7 @@ Interactive explorers (ipywidgets) are extras: each notebook also shows a static
 rendered book is static. Figures draw what the studies computed (e.g. :func:`sensitivity_factors` draws
 :func:`rcl.sensitivity.factor_points`); they compute nothing of their own.
 
-Layer: presentation (imports the noise model only).
+Layer: outer shell (imports the noise model only; nothing below the outer shell imports it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What makes RCL work: one factor at a time, the others at their defaults, and what the study shows.
 
-Layer: experiment (above :mod:`rcl.train` and :mod:`rcl.evaluate`; never imported by them; notebook 06 and the
-command line call it).
+Layer: studies (imports the engine, the evaluation and the configuration; notebook 06 and the command line
+call it).
 
 The study varies the temperature τ (absolute, and relative to the batch's median distance), the weight α of
 the contrastive term, the consistency encoder ``g_e`` (none: the contrastive loss alone), the residual
