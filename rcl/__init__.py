@@ -45,7 +45,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         results      saved result tables with their settings and code version
         analysis     the paper's premise measured before any training
         backbones    the backbone study: which U-Net can denoise at a profile's budget
-        sensitivity  one factor at a time, run as a sweep of notebook 04
+        sensitivity  one factor at a time, each setting evaluated by evaluate.study as in notebook 04
         summary      tables beside the paper's, and where we agree with it
         paper        the paper's reported numbers, for display only
 

@@ -53,7 +53,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ __all__ = [
     "HEADLINE",
     "MIXED",
     "MSE_FLOOR",
+    "EvalSet",
     "ProxyConfig",
     "aggregate",
     "condition_label",
@@ -97,32 +98,25 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class ProxyConfig:
-    """What a proxy evaluation computes (everything here is part of its cache key)."""
+class EvalSet:
+    """The images an evaluation reads and the test cases it scores: the training dataset (labelled crops come
+    from its training split), the test images (its held-out split, or ``test_dataset``/``test_dir``, centre
+    crops of ``test_crop`` px) and their degradations (every σ of ``sigma_grid``, ``test_draws`` draws of
+    σ ~ U[0, ``sigma_max``]). Shared by :class:`ProxyConfig` and :class:`rcl.labels.LabelConfig`."""
 
-    task: str = "denoise"
     dataset: str = "builtin"
     data_dir: str | None = None
     max_side: int | None = 512
-    n_labels: int = 16
-    label_size: int = 96
-    trials: int = 5
-    head_steps: int = 300
-    head_lr: float = 1e-3
-    pixels: int = 2**16
-    test_draws: int = 3
     sigma_max: float = 20.0
+    test_draws: int = 3
     sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
     test_dataset: str | None = None
     test_dir: str | None = None
     test_crop: int | None = None
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.task not in _tasks.TASKS:
-            raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
-        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0 or self.test_draws < 0:
-            raise ValueError("trials and n_labels must be >= 1, head_steps and test_draws >= 0")
+        if self.test_draws < 0:
+            raise ValueError(f"test_draws must be >= 0, got {self.test_draws}")
         object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
         if any(v < 0 for v in self.sigma_grid) or not (self.sigma_grid or self.test_draws):
             raise ValueError(f"sigma_grid must hold σ >= 0 (0–255 scale), and with test_draws=0 at least one; "
@@ -131,6 +125,31 @@ class ProxyConfig:
             raise ValueError(f"test_crop must be None (whole images) or >= 16 px, got {self.test_crop}")
         if self.test_dir is not None and self.test_dataset is None:
             object.__setattr__(self, "test_dataset", "folder")
+
+    def eval_set(self) -> dict[str, Any]:
+        """The fields of :class:`EvalSet` alone."""
+        return {f.name: getattr(self, f.name) for f in fields(EvalSet)}
+
+
+@dataclass(frozen=True)
+class ProxyConfig(EvalSet):
+    """What a proxy evaluation computes (everything here is part of its cache key)."""
+
+    task: str = "denoise"
+    n_labels: int = 16
+    label_size: int = 96
+    trials: int = 5
+    head_steps: int = 300
+    head_lr: float = 1e-3
+    pixels: int = 2**16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.task not in _tasks.TASKS:
+            raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
+        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0:
+            raise ValueError("trials and n_labels must be >= 1, head_steps >= 0")
 
     def key(self, device: torch.device | str | None = None) -> str:
         """The key of this evaluation's cached table on ``device`` (:func:`evaluation_key`)."""

@@ -41,7 +41,7 @@ __all__ = ["LabelConfig", "annotation_cost", "finetune", "label_efficiency", "la
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelConfig(_evaluate.EvalSet):
     """The label-efficiency study: what it computes (everything here is part of its cache key).
 
     A *label* is one clean/noisy crop pair of ``label_size`` px from the training images (not a whole
@@ -55,18 +55,9 @@ class LabelConfig:
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-3
-    dataset: str = "builtin"
-    data_dir: str | None = None
-    max_side: int | None = 512
-    sigma_max: float = 20.0
-    test_draws: int = 3
-    sigma_grid: tuple[float, ...] = (0.0, 5.0, 10.0, 15.0, 20.0)
-    test_crop: int | None = None
-    test_dataset: str | None = None
-    test_dir: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
+        super().__post_init__()
         if list(self.counts) != sorted(set(self.counts)) or min(self.counts) < 0:
             raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
         if not self.seeds:
@@ -78,10 +69,7 @@ class LabelConfig:
 
     def proxy(self) -> _evaluate.ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
-        return _evaluate.ProxyConfig(task="denoise", dataset=self.dataset, data_dir=self.data_dir,
-                                     max_side=self.max_side, sigma_max=self.sigma_max, test_draws=self.test_draws,
-                                     sigma_grid=self.sigma_grid, test_crop=self.test_crop,
-                                     test_dataset=self.test_dataset, test_dir=self.test_dir)
+        return _evaluate.ProxyConfig(task="denoise", **self.eval_set())
 
 
 def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:
