@@ -11,7 +11,7 @@ Separation is reported per anchor, as the contrastive loss sees it: for anchor `
 its negatives farther away than its positive (a per-anchor ROC-AUC; 0.5 is chance, 1 is perfect), and
 whether its positive is the nearest of all (top-1 instance discrimination).
 
-Layer: studies (imports data, distances and losses; never the training engine or the evaluation).
+Layer: studies (imports data, distances, losses and rng; never the training engine or the evaluation).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from torch import Tensor
 from rcl import data as _data
 from rcl import distances as _distances
 from rcl import losses as _losses
+from rcl import rng as _rng
 
 __all__ = [
     "RESIDUAL_KINDS",
@@ -118,7 +119,7 @@ def premise_study(
     Returns a tidy table with one row per (repeat, crop, kind, measure, anchor): the anchor's σ, its
     positive and mean negative distance, its AUC and top-1 hit.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = _rng.generator(seed)
     measures = {name: _distances.get_distance(name) for name in distance_names}
     rows = []
     for rep in range(repeats):
@@ -160,7 +161,7 @@ def loss_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Mean per-anchor contrastive loss (Eq. 3) of each residual kind at each temperature τ."""
-    g = torch.Generator().manual_seed(seed)
+    g = _rng.generator(seed)
     d = _distances.get_distance(distance)
     rows = []
     for kind in kinds:
@@ -207,7 +208,7 @@ def emd_gaps(
     None (the reference). Positive values mean the anchor's positive is closer than that negative.
     Returns a flat tensor of ``N·(N−1)`` differences.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = _rng.generator(seed)
     corners = _data.sample_crop_pairs(dataset.sizes(), crop_size, generator=g)
     x1, x2 = _data.crop_pairs(dataset.noisy, corners, crop_size)
     if model is None:
@@ -244,7 +245,7 @@ def residual_report(
     per-anchor contrastive loss (Eq. 3, EMD, temperature ``tau``) the residuals reach on this batch —
     beside the loss the true noise reaches, the value RCL would have if it had learned the noise.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = _rng.generator(seed)
     corners = _data.sample_crop_pairs(dataset.sizes(), crop_size, generator=g)
     x1, x2 = _data.crop_pairs(dataset.noisy, corners, crop_size)
     y1, y2 = _data.crop_pairs(dataset.clean, corners, crop_size)
@@ -297,7 +298,7 @@ def encoder_sensitivity(consistency: dict[str, torch.nn.Module], clean: Tensor, 
     ratio ``detail / noise`` above 1 — removing detail costs more than adding noise of the same energy — and
     the larger the ratio, the more a consistency loss lets a network denoise without blurring.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = _rng.generator(seed)
     n = torch.randn(clean.shape, generator=g) * sigma / 255.0
     d = clean - _blur(clean)
     d = d * (n.flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1).clamp_min(1e-12)).view(-1, 1, 1, 1)

@@ -11,6 +11,9 @@ Layer: configuration (imports the profile table and the method registry; never t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -126,8 +129,6 @@ def cpu_has_bf16() -> bool:
 def autocast(device: torch.device | str, enabled: bool = True):
     """The mixed-precision context the project trains in: bfloat16 autocast on a CUDA GPU that supports it
     and on a CPU with native bfloat16 units (:func:`cpu_has_bf16`), else none."""
-    import contextlib
-
     device = torch.device(device)
     if enabled and device.type == "cpu" and cpu_has_bf16():
         return torch.autocast("cpu", dtype=torch.bfloat16)
@@ -145,8 +146,6 @@ def numerics(device: torch.device | str | None = None, amp: bool = True) -> str:
 
 def progress_disabled(progress: bool = True) -> bool:
     """Whether a progress bar stays hidden: asked for none, or ``TQDM_DISABLE`` set (the book build)."""
-    import os
-
     return not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
 
 
@@ -154,8 +153,5 @@ def status(message: str) -> None:
     """One line of progress on stderr where progress bars are switched off (``TQDM_DISABLE``, as when the
     book's notebooks execute): ``python -m rcl notebooks`` streams it to the terminal, and the book leaves
     stderr out of its pages."""
-    import os
-    import sys
-
     if os.environ.get("TQDM_DISABLE"):
         print(message, file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ Choices the paper leaves open, and how this module makes them:
 Every random draw takes a :class:`torch.Generator` (or ``None`` for a fresh unseeded one), never the
 global RNG, so results are reproducible from a seed.
 
-Layer: core (imports only torch: nothing of rcl, and nothing that reaches the network).
+Layer: core (imports torch and the ground floor's :mod:`rcl.rng`; nothing that reaches the network).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from rcl import rng as _rng
 
 __all__ = [
     "NLFParams",
@@ -71,13 +73,9 @@ class NLFParams:
 
 
 def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
-    """A :class:`torch.Generator` on ``device`` seeded with ``seed`` (random seed if ``None``)."""
-    g = torch.Generator(device=device)
-    if seed is None:
-        g.seed()
-    else:
-        g.manual_seed(int(seed))
-    return g
+    """A :class:`torch.Generator` on ``device`` seeded with ``seed`` (random seed if ``None``): the project's
+    one generator convention, :func:`rcl.rng.generator`."""
+    return _rng.generator(seed, device=device)
 
 
 def _check_images(y: Tensor, name: str = "y") -> None:

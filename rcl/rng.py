@@ -22,6 +22,7 @@ __all__ = ["STREAMS", "generator"]
 STREAMS: dict[str, int] = {
     "batch": 1_000_003,  # rcl.train: the batch of a step (index: the step)
     "dense": 1_000_003,  # rcl.methods.dense: a dense baseline's sampling (index: the step)
+    "queue": 1,  # rcl.methods.dense: the initial negative queues (index: the queue)
     "labels": 7_919,  # rcl.evaluate: a trial's labelled subset (index: the trial)
     "head": 31,  # rcl.evaluate: a trial's pixel sample for the head fit (index: the trial)
     "test": 104_729,  # rcl.evaluate: a test case's degradation (index: 1000 × image + case)

@@ -4,18 +4,22 @@ All share :class:`rcl.methods.base.Method`'s interface. Losses on images use ``c
 (``"l1"`` by default, the norm the paper uses for supervised fine-tuning; ``"l2"`` is Noise2Noise's
 original choice) so the self-supervised baselines and the supervised Oracle are trained alike.
 
-Layer: core (imports :mod:`rcl.distances`, :mod:`rcl.losses` and :mod:`rcl.methods.base`; :mod:`rcl.tasks`
-where the supervised method degrades its crops).
+Layer: core (imports :mod:`rcl.distances`, :mod:`rcl.losses`, :mod:`rcl.methods.base`, :mod:`rcl.tasks` —
+the supervised method degrades its crops with it — and :mod:`rcl.rng`).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
+from torch.distributed.nn.functional import all_gather
 
 from rcl import distances as _distances
 from rcl import losses as _losses
+from rcl import rng as _rng
+from rcl import tasks as _tasks
 from rcl.methods.base import Batch, Method
 
 __all__ = ["RCL", "Consistency", "CopyInput", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
@@ -31,12 +35,8 @@ def _image_loss(a: Tensor, b: Tensor, norm: str) -> Tensor:
 
 def _all_gather_with_grad(t: Tensor) -> Tensor:
     """Concatenate ``t`` from every process, keeping gradients (SimCLR's cross-process negatives)."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t
-    from torch.distributed.nn.functional import all_gather
-
     return torch.cat(all_gather(t), dim=0)
 
 
@@ -71,8 +71,6 @@ class RCL(Method):
                 r1, r2, self.distance, self.config.tau, self.config.contrast_reduction, self.config.tau_scale
             )
         else:  # this process's anchors against the global batch of second crops
-            import torch.distributed as dist
-
             start = dist.get_rank() * b
             d = self.distance(r1, r2_all).float()
             logits = -d / _losses.effective_tau(d, self.config.tau, self.config.tau_scale)
@@ -265,11 +263,9 @@ class Supervised(Method):
         task = self.config.supervised_task
         if task == "denoise":
             x, y = batch.x1, batch.y1
-        else:
-            from rcl import tasks
-
-            g = torch.Generator().manual_seed(int(self.step))
-            x, y = tasks.make_task(task, batch.y1.cpu(), g)
+        else:  # the step's degradations (the same for every seed: a stream of its own would change the runs)
+            g = _rng.generator(int(self.step))
+            x, y = _tasks.make_task(task, batch.y1.cpu(), g)
             x, y = x.to(batch.y1), y.to(batch.y1)
         return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}
 

@@ -46,7 +46,7 @@ of one base class that holds everything they share — the crop geometry, InfoNC
 momentum encoder — and the conventions above apply to all of them; split, the base and its helpers would
 be read apart from the only classes that use them.
 
-Layer: core (imports :mod:`rcl.models` and :mod:`rcl.methods.base`).
+Layer: core (imports :mod:`rcl.models`, :mod:`rcl.methods.base` and :mod:`rcl.rng`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,11 @@ from itertools import chain
 from typing import ClassVar
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rcl import rng as _rng
 from rcl.methods.base import Batch, Method, MethodConfig
 from rcl.models import UNet
 
@@ -211,8 +213,6 @@ def _gather_pixels(fmap: Tensor, idx: Tensor) -> Tensor:
 
 
 def _gather_keys(keys: Tensor) -> Tensor:
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return keys
     out = [torch.empty_like(keys) for _ in range(dist.get_world_size())]
@@ -267,7 +267,7 @@ class _DenseContrast(Method):
         self.register_buffer("seed", torch.tensor(seed % 2**63, dtype=torch.long, device=device))
         self.register_buffer("step", torch.zeros((), dtype=torch.long, device=device))
         for n, name in enumerate(self.queue_names):
-            g = torch.Generator().manual_seed((seed + n) % 2**63)
+            g = _rng.generator(seed, "queue", n)
             queue = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim, generator=g), dim=1)
             self.register_buffer(name, queue.to(device))
             self.register_buffer(f"{name}_ptr", torch.zeros((), dtype=torch.long, device=device))
@@ -328,7 +328,7 @@ class _DenseContrast(Method):
 
     def _generator(self) -> torch.Generator:
         """CPU generator determined by the ``seed`` and ``step`` buffers (same draws on resume)."""
-        return torch.Generator().manual_seed((int(self.seed) * 1_000_003 + int(self.step)) % 2**63)
+        return _rng.generator(int(self.seed), "dense", int(self.step))
 
     def _grid(self, height: int, width: int) -> tuple[int, int]:
         g = max(1, round(math.sqrt(self.config.dense_samples)))
