@@ -166,6 +166,8 @@ def test_offline_without_weights_points_to_a_local_file(tmp_path, monkeypatch):
     message = str(info.value)
     assert "\n" not in message
     assert "g_e_weights=PATH" in message and "resnet18-f37072fd.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints") in message  # where torch looks for the weights
+    assert "'random'" in message and "'self-supervised'" in message  # and the offline alternatives
 
 
 def test_load_resnet_weights_and_where_torchvision_caches(tmp_path, resnet18_file, resnet18_state, monkeypatch):
