@@ -27,7 +27,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         distances    EMD, Bhattacharyya distance and MMD between residual distributions
         tasks        downstream degradations: denoise, sr, jdensr, demosaic, jdd
         losses       the residual contrastive loss, the consistency loss and their sum
-        encoders     a self-supervised g_e (SimCLR) for the consistency loss
+        encoders     every g_e of the consistency loss: ResNets (random, ImageNet), SimCLR on noisy images
         methods      the method registry and interface (base), RCL and the noisy-image baselines
                      (core), the dense contrastive baselines (dense)
 
