@@ -217,7 +217,7 @@ def load_or_compute(path: str | os.PathLike, compute: Callable[[], T], save: Cal
         return compute(), False
     if path.exists():
         return load(path), True
-    with lock(path.with_name(f".{path.name}.lock")):
+    with lock(path.with_name(f".{path.name}.lock"), what=str(path)):
         if path.exists():
             return load(path), True
         value = compute()
