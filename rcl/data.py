@@ -24,12 +24,15 @@ for; never the engine, the evaluation or the outer shell).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
+import png
 import torch
 from torch import Tensor
 
@@ -78,13 +81,11 @@ BUILTIN_TRAIN = tuple(n for n in _BUILTIN_FILES if n not in BUILTIN_TEST)
 
 def _builtin_path(name: str) -> Path:
     package, fname = _BUILTIN_FILES[name]
-    if package == "skimage":
+    if package == "skimage":  # the packages that ship the images are imported only when one is asked for
         import skimage
 
         return Path(skimage.__file__).parent / "data" / fname
     if package == "sklearn":
-        import importlib.util
-
         spec = importlib.util.find_spec("sklearn")  # the files only: importing sklearn itself is slow
         if spec is None or spec.origin is None:
             raise ModuleNotFoundError(f"built-in image {name!r} ships with scikit-learn: pip install scikit-learn")
@@ -135,8 +136,7 @@ def _is_png16(path: Path) -> bool:
 
 
 def _read_png16(path: Path) -> np.ndarray:
-    import png  # pypng decodes 16-bit colour PNGs exactly
-
+    """A 16-bit colour PNG, decoded exactly (pypng)."""
     width, height, rows, info = png.Reader(filename=str(path)).asDirect()
     arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     return arr.reshape(height, width, info["planes"])
@@ -151,8 +151,6 @@ def load_image(path: str | os.PathLike) -> Tensor:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
-    import imageio.v3 as iio
-
     try:
         arr = _read_png16(path) if _is_png16(path) else iio.imread(path)
     except Exception as err:  # imageio raises many types; all mean "not a readable image"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from rcl import config, evaluate, paper, profiles, results, train
@@ -158,8 +159,6 @@ def default_jobs() -> int:
 
 
 def _gpus() -> list[str]:
-    import torch
-
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         return [v for v in visible.split(",") if v.strip()]
@@ -167,9 +166,8 @@ def _gpus() -> list[str]:
 
 
 def _start_worker(threads: int, gpus: Any) -> None:
-    """A worker process: ``threads`` CPU threads and, with several GPUs, one GPU of its own."""
-    import torch
-
+    """A worker process: ``threads`` CPU threads and, with several GPUs, one GPU of its own (CUDA starts on
+    first use, after this)."""
     torch.set_num_threads(threads)
     os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if gpus is not None:
