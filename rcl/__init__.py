@@ -32,7 +32,8 @@ layers below it; the exceptions are named where they are. The rules marked *neve
                      (core), the dense contrastive baselines (dense)
 
     engine: imports the core, configuration and the ground floor.
-        train        the pre-training loop, runs keyed by config and code, checkpoints, DDP
+        train        the pre-training loop, runs keyed by config and code, DDP
+        runs         a run directory: checkpoints (the previous one kept), its model, failed-run marks
 
     evaluation: imports the engine (to load and fine-tune runs) and everything below it.
         metrics      PSNR and SSIM (torchmetrics)

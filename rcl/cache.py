@@ -20,9 +20,11 @@ serialised by a file lock (:func:`lock`, ``filelock``), and :func:`load_or_compu
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -68,6 +70,7 @@ _TRAINING = (
     "methods/core.py",
     "methods/dense.py",
     "train.py",
+    "runs.py",
 )
 _EVALUATION = (*_TRAINING, "datasets/__init__.py", "datasets/archives.py", "datasets/fetch.py", "datasets/registry.py",
                "datasets/sources.py", "metrics.py", "evaluate.py", "labels.py", "stats.py")
@@ -161,9 +164,25 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        if _disk_full(err, path.parent):
+            raise OSError(errno.ENOSPC, f"{path}: the disk is full (no space left to write it; nothing was "
+                                        "written — free some space and run again)") from err
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether a failed write ran out of space: ``ENOSPC``/``EDQUOT``, or a library's own write error (torch's
+    "file write failed") on a disk with (almost) nothing free."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return "write" in str(err).lower() and shutil.disk_usage(folder).free < 1 << 20
+    except OSError:
+        return False
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

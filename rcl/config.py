@@ -35,6 +35,7 @@ __all__ = [
     "autocast",
     "check_choice",
     "check_methods",
+    "check_number",
     "check_profile",
     "cpu_has_bf16",
     "default_device",
@@ -79,8 +80,26 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
         if type(value) not in allowed:  # exact types: True is no int here
             names = " or ".join(sorted(t.__name__ for t in allowed))
             raise ValueError(f"parameter {key}={value!r} must be {names} (or None for the profile's value)")
+        check_number(key, value)
         values[key] = value
     return values
+
+
+#: Notebook parameters that are sizes or counts: at least 1 (the others — seeds, σ, label counts — at least 0).
+_AT_LEAST_ONE = ("max_side", "tile", "crop", "task_size", "n_draws", "repeats", "gap_crop", "steps", "trials",
+                 "n_labels", "label_size", "head_steps", "test_crop")
+
+
+def check_number(name: str, value: Any) -> Any:
+    """``value`` if every number in it is valid for parameter ``name`` — sizes and counts at least 1, every
+    other number at least 0 — else raise naming the parameter and what is valid."""
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    low = 1 if name in _AT_LEAST_ONE else 0
+    for v in numbers:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not v >= low:
+            raise ValueError(f"parameter {name}={value!r} is not valid: it must be {'>= 1' if low else '>= 0'}"
+                             f"{' (or None for the profile value)' if low else ''}")
+    return value
 
 
 def parse_value(name: str, value: Any, default: Any, optional: bool = False) -> Any:

@@ -70,6 +70,7 @@ from rcl import data as _data
 from rcl import datasets as _datasets
 from rcl import metrics as _metrics
 from rcl import rng as _rng
+from rcl import runs as _runs
 from rcl import tasks as _tasks
 from rcl import train as _train
 from rcl.models import UNet
@@ -378,7 +379,7 @@ def proxy_evaluate(
 
         def compute() -> dict:
             name = method or _cache.read_json(run / "config.json")["method"]
-            return _proxy_table(_train.load_model(run, device), cfg, name, device)
+            return _proxy_table(_runs.load_model(run, device), cfg, name, device)
 
         out, _ = _cache.json_cache(run / "proxy" / f"{cfg.task}-{cfg.key(device)}.json", compute, enabled=cache)
     return pd.DataFrame(out["rows"]), {int(k): v for k, v in out["curves"].items()}
@@ -551,7 +552,7 @@ def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, tria
                   condition: str | None = None):
     """Input, target and proxy output (head re-fitted as in trial ``trial``) for test image ``image`` under
     ``condition`` (default: the largest σ of the grid, else the first case)."""
-    model = _train.load_model(run)
+    model = _runs.load_model(run)
     train, test = _images(cfg)
     name = list(test)[image]
     cases = [(c, x, y) for n, c, x, y in _test_pairs(cfg, test) if n == name]

@@ -32,8 +32,8 @@ from torch import Tensor
 from rcl import cache as _cache
 from rcl import evaluate as _evaluate
 from rcl import rng as _rng
+from rcl import runs as _runs
 from rcl import stats as _stats
-from rcl import train as _train
 from rcl.config import autocast, status
 from rcl.models import UNet, UNetConfig
 
@@ -136,14 +136,14 @@ def _study(run: Path, cfg: LabelConfig, device: torch.device | str) -> list[dict
         x_all, y_all = label_subsets(cfg, train, seed)
         for k in cfg.counts:
             if k == 0:
-                record("RCL+SL", 0, seed, _train.load_model(run, device))
+                record("RCL+SL", 0, seed, _runs.load_model(run, device))
                 continue
             x, y = x_all[:k], y_all[:k]
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 scratch = UNet(arch)
             record("SL", k, seed, finetune(scratch, x, y, cfg, seed, device))
-            record("RCL+SL", k, seed, finetune(_train.load_model(run, device), x, y, cfg, seed, device))
+            record("RCL+SL", k, seed, finetune(_runs.load_model(run, device), x, y, cfg, seed, device))
     return rows
 
 

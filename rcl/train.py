@@ -9,15 +9,13 @@ from a profile plus overrides) and
 * optimises with Adam, β = (0.9, 0.999), ε = 1e-7, lr 1e-3 (paper §4);
 * is seeded: the model's initialisation from ``seed``, and every batch from a generator seeded by
   ``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would;
-* shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and writes a checkpoint
-  every ``checkpoint_every`` steps atomically (temporary file, then rename), with the optimiser and RNG
-  states, so an interrupted run resumes exactly;
+* shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and checkpoints every
+  ``checkpoint_every`` steps (:mod:`rcl.runs`), so an interrupted run resumes exactly;
 * keys its run directory (:func:`run_key`, through :mod:`rcl.cache`) by the config, the training code, the
   numerics and the contents of the image folder, so a finished run (``result.json`` present) is reused
   instead of retrained, and a changed library or a replaced image retrains;
-* under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of
-  the global batch, RCL gathers the second crops of all processes with gradients (so negatives span the
-  global batch), and only rank 0 writes.
+* under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of the
+  global batch, RCL gathers the second crops of all processes (negatives span it), and only rank 0 writes.
 
 :func:`build_data`, :func:`build_method` and :func:`build_batch` are the public pieces of a run, for
 notebooks, tests and benchmarks that look inside one.
@@ -51,10 +49,11 @@ from rcl import encoders as _encoders
 from rcl import methods as _methods
 from rcl import profiles as _profiles
 from rcl import rng as _rng
+from rcl import runs as _runs
 from rcl.losses import ConsistencyLoss
 from rcl.models import UNet, UNetConfig
 
-__all__ = ["PretrainConfig", "RunResult", "build_batch", "build_data", "build_method", "config_keys", "load_model",
+__all__ = ["PretrainConfig", "RunResult", "build_batch", "build_data", "build_method", "config_keys",
            "make_config", "pretrain", "run_dir", "run_key"]
 
 
@@ -114,6 +113,9 @@ class PretrainConfig(_methods.MethodConfig):
             raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} must be > 0")
         if not self.sigma_max >= 0:
             raise ValueError(f"sigma_max={self.sigma_max!r} must be >= 0 (noise std on the 0–255 scale)")
+        if self.data_dir is not None and self.dataset == "builtin":
+            raise ValueError(f"data_dir={self.data_dir!r} is set but dataset='builtin' does not read it: set "
+                             "dataset=folder (a folder of images) or a registered dataset's name")
         if self.max_side is not None and self.max_side < self.tile:
             raise ValueError(f"max_side={self.max_side} must be None or >= tile={self.tile}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
@@ -194,22 +196,11 @@ class RunResult:
     reused: bool = False
 
     def model(self, device: str | torch.device = "cpu") -> UNet:
-        return load_model(self.path, device)
+        return _runs.load_model(self.path, device)
 
     def history(self) -> list[dict[str, Any]]:
         f = self.path / "metrics.jsonl"
         return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
-
-
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:
-    """The pre-trained U-Net of a finished run directory."""
-    path = Path(path)
-    if not (path / "model.pt").exists():
-        raise FileNotFoundError(f"{path}: no model.pt — the run has not finished")
-    blob = torch.load(path / "model.pt", map_location=device, weights_only=True)
-    model = UNet(UNetConfig(**blob["unet"])).to(device)
-    model.load_state_dict(blob["state"])
-    return model.eval()
 
 
 def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
@@ -338,10 +329,16 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     if (out / "result.json").exists():
         return _reused(out, cfg)
     # one process per run: a second one (a parallel sweep needing the same run) waits, then reuses it
-    with _cache.lock(out / ".lock", what=str(out)) if world == 1 else contextlib.nullcontext():
-        if (out / "result.json").exists():
-            return _reused(out, cfg)
-        return _train(cfg, stop_after, out, rank, world, local_rank)
+    try:
+        with _cache.lock(out / ".lock", what=str(out)) if world == 1 else contextlib.nullcontext():
+            if (out / "result.json").exists():
+                return _reused(out, cfg)
+            (out / "failed.json").unlink(missing_ok=True)
+            return _train(cfg, stop_after, out, rank, world, local_rank)
+    except Exception as err:
+        if rank == 0:
+            _runs.mark_failed(out, err)
+        raise
 
 
 def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
@@ -364,7 +361,8 @@ class _Session:
     opt: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     amp_dtype: torch.dtype | None  # None: no autocast
-    start: int = 0
+    start: int = 0  # the step it starts from
+    seconds: float = 0.0  # training time of the segments before this one
 
     @property
     def cuda(self) -> bool:
@@ -397,19 +395,18 @@ def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: in
 
 
 def _resume(s: _Session) -> None:
-    """Load the run's checkpoint (model, optimiser, scaler, RNG states, step) if it has one, and drop log
-    entries written after it."""
-    ckpt = s.out / "checkpoint.pt"
-    if ckpt.exists():
+    """Load the run's checkpoint (model, optimiser, scaler, RNG states, step, time so far) if it has one,
+    and drop log entries written after it."""
+    state = _runs.read(s.out)
+    if state is not None:
         # on the CPU: the RNG states must stay CPU byte tensors; the optimiser moves its state to the params
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
         s.method.load_state_dict(state["method"])
         s.opt.load_state_dict(state["optimizer"])
         s.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng_cpu"])
         if s.cuda and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"], s.device)
-        s.start = state["step"]
+        s.start, s.seconds = state["step"], float(state.get("seconds", 0.0))
     log = s.out / "metrics.jsonl"
     if s.rank == 0 and log.exists():
         kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= s.start]
@@ -433,15 +430,16 @@ def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:
     return losses
 
 
-def _checkpoint(s: _Session, done: int) -> None:
-    _cache.save_tensors({
+def _checkpoint(s: _Session, done: int, seconds: float) -> None:
+    _runs.write(s.out, {
         "step": done,
+        "seconds": seconds,
         "method": s.method.state_dict(),
         "optimizer": s.opt.state_dict(),
         "scaler": s.scaler.state_dict(),
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state(s.device) if s.cuda else None,
-    }, s.out / "checkpoint.pt")  # fmt: skip
+    })  # fmt: skip
 
 
 def _batches(s: _Session, end: int):
@@ -464,6 +462,7 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
     bar = tqdm(range(s.start, end), initial=s.start, total=cfg.steps, desc=cfg.method, disable=hidden,
                dynamic_ncols=True)
     running, t0 = None, time.perf_counter()
+    elapsed = lambda: s.seconds + time.perf_counter() - t0  # noqa: E731 — over every segment of the run
     for step, batch in zip(bar, _batches(s, end)):
         losses = _step(s, batch, step)
         value = losses["loss"].detach()
@@ -473,16 +472,17 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
         bar.set_postfix(loss=f"{running:.4g}")
         done = step + 1
         if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            entry = {"step": done, "time_s": time.perf_counter() - t0}
+            entry = {"step": done, "time_s": elapsed()}
             entry.update({k: float(v.detach()) for k, v in losses.items()})
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
         if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
-            _checkpoint(s, done)
+            _checkpoint(s, done, elapsed())
     bar.close()
     if end < cfg.steps:
         return RunResult(out, cfg, {"step": end})
-    metrics = {"final_loss": running, "steps": cfg.steps, "seconds": time.perf_counter() - t0}
+    last = [e for e in RunResult(out, cfg).history() if e["step"] == cfg.steps]
+    metrics = {"final_loss": last[-1]["loss"] if last else None, "steps": cfg.steps, "seconds": elapsed()}
     if rank == 0:
         _cache.save_tensors({"unet": asdict(cfg.unet_config()), "state": s.method.model.state_dict()}, out / "model.pt")
         _cache.atomic_write_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)}, indent=2)

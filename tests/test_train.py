@@ -178,6 +178,7 @@ def test_two_processes_on_one_run_train_it_once(tmp_path):
     ("loss_norm", "l3", "loss_norm='l3' is not valid"), ("g_e", "vgg", "g_e='vgg' is not valid"),
     ("alpha", -1.0, "alpha=-1.0 must be >= 0"), ("lr", 0.0, "lr=0.0 must be > 0"),
     ("sigma_max", -3.0, "sigma_max=-3.0 must be >= 0"), ("max_side", 16, "max_side=16 must be None or >= tile"),
+    ("max_side", -1, "max_side=-1 must be None or >= tile"),
 ])  # fmt: skip
 def test_values_are_validated_where_they_are_set(key, value, message):
     with pytest.raises(ValueError, match=message):

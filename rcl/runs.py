@@ -1,0 +1,86 @@
+"""A run directory on disk: its checkpoints, its finished model, and what a failed run leaves.
+
+Layer: engine (imports :mod:`rcl.cache`, :mod:`rcl.models` and torch; :mod:`rcl.train` writes and reads
+through it, the evaluation loads finished models with :func:`load_model`).
+
+* :func:`write` saves a checkpoint atomically and keeps the one before it as ``checkpoint.prev.pt``;
+* :func:`read` returns the newest readable one: a truncated, empty or foreign ``checkpoint.pt`` is named on
+  stderr with what happens instead — resuming from the previous checkpoint, or restarting from step 0;
+* :func:`mark_failed` leaves a failed run so that a rerun starts cleanly: removed when it has nothing to
+  resume, else kept with the reason in ``failed.json``.
+Checkpoints and models are read with ``weights_only=True``: loading one never executes code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rcl import cache
+from rcl.models import UNet, UNetConfig
+
+__all__ = ["CURRENT", "PREVIOUS", "load_model", "mark_failed", "read", "write"]
+
+CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+#: What every checkpoint of the engine holds.
+KEYS = ("step", "method", "optimizer", "scaler", "rng_cpu")
+
+
+def write(out: Path, state: dict[str, Any]) -> Path:
+    """Save ``state`` as the run's checkpoint; the previous checkpoint becomes ``checkpoint.prev.pt``."""
+    path = Path(out) / CURRENT
+    if path.exists():
+        os.replace(path, Path(out) / PREVIOUS)
+    return cache.save_tensors(state, path)
+
+
+def read(out: Path) -> dict[str, Any] | None:
+    """The newest readable checkpoint of the run in ``out``, or None (then the run starts from step 0)."""
+    found = [p for p in (Path(out) / CURRENT, Path(out) / PREVIOUS) if p.exists()]
+    for i, path in enumerate(found):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            missing = [k for k in KEYS if k not in state] if isinstance(state, dict) else ["step"]
+            if missing:
+                raise ValueError(f"not a checkpoint of this engine (no {missing[0]!r})")
+            return state
+        except Exception as err:  # noqa: BLE001 — every unreadable file is skipped the same way
+            reason = " ".join(str(err).split())[:200]
+            then = (f"resuming from {found[i + 1]}" if i + 1 < len(found)
+                    else "no readable checkpoint is left: restarting the run from step 0")
+            print(f"rcl: warning: {path}: cannot read this checkpoint ({type(err).__name__}: {reason}); {then}",
+                  file=sys.stderr, flush=True)
+    return None
+
+
+def mark_failed(out: Path, err: BaseException) -> None:
+    """After a run failed with ``err``: remove its directory if it has no checkpoint to resume, else write
+    ``failed.json`` (error type, reason, time) beside the checkpoint; a rerun resumes it and drops the mark."""
+    out = Path(out)
+    if not (out / CURRENT).exists() and not (out / PREVIOUS).exists():
+        shutil.rmtree(out, ignore_errors=True)
+    elif out.is_dir():
+        cache.atomic_write_json(out / "failed.json", {"error": type(err).__name__, "reason": str(err),
+                                                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:
+    """The pre-trained U-Net of a finished run directory (its ``model.pt``, read with ``weights_only=True``)."""
+    path = Path(path)
+    if not (path / "model.pt").exists():
+        raise FileNotFoundError(f"{path}: no model.pt — the run has not finished")
+    try:
+        blob = torch.load(path / "model.pt", map_location=device, weights_only=True)
+        model = UNet(UNetConfig(**blob["unet"])).to(device)
+        model.load_state_dict(blob["state"])
+    except Exception as err:  # noqa: BLE001 — whatever the file holds, it is not a model of this engine
+        reason = " ".join(str(err).split())[:200]
+        raise ValueError(f"{path / 'model.pt'}: not a readable model of this engine ({type(err).__name__}: "
+                         f"{reason}); delete the run directory to train it again") from err
+    return model.eval()
