@@ -25,7 +25,10 @@ for; never the engine, the evaluation or the outer shell).
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
+import struct
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +37,7 @@ import imageio.v3 as iio
 import numpy as np
 import png
 import torch
+from PIL import Image as _PILImage
 from torch import Tensor
 
 from rcl import noise as _noise
@@ -128,17 +132,52 @@ def _to_float_rgb(arr: np.ndarray, source: str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
-def _is_png16(path: Path) -> bool:
-    """True for a PNG with 16 bits per sample (Pillow would silently truncate its colour to 8 bits)."""
-    with open(path, "rb") as f:
-        head = f.read(25)
-    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 25 and head[24] == 16
+_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+#: What files of the supported formats start with (and WebP: "RIFF", 4 bytes, "WEBP").
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", *_TIFF, b"BM", *(b"P%d" % i for i in range(1, 8)))
+_FORMATS = "PNG, JPEG, TIFF, BMP, PPM/PGM/PBM or WebP"
+
+
+def _is_png16(head: bytes) -> bool:
+    """Whether a file's first 25 bytes are those of a PNG with 16 bits per sample (Pillow would
+    silently truncate its colour to 8 bits)."""
+    return head[:8] == _SIGNATURES[0] and head[12:16] == b"IHDR" and head[24:25] == b"\x10"
+
+
+def _size_to_check(path: Path, head: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the header of a file whose decoder has no pixel limit: a 16-bit PNG
+    (pypng) or a TIFF (tifffile; every page counts, as every page is decoded); None for the rest, which
+    Pillow decodes under its own limit."""
+    if _is_png16(head):
+        return struct.unpack(">II", head[16:24])
+    if not head.startswith(_TIFF):
+        return None
+    try:
+        shape = tuple(int(d) for d in iio.improps(path).shape)  # read from the header only
+    except Exception:  # an unreadable header: the decoder will say why
+        return None
+    channels = shape[-1] if len(shape) >= 3 and shape[-1] <= 4 else 1
+    width = max(shape[-2] if channels > 1 else shape[-1], 1)
+    return width, math.prod(shape) // channels // width  # the height, times the number of pages
+
+
+def _check_pixels(path: Path, width: int, height: int) -> None:
+    """Pillow's decompression-bomb rule, for decoders that lack it: more than twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is an error, more than that limit a warning."""
+    limit, n = _PILImage.MAX_IMAGE_PIXELS, width * height
+    what = f"{path}: {width}×{height} = {n} pixels is more than"
+    if limit is not None and n > 2 * limit:
+        raise ValueError(f"{what} twice PIL.Image.MAX_IMAGE_PIXELS ({limit}), a possible decompression bomb; "
+                         "raise that limit to read it")  # fmt: skip
+    if limit is not None and n > limit:  # stacklevel: the caller of load_image
+        warnings.warn(f"{what} PIL.Image.MAX_IMAGE_PIXELS ({limit})", _PILImage.DecompressionBombWarning, 3)
 
 
 def _read_png16(path: Path) -> np.ndarray:
-    """A 16-bit colour PNG, decoded exactly (pypng)."""
-    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
-    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    """A 16-bit colour PNG, decoded exactly (pypng); check its size with :func:`_check_pixels` first."""
+    with open(path, "rb") as f:  # pypng leaves a file it opened itself open when decoding fails
+        width, height, rows, info = png.Reader(file=f).asDirect()
+        arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
     return arr.reshape(height, width, info["planes"])
 
 
@@ -146,18 +185,26 @@ def load_image(path: str | os.PathLike) -> Tensor:
     """Read one image file as a ``3×H×W`` float32 tensor in [0, 1].
 
     Grayscale is replicated to three channels, alpha is composited over white, palette images are
-    expanded, and 8- and 16-bit files are scaled by their bit depth. Errors name the file.
+    expanded, and 8- and 16-bit files are scaled by their bit depth. Pillow's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``) applies to every format, 16-bit PNGs and TIFFs included. Errors are
+    one line naming the file; content of none of the supported formats never reaches a decoder.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file")
+    with open(path, "rb") as f:
+        head = f.read(25)
+    if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
+        # decided here, not by imageio, whose message for such content suggests installing video plugins
+        raise ValueError(f"{path}: not a readable image: its content is not {_FORMATS}")
+    size = _size_to_check(path, head)
+    if size is not None:  # pypng and tifffile have no pixel limit of their own: check before decoding
+        _check_pixels(path, *size)
     try:
-        arr = _read_png16(path) if _is_png16(path) else iio.imread(path)
+        arr = _read_png16(path) if _is_png16(head) else iio.imread(path)
     except Exception as err:  # imageio raises many types; all mean "not a readable image"
-        raise ValueError(
-            f"{path}: not a readable image ({type(err).__name__}: {err}); "
-            f"supported formats: {', '.join(IMAGE_EXTENSIONS)}"
-        ) from err
+        reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
+        raise ValueError(f"{path}: not a readable image ({reason}); supported: {_FORMATS}") from err
     if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2] and path.suffix.lower() in (".tif", ".tiff"):
         arr = arr.transpose(1, 2, 0)  # channel-first TIFF
     if arr.ndim == 4:  # animated/multipage: first frame
@@ -174,16 +221,29 @@ def builtin_images(names: Sequence[str] | None = None) -> dict[str, Tensor]:
     return {n: load_image(_builtin_path(n)) for n in names}
 
 
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+def _image_files(folder: Path, within: Path | None = None) -> list[Path]:
+    """Image files in ``folder``, sorted. With ``within``, a file (or link) that resolves outside that
+    folder is an error naming it: a dataset's images never lead out of the dataset's own folder."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    out = [p for p in files if within is not None and not p.resolve().is_relative_to(within.resolve())]
+    if out:
+        raise ValueError(f"{out[0]}: links to {out[0].resolve()}, outside the dataset folder {within}; not read "
+                         "as an image (delete the dataset folder and download it again)")  # fmt: skip
+    return files
 
 
-def load_folder(folder: str | os.PathLike, limit: int | None = None) -> dict[str, Tensor]:
-    """All images in ``folder`` (not recursive), by file name, in sorted order; at most ``limit``."""
+def load_folder(
+    folder: str | os.PathLike, limit: int | None = None, within: str | os.PathLike | None = None
+) -> dict[str, Tensor]:
+    """All images in ``folder`` (not recursive), by file name, in sorted order; at most ``limit``.
+
+    Links are followed, but with ``within`` only to files inside that folder (a registered dataset's
+    folder, where the split folders hold links to the extracted files).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of images")
-    files = _image_files(folder)
+    files = _image_files(folder, None if within is None else Path(within))
     if not files:
         raise ValueError(f"{folder}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     if limit is not None:
@@ -203,7 +263,9 @@ def load_images(
 
     ``dataset`` is ``"builtin"``, ``"folder"`` (then ``data_dir`` is the folder), or a registered
     dataset name from :mod:`rcl.datasets` (then ``data_dir`` is the download root and ``download=True``
-    fetches it if absent). ``split`` is ``"train"``, ``"test"`` or ``"all"``.
+    fetches it if absent). ``split`` is ``"train"``, ``"test"`` or ``"all"``. A registered dataset not
+    downloaded yet raises ``FileNotFoundError`` naming the command that downloads it, and its images must
+    resolve inside its own folder (``data_dir/<name>``); a ``"folder"``'s links are followed anywhere.
     """
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
@@ -211,18 +273,14 @@ def load_images(
         names = {"train": BUILTIN_TRAIN, "test": BUILTIN_TEST, "all": tuple(_BUILTIN_FILES)}[split]
         images = builtin_images(names)
         return dict(list(images.items())[:limit]) if limit is not None else images
+    within = None  # a folder of the user's own may link anywhere; a registered dataset's may not
     if dataset == "folder":
         if data_dir is None:
             raise ValueError("dataset='folder' needs data_dir, the folder that holds the images")
         root = Path(data_dir)
     else:
-        from rcl import datasets
-
-        if dataset not in datasets.REGISTRY:
-            raise ValueError(f"unknown dataset {dataset!r}; valid: 'builtin', 'folder', {sorted(datasets.REGISTRY)}")
-        if data_dir is None:
-            raise ValueError(f"dataset={dataset!r} needs data_dir, the folder to download it into")
-        root = datasets.download(dataset, data_dir) if download else datasets.local_path(dataset, data_dir)
+        root = _registered_root(dataset, data_dir, download)
+        within = root.parent
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder of images")
     if (root / "train").is_dir() or (root / "test").is_dir():
@@ -231,9 +289,9 @@ def load_images(
         for part in parts:
             if not (root / part).is_dir():
                 raise FileNotFoundError(f"{root / part}: this dataset has no {part!r} split folder")
-            out.update({f"{part}/{k}": v for k, v in load_folder(root / part).items()})
+            out.update({f"{part}/{k}": v for k, v in load_folder(root / part, within=within).items()})
         return dict(list(out.items())[:limit]) if limit is not None else out
-    files = _image_files(root)
+    files = _image_files(root, within)
     if not files:
         raise ValueError(f"{root}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     if test_every < 2:
@@ -246,6 +304,25 @@ def load_images(
         raise ValueError(f"{root}: too few images for a {split!r} split with test_every={test_every}")
     files = files[:limit] if limit is not None else files
     return {p.name: load_image(p) for p in files}
+
+
+def _registered_root(dataset: str, data_dir: str | os.PathLike | None, download: bool) -> Path:
+    """The folder of a registered dataset's split folders, downloaded first if ``download``."""
+    from rcl import datasets
+
+    if dataset not in datasets.REGISTRY:
+        raise ValueError(f"unknown dataset {dataset!r}; valid: 'builtin', 'folder', {sorted(datasets.REGISTRY)}")
+    if data_dir is None:
+        raise ValueError(f"dataset={dataset!r} needs data_dir, the folder to download it into")
+    if download:
+        return datasets.download(dataset, data_dir)
+    root = datasets.local_path(dataset, data_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"{dataset}: not downloaded under {data_dir} (no folder {root}); run "
+            f"`{datasets.download_command(dataset, data_dir)}` first"
+        )
+    return root
 
 
 def image_root(dataset: str | None, data_dir: str | os.PathLike | None) -> str | None:

@@ -156,6 +156,16 @@ def test_registry_sizes_match_sources():
     assert len(datasets.REGISTRY["taskonomy"].urls) == 34
 
 
+def test_branch_archives_are_pinned_by_a_checksum():
+    """A GitHub branch archive's bytes can change under the same URL: such an entry must carry a hash, so
+    that changed bytes fail the check instead of being used."""
+    branch_urls = [(name, url, h) for name, info in datasets.REGISTRY.items() for url, h in info.urls
+                   if "/archive/refs/heads/" in url]  # fmt: skip
+    assert branch_urls, "bsds500 is fetched as GitHub's archive of a branch"
+    for name, url, known_hash in branch_urls:
+        assert known_hash is not None, f"{name}: {url} names a branch and has no checksum"
+
+
 def test_voc2012_matches_torchvision():
     voc = pytest.importorskip("torchvision.datasets.voc")
     year = voc.DATASET_YEAR_DICT["2012"]

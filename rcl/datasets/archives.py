@@ -1,11 +1,15 @@
 """Extracting downloaded archives and arranging their images into ``train/`` and ``test/`` folders.
 
 Each registered dataset has a :class:`Recipe` (:data:`RECIPES`): how to extract what was downloaded
-(zip and tar archives through pooch's processors, an encrypted zip through :mod:`zipfile`, a split zip
-joined by Info-ZIP's ``zip``) and how to arrange the extracted images into a :data:`Plan` (split name →
+(zip and tar archives, encrypted zips included, through :func:`safe_extract`; a split zip joined by
+Info-ZIP's ``zip`` first) and how to arrange the extracted images into a :data:`Plan` (split name →
 image files and their names there). :func:`materialise` builds the split folders from a plan. Every step
 works under a temporary name and renames when done, so an interrupted one is redone, never mistaken for a
 complete result.
+
+Archives are not trusted: :func:`safe_extract` refuses one with any member that could land outside its
+folder (absolute path, ``..``, link, device file), on every Python version, and the search for images
+never follows a link (so never leaves the extracted folder).
 
 Layer: evaluation (imports :mod:`rcl.cache`, :mod:`rcl.datasets.registry` and :mod:`rcl.datasets.sources`).
 """
@@ -14,20 +18,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import stat
 import subprocess
+import tarfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pooch
-
 from rcl import cache
 from rcl.datasets.registry import DatasetInfo
 from rcl.datasets.sources import MCMASTER_PASSWORD, TASKONOMY_TINY
 
-__all__ = ["IMAGE_SUFFIXES", "RECIPES", "Plan", "Recipe", "materialise"]
+__all__ = ["IMAGE_SUFFIXES", "RECIPES", "Plan", "Recipe", "UnsafeArchiveError", "materialise", "safe_extract"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -51,36 +56,81 @@ def _stem(fname: str) -> str:
     return Path(fname).stem
 
 
-def _atomic_extract(archive: Path, dest: Path, password: bytes | None = None) -> Path:
-    """Extract ``archive`` into ``dest`` via pooch's Unzip/Untar, through a temporary folder.
+class UnsafeArchiveError(ValueError):
+    """An archive holds a member that could land outside its extraction folder: an absolute path, a
+    ``..`` component, a link, or a device or other special file. Nothing of the archive is extracted."""
 
-    ``dest`` appears (by rename) only once extraction has finished, so its existence means the
-    extraction is complete; an existing ``dest`` is reused as is. A ``password`` (zip only, for
-    ZipCrypto-encrypted archives, which pooch cannot open) makes the extraction go through
-    :mod:`zipfile` instead.
+
+def _unsafe_name(name: str) -> str | None:
+    """Why the member name ``name`` cannot be extracted safely, or None if it can."""
+    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[/\\]", name):
+        return "an absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "a path with '..'"
+    return None
+
+
+def _refuse(archive: Path, name: str, reason: str) -> UnsafeArchiveError:
+    return UnsafeArchiveError(
+        f"{archive}: member {name!r} is {reason}; refusing to extract this archive (only plain files and "
+        "folders with relative paths inside it are accepted)"
+    )
+
+
+def _checked_tar_members(archive: Path, tf: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    """Every member of ``tf``, after checking that each is a plain file or folder with a safe name."""
+    members = tf.getmembers()
+    for m in members:
+        reason = _unsafe_name(m.name)
+        if reason is None and not (m.isreg() or m.isdir()):
+            reason = "a link" if m.issym() or m.islnk() else "a device or other special file"
+        if reason is not None:
+            raise _refuse(archive, m.name, reason)
+    return members
+
+
+def _check_zip_members(archive: Path, zf: zipfile.ZipFile) -> None:
+    """Check that every member of ``zf`` is a plain file or folder with a safe name."""
+    for info in zf.infolist():
+        reason = _unsafe_name(info.filename)
+        kind = stat.S_IFMT(info.external_attr >> 16)  # Unix file type, 0 where the zip records none
+        if reason is None and kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+            reason = "a link" if kind == stat.S_IFLNK else "a device or other special file"
+        if reason is not None:
+            raise _refuse(archive, info.filename, reason)
+
+
+def safe_extract(archive: Path, dest: Path, password: bytes | None = None) -> Path:
+    """Extract a zip or tar ``archive`` into ``dest``, through a temporary folder.
+
+    Every member is checked before anything is written: an absolute path, a ``..`` component, a link
+    or a device file raises :class:`UnsafeArchiveError`, whatever the Python version (tarfile's own
+    ``data`` filter, applied as well where it exists, is not relied on). ``dest`` appears (by rename)
+    only once extraction has finished, so its existence means the extraction is complete; an existing
+    ``dest`` is reused as is. ``password`` (zip only) opens a ZipCrypto-encrypted archive.
     """
     if dest.is_dir():
         return dest
+    kind = _archive_kind(archive.name)
+    if kind == "file":
+        raise ValueError(f"{archive}: not a zip or tar archive")
+    if password is not None and kind != "zip":
+        raise ValueError(f"{archive}: a password is only supported for zip archives")
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    kind = _archive_kind(archive.name)
-    if password is not None:
-        if kind != "zip":
-            raise ValueError(f"{archive}: a password is only supported for zip archives")
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                zf.extractall(tmp, pwd=password)
-        except RuntimeError as err:  # zipfile's "Bad password for file ..."
-            raise RuntimeError(f"{archive}: cannot decrypt with the registered password ({err})") from err
-        os.replace(tmp, dest)
-        return dest
     if kind == "zip":
-        processor: pooch.processors.ExtractorProcessor = pooch.Unzip(extract_dir=str(tmp))
-    elif kind == "tar":
-        processor = pooch.Untar(extract_dir=str(tmp))
+        with zipfile.ZipFile(archive) as zf:
+            _check_zip_members(archive, zf)
+            try:
+                zf.extractall(tmp, pwd=password)
+            except RuntimeError as err:  # zipfile's "Bad password for file ..."
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RuntimeError(f"{archive}: cannot decrypt with the registered password ({err})") from err
     else:
-        raise ValueError(f"{archive}: not a zip or tar archive")
-    processor(str(archive), "download", None)
+        with tarfile.open(archive) as tf:
+            members = _checked_tar_members(archive, tf)
+            data_filter = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tf.extractall(tmp, members=members, **data_filter)
     os.replace(tmp, dest)
     return dest
 
@@ -88,7 +138,7 @@ def _atomic_extract(archive: Path, dest: Path, password: bytes | None = None) ->
 def _extract_each(files: Sequence[Path], raw: Path, password: bytes | None = None) -> list[Path]:
     """Extract every archive into ``raw/<archive stem>``; plain files are passed through."""
     return [
-        f if _archive_kind(f.name) == "file" else _atomic_extract(f, raw / _stem(f.name), password)
+        f if _archive_kind(f.name) == "file" else safe_extract(f, raw / _stem(f.name), password)
         for f in files
     ]
 
@@ -124,15 +174,24 @@ def _extract_split_zip(files: Sequence[Path], raw: Path) -> list[Path]:
             stdin=subprocess.DEVNULL,
         )
         os.replace(tmp, joined)
-    _atomic_extract(joined, dest)
+    safe_extract(joined, dest)
     joined.unlink()
     return [dest]
 
 
 def _images_under(folder: Path, recursive: bool = True) -> list[Path]:
-    """Image files under ``folder`` (recursively by default), sorted."""
+    """Image files under ``folder`` (recursively by default), sorted; links are never followed, and
+    a file that resolves outside ``folder`` (through a linked parent) is left out."""
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    base = folder.resolve()
+    return sorted(
+        p
+        for p in folder.glob(pattern)
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not p.is_symlink()
+        and p.is_file()
+        and p.resolve().is_relative_to(base)
+    )
 
 
 def _flat_name(path: Path, base: Path, prefix: str = "") -> str:
@@ -140,10 +199,9 @@ def _flat_name(path: Path, base: Path, prefix: str = "") -> str:
 
 
 def _find_dir(outputs: Sequence[Path], pattern: str) -> Path:
-    """The shallowest directory matching ``pattern`` under any of ``outputs``."""
-    hits = sorted(
-        (p for out in outputs for p in out.glob(pattern) if p.is_dir()), key=lambda p: (len(p.parts), p)
-    )
+    """The shallowest directory matching ``pattern`` under any of ``outputs`` (never a link)."""
+    found = (p for out in outputs for p in out.glob(pattern) if p.is_dir() and not p.is_symlink())
+    hits = sorted(found, key=lambda p: (len(p.parts), p))
     if not hits:
         raise RuntimeError(f"no folder matching {pattern!r} in {[str(o) for o in outputs]}")
     return hits[0]
@@ -174,6 +232,9 @@ def _arrange_voc2012(outputs: Sequence[Path]) -> Plan:
     plan: Plan = {}
     for split, listing in (("train", "train.txt"), ("test", "val.txt")):
         ids = (voc / "ImageSets" / "Main" / listing).read_text().split()
+        odd = [i for i in ids if not re.fullmatch(r"\w[\w.-]*", i)]
+        if odd:  # an id is a file name in JPEGImages/, never a path
+            raise UnsafeArchiveError(f"{voc / 'ImageSets' / 'Main' / listing}: {odd[0]!r} is not an image id")
         files = [voc / "JPEGImages" / f"{i}.jpg" for i in ids]
         missing = [f.name for f in files if not f.is_file()]
         if missing:

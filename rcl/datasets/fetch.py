@@ -17,11 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pooch
+import requests
 
 from rcl.datasets.archives import IMAGE_SUFFIXES, RECIPES, materialise
 from rcl.datasets.registry import get_info
 
-__all__ = ["Downloader", "UnverifiedDownloadError", "download", "is_downloaded", "local_path"]
+__all__ = [
+    "DownloadError",
+    "Downloader",
+    "UnverifiedDownloadError",
+    "download",
+    "download_command",
+    "is_downloaded",
+    "local_path",
+]
 
 #: Type of the ``downloader`` hook accepted by :func:`pooch.retrieve`:
 #: ``downloader(url, output_file, pooch_instance)``.
@@ -30,6 +39,22 @@ Downloader = Callable[[str, Any, Any], Any]
 
 class UnverifiedDownloadError(RuntimeError):
     """Raised when a dataset has files without a published checksum and the caller did not opt in."""
+
+
+class DownloadError(OSError):
+    """A file of a dataset could not be fetched (no network, server error); the one-line message names
+    the dataset, the URL, the reason and the command that retries."""
+
+
+def download_command(name: str, root: str | os.PathLike) -> str:
+    """The shell command that downloads dataset ``name`` under ``root``."""
+    unverified = "" if get_info(name).verified else " --allow-unverified"
+    return f"python -m rcl datasets download {name} --root {root}{unverified}"
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def local_path(name: str, root: str | os.PathLike) -> Path:
@@ -87,6 +112,13 @@ def download(
             that fetches ``url`` into ``output_file`` (tests use a local copy).
         keep_archives: keep the downloaded files after the folder is built (needed to rebuild it
             without fetching again).
+
+    Raises:
+        DownloadError: a file could not be fetched (no network, server error); files already fetched
+            and verified are kept, so a later call fetches only the rest.
+        UnverifiedDownloadError: files without a checksum and no ``allow_unverified``.
+        rcl.datasets.UnsafeArchiveError: an archive member could land outside its folder.
+        ValueError: a file does not match its checksum (raised by pooch, which deletes the file).
     """
     info = get_info(name)
     final = local_path(name, root)
@@ -96,13 +128,19 @@ def download(
     if unverified and not allow_unverified:
         raise UnverifiedDownloadError(
             f"{name}: {len(unverified)} of {len(info.urls)} files have no published checksum "
-            f"(e.g. {unverified[0]}), so their integrity cannot be checked. Pass "
-            "allow_unverified=True to fetch them anyway; pooch then logs each file's SHA256."
+            f"(e.g. {unverified[0]}), so their integrity cannot be checked. Pass allow_unverified=True "
+            "(on the command line: --allow-unverified) to fetch them anyway; pooch then logs each file's SHA256."
         )
     base = Path(root) / name
-    files = [
-        _fetch(url, known_hash, base / "downloads", downloader, progress) for url, known_hash in info.urls
-    ]
+    files = []
+    for url, known_hash in info.urls:
+        try:
+            files.append(_fetch(url, known_hash, base / "downloads", downloader, progress))
+        except (requests.RequestException, ConnectionError, TimeoutError) as err:
+            raise DownloadError(
+                f"{name}: cannot download {url} ({type(err).__name__}: {_one_line(err)}); check the network "
+                f"connection, then run `{download_command(name, root)}` again"
+            ) from err
     recipe = RECIPES[name]
     outputs = recipe.extract(files, base / "raw")
     materialise(info, recipe.arrange(outputs), final)

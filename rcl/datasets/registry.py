@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rcl.datasets.sources import (
+    BSDS500,
     CBSD68_URL,
     EDSR_BENCHMARK,
     KODAK_SHA256,
@@ -55,12 +56,7 @@ REGISTRY: dict[str, DatasetInfo] = {
     "bsds500": DatasetInfo(
         name="bsds500",
         title="Berkeley Segmentation Dataset 500 (BSDS500)",
-        urls=(
-            (
-                "https://github.com/BIDS/BSDS500/archive/refs/heads/master.zip",
-                "md5:7bfe17302a219367694200a61ce8256c",
-            ),
-        ),
+        urls=(BSDS500,),
         size="about 70 MB download (the authors' GitHub repository, annotations included)",
         licence=(
             "Free to download for non-commercial research and educational purposes "
@@ -74,7 +70,8 @@ REGISTRY: dict[str, DatasetInfo] = {
             "500 natural 481x321 (or 321x481) colour photographs with human segmentations; only the "
             "JPEG images are used. The archive is GitHub's zip of the master branch of BIDS/BSDS500, "
             "hashed by deepinv; GitHub generates such archives on the fly, so a re-generated archive "
-            "could in principle fail the md5 check."
+            "(or a moved branch) fails the md5 check rather than being used. No checksum of a "
+            "fixed-commit archive is published."
         ),
         layout=(
             "Archive: BSDS500-master/BSDS500/data/images/{train,val,test}/*.jpg (200/100/200). "

@@ -3,7 +3,8 @@
 All of them are public; nothing here was hashed by us:
 
 * ``bsds500`` -- GitHub archive of the authors' ``BIDS/BSDS500`` repository and its md5, as used by
-  deepinv (``deepinv/datasets/bsds500.py``). Licence text: the BSDS download page (segbench).
+  deepinv (``deepinv/datasets/bsds500.py``). Licence text: the BSDS download page (segbench). The URL
+  names a branch, not a commit; see :data:`BSDS500` for why it stays so and what pins it.
 * ``div2k`` -- URLs and sha256 of ``DIV2K_train_HR.zip`` / ``DIV2K_valid_HR.zip`` from TensorFlow
   Datasets (``tensorflow_datasets/datasets/div2k/checksums.tsv``, identical in
   ``tensorflow_datasets/url_checksums/div2k.txt``). deepinv (``deepinv/datasets/div2k.py``) hashes the
@@ -46,6 +47,7 @@ Layer: evaluation (data only: imports nothing).
 from __future__ import annotations
 
 __all__ = [
+    "BSDS500",
     "CBSD68_URL",
     "EDSR_BENCHMARK",
     "KODAK_SHA256",
@@ -56,6 +58,15 @@ __all__ = [
     "TASKONOMY_URL",
     "mit_demosaic_urls",
 ]
+
+#: GitHub's zip of the master branch of BIDS/BSDS500 and deepinv's md5 of it. The md5 is what pins the
+#: bytes: if GitHub regenerates the archive differently, or the branch moves, the check fails and
+#: nothing is extracted. The fixed-commit form (``.../archive/<commit>.zip``) would be better, but its
+#: bytes differ (its top folder is ``BSDS500-<commit>``, not ``BSDS500-master``), so it needs a checksum
+#: of its own, and no public source gives one; no sha256 of either archive is published. Switching needs
+#: one download of the commit archive to hash it (the arrangement, ``**/BSDS500/data/images``, accepts
+#: either top folder).
+BSDS500 = ("https://github.com/BIDS/BSDS500/archive/refs/heads/master.zip", "md5:7bfe17302a219367694200a61ce8256c")
 
 KODAK_URL = "https://r0k.us/graphics/kodak/kodak/kodim{:02d}.png"
 KODAK_SHA256 = (
