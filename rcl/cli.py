@@ -13,28 +13,74 @@ Commands:
 its options and help texts); each command runs in a ``_cmd_<command>`` function, which imports the
 modules only that command needs (papermill's executor, the datasets' downloader, the studies).
 
+A failure caused by the user's input prints one line, ``rcl: error: …``, and exits with status 2; with
+``--debug`` (or ``RCL_DEBUG=1``) its traceback is shown instead. :func:`user_error` says which failures
+those are; any other exception is a bug and shows its traceback.
+
 Layer: outer shell (calls the studies, the engine and the notebooks; nothing imports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
+from rcl import __version__
 from rcl.config import NAMED_CONFIGS, PROFILES
 from rcl.profiles import TABLE
-from rcl.sweep import parse_value as _parse_value
+from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one papermill-style value
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "user_error"]
+
+#: Errors raised inside a notebook that come from the values it was given (see :func:`user_error`).
+_USER_ERRORS_IN_NOTEBOOKS = ("ValueError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
+                             "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError",
+                             "DownloadError")  # fmt: skip
+
+
+def user_error(err: BaseException) -> str | None:
+    """The one line that explains ``err`` when the user's input caused it, else None (a bug).
+
+    The user's input: a ``ValueError`` (a value, name or file content that is not valid: every check of
+    the package raises one, naming the parameter and what would be valid; a file's JSON that cannot be
+    read), an ``OSError`` naming a file (a missing, unreadable or misplaced file or folder), a refused or
+    failed download of :mod:`rcl.datasets`. A ``KeyError`` is not among them: the package's lookups of
+    names (methods, profiles, datasets, config keys) raise ``ValueError`` listing the valid names, so a
+    ``KeyError`` is a bug.
+    """
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    datasets = sys.modules.get("rcl.datasets")  # imported by whatever downloads, so raised only then
+    download = tuple(getattr(datasets, n) for n in ("DownloadError", "UnverifiedDownloadError") if datasets)
+    if isinstance(err, (ValueError, *download)):
+        return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+    return None
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False)) or os.environ.get("RCL_DEBUG", "").lower() not in ("", "0", "false")
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
+    import papermill as pm
+
     from rcl import notebooks
 
-    params = {k: _parse_value(v) for k, v in (args.parameter or [])}
+    params = notebooks.parse_parameters(args.parameter or [])
     paths = [Path(p) for p in args.notebook] if args.notebook else None
-    notebooks.execute_all(args.profile, args.out, params, paths, progress=not args.quiet, force=args.force)
+    try:
+        notebooks.execute_all(args.profile, args.out, params, paths, progress=not args.quiet, force=args.force)
+    except pm.PapermillExecutionError as err:
+        if err.ename not in _USER_ERRORS_IN_NOTEBOOKS:
+            raise
+        failed = max(Path(args.out).glob("*.failed.ipynb"), key=lambda p: p.stat().st_mtime, default=None)
+        name = failed.name.replace(".failed", "") if failed else "a notebook"
+        raise ValueError(f"{name} stopped at cell {err.exec_count}: {err.ename}: {err.evalue} (its executed "
+                         f"copy, with the traceback: {failed})") from err
     return 0
 
 
@@ -42,7 +88,7 @@ def _parse_sets(items: list[str] | None) -> dict[str, str]:
     out = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
         key, value = item.split("=", 1)
         out[key.strip()] = value.strip()
     return out
@@ -58,31 +104,30 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         return 0
     result = train.pretrain(cfg)
     state = "reused" if result.reused else "finished"
-    if int(__import__("os").environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(f"{cfg.method}: {state} run at {result.path} ({result.metrics})")
     return 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     import torch
 
     from rcl import config, evaluate
 
     run = Path(args.run)
     if not (run / "config.json").is_file():
-        print(f"{run}: not a run directory (no config.json); pass a folder under runs/", file=sys.stderr)
-        return 2
+        raise ValueError(f"{run}: not a run directory (no config.json); pass a folder under runs/")
     trained = json.loads((run / "config.json").read_text())
+    needed = ("method", "dataset", "data_dir", "max_side", "sigma_max")
+    if not isinstance(trained, dict) or not all(k in trained for k in needed):
+        raise ValueError(f"{run / 'config.json'}: not a run's config (it needs the keys {', '.join(needed)})")
     proxy = _parse_sets(args.set)
     fixed = {"task", "dataset", "data_dir", "max_side", "sigma_max", "test_dataset", "test_dir", "seed"}
     settable = sorted(set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
     unknown = sorted(set(proxy) - set(settable))
     if unknown:
-        print(f"rcl: error: --set {', '.join(unknown)}: not settable here (the run fixes its data; --task, "
-              f"--test-dir, --test-dataset and --seed are options); valid keys: {', '.join(settable)}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--set {', '.join(unknown)}: not settable here (the run fixes its data; --task, "
+                         f"--test-dir, --test-dataset and --seed are options); valid keys: {', '.join(settable)}")
     parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
              "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
     defaults = evaluate.ProxyConfig()
@@ -90,18 +135,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for k, v in proxy.items():
             proxy[k] = parse[k](v) if k in parse else type(getattr(defaults, k))(v)
     except ValueError as err:
-        print(f"rcl: error: --set {k}={v!r}: {err}", file=sys.stderr)
-        return 2
-    try:
-        cfg = evaluate.ProxyConfig(task=args.task, dataset=trained["dataset"], data_dir=trained["data_dir"],
-                                   max_side=trained["max_side"], sigma_max=trained["sigma_max"],
-                                   seed=args.seed, test_dataset=args.test_dataset, test_dir=args.test_dir,
-                                   **proxy)
-        rows, _ = evaluate.proxy_evaluate(run, cfg, device=torch.device(args.device) if args.device else
-                                          config.default_device())
-    except (ValueError, FileNotFoundError) as err:
-        print(f"rcl: error: {err}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--set {k}={v!r}: {err}") from err
+    cfg = evaluate.ProxyConfig(task=args.task, dataset=trained["dataset"], data_dir=trained["data_dir"],
+                               max_side=trained["max_side"], sigma_max=trained["sigma_max"],
+                               seed=args.seed, test_dataset=args.test_dataset, test_dir=args.test_dir, **proxy)
+    device = torch.device(args.device) if args.device else config.default_device()
+    rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
     print(f"{trained['method']} on {args.task}, test images: "
           f"{args.test_dir or args.test_dataset or trained['dataset'] + ' test split'} "
@@ -121,8 +160,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
         print(datasets.describe())
         return 0
     if not args.name:
-        print(f"datasets download needs a NAME; valid: {sorted(datasets.REGISTRY)}", file=sys.stderr)
-        return 2
+        raise ValueError(f"datasets download needs a NAME; valid: {', '.join(sorted(datasets.REGISTRY))}")
     path = datasets.download(args.name, args.root, allow_unverified=args.allow_unverified)
     print(f"{args.name}: {path}")
     return 0
@@ -163,23 +201,31 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     try:
         seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
     except ValueError:
-        print(f"rcl: error: --seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2", file=sys.stderr)
-        return 2
+        raise ValueError(f"--seeds {args.seeds!r}: give comma-separated integers, e.g. 0,1,2") from None
     if args.jobs is not None and args.jobs < 1:
-        print(f"rcl: error: --jobs {args.jobs}: give 1 or more", file=sys.stderr)
-        return 2
+        raise ValueError(f"--jobs {args.jobs}: give 1 or more")
     if args.plan:
         print(sensitivity.plan(args.profile).to_string(index=False))
         return 0
-    table = sensitivity.run(args.profile, seeds, args.runs_dir, args.results_dir, args.jobs, progress=not args.quiet)
-    print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {args.results_dir}/")
+    runs_dir, results_dir = _project_dirs(args)
+    table = sensitivity.run(args.profile, seeds, runs_dir, results_dir, args.jobs, progress=not args.quiet)
+    print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {results_dir}/")
     return 0
+
+
+def _project_dirs(args: argparse.Namespace) -> tuple[str, str]:
+    """``--runs-dir`` and ``--results-dir``, the project's ``runs/`` and ``results/`` (those the notebooks
+    read) where not given."""
+    from rcl.notebooks import project_dir
+
+    return args.runs_dir or project_dir("runs"), args.results_dir or project_dir("results")
 
 
 def _cmd_backbones(args: argparse.Namespace) -> int:
     from rcl import backbones
 
-    table, path, reused = backbones.cached(args.profile, args.results_dir, args.runs_dir, seed=args.seed,
+    runs_dir, results_dir = _project_dirs(args)
+    table, path, reused = backbones.cached(args.profile, results_dir, runs_dir, seed=args.seed,
                                            progress=not args.quiet)
     print(backbones.summary(table).to_string())
     print("copy-the-input control (PSNR of f(x) against x, end to end):")
@@ -193,21 +239,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.collect:
         if args.notebook or args.parameter:
-            print("sweep --collect DIR takes no NOTEBOOK or -p", file=sys.stderr)
-            return 2
-        try:
-            table = sweep.collect(args.collect)
-        except sweep.SweepError as e:
-            print(f"sweep: {e}", file=sys.stderr)
-            return 2
+            raise ValueError("sweep --collect DIR takes no NOTEBOOK or -p")
+        table = sweep.collect(args.collect)
         manifest = sweep.read_manifest(args.collect) or {}
         text = sweep.summary(table, manifest.get("swept", []))
         if text:
             print(text)
         return 0
     if not args.notebook:
-        print("sweep needs a NOTEBOOK (or --collect DIR); see python -m rcl sweep --help", file=sys.stderr)
-        return 2
+        raise ValueError("sweep needs a NOTEBOOK (or --collect DIR); see python -m rcl sweep --help")
     swept: dict[str, list] = {}
     fixed: dict[str, object] = {}
     try:
@@ -235,9 +275,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             dry_run=args.dry_run,
         )
-    except sweep.SweepError as e:
-        print(f"sweep: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("\nsweep interrupted; the same command resumes it (finished executions are kept)", file=sys.stderr)
         return 130
@@ -301,7 +338,20 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_notebooks(sub: argparse._SubParsersAction) -> None:
-    nb = sub.add_parser("notebooks", help="execute the book's notebooks with papermill")
+    nb = sub.add_parser(
+        "notebooks",
+        help="execute the book's notebooks with papermill",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Execute the notebooks (default: every notebook of the project's notebooks/, in order) at a "
+        "profile into --out, keeping the executed copies that are current.",
+        epilog="Each notebook gets the -p parameters its parameters cell defines; a name that no notebook defines "
+        "is refused,\nlisting the valid ones. Values are read as python -m rcl sweep reads one value: 1 -> int, "
+        "0.5 -> float,\ntrue/false -> bool, none -> None, JSON lists and dicts, else a string. Notebooks run "
+        "inside notebooks/,\nso relative paths start there; runs_dir and results_dir default to the project's "
+        "runs/ and results/.\n\nexamples:\n  python -m rcl notebooks --profile smoke -p seed 1 --out build/seed1\n"
+        "  python -m rcl notebooks notebooks/04_proxy_evaluation.ipynb -p methods '[\"n2n\", \"rcl-emd\"]' "
+        "-p proxy '{\"trials\": 3}'",
+    )
     nb.add_argument("--profile", choices=PROFILES, default="cpu", help="notebook profile (default: cpu)")
     nb.add_argument("--out", default="book/notebooks", help="folder for executed copies (default: %(default)s)")
     nb.add_argument(
@@ -310,7 +360,7 @@ def _add_notebooks(sub: argparse._SubParsersAction) -> None:
         nargs=2,
         action="append",
         metavar=("NAME", "VALUE"),
-        help="a papermill parameter for every notebook, e.g. -p seed 1 -p dataset folder",
+        help="a parameter of the notebooks' parameters cells (repeatable), e.g. -p seed 1 -p dataset folder",
     )
     nb.add_argument("--quiet", action="store_true", help="no progress bars")
     nb.add_argument(
@@ -328,11 +378,8 @@ def _add_datasets(sub: argparse._SubParsersAction) -> None:
     ds.add_argument("action", choices=("list", "download"))
     ds.add_argument("name", nargs="?", help="dataset name (for download)")
     ds.add_argument("--root", default="data", help="download root (default: %(default)s)")
-    ds.add_argument(
-        "--allow-unverified",
-        action="store_true",
-        help="download files for which no published checksum exists",
-    )
+    ds.add_argument("--allow-unverified", action="store_true",
+                    help="download files for which no published checksum exists")  # fmt: skip
     ds.set_defaults(func=_cmd_datasets)
 
 
@@ -346,27 +393,15 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
         epilog=SWEEP_HELP,
     )
     sw.add_argument("notebook", nargs="?", help="the notebook to execute, e.g. notebooks/04_proxy_evaluation.ipynb")
-    sw.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUES"),
-        help="a parameter of the notebook's parameters cell and its value(s), comma-separated (repeatable)",
-    )
+    sw.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUES"),
+                    help="a parameter of the notebook's parameters cell and its value(s), comma-separated "
+                    "(repeatable)")  # fmt: skip
     sw.add_argument("--profile", choices=PROFILES, default="cpu", help="notebook profile (default: %(default)s)")
-    sw.add_argument(
-        "--out",
-        metavar="DIR",
-        help="output folder (default: build/sweeps/<stem>-<profile>-<hash of the fixed parameters>)",
-    )
-    sw.add_argument(
-        "--jobs",
-        type=int,
-        metavar="N",
-        help="executions at once (default: one per CUDA GPU, else a quarter of the CPU cores, at least 1); "
-        "each gets cores/N threads",
-    )
+    sw.add_argument("--out", metavar="DIR",
+                    help="output folder (default: build/sweeps/<stem>-<profile>-<hash of the fixed parameters>)")
+    sw.add_argument("--jobs", type=int, metavar="N",
+                    help="executions at once (default: one per CUDA GPU, else a quarter of the CPU cores, at "
+                    "least 1); each gets cores/N threads")  # fmt: skip
     sw.add_argument("--dry-run", action="store_true", help="list the executions and the folder, run nothing")
     sw.add_argument("--collect", metavar="DIR", help="only collect (again) the results of the sweep in DIR")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -388,8 +423,8 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--jobs", type=int, default=None,
                     help="settings evaluated at once, each in its own process with cores/N threads (default: one "
                     "per CUDA GPU, else a quarter of the CPU cores, at least 1)")  # fmt: skip
-    se.add_argument("--runs-dir", default="runs", help="pre-training runs (default: %(default)s)")
-    se.add_argument("--results-dir", default="results", help="where the result is saved (default: %(default)s)")
+    se.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
+    se.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
     se.add_argument("--plan", action="store_true", help="print the settings it would run, and exit")
     se.add_argument("--quiet", action="store_true", help="no progress bars")
     se.set_defaults(func=_cmd_sensitivity)
@@ -406,27 +441,50 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
     )
     bb.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
     bb.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    bb.add_argument("--runs-dir", default="runs", help="pre-training runs (default: %(default)s)")
-    bb.add_argument("--results-dir", default="results", help="where the result is saved (default: %(default)s)")
+    bb.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
+    bb.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
     bb.add_argument("--quiet", action="store_true", help="no progress bars")
     bb.set_defaults(func=_cmd_backbones)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, its errors on one line as every other error of the user's input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"rcl: error: {message}; see {self.prog} --help\n")
+
+
+_DEBUG_HELP = "show the traceback of an error instead of one line (also RCL_DEBUG=1)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser: one subcommand per ``_add_*`` function."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m rcl",
         description="Residual Contrastive Learning (Dong et al.) reproduced: notebooks, datasets, runs.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"profiles: {', '.join(PROFILES)} (smoke: seconds; cpu: a laptop; gpu: paper scale)",
+        epilog=f"profiles: {', '.join(PROFILES)} (smoke: seconds; cpu: a laptop; gpu: paper scale)\n"
+        "An error of the input prints one line, rcl: error: ..., and exits with status 2.",
     )
+    parser.add_argument("--version", action="version", version=f"rcl {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_pretrain, _add_evaluate, _add_notebooks, _add_datasets, _add_sweep, _add_sensitivity,
                 _add_backbones):  # fmt: skip
         add(sub)
+    for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before it
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 after an error of the input, see :func:`user_error`)."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as err:
+        line = None if _debug(args) else user_error(err)
+        if line is None:
+            raise
+        print(f"rcl: error: {line}", file=sys.stderr)
+        return 2

@@ -15,12 +15,18 @@ everything). So ``make backbones`` or ``make sensitivity`` followed by ``make bo
 and a second ``make book`` with nothing changed only re-renders the book. The executed copy appears
 atomically (:func:`rcl.cache.atomic_write_text`), so an interrupted run never leaves a complete-looking copy.
 
-Layer: outer shell (imports :mod:`rcl.cache` and the configuration; papermill lazily; nothing of the core,
-engine or evaluation imports it).
+Each notebook is given the parameters its ``parameters`` cell defines (so one set serves the whole walk); a
+parameter that none of the notebooks defines is refused before anything runs, naming the valid ones.
+:func:`project_dir` is the default of the notebooks' ``runs_dir`` and ``results_dir``: the project's own
+``runs/`` and ``results/``, whatever folder the kernel runs in.
+
+Layer: outer shell (imports :mod:`rcl.cache`, the configuration and :mod:`rcl.sweep_plan`'s reading of
+parameters cells; papermill lazily; nothing of the core, engine or evaluation imports it).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -31,10 +37,52 @@ from typing import Any
 
 from rcl import cache
 from rcl.config import check_profile
+from rcl.sweep_plan import notebook_parameters, parse_values
 
-__all__ = ["NOTEBOOK_DIR", "execute", "execute_all", "is_current", "notebook_paths"]
+__all__ = [
+    "NOTEBOOK_DIR",
+    "execute",
+    "execute_all",
+    "is_current",
+    "notebook_paths",
+    "parameters_for",
+    "parse_parameters",
+    "project_dir",
+    "project_root",
+]
 
+#: The notebooks of the repository this package is used from (a checkout or an editable install).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _is_project(folder: Path) -> bool:
+    return (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir()
+
+
+def project_root() -> Path | None:
+    """The project's folder: the one above the package when it holds ``pyproject.toml`` and ``notebooks/``
+    (the package used from its repository), else the nearest such folder at or above the working directory
+    (a clone used with an installed package); None when there is neither."""
+    cwd = Path.cwd().resolve()
+    return next((f for f in (NOTEBOOK_DIR.parent, cwd, *cwd.parents) if _is_project(f)), None)
+
+
+def _project_path(name: str, base: Path) -> Path:
+    """The project's folder ``name`` as an absolute path; ``base / name`` without a project."""
+    root = project_root()
+    return (root if root is not None else base.resolve()) / name
+
+
+def project_dir(name: str) -> str:
+    """The project's folder ``name`` (``"runs"``, ``"results"``), whatever the working directory: the
+    notebooks' default ``runs_dir`` and ``results_dir``. Relative to the working directory when that lies
+    inside the project (``../runs`` from ``notebooks/``), absolute otherwise; without a project (an
+    installed package used elsewhere), ``name`` in the working directory."""
+    cwd = Path.cwd().resolve()
+    path = _project_path(name, cwd)
+    if path.parent == cwd or path.parent in cwd.parents:
+        return os.path.relpath(path, cwd)
+    return str(path)
 
 
 #: Result kinds (rcl.results) computed outside the walk that a notebook shows when they exist.
@@ -46,8 +94,8 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
     kinds = READS.get(notebook.stem, ())
     if not kinds:
         return ""
-    folder = Path(str(params.get("results_dir", "../results")))
-    folder = folder if folder.is_absolute() else (NOTEBOOK_DIR / folder)
+    given = params.get("results_dir")  # relative paths are read in the notebook's folder, where it runs
+    folder = notebook.parent / str(given) if given is not None else _project_path("results", notebook.parent)
     names = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
     return cache.key(names, length=16)
 
@@ -76,13 +124,61 @@ def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, paramete
     return meta.get("rcl", {}) == expected
 
 
-def notebook_paths(folder: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
-    """The walk's notebooks in order (``NN_name.ipynb``)."""
+def notebook_paths(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The walk's notebooks in order (``NN_name.ipynb``), from ``folder`` (default: the project's
+    ``notebooks/``, see :func:`project_root`)."""
+    if folder is None:
+        root = project_root()
+        if root is None:
+            raise FileNotFoundError(
+                errno.ENOENT,
+                "no project here or in a folder above (pyproject.toml beside notebooks/), nor beside the package "
+                f"({NOTEBOOK_DIR.parent}); the notebooks are not part of the installed package: clone the "
+                "project's repository and run the command inside it, or pass the notebooks' paths",
+                str(Path.cwd()),
+            )
+        folder = root / "notebooks"
     folder = Path(folder)
     paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
-        raise FileNotFoundError(f"{folder}: no notebooks named NN_name.ipynb")
+        raise FileNotFoundError(errno.ENOENT, "no notebooks named NN_name.ipynb", str(folder))
     return paths
+
+
+def parse_parameters(pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The parameters given on the command line as ``-p NAME VALUE`` pairs, each value read as ``rcl sweep``
+    reads one (papermill-style scalars, JSON or Python lists, dicts and quoted strings). A name given twice,
+    ``profile`` (given on its own) or several values raise ValueError naming the parameter."""
+    params: dict[str, Any] = {}
+    for name, text in pairs:
+        if name in params:
+            raise ValueError(f"-p {name} is given twice; give each parameter once")
+        if name == "profile":
+            raise ValueError("-p profile: give the profile with --profile")
+        try:
+            values = parse_values(text)
+        except ValueError as err:
+            raise ValueError(f"-p {name}: {err}") from None
+        if text.strip().startswith("[") and all(isinstance(v, dict) for v in values):
+            values = [values]  # one list of dicts (a sweep would run each dict)
+        if len(values) != 1:
+            raise ValueError(f"-p {name} {text!r}: one value per parameter here (a list is JSON, e.g. "
+                             f"'{json.dumps(values)}'; python -m rcl sweep runs one value after another)")  # fmt: skip
+        params[name] = values[0]
+    return params
+
+
+def parameters_for(notebooks: Sequence[str | os.PathLike], parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each notebook's share of ``parameters``: those its ``parameters`` cell defines. Raises ValueError
+    naming any parameter that none of ``notebooks`` defines, and the parameters they do define."""
+    defined = [notebook_parameters(nb) for nb in notebooks]
+    unknown = [name for name in parameters if not any(name in d for d in defined)]
+    if unknown:
+        valid = ", ".join(dict.fromkeys(name for d in defined for name in d))
+        which = Path(notebooks[0]).name if len(notebooks) == 1 else f"any of the {len(notebooks)} notebooks"
+        raise ValueError(f"no parameter {', '.join(map(repr, unknown))} in the parameters cell of {which}; "
+                         f"valid: {valid}")  # fmt: skip
+    return [{k: v for k, v in parameters.items() if k in d} for d in defined]
 
 
 def execute(
@@ -154,15 +250,19 @@ def execute_all(
 ) -> list[Path]:
     """Execute the walk's notebooks in order at ``profile``; returns the executed paths.
 
-    Unless ``force``, leading notebooks whose executed copy in ``out_dir`` is current (:func:`is_current`)
-    are kept; from the first one that is not, every later notebook is executed (it may read what the
-    earlier ones saved).
+    Each notebook gets the ``parameters`` its parameters cell defines; one that no notebook defines, or a
+    ``profile`` among them, is refused before anything runs (ValueError). Unless ``force``, leading
+    notebooks whose executed copy in ``out_dir`` is current (:func:`is_current`) are kept; from the first
+    one that is not, every later notebook is executed (it may read what the earlier ones saved).
     """
     check_profile(profile)
+    if "profile" in (parameters or {}):
+        raise ValueError(f"parameter profile={parameters['profile']!r}: the profile is given on its own "
+                         "(--profile), not among the parameters")  # fmt: skip
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
-    params = {**(parameters or {}), "profile": profile}
+    shares = [{**share, "profile": profile} for share in parameters_for(paths, parameters or {})]
     out, stale = [], force
-    for i, nb in enumerate(paths, 1):
+    for i, (nb, params) in enumerate(zip(paths, shares), 1):
         stale = stale or not is_current(nb, out_dir, params)
         if not stale:
             print(f"[{i}/{len(paths)}] {nb.name}: up to date at profile={profile}, not executed again", flush=True)
