@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from rcl import notebooks
+from rcl import notebooks, sweep_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = notebooks.notebook_paths()
@@ -131,3 +131,67 @@ def test_rerun_keeps_current_notebooks_and_executes_from_the_first_changed_one(t
     run(force=True)
     assert all(m != t for m, t in zip(mtimes(), third))
     assert "a changed" in (out / a.name).read_text()
+
+
+def _parameters_cell(source: Path) -> str:
+    nb = nbformat.read(source, as_version=4)
+    return next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+
+
+@pytest.mark.parametrize("cwd", ["root", "notebooks", "elsewhere"])
+def test_runs_and_results_default_to_the_projects_folders_whatever_the_working_directory(cwd, tmp_path, monkeypatch):
+    """The README's papermill recipe runs from the repository's folder, ``rcl notebooks`` and Jupyter in
+    notebooks/; each parameters cell that names runs_dir or results_dir gives the project's own folders."""
+    monkeypatch.chdir({"root": ROOT, "notebooks": ROOT / "notebooks", "elsewhere": tmp_path}[cwd])
+    with_dirs = [p for p in SOURCES if "runs_dir" in _parameters_cell(p)]
+    assert len(with_dirs) == 5
+    for source in with_dirs:
+        namespace: dict = {}
+        exec(_parameters_cell(source), namespace)
+        assert Path(namespace["runs_dir"]).resolve() == ROOT / "runs", source.name
+        assert Path(namespace["results_dir"]).resolve() == ROOT / "results", source.name
+    expected = {"root": "runs", "notebooks": "../runs", "elsewhere": str(ROOT / "runs")}[cwd]
+    assert notebooks.project_dir("runs") == expected  # executed notebooks show ../runs, as they did
+
+
+def test_gpu_parameters_say_what_to_set_on_the_bundled_images():
+    """At the gpu profile the bundled photographs give fewer instances than a batch: the parameters cells of
+    the notebooks that pre-train say so, with the right numbers, and the batch they suggest fits."""
+    from rcl import train
+
+    cfg = train.make_config("rcl-emd", "gpu", dataset="builtin", progress=False)
+    n = len(train.build_data(cfg))
+    assert n < cfg.batch_size
+    for source in SOURCES[2:5]:
+        cell = _parameters_cell(source)
+        assert f"batches of {cfg.batch_size} instances" in cell and f"({n} tiles of {cfg.tile} px)" in cell
+        assert "python -m rcl datasets download voc2012" in cell and 'dataset = "voc2012"' in cell
+        suggested = int(cell.split('overrides = {"batch_size": ')[1].split("}")[0])
+        assert suggested <= n
+
+
+def test_command_line_values_are_read_as_sweeps_read_one():
+    read = notebooks.parse_parameters
+    assert read([("seed", "1"), ("sigma_max", "0.5"), ("tile", "none"), ("dataset", "folder")]) == {
+        "seed": 1, "sigma_max": 0.5, "tile": None, "dataset": "folder"}  # fmt: skip
+    assert read([("methods", '["n2n", "rcl-emd"]'), ("proxy", '{"trials": 3}'), ("data_dir", '"a,b"')]) == {
+        "methods": ["n2n", "rcl-emd"], "proxy": {"trials": 3}, "data_dir": "a,b"}  # fmt: skip
+    assert read([("x", '[{"tau": 0.1}, {"tau": 1}]')]) == {"x": [{"tau": 0.1}, {"tau": 1}]}  # one list of dicts
+    assert read([("x", '[{"tau": 0.1}]')]) == {"x": [{"tau": 0.1}]}
+    for pairs, match in [([("seeds", "0,1")], r"one value per parameter.*'\[0, 1\]'"),
+                         ([("a", "1"), ("a", "2")], "given twice"), ([("profile", "gpu")], "--profile"),
+                         ([("proxy", "{trials: 3}")], "-p proxy: cannot read")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            read(pairs)
+
+
+def test_each_notebook_gets_the_parameters_it_defines_and_unknown_ones_are_refused():
+    shares = notebooks.parameters_for(SOURCES, {"seed": 1, "runs_dir": "/r", "task2": "jdd"})
+    for source, share in zip(SOURCES, shares):
+        assert set(share) == {"seed", "runs_dir", "task2"} & set(sweep_plan.notebook_parameters(source))
+    assert shares[0] == {"seed": 1} and shares[5] == {"runs_dir": "/r", "task2": "jdd"}
+    with pytest.raises(ValueError, match=r"no parameter 'sed' in the parameters cell of any of the 7 notebooks; "
+                       r"valid: profile, dataset, data_dir, seed, "):  # fmt: skip
+        notebooks.parameters_for(SOURCES, {"sed": 1})
+    with pytest.raises(ValueError, match="of 06_sensitivity.ipynb; valid: profile, dataset, results_dir, runs_dir"):
+        notebooks.execute_all("smoke", "unused", {"seed": 1}, [SOURCES[5]])
