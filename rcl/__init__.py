@@ -64,7 +64,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it from here)
 
 #: Every submodule and subpackage of the package, found on disk (``__main__`` and private names left out).
 _SUBMODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))

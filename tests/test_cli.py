@@ -1,8 +1,10 @@
 import argparse
+import os
 import subprocess
 import sys
 
 import pytest
+from paths import ROOT
 
 from rcl import cli, config
 
@@ -100,3 +102,54 @@ def test_sensitivity_plan_and_argument_errors(capsys):
         assert cli.main(["sensitivity", "--profile", "smoke", *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("rcl: error: ") and text in err and err.count("\n") == 1
+
+
+def test_version_comes_from_one_place():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    import rcl
+
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"rcl {rcl.__version__}"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "rcl.__version__"}
+    assert (ROOT / "rcl" / "py.typed").is_file()
+
+
+@pytest.mark.slow
+def test_an_installed_wheel_has_its_version_and_types_and_says_where_the_notebooks_are(tmp_path):
+    """Built and unpacked outside the repository, the package reports its version, ships ``py.typed``, and
+    ``rcl notebooks`` says in one line where it looked and how to get the notebooks."""
+    import email
+    import shutil
+    import zipfile
+
+    import rcl
+
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "rcl", src / "rcl", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-qw", str(tmp_path / "dist")]
+    build = subprocess.run([*pip, str(src)], capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("rcl-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        meta = email.message_from_bytes(z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
+        z.extractall(site)
+    assert meta["Version"] == rcl.__version__ and "rcl/py.typed" in names
+    assert not any(n.endswith(".ipynb") for n in names)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop("RCL_DEBUG", None)
+    rcl_ = lambda *args: subprocess.run([sys.executable, "-m", "rcl", *args], capture_output=True, text=True,  # noqa: E731
+                                        cwd=elsewhere, env=env, timeout=300)  # fmt: skip
+    assert rcl_("--version").stdout.strip() == f"rcl {rcl.__version__}"
+    out = rcl_("notebooks", "--profile", "smoke")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr[-2000:]
+    assert out.stderr.startswith(f"rcl: error: {elsewhere.resolve()}: ") and str(site.resolve()) in out.stderr
+    assert "clone the project's repository" in out.stderr
