@@ -36,6 +36,7 @@ __all__ = [
     "check_choice",
     "check_methods",
     "check_number",
+    "check_positive",
     "check_profile",
     "cpu_has_bf16",
     "default_device",
@@ -88,6 +89,13 @@ def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
 #: Notebook parameters that are sizes or counts: at least 1 (the others — seeds, σ, label counts — at least 0).
 _AT_LEAST_ONE = ("max_side", "tile", "crop", "task_size", "n_draws", "repeats", "gap_crop", "steps", "trials",
                  "n_labels", "label_size", "head_steps", "test_crop")
+
+
+def check_positive(name: str, value: Any, unit: str = "") -> Any:
+    """``value`` if it is a number > 0; otherwise raise naming the parameter (``unit`` says what it measures)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"parameter {name}={value!r} is not valid: it must be a number > 0{unit}")
+    return value
 
 
 def check_number(name: str, value: Any) -> Any:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from rcl import cache, config, runs, train
+from rcl.notebooks import NOTEBOOK_DIR as NOTEBOOKS
 
 
 class _Payload:
@@ -137,3 +138,12 @@ def test_notebook_numbers_out_of_range_are_named(section, key, value, message):
     """``max_side=-1`` was accepted."""
     with pytest.raises(ValueError, match=message):
         config.settings(section, "smoke", **{key: value})
+
+
+def test_a_negative_noise_level_is_named_plainly():
+    """``sigma_max=-3`` said ``sigma_max=False is not valid; choose one of (True,)``."""
+    with pytest.raises(ValueError, match=r"sigma_max=-3.0 is not valid: it must be a number > 0"):
+        config.check_positive("sigma_max", -3.0)
+    nb = json.loads((NOTEBOOKS / "01_noise_simulation.ipynb").read_text())
+    code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert 'config.check_positive("sigma_max", sigma_max' in code
