@@ -36,10 +36,12 @@ from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one paper
 
 __all__ = ["build_parser", "main", "user_error"]
 
+_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
 #: Errors raised inside a notebook that come from the values it was given (see :func:`user_error`).
 _USER_ERRORS_IN_NOTEBOOKS = ("ValueError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
                              "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError",
-                             "DownloadError")  # fmt: skip
+                             "DownloadError", "UnsafeArchiveError")  # fmt: skip
 
 
 def user_error(err: BaseException) -> str | None:
@@ -47,16 +49,17 @@ def user_error(err: BaseException) -> str | None:
 
     The user's input: a ``ValueError`` (a value, name or file content that is not valid: every check of
     the package raises one, naming the parameter and what would be valid; a file's JSON that cannot be
-    read), an ``OSError`` naming a file (a missing, unreadable or misplaced file or folder), a refused or
-    failed download of :mod:`rcl.datasets`. A ``KeyError`` is not among them: the package's lookups of
-    names (methods, profiles, datasets, config keys) raise ``ValueError`` listing the valid names, so a
-    ``KeyError`` is a bug.
+    read), a missing, misplaced or unreadable file or folder (``FileNotFoundError`` and its kin, or any
+    ``OSError`` naming a file), a refused or failed download (:class:`rcl.datasets.DownloadError`,
+    :class:`rcl.datasets.UnverifiedDownloadError`). A ``KeyError`` is not among them: the package's lookups
+    of names (methods, profiles, datasets, config keys) raise ``ValueError`` listing the valid names, so a
+    ``KeyError`` is a bug; so is an ``OSError`` naming no file (a full disk, say).
     """
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror or err}"
     datasets = sys.modules.get("rcl.datasets")  # imported by whatever downloads, so raised only then
-    download = tuple(getattr(datasets, n) for n in ("DownloadError", "UnverifiedDownloadError") if datasets)
-    if isinstance(err, (ValueError, *download)):
+    download = (datasets.DownloadError, datasets.UnverifiedDownloadError) if datasets else ()
+    if isinstance(err, (ValueError, *_FILE_ERRORS, *download)):
         return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
     return None
 

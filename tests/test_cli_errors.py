@@ -21,6 +21,8 @@ CASES = {
     "unknown method": (["pretrain", "--method", "nope", "--print-config"], "unknown method 'nope'; valid"),
     "unknown profile": (["pretrain", "--profile", "huge"], "invalid choice: 'huge'"),
     "unknown dataset": (["datasets", "download", "nope"], "valid names"),
+    "missing image folder": (["pretrain", "--profile", "smoke", "--set", "dataset=folder", "--set",
+                              "data_dir=no/such/photos", "--set", "runs_dir=no/such/runs"], "no/such/photos"),
     "unknown -p name": (["notebooks", "-p", "nonsense", "1"], "no parameter 'nonsense'"),
     "two values to one -p": (["notebooks", "-p", "seeds", "0,1"], "'[0, 1]'"),
 }
@@ -35,8 +37,9 @@ def _status(argv):
 
 
 @pytest.mark.parametrize("argv, text", CASES.values(), ids=CASES)
-def test_an_error_of_the_input_is_one_line_and_status_2(argv, text, capsys, monkeypatch):
+def test_an_error_of_the_input_is_one_line_and_status_2(argv, text, capsys, monkeypatch, tmp_path):
     monkeypatch.delenv("RCL_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)  # whatever a command creates before it fails stays out of the repository
     assert _status(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("rcl: error: ") and err.count("\n") == 1 and text in err, err
@@ -85,6 +88,8 @@ def test_which_exceptions_are_the_users_input():
         "a/b.png: No such file or directory"
     )
     assert cli.user_error(IsADirectoryError(21, "Is a directory", "x")) == "x: Is a directory"
+    missing = FileNotFoundError("photos: no such folder of images")  # rcl.data's, naming no filename attribute
+    assert cli.user_error(missing) == "photos: no such folder of images"
     assert cli.user_error(ValueError("first line\n  second line")) == "first line second line"  # one line
     for bug in (KeyError("k"), RuntimeError("r"), OSError("no file named"), AttributeError("a")):
         assert cli.user_error(bug) is None
@@ -92,8 +97,8 @@ def test_which_exceptions_are_the_users_input():
 
     refused = datasets.UnverifiedDownloadError("kodak24: no published checksum; pass --allow-unverified")
     assert cli.user_error(refused) == str(refused)
-    if hasattr(datasets, "DownloadError"):
-        assert cli.user_error(datasets.DownloadError("bsds500: the server answered 404")) is not None
+    failed = datasets.DownloadError("bsds500: cannot download https://example.org/a.tgz (HTTPError: 404)")
+    assert cli.user_error(failed) == str(failed)
 
 
 def _tiny_notebook(path, body="print(x)"):
