@@ -237,8 +237,9 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     if cfg.batch_size > n:
         raise ValueError(
             f"batch_size={cfg.batch_size} exceeds the {n} instances (tiles of {cfg.tile} px) of dataset="
-            f"{cfg.dataset!r}: set batch_size <= {n} or a smaller tile, or train on more images (dataset=folder "
-            "data_dir=DIR, or a registered dataset: python -m rcl datasets list)"
+            f"{cfg.dataset!r}: set batch_size <= {n} (--set batch_size={n}; in a notebook overrides={{'batch_size': "
+            f"{n}}}) or a smaller tile, or train on more images (dataset=folder data_dir=DIR, or a registered "
+            "dataset: python -m rcl datasets list)"
         )
     idx = torch.randperm(n, generator=g)[: cfg.batch_size]
     corners = _data.sample_crop_pairs(ds.sizes()[idx], cfg.crop, (cfg.overlap_min, cfg.overlap_max), g)
