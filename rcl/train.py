@@ -100,8 +100,9 @@ class PretrainConfig(_methods.MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _methods.method_class(self.method)  # raises with the list of valid methods
-        if self.crop > self.tile:
-            raise ValueError(f"crop={self.crop} must not exceed tile={self.tile} (instances are tiles)")
+        if self.crop >= self.tile:  # instances are tiles: two crops as large as the tile are the same pixels
+            raise ValueError(f"crop={self.crop} must be smaller than tile={self.tile}: a positive pair's two crops "
+                             "would be the same pixels (a trivial positive); lower crop or raise tile")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
         if not 0 < self.overlap_min <= self.overlap_max <= 1:

@@ -147,3 +147,9 @@ def test_a_negative_noise_level_is_named_plainly():
     nb = json.loads((NOTEBOOKS / "01_noise_simulation.ipynb").read_text())
     code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
     assert 'config.check_positive("sigma_max", sigma_max' in code
+
+
+def test_settings_that_make_positives_trivial_are_refused():
+    """crop = tile made both crops of a positive pair the same pixels (the gpu profile's on the bundled images)."""
+    with pytest.raises(ValueError, match="crop=64 must be smaller than tile=64: .* trivial positive"):
+        train.make_config("rcl-emd", "smoke", crop=64, tile=64)
