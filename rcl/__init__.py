@@ -38,6 +38,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
     evaluation: imports the engine (to load and fine-tune runs) and everything below it.
         metrics      PSNR and SSIM (torchmetrics)
         evaluate     the proxy protocol: a re-fitted last layer on frozen features
+        apply        a finished run's network over one's own images of any size, tiled, into PNGs
         labels       the label-efficiency study: SL against RCL+SL as labels grow
         stats        paired differences, t intervals and tests, bootstraps
         datasets     the registry of real datasets, checksummed downloads, archives, layouts

@@ -8,6 +8,7 @@ Commands:
   sweep       execute one notebook over a grid of parameters and collect its results into one table
   sensitivity run (or resume) the sensitivity study that notebook 06 shows (proxy evaluations of notebook 04)
   backbones   run (or reload) the backbone study that notebook 03 shows
+  apply       denoise one's own images (a folder, any size) with a finished run, into PNGs
 
 :func:`build_parser` assembles one sub-parser per command (an ``_add_<command>`` function each, holding
 its options and help texts); each command runs in a ``_cmd_<command>`` function, which imports the
@@ -228,12 +229,20 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     from rcl import backbones
 
     runs_dir, results_dir = _project_dirs(args)
-    table, path, reused = backbones.cached(args.profile, results_dir, runs_dir, seed=args.seed,
-                                           progress=not args.quiet)
+    table, path, reused = backbones.cached(args.profile, results_dir, runs_dir, seed=args.seed, progress=not args.quiet)
     print(backbones.summary(table).to_string())
     print("copy-the-input control (PSNR of f(x) against x, end to end):")
     print(backbones.copy_control(table).to_string())
     print(f"{'reloaded' if reused else 'saved'} {path}")
+    return 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from rcl import apply
+
+    outs = apply.apply_folder(args.run, args.input, args.output, args.bits, args.tile, args.overlap, args.device,
+                              progress=not args.quiet)  # fmt: skip
+    print(f"{len(outs)} image(s) written to {args.output}")
     return 0
 
 
@@ -268,16 +277,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         if args.jobs is not None and args.jobs < 1:
             raise sweep.SweepError(f"--jobs {args.jobs}: give 1 or more")
         out_dir = Path(args.out) if args.out else sweep.default_out_dir(args.notebook, args.profile, fixed)
-        manifest = sweep.run(
-            args.notebook,
-            sweep.grid(swept),
-            out_dir=out_dir,
-            profile=args.profile,
-            jobs=args.jobs,
-            fixed=fixed,
-            progress=not args.quiet,
-            dry_run=args.dry_run,
-        )
+        manifest = sweep.run(args.notebook, sweep.grid(swept), out_dir=out_dir, profile=args.profile, jobs=args.jobs,
+                             fixed=fixed, progress=not args.quiet, dry_run=args.dry_run)  # fmt: skip
     except KeyboardInterrupt:
         print("\nsweep interrupted; the same command resumes it (finished executions are kept)", file=sys.stderr)
         return 130
@@ -357,21 +358,12 @@ def _add_notebooks(sub: argparse._SubParsersAction) -> None:
     )
     nb.add_argument("--profile", choices=PROFILES, default="cpu", help="notebook profile (default: cpu)")
     nb.add_argument("--out", default="book/notebooks", help="folder for executed copies (default: %(default)s)")
-    nb.add_argument(
-        "-p",
-        "--parameter",
-        nargs=2,
-        action="append",
-        metavar=("NAME", "VALUE"),
-        help="a parameter of the notebooks' parameters cells (repeatable), e.g. -p seed 1 -p dataset folder",
-    )
+    nb.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                    help="a parameter of the notebooks' parameters cells (repeatable), e.g. -p seed 1 -p dataset "
+                    "folder")  # fmt: skip
     nb.add_argument("--quiet", action="store_true", help="no progress bars")
-    nb.add_argument(
-        "--force",
-        action="store_true",
-        help="execute every notebook, even those whose executed copy in --out is current (same source, "
-        "library and parameters; such copies are kept by default)",
-    )
+    nb.add_argument("--force", action="store_true", help="execute every notebook, even those whose executed copy "
+                    "in --out is current (same source, library and parameters; such copies are kept by default)")
     nb.add_argument("notebook", nargs="*", help="notebooks to run (default: all of notebooks/, in order)")
     nb.set_defaults(func=_cmd_notebooks)
 
@@ -450,6 +442,21 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
     bb.set_defaults(func=_cmd_backbones)
 
 
+def _add_apply(sub: argparse._SubParsersAction) -> None:
+    ap = sub.add_parser("apply", help="denoise one's own images (a folder, any size) with a finished run",
+                        description="Run a finished run's own network over every image of INPUT (a folder or one file) "
+                        "tile by tile, on the GPU when present, into OUTPUT/<stem>.png; inputs are never overwritten.")
+    for name, text in (("run", "a finished run directory (runs/<method>-<key>)"), ("input", "a folder of images or "
+                       "one image file"), ("output", "the folder for the PNGs (not the input folder)")):  # fmt: skip
+        ap.add_argument(name, help=text)
+    ap.add_argument("--tile", type=int, default=512, help="pixels of output per tile and side (default: %(default)s)")
+    ap.add_argument("--overlap", type=int, help="context pixels around each tile (default: enough to equal untiled)")
+    ap.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per sample (default: %(default)s)")
+    ap.add_argument("--device", help="cpu, cuda, … (default: the best available)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.set_defaults(func=_cmd_apply)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, its errors on one line as every other error of the user's input."""
 
@@ -473,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_pretrain, _add_evaluate, _add_notebooks, _add_datasets, _add_sweep, _add_sensitivity,
-                _add_backbones):  # fmt: skip
+                _add_backbones, _add_apply):  # fmt: skip
         add(sub)
     for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)

@@ -1,0 +1,140 @@
+"""``rcl.apply`` and ``python -m rcl apply``: a finished run's network over one's own images, tiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import png
+import pytest
+import torch
+from PIL import Image
+
+from rcl import apply, cli, data, runs, train
+from rcl.models import UNet
+
+#: Tiled against untiled output, float32 on the CPU: max abs difference (measured: below 1e-6).
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A finished smoke-profile run (seconds)."""
+    cfg = train.make_config("n2n", "smoke", runs_dir=str(tmp_path_factory.mktemp("runs")), progress=False)
+    return train.pretrain(cfg).path
+
+
+def _photo(path, h, w, bits=8, seed=0):
+    rng = np.random.default_rng(seed)
+    if bits == 16:
+        arr = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
+        with open(path, "wb") as f:
+            png.Writer(w, h, bitdepth=16, greyscale=False).write(f, arr.reshape(h, w * 3))
+    else:
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_exact_overlap_covers_the_measured_receptive_field(depth):
+    """The gradient of one output pixel reaches no input pixel farther than the radius exact_overlap assumes."""
+    torch.manual_seed(0)
+    model = UNet(width=4, depth=depth)
+    n, m = 2**depth * 16, 2**depth
+    radius = 8 * (m - 1) + 2
+    assert apply.exact_overlap(model) * 3 / 4 >= radius and apply.exact_overlap(model) % m == 0
+    for offset in range(m):  # every position on the pooling grid
+        x = torch.rand(1, 3, n, n, requires_grad=True)
+        c = n // 2 + offset
+        model(x)[0, 0, c, c].backward()
+        reached = (x.grad[0].abs().sum(0) > 0).nonzero()
+        assert (reached - c).abs().max() <= radius
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_tiled_output_equals_untiled(depth):
+    """An image of odd sizes over several tiles (rows and columns, a short last tile): equal within TOLERANCE
+    at the default overlap; with no context at all the tiles differ visibly (the test can fail)."""
+    torch.manual_seed(depth)
+    model = UNet(width=8, depth=depth).eval()
+    image = torch.rand(3, 301, 213)
+    with torch.no_grad():
+        whole = model(image[None])[0]
+    tiled = apply.apply_tiled(model, image, tile=64)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < TOLERANCE
+    assert (apply.apply_tiled(model, image[None], tile=64)[0] - whole).abs().max() < TOLERANCE  # batched input
+    assert (apply.apply_tiled(model, image, tile=64, overlap=0) - whole).abs().max() > 1e-3
+
+
+def test_tiled_output_of_a_trained_run_equals_untiled(run):
+    model = runs.load_model(run)
+    image = torch.rand(3, 150, 97)
+    with torch.no_grad():
+        whole = model(image[None])[0]
+    assert (apply.apply_tiled(model, image, tile=32) - whole).abs().max() < TOLERANCE
+
+
+def test_bad_parameters_are_one_line_errors():
+    model = UNet(width=4, depth=2)
+    for kwargs, text in [({"tile": 0}, "tile"), ({"overlap": -4}, "overlap")]:
+        with pytest.raises(ValueError, match=text):
+            apply.apply_tiled(model, torch.rand(3, 16, 16), **kwargs)
+    with pytest.raises(ValueError, match="bits"):
+        apply.write_png("x.png", torch.rand(3, 4, 4), bits=12)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_folder_outputs_are_named_after_inputs_with_their_bit_depth(run, tmp_path, bits):
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "a.png", 40, 57)
+    _photo(src / "b.jpg", 33, 70)
+    _photo(src / "c.png", 50, 41, bits=16)
+    (src / "notes.txt").write_text("not an image")
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    outs = apply.apply_folder(run, src, tmp_path / "out", bits=bits, tile=32, progress=False)
+    assert sorted(p.name for p in outs) == ["a.png", "b.png", "c.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png", "c.png"]  # no temporaries
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # inputs untouched
+    model = runs.load_model(run)
+    for out in outs:
+        _, _, _, info = png.Reader(filename=str(out)).read()
+        assert info["bitdepth"] == bits and info["planes"] == 3
+        name = next(p for p in src.iterdir() if p.stem == out.stem)
+        x = data.load_image(name)
+        with torch.no_grad():
+            expected = model(x[None])[0].clamp(0, 1)
+        got = data.load_image(out)
+        assert got.shape == x.shape
+        assert (got - expected).abs().max() <= 0.5 / (2**bits - 1) + 1e-5  # the rounding to `bits` bits only
+
+
+def test_one_file_and_refusals_to_overwrite_an_input(run, tmp_path):
+    src = tmp_path / "photos"
+    src.mkdir()
+    photo = _photo(src / "a.png", 24, 24)
+    original = photo.read_bytes()
+    with pytest.raises(ValueError, match="output folder is the input folder"):
+        apply.apply_folder(run, src, src, progress=False)
+    with pytest.raises(ValueError, match=r"a\.png.*would overwrite an input"):
+        apply.apply_folder(run, photo, src, progress=False)  # one file, its output beside it
+    _photo(src / "a.jpg", 24, 24)
+    with pytest.raises(ValueError, match=r"a\.png.*is also that of"):
+        apply.apply_folder(run, src, tmp_path / "out", progress=False)
+    assert photo.read_bytes() == original and not (tmp_path / "out").exists()
+    assert [p.name for p in apply.apply_folder(run, photo, tmp_path / "one", progress=False)] == ["a.png"]
+
+
+def test_command_line_end_to_end(run, tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "x.png", 30, 45)
+    argv = ["apply", str(run), str(src), str(tmp_path / "out"), "--bits", "16", "--tile", "16", "--overlap", "8",
+            "--device", "cpu", "--quiet"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "1 image(s) written" in capsys.readouterr().out
+    assert png.Reader(filename=str(tmp_path / "out" / "x.png")).read()[3]["bitdepth"] == 16
+    assert cli.main(["apply", str(run), str(src), str(src), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rcl: error: ") and "input folder" in err and "\n" not in err
+    assert cli.main(["apply", str(tmp_path), str(src), str(tmp_path / "o2"), "--quiet"]) == 2  # not a finished run
+    assert "model.pt" in capsys.readouterr().err
