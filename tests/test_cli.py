@@ -86,6 +86,7 @@ def test_every_command_has_its_options():
         "sweep": ["notebook", "--parameter", "--profile", "--out", "--jobs", "--dry-run", "--collect", "--quiet"],
         "sensitivity": ["--profile", "--seeds", "--jobs", "--runs-dir", "--results-dir", "--plan", "--quiet"],
         "backbones": ["--profile", "--seed", "--runs-dir", "--results-dir", "--quiet"],
+        "apply": ["run", "input", "output", "--tile", "--overlap", "--bits", "--device", "--quiet"],
     }
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert list(commands) == list(expected)
