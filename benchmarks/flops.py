@@ -1,0 +1,139 @@
+"""Floating-point operations of one pre-training step per method, and the rate achieved against the peak.
+
+For each method at a profile's shapes (batch, crop, U-Net, g_e): the FLOPs of one step's forward and
+backward pass, counted by ``torch.utils.flop_counter.FlopCounterMode`` (matrix products and convolutions;
+elementwise work, sorting and the optimiser are not counted), and — unless ``--flops-only`` — the median
+time of a full step (forward with the engine's autocast, backward, Adam) on this machine, the achieved
+rate and its share of the device's peak. The data are synthetic tiles of the profile's size: the cost of a
+step does not depend on the pixels.
+
+Peaks (``--peak-gflops`` overrides):
+
+* CPU: cores × clock × FLOP per cycle per core. The clock is ``cpu MHz`` of ``/proc/cpuinfo`` (the base
+  clock a VM reports). FLOP/cycle: 32 in float32 on AMD Zen 4 (family 25, model ≥ 16: two 256-bit FMA
+  pipes; AVX-512 runs double-pumped on them), 64 in bfloat16 there (``VDPBF16PS``: twice float32's
+  products per pipe); elsewhere 2 FMA pipes × the widest vector's float32 lanes × 2.
+* CUDA: the dense bfloat16 Tensor Core figure of the card's data sheet for the cards listed in
+  ``_GPU_PEAKS`` (e.g. H100/H200 SXM: 989 TFLOP/s), else ``--peak-gflops``.
+
+    python benchmarks/flops.py --profile cpu              # time and count every cpu-profile method
+    python benchmarks/flops.py --profile gpu --flops-only # count the paper-scale step (any machine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from rcl import config, data, profiles, train
+
+_GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
+
+
+def _cpuinfo() -> dict[str, str]:
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    info.setdefault(k.strip(), v.strip())
+    except OSError:
+        pass
+    return info
+
+
+def cpu_peak(bf16: bool) -> tuple[float, str]:
+    """This CPU's peak FLOP/s (float32, or bfloat16 with ``bf16``) and how it was derived."""
+    info = _cpuinfo()
+    cores = len(os.sched_getaffinity(0))
+    ghz = float(info.get("cpu MHz", "0") or 0) / 1000
+    flags = info.get("flags", "").split()
+    amd = info.get("vendor_id") == "AuthenticAMD"
+    zen4 = amd and info.get("cpu family") == "25" and int(info.get("model", 0)) >= 16
+    if zen4:
+        per_cycle, why = (64, "Zen 4, bf16 dot products") if bf16 else (32, "Zen 4, 2 × 256-bit FMA")
+    else:
+        lanes = 16 if "avx512f" in flags else 8 if "avx2" in flags else 4
+        per_cycle, why = 2 * lanes * 2 * (2 if bf16 and "avx512_bf16" in flags else 1), f"2 FMA × {lanes} lanes"
+    return cores * ghz * 1e9 * per_cycle, f"{cores} cores × {ghz:.2f} GHz × {per_cycle} FLOP/cycle ({why})"
+
+
+def gpu_peak() -> tuple[float, str]:
+    name = torch.cuda.get_device_name()
+    for key, peak in _GPU_PEAKS.items():
+        if key in name:
+            return peak, f"{name}: {peak / 1e12:.0f} TFLOP/s dense bf16 (data sheet)"
+    return float("nan"), f"{name}: unknown peak (pass --peak-gflops)"
+
+
+def _setup(method: str, profile: str, device: torch.device, extra: dict):
+    cfg = train.make_config(method, profile, progress=False, device=str(device), **extra)
+    g = torch.Generator().manual_seed(0)
+    tiles = {f"t{i}": torch.rand(3, cfg.tile, cfg.tile, generator=g) for i in range(cfg.batch_size)}
+    ds = data.NoisyImages.build(tiles, seed=0, sigma_range=(0.0, cfg.sigma_max))
+    model = train.build_method(cfg, ds, device).train()
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps)
+    return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device)
+
+
+def measure(method: str, profile: str, device: torch.device, steps: int, flops_only: bool, extra: dict) -> dict:
+    cfg, model, opt, batch = _setup(method, profile, device, extra)
+    with FlopCounterMode(display=False) as counter:
+        model(batch)["loss"].backward()
+    flops = counter.get_total_flops()
+    row = {"method": method, "batch": cfg.batch_size, "crop": cfg.crop, "GFLOP/step": flops / 1e9}
+    if flops_only:
+        return row
+    times = []
+    for i in range(steps + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with config.autocast(device, cfg.amp):
+            loss = model(batch)["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:  # the first step warms up
+            times.append(time.perf_counter() - t0)
+    step = statistics.median(times)
+    return {**row, "ms/step": 1e3 * step, "GFLOP/s": flops / step / 1e9}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", choices=profiles.PROFILES, default="cpu")
+    p.add_argument("--methods", nargs="+", default=None, help="(default: the profile's notebook-03 methods)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per method, after one warm-up (default: 5)")
+    p.add_argument("--flops-only", action="store_true", help="count FLOPs, time nothing")
+    p.add_argument("--peak-gflops", type=float, default=None, help="the device's peak, GFLOP/s")
+    p.add_argument("--device", default=None, help="(default: CUDA if available, else the CPU)")
+    args = p.parse_args(argv)
+    device = torch.device(args.device) if args.device else config.default_device()
+    methods = args.methods or profiles.values("pretraining", args.profile)["methods"]
+    # FLOPs need no pretrained weights: a random g_e of the same architecture costs the same
+    extra = {"g_e": "random"} if profiles.values("pretrain", args.profile).get("g_e") == "imagenet" else {}
+    bf16 = bool(config.numerics(device)) or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+    peak, why = (args.peak_gflops * 1e9, "given") if args.peak_gflops else (
+        gpu_peak() if device.type == "cuda" else cpu_peak(bf16))
+    print(f"profile={args.profile}, device={device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"{'bf16 autocast' if bf16 else 'float32'}; peak {peak / 1e9:.0f} GFLOP/s = {why}")
+    print("| method | batch | crop | GFLOP/step | ms/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|")
+    for m in methods:
+        r = measure(m, args.profile, device, args.steps, args.flops_only, extra)
+        timed = "ms/step" in r
+        print(f"| {m} | {r['batch']} | {r['crop']} | {r['GFLOP/step']:.2f} | "
+              + (f"{r['ms/step']:.0f} | {r['GFLOP/s']:.1f} | {100 * r['GFLOP/s'] * 1e9 / peak:.1f}% |" if timed
+                 else "– | – | – |"), flush=True)
+
+
+if __name__ == "__main__":
+    main()
