@@ -101,7 +101,7 @@ def test_hostile_tar_is_refused_and_writes_nothing(tmp_path, any_python, case):
     "members, modes",
     [
         ({"ok/a.png": b"x", "../escaped.png": b"y"}, None),
-        ({"ok/a.png": b"x", "/tmp/escaped.png": b"y"}, None),
+        ({"ok/a.png": b"x", "/escaped.png": b"y"}, None),
         ({"ok/a.png": b"x", "ok\\..\\..\\escaped.png": b"y"}, None),
         ({"ok/a.png": b"x", "C:/escaped.png": b"y"}, None),
         ({"ok/a.png": b"x", "ok/link.png": b"/etc/passwd"}, {"ok/link.png": stat.S_IFLNK | 0o777}),
