@@ -67,7 +67,6 @@ from tqdm.auto import tqdm
 from rcl import cache as _cache
 from rcl import config as _config
 from rcl import data as _data
-from rcl import datasets as _datasets
 from rcl import metrics as _metrics
 from rcl import rng as _rng
 from rcl import runs as _runs
@@ -168,7 +167,7 @@ def evaluation_key(cfg: Any, device: torch.device | str | None = None) -> str:
     settings = _cache.canonical(cfg)
     for field in ("data_dir", "test_dir"):
         settings[field] = settings.get(field) is not None
-    folders = [_image_root(cfg.dataset, cfg.data_dir), _image_root(cfg.test_dataset, cfg.test_dir)]
+    folders = [_data.image_root(cfg.dataset, cfg.data_dir), _data.image_root(cfg.test_dataset, cfg.test_dir)]
     return _cache.key({"config": settings, "numerics": _config.numerics(device)}, code="evaluation", folders=folders)
 
 
@@ -339,16 +338,8 @@ def _load_split(dataset: str, data_dir: str | None, max_side: int | None, split:
     """Decoded, resized images of one split, kept for the next evaluation (callers never modify them). The
     memory cache is keyed by the folder's contents (names, sizes, modification times), so images added or
     replaced on disk are read again."""
-    identity = tuple(tuple(entry) for entry in _cache.folder_identity(_image_root(dataset, data_dir)))
+    identity = tuple(tuple(entry) for entry in _cache.folder_identity(_data.image_root(dataset, data_dir)))
     return _load_split_cached(dataset, data_dir, max_side, split, identity)
-
-
-def _image_root(dataset: str | None, data_dir: str | None) -> str | None:
-    """The folder whose files are a dataset's images: ``data_dir`` itself for a folder, the dataset's own
-    arranged folder under a download root (other downloads there change nothing)."""
-    if dataset in (None, "builtin", "folder") or data_dir is None:
-        return data_dir
-    return str(_datasets.local_path(dataset, data_dir)) if dataset in _datasets.REGISTRY else data_dir
 
 
 @functools.lru_cache(maxsize=8)
