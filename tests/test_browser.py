@@ -9,7 +9,12 @@ For every HTML page of the book (served from 127.0.0.1) the test checks that
   left in the text;
 - on notebook pages, every figure of a shown cell output is visible, and each ipywidgets explorer has its
   static fallback visible: the widget's own output (its fallback image or text) when shown, else, when the
-  output is removed from the book, a figure in the next code cell.
+  output is removed from the book, a figure in the next code cell;
+- every notebook of ``notebooks/`` has its page, and it offers its executed ``.ipynb`` for download (a text
+  page its source);
+- launch buttons (Binder, Colab) exist only while ``repository.url`` of ``book/_config.yml`` is set, and then
+  each opens, on the repository's branch, the repository's notebook of its page. A second test builds the
+  notebooks' pages with a repository URL set and with it empty, and checks both.
 
 A page that only redirects (``index.html``) is not opened: the file it points to must exist. A full-page
 screenshot of each other page goes to ``build/browser-screenshots/`` (or ``$RCL_SCREENSHOTS``), named
@@ -24,11 +29,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 import browser
 import pytest
+import yaml
 from paths import ROOT, path_from_env
 
 from rcl import notebooks
@@ -72,6 +81,9 @@ INSPECT = r"""(async () => {
       .map(e => e.getAttribute('data-mjx-error') || e.textContent.slice(0, 80)),
     rawMath: rawMath,
     fontErrors: [...document.fonts].filter(f => f.status === 'error').map(f => f.family),
+    downloads: [...document.querySelectorAll('.dropdown-download-buttons a')].map(a => a.href),
+    launchGroups: document.querySelectorAll('.dropdown-launch-buttons').length,
+    launches: [...document.querySelectorAll('.dropdown-launch-buttons a')].map(a => a.getAttribute('href') || ''),
     cells: [...document.querySelectorAll('div.cell')].map(c => {
       const out = c.querySelector('.cell_output');
       return {
@@ -180,6 +192,54 @@ def _link_problems(page: str, links: list[str], base: str, html: Path, ids: dict
     return [f"{page}: {p}" for p in problems]
 
 
+def _download_problems(page: str, downloads: list[str], base: str, html: Path) -> list[str]:
+    """A page built from a source offers it for download (``_sources``): a notebook page its ``.ipynb``. That
+    the file is there is checked with the page's other links."""
+    stem = Path(page).with_suffix("")
+    notebook = html / "_sources" / stem.with_suffix(".ipynb")
+    sources = [notebook] if notebook.is_file() else sorted((html / "_sources" / stem.parent).glob(f"{stem.name}.*"))
+    if not sources:
+        return []  # a generated page (search, index of terms): nothing to download
+    wanted = base + "_sources/" + sources[0].relative_to(html / "_sources").as_posix()
+    return [] if wanted in downloads else [f"no download button for {wanted} (downloads: {downloads})"]
+
+
+def _launch_problems(config: dict, launches: list[str], groups: int, notebook: str | None) -> list[str]:
+    """Launch buttons as a book's ``_config.yml`` (``config``) asks: none while ``repository.url`` is empty or
+    on a page that is no notebook; on a notebook page (``notebook``: its path in the book, no suffix), one link
+    per configured service (Binder, Colab), each opening, on the configured branch of that repository, this
+    page's notebook in the repository's ``notebooks/``."""
+    repository, buttons = config.get("repository") or {}, config.get("launch_buttons") or {}
+    if not repository.get("url") or notebook is None:
+        why = "repository.url is empty" if not repository.get("url") else "the page is no notebook"
+        return [f"launch buttons although {why}: {launches}"] if launches or groups else []
+    org, repo = urlsplit(repository["url"]).path.strip("/").split("/")[-2:]
+    branch = repository.get("branch") or "main"
+    path = "/".join(p for p in [(repository.get("path_to_book") or "").strip("/"), f"{notebook}.ipynb"] if p)
+    ui = {"jupyterlab": "lab/tree", "classic": "tree"}[buttons.get("notebook_interface", "classic")]
+    services = {urlsplit(buttons[k]).hostname: name for k, name in [("binderhub_url", "Binder"), ("colab_url", "Colab")]
+                if buttons.get(k)}  # fmt: skip
+    problems, seen = [], []
+    if ROOT / path not in SOURCES:  # e.g. book/notebooks/NAME.ipynb: an executed copy, not in the repository
+        problems.append(f"the launch buttons open {path}, which is no notebook of the repository's notebooks/")
+    for link in launches:
+        parts = urlsplit(link)
+        service = services.get(parts.hostname) if parts.scheme == "https" else None
+        seen.append(service)
+        if service == "Binder":
+            query = parse_qs(parts.query)
+            ok = parts.path == f"/v2/gh/{org}/{repo}/{branch}" and query == {"urlpath": [f"{ui}/{path}"]}
+        elif service == "Colab":
+            ok = parts.path == f"/github/{org}/{repo}/blob/{branch}/{path}" and not parts.query
+        else:
+            ok = False
+        if not ok:
+            problems.append(f"launch link {link!r} does not open {path} of {org}/{repo} at {branch}")
+    if sorted(seen, key=str) != sorted(services.values()):
+        problems.append(f"launch links for {seen}, expected one each for {sorted(services.values())}")
+    return problems
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason=browser.SKIP_MESSAGE)
 def test_book_pages_in_browser(book_html):
@@ -188,6 +248,9 @@ def test_book_pages_in_browser(book_html):
     shots.mkdir(parents=True, exist_ok=True)
     pages = sorted(p.relative_to(book_html).as_posix() for p in book_html.rglob("*.html") if "_static" not in p.parts)
     assert "index.html" in pages
+    missing = [p.name for p in SOURCES if f"notebooks/{p.stem}.html" not in pages]
+    assert not missing, f"notebooks without a page in the book: {missing}"
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
     problems, links, ids = [], {}, {}
     with browser.serve(book_html) as base, browser.Chromium(CHROMIUM) as chrome:
         for page in pages:
@@ -202,8 +265,54 @@ def test_book_pages_in_browser(book_html):
             source = book_html / "_sources" / Path(page).with_suffix(".ipynb")
             if source.exists():
                 found_here += _notebook_problems(source, found["cells"])
+            found_here += _download_problems(page, found["downloads"], base, book_html)
+            notebook = Path(page).with_suffix("").as_posix() if source.exists() else None
+            found_here += _launch_problems(config, found["launches"], found["launchGroups"], notebook)
             problems += [f"{page}: {p}" for p in found_here]
             links[page], ids[page] = found["links"], set(found["ids"])
         for page in pages:
             problems += _link_problems(page, links[page], base, book_html, ids)
     assert not problems, f"{len(problems)} problems in the rendered book:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session", params=["https://github.com/example-org/rcl", ""], ids=["url", "no-url"])
+def notebook_pages(request, tmp_path_factory) -> tuple[Path, dict]:
+    """The notebooks' pages alone, built with ``book/_config.yml`` but ``repository.url`` set to the parameter:
+    the HTML folder and the configuration. The notebooks are the unexecuted sources (the buttons do not depend
+    on outputs), so the build takes seconds."""
+    book = tmp_path_factory.mktemp("launch-book") / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks", "_toc.yml", "*.md"))
+    config = yaml.safe_load((book / "_config.yml").read_text())
+    config["repository"]["url"] = request.param
+    (book / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (book / "notebooks").mkdir()
+    for p in SOURCES:
+        shutil.copy(p, book / "notebooks" / p.name)
+    (book / "start.md").write_text("# The notebooks\n")
+    toc = {"format": "jb-book", "root": "start", "chapters": [{"file": f"notebooks/{p.stem}"} for p in SOURCES]}
+    (book / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(book)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return book / "_build" / "html", config
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason=browser.SKIP_MESSAGE)
+def test_launch_and_download_buttons_follow_the_repository_url(notebook_pages):
+    """With a repository URL, every notebook page has well-formed Binder and Colab links to the repository's
+    notebook; without one, no page has launch buttons. Every notebook page offers its download either way."""
+    html, config = notebook_pages
+    pages = ["start.html", *(f"notebooks/{p.stem}.html" for p in SOURCES)]
+    problems, launches = [], 0
+    with browser.serve(html) as base, browser.Chromium(CHROMIUM) as chrome:
+        for page in pages:
+            chrome.open(base + page)
+            found = chrome.evaluate(INSPECT)
+            notebook = Path(page).with_suffix("").as_posix() if page != "start.html" else None
+            found_here = _download_problems(page, found["downloads"], base, html)
+            found_here += _launch_problems(config, found["launches"], found["launchGroups"], notebook)
+            problems += [f"{page}: {p}" for p in found_here]
+            launches += len(found["launches"])
+    assert not problems, f"{len(problems)} problems with the buttons:\n" + "\n".join(problems)
+    assert launches == (2 * len(SOURCES) if config["repository"]["url"] else 0)
