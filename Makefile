@@ -17,7 +17,8 @@ help:
 	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
 	@echo "             shows; about 8 minutes at PROFILE=cpu after make book"
 	@echo "make setup   only create $(VENV) and install requirements.txt"
-	@echo "make lint    ruff on the package, tests and notebooks"
+	@echo "make lint    ruff on the package, tests and notebooks; the CI workflow and CITATION.cff against their"
+	@echo "             schemas (bundled with check-jsonschema: no network)"
 	@echo "make clean   remove build products (keeps $(VENV), runs and downloaded data)"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -52,6 +53,8 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rcl tests benchmarks notebooks
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/check-jsonschema --builtin-schema vendor.citation-file-format --default-filetype yaml CITATION.cff
 
 clean:
 	rm -rf build book/_build $(BOOK_NOTEBOOKS)
