@@ -1,6 +1,7 @@
 """A finished run's network applied to one's own photographs: tiled, in bounded memory, written as PNGs.
 
-Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.data`, :mod:`rcl.cache`, :mod:`rcl.config` and torch).
+Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.data`, :mod:`rcl.cache`, :mod:`rcl.config`, :mod:`rcl.models`
+and torch).
 
 :func:`apply_tiled` runs the fully convolutional U-Net over an image of any size, one tile at a time. Each
 tile is responsible for a *core* of ``tile``×``tile`` pixels and sees ``overlap`` more pixels of context on
@@ -29,6 +30,7 @@ from torch import Tensor
 
 from rcl import cache, data, runs
 from rcl import config as _config
+from rcl.models import memory_format
 
 __all__ = ["apply_folder", "apply_tiled", "exact_overlap", "input_files", "write_png"]
 
@@ -85,7 +87,7 @@ def apply_tiled(model: torch.nn.Module, image: Tensor, tile: int = 512, overlap:
     if img.dim() != 3:
         raise ValueError(f"image: expected 3×H×W or 1×3×H×W, got shape {tuple(image.shape)}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
+    model = model.to(device, memory_format=memory_format(device)).eval()
     _, h, w = img.shape
     rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
     if progress is not None:

@@ -10,9 +10,8 @@ Commands:
   backbones   run (or reload) the backbone study that notebook 03 shows
   apply       denoise one's own images (a folder, any size) with a finished run, into PNGs
 
-:func:`build_parser` assembles one sub-parser per command (an ``_add_<command>`` function each, holding
-its options and help texts); each command runs in a ``_cmd_<command>`` function, which imports the
-modules only that command needs (papermill's executor, the datasets' downloader, the studies).
+:func:`build_parser` assembles one sub-parser per command (an ``_add_<command>`` function each); each command
+runs in a ``_cmd_<command>`` function, which imports only the modules that command needs.
 
 A failure caused by the user's input prints one line, ``rcl: error: …``, and exits with status 2; with
 ``--debug`` (or ``RCL_DEBUG=1``) its traceback is shown instead. :func:`user_error` says which failures
@@ -41,26 +40,27 @@ _FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirec
 
 #: Errors raised inside a notebook that come from the values it was given (see :func:`user_error`).
 _USER_ERRORS_IN_NOTEBOOKS = ("ValueError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
-                             "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError",
-                             "DownloadError", "UnsafeArchiveError")  # fmt: skip
+    "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError", "DownloadError",
+    "UnsafeArchiveError", "ImageNetWeightsUnavailable")  # fmt: skip
 
 
 def user_error(err: BaseException) -> str | None:
     """The one line that explains ``err`` when the user's input caused it, else None (a bug).
 
-    The user's input: a ``ValueError`` (a value, name or file content that is not valid: every check of
-    the package raises one, naming the parameter and what would be valid; a file's JSON that cannot be
-    read), a missing, misplaced or unreadable file or folder (``FileNotFoundError`` and its kin, or any
-    ``OSError`` naming a file), a refused or failed download (:class:`rcl.datasets.DownloadError`,
-    :class:`rcl.datasets.UnverifiedDownloadError`). A ``KeyError`` is not among them: the package's lookups
-    of names (methods, profiles, datasets, config keys) raise ``ValueError`` listing the valid names, so a
-    ``KeyError`` is a bug; so is an ``OSError`` naming no file (a full disk, say).
+    The user's input: a ``ValueError`` (a value, name or file content that is not valid: every check names
+    the parameter and what would be valid; unreadable JSON), a missing, misplaced or unreadable file or
+    folder (``FileNotFoundError`` and its kin, or any ``OSError`` naming a file), a refused or failed
+    download (:class:`rcl.datasets.DownloadError`, :class:`rcl.datasets.UnverifiedDownloadError`), ImageNet
+    weights for ``g_e`` neither cached nor downloadable (:class:`rcl.encoders.ImageNetWeightsUnavailable`).
+    A ``KeyError`` is a bug (lookups of names raise ``ValueError`` listing the valid ones); so is an
+    ``OSError`` naming no file (a full disk, say).
     """
     if isinstance(err, OSError) and err.filename is not None:
         return f"{err.filename}: {err.strerror or err}"
-    datasets = sys.modules.get("rcl.datasets")  # imported by whatever downloads, so raised only then
+    datasets, encoders = sys.modules.get("rcl.datasets"), sys.modules.get("rcl.encoders")  # raised only if imported
     download = (datasets.DownloadError, datasets.UnverifiedDownloadError) if datasets else ()
-    if isinstance(err, (ValueError, *_FILE_ERRORS, *download)):
+    weights = (encoders.ImageNetWeightsUnavailable,) if encoders else ()  # g_e="imagenet" offline, nothing cached
+    if isinstance(err, (ValueError, *_FILE_ERRORS, *download, *weights)):
         return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
     return None
 
@@ -464,7 +464,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"rcl: error: {message}; see {self.prog} --help\n")
 
 
-_DEBUG_HELP = "show the traceback of an error instead of one line (also RCL_DEBUG=1)"
+_DEBUG_HELP = "show the traceback of an error instead of one line (also RCL_DEBUG=1)"  # every command has --debug
 
 
 def build_parser() -> argparse.ArgumentParser:

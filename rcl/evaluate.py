@@ -72,7 +72,7 @@ from rcl import rng as _rng
 from rcl import runs as _runs
 from rcl import tasks as _tasks
 from rcl import train as _train
-from rcl.models import UNet
+from rcl.models import UNet, memory_format
 
 __all__ = [
     "HEADLINE",
@@ -364,7 +364,7 @@ def proxy_evaluate(
     """
     device = torch.device(device)
     if isinstance(run, UNet):
-        out = _proxy_table(run.to(device).eval(), cfg, method or "model", device)
+        out = _proxy_table(run.to(device, memory_format=memory_format(device)).eval(), cfg, method or "model", device)
     else:
         run = Path(run)
 
@@ -410,7 +410,7 @@ def _converged(curve: list[float]) -> bool:
 def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | str = "cpu") -> pd.DataFrame:
     """The model's own output (no re-fitted head) on the same test pairs, with the same metrics."""
     _, test = _images(cfg)
-    model = model.to(device).eval()
+    model = model.to(device, memory_format=memory_format(device)).eval()
     rows = []
     for name, cond, x, y in _test_pairs(cfg, test):
         out = model(x.to(device)).float().cpu().clamp(0, 1)

@@ -35,7 +35,7 @@ from rcl import rng as _rng
 from rcl import runs as _runs
 from rcl import stats as _stats
 from rcl.config import autocast, status
-from rcl.models import UNet, UNetConfig
+from rcl.models import UNet, UNetConfig, memory_format
 
 __all__ = ["LabelConfig", "annotation_cost", "finetune", "label_efficiency", "label_subsets", "labels_to_match"]
 
@@ -86,9 +86,9 @@ def finetune(model: UNet, x: Tensor, y: Tensor, cfg: LabelConfig, seed: int, dev
     """Supervised L1 fine-tuning of the whole network on ``(x, y)`` (Adam as in pre-training); the batch
     order is drawn from ``rcl.rng.generator(seed, "finetune", len(x))``, so both arms see the same batches.
     Autocast as the pre-training engine (bfloat16 on a CPU with native bf16 units or a CUDA GPU; the loss
-    in float32)."""
+    in float32), channels-last where that is faster (:func:`rcl.models.memory_format`)."""
     device = torch.device(device)
-    model = model.to(device).train()
+    model = model.to(device, memory_format=memory_format(device)).train()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-7)
     g = _rng.generator(seed, "finetune", len(x))
     b = min(cfg.batch_size, len(x))

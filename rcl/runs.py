@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from rcl import cache
-from rcl.models import UNet, UNetConfig
+from rcl.models import UNet, UNetConfig, memory_format
 
 __all__ = ["CURRENT", "PREVIOUS", "load_model", "mark_failed", "read", "write"]
 
@@ -71,7 +71,8 @@ def mark_failed(out: Path, err: BaseException) -> None:
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:
-    """The pre-trained U-Net of a finished run directory (its ``model.pt``, read with ``weights_only=True``)."""
+    """The pre-trained U-Net of a finished run directory (its ``model.pt``, read with ``weights_only=True``), on
+    ``device`` in the layout it convolves fastest in there (:func:`rcl.models.memory_format`)."""
     path = Path(path)
     if not (path / "model.pt").exists():
         raise FileNotFoundError(f"{path}: no model.pt — the run has not finished")
@@ -79,6 +80,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> U
         blob = torch.load(path / "model.pt", map_location=device, weights_only=True)
         model = UNet(UNetConfig(**blob["unet"])).to(device)
         model.load_state_dict(blob["state"])
+        model = model.to(memory_format=memory_format(device))
     except Exception as err:  # noqa: BLE001 — whatever the file holds, it is not a model of this engine
         reason = " ".join(str(err).split())[:200]
         raise ValueError(f"{path / 'model.pt'}: not a readable model of this engine ({type(err).__name__}: "

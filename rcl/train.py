@@ -3,9 +3,9 @@
 :func:`pretrain` takes a :class:`PretrainConfig` (plain, hashable data; :func:`make_config` builds one
 from a profile plus overrides) and
 
-* picks the device (CUDA, then MPS, then CPU); on CUDA autocasts (bfloat16 where supported, else float16
-  with a gradient scaler) with channels-last memory; on a CPU with native bfloat16 units autocasts to
-  bfloat16 too (1.6× faster per step on a 2-core AVX-512 CPU; ``amp=False`` turns it off);
+* picks the device (CUDA, then MPS, then CPU); autocasts on CUDA (bfloat16, else float16 with a gradient
+  scaler) and on a CPU with native bfloat16 units (1.6× faster per step on 2 AVX-512 cores; ``amp=False``: off);
+  on both, channels-last networks and batches (:func:`rcl.models.memory_format`); on CUDA, fused Adam;
 * optimises with Adam, β = (0.9, 0.999), ε = 1e-7, lr 1e-3 (paper §4);
 * is seeded: the model's initialisation from ``seed``, and every batch from a generator seeded by
   ``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would;
@@ -51,7 +51,7 @@ from rcl import profiles as _profiles
 from rcl import rng as _rng
 from rcl import runs as _runs
 from rcl.losses import ConsistencyLoss
-from rcl.models import UNet, UNetConfig
+from rcl.models import UNet, UNetConfig, memory_format
 
 __all__ = ["PretrainConfig", "RunResult", "build_batch", "build_data", "build_method", "config_keys",
            "make_config", "pretrain", "run_dir", "run_key"]
@@ -212,6 +212,19 @@ def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
     return _data.NoisyImages.build(instances, seed=cfg.seed, sigma_range=(0.0, cfg.sigma_max))
 
 
+def _check_batch(ds: _data.NoisyImages, cfg: PretrainConfig) -> int:
+    """The number of instances of ``ds``; raises if a batch of ``cfg.batch_size`` distinct ones cannot be drawn."""
+    n = len(ds)
+    if cfg.batch_size > n:
+        raise ValueError(
+            f"batch_size={cfg.batch_size} exceeds the {n} instances (tiles of {cfg.tile} px) of dataset="
+            f"{cfg.dataset!r}: set batch_size <= {n} (--set batch_size={n}; in a notebook overrides={{'batch_size': "
+            f"{n}}}) or a smaller tile, or train on more images (dataset=folder data_dir=DIR, or a registered "
+            "dataset: python -m rcl datasets list)"
+        )
+    return n
+
+
 def build_method(cfg: PretrainConfig, ds: _data.NoisyImages | None = None,
                  device: torch.device | str = "cpu") -> _methods.Method:
     """The run's method around a freshly initialised U-Net (seeded by ``cfg.seed``), with its consistency
@@ -234,14 +247,7 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     sampled as Algorithm 1; under DDP each process takes its contiguous slice.
     """
     g = _rng.generator(cfg.seed, "batch", step)
-    n = len(ds)
-    if cfg.batch_size > n:
-        raise ValueError(
-            f"batch_size={cfg.batch_size} exceeds the {n} instances (tiles of {cfg.tile} px) of dataset="
-            f"{cfg.dataset!r}: set batch_size <= {n} (--set batch_size={n}; in a notebook overrides={{'batch_size': "
-            f"{n}}}) or a smaller tile, or train on more images (dataset=folder data_dir=DIR, or a registered "
-            "dataset: python -m rcl datasets list)"
-        )
+    n = _check_batch(ds, cfg)
     idx = torch.randperm(n, generator=g)[: cfg.batch_size]
     corners = _data.sample_crop_pairs(ds.sizes()[idx], cfg.crop, (cfg.overlap_min, cfg.overlap_max), g)
     if cfg.batch_size % world:
@@ -380,10 +386,10 @@ def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: in
         _cache.atomic_write_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg),
                                                        "code": _cache.code_version("training")}, indent=2)
     ds = build_data(cfg)
-    method = build_method(cfg, ds, device)
-    if device.type == "cuda":
-        method = method.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(method.trainable_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    _check_batch(ds, cfg)  # before the method (and its g_e) is built
+    method = build_method(cfg, ds, device).to(memory_format=memory_format(device))
+    opt = torch.optim.Adam(method.trainable_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
+                           fused=device.type == "cuda" or None)  # one kernel per step; the CPU's foreach is faster
     cpu_amp = device.type == "cpu" and bool(_numerics(cfg))  # native bf16 units: autocast pays off
     use_amp = cfg.amp and (device.type == "cuda" or cpu_amp)
     bf16 = cpu_amp or (device.type == "cuda" and torch.cuda.is_bf16_supported())
@@ -452,8 +458,7 @@ def _batches(s: _Session, end: int):
     workers = max(1, min(4, (os.cpu_count() or 2) // (2 * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))))
     built = _prefetch(lambda step: build_batch(s.ds, s.cfg, step, s.rank, s.world), range(s.start, end),
                       pin=s.cuda, depth=2 * workers if s.cuda else 2, workers=workers if s.cuda else 1)
-    layout = torch.channels_last if s.cuda else None
-    return (b.to(s.device, non_blocking=True, memory_format=layout) for b in built)
+    return (b.to(s.device, non_blocking=True, memory_format=memory_format(s.device)) for b in built)
 
 
 def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, world: int, local_rank: int):
