@@ -9,6 +9,7 @@ Commands:
   sensitivity run (or resume) the sensitivity study that notebook 06 shows (proxy evaluations of notebook 04)
   backbones   run (or reload) the backbone study that notebook 03 shows
   apply       denoise one's own images (a folder, any size) with a finished run, into PNGs
+  at-scale    the headline comparison at a profile on real photographs, saved with its provenance
 
 :func:`build_parser` assembles one sub-parser per command (an ``_add_<command>`` function each); each command
 runs in a ``_cmd_<command>`` function, which imports only the modules that command needs.
@@ -18,6 +19,9 @@ A failure caused by the user's input prints one line, ``rcl: error: …``, and e
 those are; any other exception is a bug and shows its traceback.
 
 Layer: outer shell (calls the studies, the engine and the notebooks; nothing imports it).
+
+Why one module: the commands are one parser tree that shares its helpers (``--set`` parsing, the project's
+folders, the one-line errors); split by command, every part would import those from one another.
 """
 
 from __future__ import annotations
@@ -113,6 +117,28 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _proxy_sets(items: list[str] | None, option: str, why: str) -> dict:
+    """``KEY=VALUE`` items as typed :class:`rcl.evaluate.ProxyConfig` fields, the data's fields refused."""
+    from rcl import evaluate
+
+    proxy = _parse_sets(items)
+    fixed = {"task", "dataset", "data_dir", "max_side", "sigma_max", "test_dataset", "test_dir", "seed"}
+    settable = sorted(set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
+    unknown = sorted(set(proxy) - set(settable))
+    if unknown:
+        raise ValueError(f"{option} {', '.join(unknown)}: not settable here (the run fixes its data; {why}); "
+                         f"valid keys: {', '.join(settable)}")
+    parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
+             "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
+    defaults = evaluate.ProxyConfig()
+    try:
+        for k, v in proxy.items():
+            proxy[k] = parse[k](v) if k in parse else type(getattr(defaults, k))(v)
+    except ValueError as err:
+        raise ValueError(f"{option} {k}={v!r}: {err}") from err
+    return proxy
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
@@ -125,21 +151,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     needed = ("method", "dataset", "data_dir", "max_side", "sigma_max")
     if not isinstance(trained, dict) or not all(k in trained for k in needed):
         raise ValueError(f"{run / 'config.json'}: not a run's config (it needs the keys {', '.join(needed)})")
-    proxy = _parse_sets(args.set)
-    fixed = {"task", "dataset", "data_dir", "max_side", "sigma_max", "test_dataset", "test_dir", "seed"}
-    settable = sorted(set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
-    unknown = sorted(set(proxy) - set(settable))
-    if unknown:
-        raise ValueError(f"--set {', '.join(unknown)}: not settable here (the run fixes its data; --task, "
-                         f"--test-dir, --test-dataset and --seed are options); valid keys: {', '.join(settable)}")
-    parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
-             "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
-    defaults = evaluate.ProxyConfig()
-    try:
-        for k, v in proxy.items():
-            proxy[k] = parse[k](v) if k in parse else type(getattr(defaults, k))(v)
-    except ValueError as err:
-        raise ValueError(f"--set {k}={v!r}: {err}") from err
+    proxy = _proxy_sets(args.set, "--set", "--task, --test-dir, --test-dataset and --seed are options")
     cfg = evaluate.ProxyConfig(task=args.task, dataset=trained["dataset"], data_dir=trained["data_dir"],
                                max_side=trained["max_side"], sigma_max=trained["sigma_max"],
                                seed=args.seed, test_dataset=args.test_dataset, test_dir=args.test_dir, **proxy)
@@ -243,6 +255,25 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     outs = apply.apply_folder(args.run, args.input, args.output, args.bits, args.tile, args.overlap, args.device,
                               progress=not args.quiet)  # fmt: skip
     print(f"{len(outs)} image(s) written to {args.output}")
+    return 0
+
+
+def _cmd_at_scale(args: argparse.Namespace) -> int:
+    import shlex
+    from datetime import datetime, timezone
+
+    from rcl import at_scale
+    from rcl.notebooks import project_dir
+
+    proxy = _proxy_sets(args.proxy, "--proxy", "--test-dir and --test-dataset are options")
+    proxy.update({k: v for k, v in (("test_dir", args.test_dir), ("test_dataset", args.test_dataset)) if v})
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    out = args.out or Path(project_dir("book")) / "at_scale" / f"at-scale-{args.profile}-{stamp}.json"
+    hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
+    command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
+    path = at_scale.run(args.profile, out, _parse_sets(args.set), proxy, args.methods, args.tasks, args.seeds,
+                        command=command, progress=not args.quiet)  # fmt: skip
+    print(f"at-scale results written to {path}; the book's At scale page shows every file of book/at_scale/")
     return 0
 
 
@@ -457,6 +488,29 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     ap.set_defaults(func=_cmd_apply)
 
 
+def _add_at_scale(sub: argparse._SubParsersAction) -> None:
+    from rcl import at_scale
+
+    ap = sub.add_parser("at-scale", help="the headline comparison at a profile on real photographs, with provenance",
+                        description="Pre-train (or reuse) the headline methods at a profile on a folder of "
+                        "photographs, evaluate them by the proxy protocol on held-out photographs, and write one "
+                        "small JSON file with the results and their provenance (settings, code, device, time), which "
+                        "the book's At scale page shows. Resumes: finished runs and evaluations are reused. Example: "
+                        "python -m rcl at-scale --profile gpu --set dataset=folder --set data_dir=PHOTOS "
+                        "--set steps=2000 --test-dir HELD_OUT")  # fmt: skip
+    ap.add_argument("--profile", choices=PROFILES, default="gpu")
+    ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a pre-training key (as pretrain --set)")
+    ap.add_argument("--proxy", action="append", metavar="KEY=VALUE", help="a proxy-protocol key (as evaluate --set)")
+    ap.add_argument("--test-dir", help="held-out photographs (default: the dataset's own test split)")
+    ap.add_argument("--test-dataset", help="a registered dataset as the held-out test set")
+    ap.add_argument("--methods", nargs="+", default=list(at_scale.METHODS), help="(default: %(default)s)")
+    ap.add_argument("--tasks", nargs="+", default=list(at_scale.TASKS), help="(default: %(default)s)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
+    ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.set_defaults(func=_cmd_at_scale)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, its errors on one line as every other error of the user's input."""
 
@@ -480,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_pretrain, _add_evaluate, _add_notebooks, _add_datasets, _add_sweep, _add_sensitivity,
-                _add_backbones, _add_apply):  # fmt: skip
+                _add_backbones, _add_apply, _add_at_scale):  # fmt: skip
         add(sub)
     for command in sub.choices.values():  # --debug after the command too; SUPPRESS keeps one given before it
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)

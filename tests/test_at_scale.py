@@ -1,15 +1,24 @@
-"""The ``gpu`` profile on a folder of one's own photographs: it starts without any dataset download, refuses
-settings that make positives trivial or batches impossible before building anything, and says in one line
-what to do when the paper's ImageNet ``g_e`` is not on the machine."""
+"""At scale: the ``gpu`` profile on a folder of one's own photographs — it starts without any dataset download,
+refuses settings that make positives trivial or batches impossible before building anything, and says in one
+line what to do when the paper's ImageNet ``g_e`` is not on the machine — and the at-scale results files
+(:mod:`rcl.at_scale`) with their provenance, read back strictly and shown by the book's At scale page with
+and without one."""
 
+import json
+import shutil
+import subprocess
+import sys
 import urllib.error
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from paths import ROOT
 from PIL import Image
 
-from rcl import cli, train
+import rcl
+from rcl import at_scale, cache, cli, data, notebooks, summary, train
 
 
 @pytest.fixture
@@ -77,3 +86,106 @@ def test_too_few_instances_are_refused_before_anything_is_built(photos, tmp_path
 def test_a_crop_as_large_as_the_tile_is_refused_at_the_gpu_profile(photos):
     with pytest.raises(ValueError, match=r"crop=256 must be smaller than tile=256: .*trivial positive"):
         train.make_config("rcl-emd", "gpu", dataset="folder", data_dir=str(photos), crop=256)
+
+
+# ----------------------------------------------------------------------------------- at-scale results files
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory):
+    """An at-scale results file made at the smoke profile (the mechanism; real ones come from a GPU)."""
+    root = tmp_path_factory.mktemp("at-scale")
+    path = at_scale.run("smoke", root / "results" / "at-scale-smoke.json", {"runs_dir": str(root / "runs")},
+                        command="python -m rcl at-scale --profile smoke", progress=False)
+    return root, path
+
+
+def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results):
+    root, path = smoke_results
+    text = path.read_text()
+    assert str(root) not in text, "a committed file names no folder of the machine it ran on"
+    result = at_scale.load(path)
+    p = result.provenance
+    assert p["profile"] == "smoke" and p["methods"] == list(at_scale.METHODS) and p["tasks"] == ["denoise", "sr"]
+    assert p["code"]["rcl"] == rcl.__version__ and p["code"]["training"] == cache.code_version("training")
+    assert p["device"]["type"] == "cpu" and p["device"]["torch"] == torch.__version__
+    assert p["started"] <= p["finished"] and p["seconds"] > 0
+    assert {r["steps"] for r in p["runs"].values()} == {3}  # the smoke profile's steps, per run
+    assert p["data"]["test_images"] == len(data.BUILTIN_TEST)
+    rows = result.rows
+    assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "noisy input", "bicubic"}
+    assert (rows.n >= 1).all() and rows.groupby(["method", "task", "condition", "seed", "trial"]).size().max() == 1
+    facts = at_scale.describe(result)
+    assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
+
+
+def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
+    """Compact rows (means over test images) give the per-σ tables and controls of the per-image rows."""
+    _, path = smoke_results
+    rows = at_scale.load(path).rows
+    per_image = rows.loc[rows.index.repeat(rows.n)]  # equal-size groups: the means are the same
+    assert summary.per_sigma(rows).equals(summary.per_sigma(per_image))
+    assert set(summary.controls(rows).check) == set(summary.controls(per_image).check)
+
+
+def test_a_results_file_is_never_overwritten(smoke_results):
+    _, path = smoke_results
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        at_scale.run("smoke", path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: "{not json", "not valid JSON"),
+    (lambda b: {**b, "extra": 1}, "'provenance' and 'rows'"),
+    (lambda b: {**b, "provenance": {k: v for k, v in b["provenance"].items() if k != "device"}}, "lacks .*device"),
+    (lambda b: {**b, "provenance": {**b["provenance"], "schema": 99}}, "schema 99"),
+    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr": "31.2"}]}, "must be numbers"),
+    (lambda b: {**b, "rows": []}, "no rows"),
+])  # fmt: skip
+def test_what_is_not_a_results_file_is_refused_naming_it(smoke_results, tmp_path, edit, message):
+    _, path = smoke_results
+    changed = edit(json.loads(path.read_text()))
+    bad = tmp_path / "bad.json"
+    bad.write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    with pytest.raises(ValueError, match=f"bad.json: .*{message}"):
+        at_scale.load(bad)
+
+
+def _outputs(notebook: Path) -> str:
+    nb = json.loads(notebook.read_text())
+    out = []
+    for cell in nb["cells"]:
+        for o in cell.get("outputs", []):
+            out.append("".join(o.get("text", "")))
+            out.extend("".join(v) for k, v in o.get("data", {}).items() if k in ("text/markdown", "text/html"))
+    return "\n".join(out)
+
+
+@pytest.mark.slow
+def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results, tmp_path):
+    """Notebook 08 at the smoke profile, once with an empty results folder and once with the smoke file;
+    the page with the file is rendered by Jupyter Book as the book is (``-W -n``)."""
+    root, path = smoke_results
+    source = notebooks.notebook_paths()[-1]
+    assert source.name == "08_at_scale.ipynb"
+    texts = {}
+    for case, folder in (("without", tmp_path / "empty"), ("with", path.parent)):
+        folder.mkdir(exist_ok=True)
+        params = {"profile": "smoke", "runs_dir": str(root / "runs"), "at_scale_dir": str(folder)}
+        texts[case] = _outputs(notebooks.execute(source, tmp_path / case, params, progress=False))
+    assert "No at-scale results are committed yet" in texts["without"]
+    with_file = texts["with"]
+    assert "not recomputed by this book's build" in with_file and path.name in with_file
+    assert "computed on" in with_file and "Controls" in with_file
+    assert "No at-scale results" not in with_file
+    book = tmp_path / "book"  # the whole book, the other notebooks unexecuted (execution is off in the build)
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks"))
+    (book / "notebooks").mkdir()
+    for p in notebooks.notebook_paths():
+        shutil.copy(tmp_path / "with" / p.name if p == source else p, book / "notebooks" / p.name)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = (book / "_build" / "html" / "notebooks" / "08_at_scale.html").read_text()
+    assert "not recomputed by this book" in page and path.name in page

@@ -87,6 +87,8 @@ def test_every_command_has_its_options():
         "sensitivity": ["--profile", "--seeds", "--jobs", "--runs-dir", "--results-dir", "--plan", "--quiet"],
         "backbones": ["--profile", "--seed", "--runs-dir", "--results-dir", "--quiet"],
         "apply": ["run", "input", "output", "--tile", "--overlap", "--bits", "--device", "--quiet"],
+        "at-scale": ["--profile", "--set", "--proxy", "--test-dir", "--test-dataset", "--methods", "--tasks",
+                     "--seeds", "--out", "--quiet"],
     }
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
     assert list(commands) == list(expected)

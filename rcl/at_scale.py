@@ -1,0 +1,235 @@
+"""At-scale results: the headline comparison computed once at a profile on real photographs, with its provenance.
+
+The book's build runs the ``cpu`` profile on the bundled images; the paper's scale (the ``gpu`` profile) needs
+a GPU and a folder of photographs, which the build has neither of. Its results are computed once by
+:func:`run` (``python -m rcl at-scale``) and committed as one small JSON file per run under
+``book/at_scale/``, which the book's "At scale" page shows — marked as not recomputed by the build, with
+where each number came from. A file holds:
+
+* ``provenance``: what was run (profile, the engine's overrides, the proxy protocol's settings, methods,
+  tasks, pre-training seeds), with which code (package version, git commit and whether the tree had
+  uncommitted changes, the training and evaluation code versions of :func:`rcl.cache.code_version`), on
+  what (device type and name, their count, torch's version), when (UTC start and end, seconds), each run's
+  steps, training seconds and final loss, and the data: the dataset's name and, per image folder, its
+  number of files and a digest of its contents (:func:`rcl.cache.folder_identity`) — never a path of the
+  machine it ran on;
+* ``rows``: per method, task, test condition, pre-training seed and trial, the mean PSNR, MSE and SSIM over
+  the held-out test images and their count — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
+  groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones).
+
+:func:`load` reads a file back: JSON only (nothing loaded executes code), every field checked, a
+``ValueError`` naming the file and the field otherwise. :func:`load_folder` reads every file of a folder, newest first.
+An interrupted :func:`run` resumes: finished pre-training runs and proxy evaluations are reused
+(:func:`rcl.evaluate.study`).
+
+Layer: studies (imports the evaluation's study, the engine's run configs, the cache and the configuration;
+never the CLI, plots or notebooks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from rcl import __version__
+from rcl import cache as _cache
+from rcl import config as _config
+from rcl import data as _data
+from rcl import evaluate as _evaluate
+from rcl import profiles as _profiles
+from rcl import train as _train
+
+__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
+
+#: The headline comparison: RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle.
+METHODS = _evaluate.HEADLINE
+TASKS = ("denoise", "sr")
+SCHEMA = 1
+#: The columns of a row, and the provenance fields a file must have.
+ROW_KEYS = ("method", "task", "condition", "seed", "trial", "psnr", "mse", "ssim", "n")
+PROVENANCE_KEYS = ("schema", "profile", "pretrain", "proxy", "methods", "tasks", "seeds", "code", "device",
+                   "started", "finished", "seconds", "runs", "data", "command")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AtScale:
+    """One at-scale results file, read back: its path, provenance and rows."""
+
+    path: Path
+    provenance: dict[str, Any]
+    rows: pd.DataFrame
+
+
+def _utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _git() -> dict[str, Any]:
+    """The commit of the package's checkout and whether it had uncommitted changes (None outside one)."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rcl"], cwd=root, capture_output=True,
+                               text=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "modified": None}
+    if commit.returncode != 0:
+        return {"commit": None, "modified": None}
+    return {"commit": commit.stdout.strip(), "modified": bool(dirty.stdout.strip())}
+
+
+def _device() -> dict[str, Any]:
+    device = _config.default_device()
+    if device.type == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count()}
+    name = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"type": device.type, "name": name or device.type, "count": os.cpu_count()}
+
+
+def _folder(dataset: str, data_dir: str | None) -> dict[str, Any]:
+    """A folder's identity without its path: the number of files and a digest of names, sizes and times."""
+    root = _data.image_root(dataset, data_dir)
+    ident = _cache.folder_identity(root)
+    digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16] if ident else None
+    return {"dataset": dataset, "files": len(ident), "digest": digest}
+
+
+def _public(settings: dict) -> dict:
+    """``settings`` without the machine's folders: where runs are kept is left out, an image folder is named by
+    its identity (the file's ``data`` field) instead of its path."""
+    out = {k: v for k, v in settings.items() if k not in ("runs_dir", "progress", "device")}
+    out.update({k: "FOLDER (see data)" for k in ("data_dir", "test_dir") if out.get(k)})
+    return _cache.canonical(out)
+
+
+def _compact(df: pd.DataFrame) -> list[dict]:
+    """Per (method, task, condition, seed, trial): the mean PSNR, MSE and SSIM over test images, and their count."""
+    keys = ["method", "task", "condition", "seed", "trial"]
+    g = df.groupby(keys)
+    out = g[["psnr", "mse", "ssim"]].mean()
+    out["n"] = g.size()
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+            for r in out.reset_index().to_dict("records")]  # fmt: skip
+
+
+def _runs(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
+    """Each pre-training run the rows came from: its steps, training seconds and final loss."""
+    out = {}
+    for name in sorted(set(df.run) - {"reference"}):
+        metrics = _cache.read_json(Path(runs_dir) / name / "result.json")["metrics"]
+        out[name] = {k: metrics.get(k) for k in ("steps", "seconds", "final_loss")}
+    return out
+
+
+def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, proxy: dict | None = None,
+        methods: tuple[str, ...] | list[str] = METHODS, tasks: tuple[str, ...] | list[str] = TASKS,
+        seeds: tuple[int, ...] | list[int] = (0,), command: str = "", progress: bool = True) -> Path:
+    """Pre-train (or reuse) ``methods`` at ``profile`` with ``pretrain`` overrides (a folder of photographs:
+    ``{"dataset": "folder", "data_dir": …}``), evaluate them by the proxy protocol on ``tasks`` with the
+    profile's proxy settings updated by ``proxy`` (held-out photographs: ``{"test_dir": …}``), and write the
+    results file ``out`` (atomically; an existing file is an error). Returns its path."""
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out}: an at-scale results file is never overwritten; give another --out")
+    pretrain, proxy = dict(pretrain or {}), dict(proxy or {})
+    pvalues = _profiles.values("proxy", profile)
+    proxy = {**{k: pvalues[k] for k in _profiles.PROXY_KEYS}, **proxy}
+    base = _train.make_config(methods[0], profile, progress=False, **pretrain)
+    held_out = proxy.get("test_dataset") or proxy.get("test_dir")  # else the training dataset's test split
+    test = (proxy.get("test_dataset") or "folder", proxy.get("test_dir")) if held_out else (base.dataset, base.data_dir)
+    started, t0 = _utc(), time.perf_counter()
+    df = _evaluate.study(list(methods), list(tasks), profile, proxy=proxy, pretrain=pretrain, progress=progress,
+                         seeds=list(seeds))  # fmt: skip
+    provenance = {
+        "schema": SCHEMA, "profile": profile, "pretrain": _public(pretrain), "proxy": _public(proxy),
+        "methods": list(methods), "tasks": list(tasks), "seeds": list(seeds),
+        "code": {"rcl": __version__, **_git(), "training": _cache.code_version("training"),
+                 "evaluation": _cache.code_version("evaluation")},
+        "device": {**_device(), "torch": torch.__version__},
+        "started": started, "finished": _utc(), "seconds": round(time.perf_counter() - t0, 1),
+        "runs": _runs(df, base.runs_dir),
+        "data": {"train": _folder(base.dataset, base.data_dir), "test": _folder(*test),
+                 "test_images": int(df.image.nunique())},
+        "command": command,
+    }  # fmt: skip
+    _cache.atomic_write_json(out, {"provenance": provenance, "rows": _compact(df)}, indent=1)
+    return out
+
+
+def _check(path: Path, blob: Any) -> None:
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{path}: not an at-scale results file of this package ({what})")
+
+    if not isinstance(blob, dict) or set(blob) != {"provenance", "rows"}:
+        raise bad("expected an object with 'provenance' and 'rows'")
+    prov, rows = blob["provenance"], blob["rows"]
+    missing = [k for k in PROVENANCE_KEYS if not isinstance(prov, dict) or k not in prov]
+    if missing:
+        raise bad(f"provenance lacks {missing}")
+    if prov["schema"] != SCHEMA:
+        raise bad(f"schema {prov['schema']!r}, this package reads schema {SCHEMA}")
+    if not isinstance(rows, list) or not rows:
+        raise bad("no rows")
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS):
+            raise bad(f"row {i} lacks one of {list(ROW_KEYS)}")
+        if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in ("psnr", "mse", "ssim", "n")):
+            raise bad(f"row {i}: psnr, mse, ssim and n must be numbers")
+
+
+def load(path: str | os.PathLike) -> AtScale:
+    """Read an at-scale results file (plain JSON; checked field by field)."""
+    path = Path(path)
+    try:
+        blob = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    _check(path, blob)
+    return AtScale(path, blob["provenance"], pd.DataFrame(blob["rows"]))
+
+
+def load_folder(folder: str | os.PathLike) -> list[AtScale]:
+    """Every at-scale results file (``*.json``) of ``folder``, read, newest first by its recorded start."""
+    folder = Path(folder)
+    found = [load(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    return sorted(found, key=lambda r: r.provenance["started"], reverse=True)
+
+
+def describe(result: AtScale) -> pd.DataFrame:
+    """Where every number of ``result`` came from, one line per fact, for the book."""
+    p = result.provenance
+    code, dev, data = p["code"], p["device"], p["data"]
+    steps = sorted({r["steps"] for r in p["runs"].values() if r.get("steps") is not None})
+    commit = (code.get("commit") or "unknown")[:12] + (" (with uncommitted changes)" if code.get("modified") else "")
+    facts = {
+        "computed on": f"{dev['name']} ({dev['type']}, {dev['count']}), torch {dev['torch']}",
+        "when (UTC)": f"{p['started']} to {p['finished']} ({p['seconds'] / 60:.1f} min)",
+        "code": f"rcl {code['rcl']}, commit {commit}; training code {code['training']}, "
+        f"evaluation code {code['evaluation']}",
+        "command": p["command"] or "(not recorded)",
+        "profile and overrides": f"{p['profile']}: " + (", ".join(f"{k}={v}" for k, v in p["pretrain"].items())
+                                                         or "none"),
+        "pre-training steps": ", ".join(map(str, steps)) or "unknown",
+        "methods, tasks, seeds": f"{', '.join(p['methods'])}; {', '.join(p['tasks'])}; seeds {p['seeds']}",
+        "training images": f"{data['train']['dataset']}: {data['train']['files']} files "
+        f"(contents digest {data['train']['digest']})",
+        "held-out test images": f"{data['test_images']} ({data['test']['dataset']}, contents digest "
+        f"{data['test']['digest']})",
+        "proxy protocol": ", ".join(f"{k}={v}" for k, v in p["proxy"].items()),
+    }  # fmt: skip
+    return pd.DataFrame({"": list(facts.values())}, index=list(facts))
