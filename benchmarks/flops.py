@@ -30,7 +30,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from rcl import config, data, profiles, train
+from rcl import config, data, models, profiles, train
 
 _GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
 
@@ -72,40 +72,60 @@ def gpu_peak() -> tuple[float, str]:
     return float("nan"), f"{name}: unknown peak (pass --peak-gflops)"
 
 
-def _setup(method: str, profile: str, device: torch.device, extra: dict):
+def _setup(method: str, profile: str, device: torch.device, extra: dict, contiguous: bool = False):
+    """A method, its optimiser and one batch as the engine sets them up (its memory layout, fused Adam on
+    CUDA); ``contiguous`` keeps the tensors in the default layout instead, to measure what the layout buys."""
     cfg = train.make_config(method, profile, progress=False, device=str(device), **extra)
     g = torch.Generator().manual_seed(0)
     tiles = {f"t{i}": torch.rand(3, cfg.tile, cfg.tile, generator=g) for i in range(cfg.batch_size)}
     ds = data.NoisyImages.build(tiles, seed=0, sigma_range=(0.0, cfg.sigma_max))
-    model = train.build_method(cfg, ds, device).train()
-    opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps)
-    return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device)
+    layout = torch.contiguous_format if contiguous else models.memory_format(device)
+    model = train.build_method(cfg, ds, device).train().to(memory_format=layout)
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps, fused=device.type == "cuda" or None)
+    return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device, memory_format=layout)
 
 
-def measure(method: str, profile: str, device: torch.device, steps: int, flops_only: bool, extra: dict) -> dict:
-    cfg, model, opt, batch = _setup(method, profile, device, extra)
+def measure(method: str, profile: str, device: torch.device, steps: int, flops_only: bool, extra: dict,
+            contiguous: bool = False) -> dict:
+    cfg, model, opt, batch = _setup(method, profile, device, extra, contiguous)
     with FlopCounterMode(display=False) as counter:
         model(batch)["loss"].backward()
     flops = counter.get_total_flops()
     row = {"method": method, "batch": cfg.batch_size, "crop": cfg.crop, "GFLOP/step": flops / 1e9}
     if flops_only:
         return row
-    times = []
-    for i in range(steps + 1):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        with config.autocast(device, cfg.amp):
-            loss = model(batch)["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:  # the first step warms up
-            times.append(time.perf_counter() - t0)
-    step = statistics.median(times)
+    _timed_step(cfg, model, opt, batch, device)  # warm-up
+    step = statistics.median(_timed_step(cfg, model, opt, batch, device) for _ in range(steps))
     return {**row, "ms/step": 1e3 * step, "GFLOP/s": flops / step / 1e9}
+
+
+def _timed_step(cfg, model, opt, batch, device: torch.device) -> float:
+    """Seconds of one full step: forward under the engine's autocast, backward, Adam."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    with config.autocast(device, cfg.amp):
+        loss = model(batch)["loss"]
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def compare_layouts(method: str, profile: str, device: torch.device, steps: int, extra: dict) -> dict:
+    """Median step time in the default (contiguous) layout and in the engine's, their steps interleaved so
+    that a busy machine slows both alike."""
+    setups = {name: _setup(method, profile, device, extra, contiguous=name == "contiguous")
+              for name in ("contiguous", "engine")}  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in setups}
+    for i in range(steps + 1):
+        for name, (cfg, model, opt, batch) in setups.items():
+            t = _timed_step(cfg, model, opt, batch, device)
+            if i:  # the first round warms up
+                times[name].append(t)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -116,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--flops-only", action="store_true", help="count FLOPs, time nothing")
     p.add_argument("--peak-gflops", type=float, default=None, help="the device's peak, GFLOP/s")
     p.add_argument("--device", default=None, help="(default: CUDA if available, else the CPU)")
+    p.add_argument("--contiguous", action="store_true", help="default layout, not the engine's")
+    p.add_argument("--compare-layouts", action="store_true", help="time the default and the engine's layout, "
+                   "interleaved, and print the speed-up")
     args = p.parse_args(argv)
     device = torch.device(args.device) if args.device else config.default_device()
     methods = args.methods or profiles.values("pretraining", args.profile)["methods"]
@@ -125,10 +148,18 @@ def main(argv: list[str] | None = None) -> None:
     peak, why = (args.peak_gflops * 1e9, "given") if args.peak_gflops else (
         gpu_peak() if device.type == "cuda" else cpu_peak(bf16))
     print(f"profile={args.profile}, device={device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"{'bf16 autocast' if bf16 else 'float32'}; peak {peak / 1e9:.0f} GFLOP/s = {why}")
+          f"{'bf16 autocast' if bf16 else 'float32'}, {'contiguous' if args.contiguous else 'engine'} layout; "
+          f"peak {peak / 1e9:.0f} GFLOP/s = {why}")
+    if args.compare_layouts:
+        print("| method | contiguous ms/step | engine layout ms/step | speed-up |\n|---|---|---|---|")
+        for m in methods:
+            r = compare_layouts(m, args.profile, device, args.steps, extra)
+            print(f"| {m} | {r['contiguous']:.1f} | {r['engine']:.1f} | {r['contiguous'] / r['engine']:.2f}× |",
+                  flush=True)
+        return
     print("| method | batch | crop | GFLOP/step | ms/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|")
     for m in methods:
-        r = measure(m, args.profile, device, args.steps, args.flops_only, extra)
+        r = measure(m, args.profile, device, args.steps, args.flops_only, extra, args.contiguous)
         timed = "ms/step" in r
         print(f"| {m} | {r['batch']} | {r['crop']} | {r['GFLOP/step']:.2f} | "
               + (f"{r['ms/step']:.0f} | {r['GFLOP/s']:.1f} | {100 * r['GFLOP/s'] * 1e9 / peak:.1f}% |" if timed
