@@ -35,7 +35,6 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
-import png
 import torch
 from PIL import Image as _PILImage
 from torch import Tensor
@@ -175,6 +174,8 @@ def _check_pixels(path: Path, width: int, height: int) -> None:
 
 def _read_png16(path: Path) -> np.ndarray:
     """A 16-bit colour PNG, decoded exactly (pypng); check its size with :func:`_check_pixels` first."""
+    import png  # pypng: only 16-bit PNGs need it
+
     with open(path, "rb") as f:  # pypng leaves a file it opened itself open when decoding fails
         width, height, rows, info = png.Reader(file=f).asDirect()
         arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
