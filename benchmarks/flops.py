@@ -72,15 +72,21 @@ def gpu_peak() -> tuple[float, str]:
     return float("nan"), f"{name}: unknown peak (pass --peak-gflops)"
 
 
-def _setup(method: str, profile: str, device: torch.device, extra: dict, contiguous: bool = False):
+def _setup(method: str, profile: str, device: torch.device, extra: dict, contiguous: bool = False,
+           compile: bool = False):
     """A method, its optimiser and one batch as the engine sets them up (its memory layout, fused Adam on
-    CUDA); ``contiguous`` keeps the tensors in the default layout instead, to measure what the layout buys."""
+    CUDA); ``contiguous`` keeps the tensors in the default layout instead, to measure what the layout buys;
+    ``compile`` wraps the U-Net and g_e in ``torch.compile`` (which the engine does not), to measure that."""
     cfg = train.make_config(method, profile, progress=False, device=str(device), **extra)
     g = torch.Generator().manual_seed(0)
     tiles = {f"t{i}": torch.rand(3, cfg.tile, cfg.tile, generator=g) for i in range(cfg.batch_size)}
     ds = data.NoisyImages.build(tiles, seed=0, sigma_range=(0.0, cfg.sigma_max))
     layout = torch.contiguous_format if contiguous else models.memory_format(device)
     model = train.build_method(cfg, ds, device).train().to(memory_format=layout)
+    if compile:
+        model.model = torch.compile(model.model)
+        if model.consistency is not None and model.consistency.encoder is not None:
+            model.consistency.encoder = torch.compile(model.consistency.encoder)
     opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps, fused=device.type == "cuda" or None)
     return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device, memory_format=layout)
 
@@ -114,17 +120,20 @@ def _timed_step(cfg, model, opt, batch, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def compare_layouts(method: str, profile: str, device: torch.device, steps: int, extra: dict) -> dict:
-    """Median step time in the default (contiguous) layout and in the engine's, their steps interleaved so
-    that a busy machine slows both alike."""
-    setups = {name: _setup(method, profile, device, extra, contiguous=name == "contiguous")
-              for name in ("contiguous", "engine")}  # fmt: skip
+def compare_layouts(method: str, profile: str, device: torch.device, steps: int, extra: dict,
+                    variants: tuple[str, ...] = ("contiguous", "engine")) -> dict:
+    """Median step time of each variant — ``"contiguous"`` (the default layout), ``"engine"`` (the engine's
+    setup), ``"compiled"`` (the engine's, U-Net and g_e compiled; the first steps, which compile, are not
+    timed) — their steps interleaved so that a busy machine slows all alike."""
+    setups = {name: _setup(method, profile, device, extra, contiguous=name == "contiguous",
+                           compile=name == "compiled") for name in variants}  # fmt: skip
+    for cfg, model, opt, batch in setups.values():
+        for _ in range(2):  # warm-up (compilation included)
+            _timed_step(cfg, model, opt, batch, device)
     times: dict[str, list[float]] = {name: [] for name in setups}
-    for i in range(steps + 1):
+    for _ in range(steps):
         for name, (cfg, model, opt, batch) in setups.items():
-            t = _timed_step(cfg, model, opt, batch, device)
-            if i:  # the first round warms up
-                times[name].append(t)
+            times[name].append(_timed_step(cfg, model, opt, batch, device))
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
@@ -139,6 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--contiguous", action="store_true", help="default layout, not the engine's")
     p.add_argument("--compare-layouts", action="store_true", help="time the default and the engine's layout, "
                    "interleaved, and print the speed-up")
+    p.add_argument("--compile", action="store_true", help="with --compare-layouts: also the engine's setup with the "
+                   "U-Net and g_e under torch.compile")
     args = p.parse_args(argv)
     device = torch.device(args.device) if args.device else config.default_device()
     methods = args.methods or profiles.values("pretraining", args.profile)["methods"]
@@ -151,11 +162,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{'bf16 autocast' if bf16 else 'float32'}, {'contiguous' if args.contiguous else 'engine'} layout; "
           f"peak {peak / 1e9:.0f} GFLOP/s = {why}")
     if args.compare_layouts:
-        print("| method | contiguous ms/step | engine layout ms/step | speed-up |\n|---|---|---|---|")
+        variants = ("contiguous", "engine", *(("compiled",) if args.compile else ()))
+        columns = ["method", *(f"{v} ms/step" for v in variants), "engine speed-up",
+                   *(["compiled speed-up"] if args.compile else [])]  # fmt: skip
+        print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
         for m in methods:
-            r = compare_layouts(m, args.profile, device, args.steps, extra)
-            print(f"| {m} | {r['contiguous']:.1f} | {r['engine']:.1f} | {r['contiguous'] / r['engine']:.2f}× |",
-                  flush=True)
+            r = compare_layouts(m, args.profile, device, args.steps, extra, variants)
+            cells = [m, *(f"{r[v]:.1f}" for v in variants), f"{r['contiguous'] / r['engine']:.2f}×",
+                     *([f"{r['engine'] / r['compiled']:.2f}×"] if args.compile else [])]  # fmt: skip
+            print("| " + " | ".join(cells) + " |", flush=True)
         return
     print("| method | batch | crop | GFLOP/step | ms/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|")
     for m in methods:

@@ -7,7 +7,7 @@
 # script writes into OUT:
 #   env.txt             the GPU, driver, torch and the commit it ran
 #   flops.txt           benchmarks/flops.py at the gpu profile: FLOPs, ms/step, share of the bf16 peak, and
-#                       the engine's layout against the default one (interleaved)
+#                       the engine's layout against the default one and against torch.compile (interleaved)
 #   step.txt            benchmarks/pretrain_step.py: RCL-EMD against N2N with the same crops through the U-Net
 #   evaluation.txt      benchmarks/evaluation.py: the evaluation's forward pass in both layouts
 #   at-scale-*.json     python -m rcl at-scale: the headline comparison on PHOTOS with its provenance, to be
@@ -39,7 +39,8 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 
 methods="n2n rcl-emd consistency"
 $PY benchmarks/flops.py --profile "$PROFILE" --methods $methods --steps 10 | tee "$OUT/flops.txt"
-$PY benchmarks/flops.py --profile "$PROFILE" --methods $methods --steps 10 --compare-layouts | tee -a "$OUT/flops.txt"
+$PY benchmarks/flops.py --profile "$PROFILE" --methods $methods --steps 10 --compare-layouts --compile \
+    | tee -a "$OUT/flops.txt"
 $PY benchmarks/pretrain_step.py --profile "$PROFILE" --methods rcl-emd n2n --steps 20 \
     --set dataset=folder data_dir="$PHOTOS" g_e=random | tee "$OUT/step.txt"
 $PY benchmarks/evaluation.py --profile "$PROFILE" --size 512 | tee "$OUT/evaluation.txt"
