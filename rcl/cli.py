@@ -271,8 +271,9 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     out = args.out or Path(project_dir("book")) / "at_scale" / f"at-scale-{args.profile}-{stamp}.json"
     hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
-    path = at_scale.run(args.profile, out, _parse_sets(args.set), proxy, args.methods, args.tasks, args.seeds,
-                        command=command, progress=not args.quiet)  # fmt: skip
+    pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
+    path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks, args.seeds, command=command,
+                        progress=not args.quiet)  # fmt: skip
     print(f"at-scale results written to {path}; the book's At scale page shows every file of book/at_scale/")
     return 0
 
