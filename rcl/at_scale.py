@@ -11,8 +11,8 @@ where each number came from. A file holds:
   uncommitted changes, the training and evaluation code versions of :func:`rcl.cache.code_version`), on
   what (device type and name, their count, torch's version), when (UTC start and end, seconds), each run's
   steps, training seconds and final loss, and the data: the dataset's name and, per image folder, its
-  number of files and a digest of its contents (:func:`rcl.cache.folder_identity`) — never a path of the
-  machine it ran on;
+  number of files and a digest of their names, sizes and modification times (what the caches key folders
+  by, :func:`rcl.cache.folder_identity`) — never a path of the machine it ran on;
 * ``rows``: per method, task, test condition, pre-training seed and trial, the mean PSNR, MSE and SSIM over
   the held-out test images and their count — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
   groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones).
@@ -46,13 +46,14 @@ from rcl import cache as _cache
 from rcl import config as _config
 from rcl import data as _data
 from rcl import evaluate as _evaluate
+from rcl import methods as _methods
 from rcl import profiles as _profiles
 from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
 
 #: The headline comparison: RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle.
-METHODS = _evaluate.HEADLINE
+METHODS = _methods.HEADLINE
 TASKS = ("denoise", "sr")
 SCHEMA = 1
 #: The columns of a row, and the provenance fields a file must have.
@@ -227,8 +228,8 @@ def describe(result: AtScale) -> pd.DataFrame:
         "pre-training steps": ", ".join(map(str, steps)) or "unknown",
         "methods, tasks, seeds": f"{', '.join(p['methods'])}; {', '.join(p['tasks'])}; seeds {p['seeds']}",
         "training images": f"{data['train']['dataset']}: {data['train']['files']} files "
-        f"(contents digest {data['train']['digest']})",
-        "held-out test images": f"{data['test_images']} ({data['test']['dataset']}, contents digest "
+        f"(files digest {data['train']['digest']})",
+        "held-out test images": f"{data['test_images']} ({data['test']['dataset']}, files digest "
         f"{data['test']['digest']})",
         "proxy protocol": ", ".join(f"{k}={v}" for k, v in p["proxy"].items()),
     }  # fmt: skip

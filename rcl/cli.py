@@ -272,8 +272,8 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
     pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
-    path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks, args.seeds, command=command,
-                        progress=not args.quiet)  # fmt: skip
+    path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, args.seeds,
+                        command=command, progress=not args.quiet)  # fmt: skip
     print(f"at-scale results written to {path}; the book's At scale page shows every file of book/at_scale/")
     return 0
 
@@ -490,7 +490,7 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_at_scale(sub: argparse._SubParsersAction) -> None:
-    from rcl import at_scale
+    from rcl.methods import HEADLINE  # not rcl.at_scale: building the parser stays free of the evaluation's imports
 
     ap = sub.add_parser("at-scale", help="the headline comparison at a profile on real photographs, with provenance",
                         description="Pre-train (or reuse) the headline methods at a profile on a folder of "
@@ -504,8 +504,8 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--proxy", action="append", metavar="KEY=VALUE", help="a proxy-protocol key (as evaluate --set)")
     ap.add_argument("--test-dir", help="held-out photographs (default: the dataset's own test split)")
     ap.add_argument("--test-dataset", help="a registered dataset as the held-out test set")
-    ap.add_argument("--methods", nargs="+", default=list(at_scale.METHODS), help="(default: %(default)s)")
-    ap.add_argument("--tasks", nargs="+", default=list(at_scale.TASKS), help="(default: %(default)s)")
+    ap.add_argument("--methods", nargs="+", default=list(HEADLINE), help="(default: %(default)s)")
+    ap.add_argument("--tasks", nargs="+", help="(default: rcl.at_scale.TASKS, denoising and ×2 SR)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -67,6 +67,7 @@ from tqdm.auto import tqdm
 from rcl import cache as _cache
 from rcl import config as _config
 from rcl import data as _data
+from rcl import methods as _methods
 from rcl import metrics as _metrics
 from rcl import rng as _rng
 from rcl import runs as _runs
@@ -480,9 +481,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
     return per_trial.groupby(["method", "task"]).agg(["mean", "std"])
 
 
-#: The methods whose comparisons carry the book's verdicts: pre-trained with several seeds, so their
-#: intervals include the pre-training seed (the rest are pre-trained once, with the first seed).
-HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
+HEADLINE = _methods.HEADLINE  # the method registry's (rcl.methods.HEADLINE)
 
 
 def study(

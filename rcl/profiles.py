@@ -65,7 +65,7 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 128},
     },
     # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys, PROXY_KEYS; "seeds": the pre-training
-    # seeds of the headline methods, rcl.evaluate.HEADLINE).
+    # seeds of the headline methods, rcl.methods.HEADLINE).
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
                   "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],

@@ -20,6 +20,7 @@ from rcl.methods.base import Batch, Method, MethodConfig
 
 __all__ = [
     "DISPLAY",
+    "HEADLINE",
     "LABELS",
     "METHODS",
     "NAMED_CONFIGS",
@@ -103,6 +104,11 @@ DISPLAY = {**{e.name: e.display for e in REGISTRY.values()}, **{n.name: n.displa
 #: supervised labels.
 ORDER = [m for e in REGISTRY.values() if e.family != "supervised"
          for m in (e.name, *(n.name for n in NAMED_CONFIGS.values() if n.method == e.name))] + list(LABELS)
+
+
+#: The methods whose comparisons carry the book's verdicts: pre-trained with several seeds, so their
+#: intervals include the pre-training seed (the rest are pre-trained once, with the first seed).
+HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
 
 
 def family(*families: str) -> list[str]:
