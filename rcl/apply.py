@@ -1,7 +1,7 @@
 """A finished run's network applied to one's own photographs: tiled, in bounded memory, written as PNGs.
 
-Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.data`, :mod:`rcl.cache`, :mod:`rcl.config`, :mod:`rcl.models`
-and torch).
+Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.evaluate`, :mod:`rcl.data`, :mod:`rcl.cache`,
+:mod:`rcl.config`, :mod:`rcl.models` and torch).
 
 :func:`apply_tiled` runs the fully convolutional U-Net over an image of any size, one tile at a time. Each
 tile is responsible for a *core* of ``tile``×``tile`` pixels and sees ``overlap`` more pixels of context on
@@ -15,7 +15,13 @@ output, whatever the image's size. It computes in float32 (bfloat16 autocast wou
 
 :func:`apply_folder` denoises every image of a folder (or one file) with a finished run's own network and
 writes ``<stem>.png`` (8 or 16 bits) into an output folder, atomically, refusing to overwrite an input.
-A head refitted by the proxy protocol is not offered: the run's own network is what is applied.
+Its ``head`` is either the run's own last layer (``"own"``: what pre-training left, a denoiser only for the
+methods trained to denoise) or the one the proxy protocol fits on the frozen features (``"proxy"``: trial
+``trial`` of :func:`rcl.evaluate.proxy_head`, whose score the book's tables report). The proxy head needs
+clean labelled crops: by default those of the run's own training images, as in the book; a run pre-trained
+on noisy photographs should take them from a few clean images instead (``proxy=`` a
+:class:`rcl.evaluate.ProxyConfig` with ``dataset="folder"`` and their ``data_dir``, or
+``dataset="builtin"``) — the head is fitted for the noise model the run was trained with.
 """
 
 from __future__ import annotations
@@ -30,9 +36,27 @@ from torch import Tensor
 
 from rcl import cache, data, runs
 from rcl import config as _config
+from rcl import evaluate as _evaluate
 from rcl.models import memory_format
 
-__all__ = ["apply_folder", "apply_tiled", "exact_overlap", "input_files", "write_png"]
+__all__ = ["HEADS", "WithHead", "apply_folder", "apply_tiled", "exact_overlap", "input_files", "load_network",
+           "write_png"]
+
+#: The heads :func:`apply_folder` can apply: the run's own, or the one the proxy protocol fits.
+HEADS = ("own", "proxy")
+
+
+class WithHead(torch.nn.Module):
+    """``model`` with another last layer: ``model.output(model.features(x), x, head)`` (the proxy protocol's
+    output), as a module :func:`apply_tiled` can run; the head is a 1×1 conv, so the receptive field is the
+    model's."""
+
+    def __init__(self, model: torch.nn.Module, head: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.head, self.config = model, head, model.config
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.output(self.model.features(x), x, self.head)
 
 
 def exact_overlap(model: torch.nn.Module) -> int:
@@ -151,10 +175,32 @@ def _outputs(files: list[Path], output_dir: Path, source: Path) -> list[Path]:
     return outs
 
 
-def apply_folder(run: str | os.PathLike, source: str | os.PathLike, output_dir: str | os.PathLike,
+def load_network(run: str | os.PathLike, head: str = "own", device: str | torch.device = "cpu",
+                 proxy: _evaluate.ProxyConfig | None = None, trial: int = 0) -> tuple[torch.nn.Module, dict]:
+    """The network :func:`apply_folder` applies, on ``device``, and a description of its head: ``{"head":
+    "own"}``, or for ``head="proxy"`` the labelled data it was fitted on and its final L1 loss. ``proxy``
+    defaults to :func:`rcl.evaluate.proxy_config` of ``run`` (the denoising task, the run's own data)."""
+    _config.check_choice("head", head, HEADS)
+    device = torch.device(device)
+    model = runs.load_model(run, device)
+    if head == "own":
+        return model, {"head": "own"}
+    cfg = proxy if proxy is not None else _evaluate.proxy_config(run, task="denoise")
+    fitted, curve = _evaluate.proxy_head(model, cfg, trial, device)
+    labels = cfg.data_dir if cfg.dataset == "folder" else cfg.dataset
+    return WithHead(model, fitted.to(device)).eval(), {
+        "head": "proxy", "task": cfg.task, "trial": trial, "labels": f"{cfg.n_labels} crops of {cfg.label_size} px "
+        f"from {labels}", "sigma_max": cfg.sigma_max, "fit_l1": curve[-1]}
+
+
+def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.PathLike, output_dir: str | os.PathLike,
                  bits: int = 8, tile: int = 512, overlap: int | None = None,
-                 device: str | torch.device | None = None, progress: bool = True) -> list[Path]:
-    """Apply the finished run ``run``'s own network to every image of ``source`` (a folder or one file).
+                 device: str | torch.device | None = None, progress: bool = True, head: str = "own",
+                 proxy: _evaluate.ProxyConfig | None = None, trial: int = 0) -> list[Path]:
+    """Apply the finished run ``run``'s network — its own head, or the proxy protocol's (``head="proxy"``;
+    see the module's text and :func:`load_network`) — to every image of ``source`` (a folder or one file).
+    ``run`` may also be a network :func:`load_network` returned (``head``, ``proxy`` and ``trial`` are then
+    unused).
 
     Writes ``<stem>.png`` per input into ``output_dir`` (8 or 16 bits per sample; an earlier output is
     replaced, an input never: that, and ``output_dir`` being the input folder, is a ``ValueError`` naming
@@ -164,11 +210,15 @@ def apply_folder(run: str | os.PathLike, source: str | os.PathLike, output_dir: 
     from tqdm.auto import tqdm
 
     _config.check_choice("bits", bits, (8, 16))
+    _config.check_choice("head", head, HEADS)
     source, output_dir = Path(source), Path(output_dir)
     files = input_files(source)
     outs = _outputs(files, output_dir, source)
     device = torch.device(device) if device is not None else _config.default_device()
-    model = runs.load_model(run, device)
+    if isinstance(run, torch.nn.Module):
+        model = run.to(device, memory_format=memory_format(device)).eval()
+    else:
+        model, _ = load_network(run, head, device, proxy, trial)
     hidden = _config.progress_disabled(progress)
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=hidden)
     try:

@@ -27,7 +27,6 @@ folders, the one-line errors); split by command, every part would import those f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -142,19 +141,13 @@ def _proxy_sets(items: list[str] | None, option: str, why: str) -> dict:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import torch
 
-    from rcl import config, evaluate
+    from rcl import config, evaluate, runs
 
     run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise ValueError(f"{run}: not a run directory (no config.json); pass a folder under runs/")
-    trained = json.loads((run / "config.json").read_text())
-    needed = ("method", "dataset", "data_dir", "max_side", "sigma_max")
-    if not isinstance(trained, dict) or not all(k in trained for k in needed):
-        raise ValueError(f"{run / 'config.json'}: not a run's config (it needs the keys {', '.join(needed)})")
+    trained = runs.read_config(run)
     proxy = _proxy_sets(args.set, "--set", "--task, --test-dir, --test-dataset and --seed are options")
-    cfg = evaluate.ProxyConfig(task=args.task, dataset=trained["dataset"], data_dir=trained["data_dir"],
-                               max_side=trained["max_side"], sigma_max=trained["sigma_max"],
-                               seed=args.seed, test_dataset=args.test_dataset, test_dir=args.test_dir, **proxy)
+    cfg = evaluate.proxy_config(run, task=args.task, seed=args.seed, test_dataset=args.test_dataset,
+                                test_dir=args.test_dir, **proxy)
     device = torch.device(args.device) if args.device else config.default_device()
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
@@ -250,9 +243,25 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    from rcl import apply
+    import torch
 
-    outs = apply.apply_folder(args.run, args.input, args.output, args.bits, args.tile, args.overlap, args.device,
+    from rcl import apply, config, evaluate
+
+    proxy = None
+    if args.head == "proxy":
+        labels = {"dataset": "folder", "data_dir": args.labels_dir} if args.labels_dir else {}
+        labels = {"dataset": args.labels_dataset, "data_dir": None} if args.labels_dataset else labels
+        sets = _proxy_sets(args.proxy, "--proxy", "--labels-dir and --labels-dataset choose the labelled images")
+        proxy = evaluate.proxy_config(args.run, task="denoise", **labels, **sets)
+    elif args.labels_dir or args.labels_dataset or args.proxy:
+        raise ValueError("--labels-dir, --labels-dataset and --proxy choose how the proxy head is fitted: "
+                         "add --head proxy, or drop them")
+    device = torch.device(args.device) if args.device else config.default_device()
+    network, about = apply.load_network(args.run, args.head, device, proxy)
+    if about["head"] == "proxy":
+        print(f"proxy head fitted on {about['labels']} (σ ~ U[0, {about['sigma_max']:g}], trial {about['trial']}), "
+              f"final L1 {about['fit_l1']:.4f}")
+    outs = apply.apply_folder(network, args.input, args.output, args.bits, args.tile, args.overlap, device,
                               progress=not args.quiet)  # fmt: skip
     print(f"{len(outs)} image(s) written to {args.output}")
     return 0
@@ -476,8 +485,9 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
 
 def _add_apply(sub: argparse._SubParsersAction) -> None:
     ap = sub.add_parser("apply", help="denoise one's own images (a folder, any size) with a finished run",
-                        description="Run a finished run's own network over every image of INPUT (a folder or one file) "
-                        "tile by tile, on the GPU when present, into OUTPUT/<stem>.png; inputs are never overwritten.")
+                        description="Run a finished run's network (its own last layer, or with --head proxy one "
+                        "fitted by the proxy protocol) over every image of INPUT (a folder or one file) tile by tile, "
+                        "on the GPU when present, into OUTPUT/<stem>.png; inputs are never overwritten.")
     for name, text in (("run", "a finished run directory (runs/<method>-<key>)"), ("input", "a folder of images or "
                        "one image file"), ("output", "the folder for the PNGs (not the input folder)")):  # fmt: skip
         ap.add_argument(name, help=text)
@@ -485,6 +495,18 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--overlap", type=int, help="context pixels around each tile (default: enough to equal untiled)")
     ap.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per sample (default: %(default)s)")
     ap.add_argument("--device", help="cpu, cuda, … (default: the best available)")
+    ap.add_argument("--head", choices=("own", "proxy"), default="own",
+                    help="the run's own last layer, or one fitted by the proxy protocol on its frozen features from "
+                    "a few clean labelled crops — how the paper judges a self-supervised representation (RCL, SimCLR, "
+                    "…) as a denoiser (default: %(default)s)")  # fmt: skip
+    labels = ap.add_mutually_exclusive_group()
+    labels.add_argument("--labels-dir", metavar="DIR", help="clean images for the proxy head's labelled crops "
+                        "(default: the run's own training images, as in the book)")
+    labels.add_argument("--labels-dataset", metavar="NAME", help="a built-in or downloaded dataset for those crops "
+                        "instead, e.g. builtin")
+    ap.add_argument("--proxy", action="append", metavar="KEY=VALUE",
+                    help="a proxy-protocol setting for the head (n_labels, label_size, head_steps, pixels, …); "
+                    "repeatable")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.set_defaults(func=_cmd_apply)
 

@@ -88,7 +88,9 @@ __all__ = [
     "fit_head",
     "labelled_crops",
     "paper_cases",
+    "proxy_config",
     "proxy_evaluate",
+    "proxy_head",
     "proxy_predict",
     "reference_evaluate",
     "study",
@@ -252,6 +254,28 @@ def fit_head(feats: Tensor, targets: Tensor, steps: int, lr: float = 1e-3) -> tu
     return head, curve
 
 
+def proxy_head(model: UNet, cfg: ProxyConfig, trial: int = 0, device: torch.device | str = "cpu",
+               train: dict[str, Tensor] | None = None) -> tuple[torch.nn.Conv2d, list[float]]:
+    """The head the protocol fits on the frozen ``model`` in trial ``trial`` of ``cfg``: on a sample of the
+    pixels of that trial's labelled crops (:func:`labelled_crops` of ``train``, default
+    :func:`training_images`), by :func:`fit_head`. Returns the head (on the CPU) and its loss curve; use it
+    as ``model.output(model.features(x), x, head)``."""
+    train = training_images(cfg) if train is None else train
+    x, y = labelled_crops(cfg, train, trial)
+    f = _features(model, x, torch.device(device))
+    fp, yp = _pixels(f, model.head_target(x, y), cfg.pixels, _rng.generator(cfg.seed, "head", trial))
+    return fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
+
+
+def proxy_config(run: str | os.PathLike, **fields: Any) -> ProxyConfig:
+    """The :class:`ProxyConfig` of the finished run ``run``: its data (``dataset``, ``data_dir``, ``max_side``)
+    and noise range (``sigma_max``) as it was trained with, and ``fields`` for the rest (a ``ValueError`` naming
+    the file if ``run`` is not a run directory)."""
+    trained = _runs.read_config(run)
+    data = {k: trained[k] for k in ("dataset", "data_dir", "max_side", "sigma_max")}
+    return ProxyConfig(**{**data, **fields})
+
+
 def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     fp = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
     yp = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
@@ -385,10 +409,7 @@ def _proxy_table(model: UNet, cfg: ProxyConfig, method: str, device: torch.devic
     test_feats = [(name, cond, _features(model, x, device), x, y) for name, cond, x, y in pairs]
     rows, curves = [], {}
     for trial in range(cfg.trials):
-        x, y = labelled_crops(cfg, train, trial)
-        f = _features(model, x, device)
-        fp, yp = _pixels(f, model.head_target(x, y), cfg.pixels, _rng.generator(cfg.seed, "head", trial))
-        head, curve = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
+        head, curve = proxy_head(model, cfg, trial, device, train)
         curves[trial] = curve
         for name, cond, ft, xt, yt in test_feats:
             with torch.no_grad():
@@ -549,10 +570,7 @@ def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, tria
     if condition is None and cfg.sigma_grid and cfg.task not in _NOISELESS_TASKS:
         condition = condition_label(max(cfg.sigma_grid))
     _, x, y = next((case for case in cases if case[0] == condition), cases[0])
-    xl, yl = labelled_crops(cfg, train, trial)
-    g = _rng.generator(cfg.seed, "head", trial)
-    fp, yp = _pixels(_features(model, xl, torch.device("cpu")), model.head_target(xl, yl), cfg.pixels, g)
-    head, _ = fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
+    head, _ = proxy_head(model, cfg, trial, "cpu", train)
     with torch.no_grad():
         out = model.output(_features(model, x, torch.device("cpu")), x, head).clamp(0, 1)
     return x[0], y[0], out[0]

@@ -25,7 +25,7 @@ import torch
 from rcl import cache
 from rcl.models import UNet, UNetConfig, memory_format
 
-__all__ = ["CURRENT", "PREVIOUS", "load_model", "mark_failed", "read", "write"]
+__all__ = ["CURRENT", "PREVIOUS", "load_model", "mark_failed", "read", "read_config", "write"]
 
 CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 #: What every checkpoint of the engine holds.
@@ -68,6 +68,22 @@ def mark_failed(out: Path, err: BaseException) -> None:
     elif out.is_dir():
         cache.atomic_write_json(out / "failed.json", {"error": type(err).__name__, "reason": str(err),
                                                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def read_config(path: str | os.PathLike, needed: tuple[str, ...] = ("method", "dataset", "data_dir", "max_side",
+                                                                  "sigma_max")) -> dict[str, Any]:
+    """The settings a run was trained with (its ``config.json``); a ``ValueError`` naming the file if ``path`` is
+    not a run directory or its config lacks one of ``needed``."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ValueError(f"{path}: not a run directory (no config.json); pass a folder under runs/")
+    try:
+        trained = cache.read_json(path / "config.json")
+    except ValueError as err:
+        raise ValueError(f"{path / 'config.json'}: not readable JSON ({err})") from err
+    if not isinstance(trained, dict) or not all(k in trained for k in needed):
+        raise ValueError(f"{path / 'config.json'}: not a run's config (it needs the keys {', '.join(needed)})")
+    return trained
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rcl import apply, cli, data, runs, train
+from rcl import apply, cli, data, evaluate, runs, train
 from rcl.models import UNet
 
 #: Tiled against untiled output, float32 on the CPU: max abs difference (measured: below 1e-6).
@@ -138,3 +138,51 @@ def test_command_line_end_to_end(run, tmp_path, capsys):
     assert err.startswith("rcl: error: ") and "input folder" in err and "\n" not in err
     assert cli.main(["apply", str(tmp_path), str(src), str(tmp_path / "o2"), "--quiet"]) == 2  # not a finished run
     assert "model.pt" in capsys.readouterr().err
+
+
+def _proxy(run, **fields):
+    """A quick proxy protocol for ``run`` (a few labelled crops, a few Adam steps)."""
+    return evaluate.proxy_config(run, task="denoise", n_labels=2, label_size=32, head_steps=5, pixels=4096,
+                                 **fields)
+
+
+def test_the_proxy_head_is_the_one_whose_score_the_protocol_reports(run):
+    """``head="proxy"`` applies trial 0's head of the proxy protocol: on a test case, the tiled output equals
+    :func:`rcl.evaluate.proxy_predict`'s (the output the protocol scores) — and differs from the run's own."""
+    cfg = _proxy(run)
+    network, about = apply.load_network(run, "proxy", "cpu", cfg)
+    assert about["head"] == "proxy" and about["labels"] == "2 crops of 32 px from builtin" and about["trial"] == 0
+    x, _, scored = evaluate.proxy_predict(run, cfg, image=0, trial=0)
+    got = apply.apply_tiled(network, x, tile=16).clamp(0, 1)
+    assert (got - scored).abs().max() <= TOLERANCE
+    own, _ = apply.load_network(run, "own", "cpu")
+    with torch.no_grad():
+        assert (own(x[None])[0].clamp(0, 1) - got).abs().max() > 1e-3
+    assert not any(p.requires_grad and p.grad is not None for p in network.parameters())
+
+
+def test_the_proxy_head_takes_its_labels_from_the_folder_given(run, tmp_path):
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    for i in range(2):
+        _photo(clean / f"c{i}.png", 48, 48, seed=i)
+    _, ours = apply.load_network(run, "proxy", "cpu", _proxy(run, dataset="folder", data_dir=str(clean)))
+    _, book = apply.load_network(run, "proxy", "cpu", _proxy(run))
+    assert ours["labels"] == f"2 crops of 32 px from {clean}" and ours["fit_l1"] != book["fit_l1"]
+
+
+def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "x.png", 30, 45)
+    quick = ["--proxy", "n_labels=2", "--proxy", "label_size=32", "--proxy", "head_steps=5", "--proxy", "pixels=4096"]
+    argv = ["apply", str(run), str(src), str(tmp_path / "out"), "--head", "proxy", *quick, "--device", "cpu", "--quiet"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "proxy head fitted on 2 crops of 32 px from builtin" in out and "1 image(s) written" in out
+    for extra, text in [(["--labels-dir", str(src)], "--head proxy"),  # labels without a proxy head
+                        (["--head", "proxy", "--proxy", "bogus=1"], "valid keys"),
+                        (["--head", "proxy", "--labels-dir", str(tmp_path / "none")], "none")]:
+        assert cli.main(["apply", str(run), str(src), str(tmp_path / "o2"), *extra, "--quiet"]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("rcl: error: ") and text in err and "\n" not in err, err
