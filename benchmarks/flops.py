@@ -86,7 +86,8 @@ def _setup(method: str, profile: str, device: torch.device, extra: dict, contigu
     if compile:
         model.model = torch.compile(model.model)
         if model.consistency is not None and model.consistency.encoder is not None:
-            model.consistency.encoder = torch.compile(model.consistency.encoder)
+            # features() calls g_e's stages one by one, so it is what is compiled (not the encoder's forward)
+            model.consistency.features = torch.compile(model.consistency.features)
     opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps, fused=device.type == "cuda" or None)
     return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device, memory_format=layout)
 

@@ -10,6 +10,7 @@
 #                       the engine's layout against the default one and against torch.compile (interleaved)
 #   step.txt            benchmarks/pretrain_step.py: RCL-EMD against N2N with the same crops through the U-Net
 #   evaluation.txt      benchmarks/evaluation.py: the evaluation's forward pass in both layouts
+#   g_e.txt             benchmarks/consistency_encoder.py: g_e with its BatchNorms folded against g_e as loaded
 #   at-scale-*.json     python -m rcl at-scale: the headline comparison on PHOTOS with its provenance, to be
 #                       committed into book/at_scale/ (the book's At scale page shows it)
 #   log.txt             everything printed
@@ -44,6 +45,7 @@ $PY benchmarks/flops.py --profile "$PROFILE" --methods $methods --steps 10 --com
 $PY benchmarks/pretrain_step.py --profile "$PROFILE" --methods rcl-emd n2n --steps 20 \
     --set dataset=folder data_dir="$PHOTOS" g_e=random | tee "$OUT/step.txt"
 $PY benchmarks/evaluation.py --profile "$PROFILE" --size 512 | tee "$OUT/evaluation.txt"
+$PY benchmarks/consistency_encoder.py --profile "$PROFILE" | tee "$OUT/g_e.txt"
 
 sets=(--set dataset=folder --set "data_dir=$PHOTOS" --set "steps=$STEPS" --set "g_e=$G_E"
       --set "runs_dir=$OUT/runs")

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rcl.encoders import RESNET_STAGES, check_weights_kind, load_encoder
+from rcl.encoders import RESNET_STAGES, check_weights_kind, fold_batchnorm, load_encoder
 
 __all__ = [
     "ConsistencyLoss",
@@ -128,6 +128,9 @@ class ConsistencyLoss(nn.Module):
             if g_e == "none"
             else load_encoder(g_e, arch, state_dict, seed, weights=weights, stages=RESNET_STAGES[: self.last + 1])
         )
+        # What features() runs: g_e with its BatchNorms folded into its convolutions (the same function, one
+        # memory-bound pass per layer fewer); `encoder` stays g_e as loaded.
+        self.folded = None if self.encoder is None else fold_batchnorm(self.encoder, RESNET_STAGES[: self.last + 1])
         self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -135,13 +138,15 @@ class ConsistencyLoss(nn.Module):
         super().train(mode)
         if self.encoder is not None:
             self.encoder.eval()  # frozen BatchNorm statistics, always
+            self.folded.eval()
         return self
 
-    def features(self, img: Tensor) -> list[Tensor]:
-        """φ(g_e(img)): the outputs of the selected stages."""
-        e = self.encoder
+    def features(self, img: Tensor, encoder: nn.Module | None = None) -> list[Tensor]:
+        """φ(g_e(img)): the outputs of the selected stages, computed by ``g_e`` with its BatchNorms folded
+        (``encoder``: another ResNet instead, e.g. ``self.encoder``, g_e as loaded, to compare)."""
+        e = self.folded if encoder is None else encoder
         h = (img - self.mean.to(img.dtype)) / self.std.to(img.dtype)
-        h = e.maxpool(e.relu(e.bn1(e.conv1(h))))
+        h = e.maxpool(e.relu(e.bn1(e.conv1(h))))  # folded, bn1 is an identity
         out = []
         for name in RESNET_STAGES[: self.last + 1]:
             h = getattr(e, name)(h)

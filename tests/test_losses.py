@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rcl import distances, losses
+from rcl import distances, encoders, losses
 
 
 @pytest.mark.parametrize("name", ["emd", "bd", "mmd"])
@@ -75,6 +75,41 @@ def test_consistency_encoder_stays_frozen_in_train_mode(random_consistency):
     random_consistency.train()
     assert not random_consistency.encoder.training
     assert not any(p.requires_grad for p in random_consistency.encoder.parameters())
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_folding_batchnorm_keeps_the_encoders_function(arch, rng):
+    """fold_batchnorm: the same features and input gradient as g_e as loaded (float32 rounding), no BatchNorm
+    left, frozen, and the loaded g_e untouched — with BatchNorm statistics far from their initial values."""
+    model = encoders.build_resnet(arch, seed=0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):  # trained-looking statistics and affine parameters
+            for t, lo, hi in ((m.running_mean, -0.5, 0.5), (m.running_var, 0.5, 2.0), (m.weight, 0.5, 1.5),
+                              (m.bias, -0.3, 0.3)):  # fmt: skip
+                t.data = lo + (hi - lo) * torch.rand(t.shape, generator=rng)
+    model = encoders._frozen(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = encoders.fold_batchnorm(model, ("layer1", "layer2"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert not any(p.requires_grad for p in folded.parameters()) and not folded.training
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    x = torch.rand(2, 3, 64, 64, generator=rng, requires_grad=True)
+
+    def stages(e):
+        h = e.maxpool(e.relu(e.bn1(e.conv1(x))))
+        return e.layer2(e.layer1(h))
+
+    a, b = stages(model), stages(folded)
+    assert float((a - b).norm() / a.norm()) < 1e-5
+    (ga,), (gb,) = torch.autograd.grad(a.square().mean(), x), torch.autograd.grad(b.square().mean(), x)
+    assert float((ga - gb).norm() / ga.norm()) < 1e-4
+
+
+def test_consistency_loss_computes_with_the_folded_encoder(random_consistency, rng):
+    x = torch.rand(2, 3, 32, 32, generator=rng)
+    folded, loaded = random_consistency.features(x), random_consistency.features(x, random_consistency.encoder)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in random_consistency.folded.modules())
+    assert all(float((p - q).norm() / q.norm()) < 1e-5 for p, q in zip(folded, loaded))
 
 
 
