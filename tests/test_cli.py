@@ -156,3 +156,48 @@ def test_an_installed_wheel_has_its_version_and_types_and_says_where_the_noteboo
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr[-2000:]
     assert out.stderr.startswith(f"rcl: error: {elsewhere.resolve()}: ") and str(site.resolve()) in out.stderr
     assert "clone the project's repository" in out.stderr
+
+
+def _documented_commands() -> list[tuple[str, str, bool]]:
+    """Every ``python -m rcl …`` (or ``torchrun … -m rcl …``) the README, the book's pages and the notebooks'
+    text show: ``(where, arguments, complete)`` — complete for a fenced code block (a command to copy), not
+    for an inline mention such as ``python -m rcl apply``, which may leave its arguments out."""
+    import json
+    import re
+
+    texts = [(p, p.read_text()) for p in [ROOT / "README.md", *sorted((ROOT / "book").glob("*.md"))]]
+    for p in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(p.read_text())["cells"]
+        texts.append((p, "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")))
+    command = re.compile(r"(?:python3? -m rcl|torchrun .*?-m rcl)\s+([^`]*)")
+    found = []
+    for path, text in texts:
+        for block in re.findall(r"```[^\n]*\n(.*?)```", text, re.S):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                m = command.search(line.split(" # ")[0])
+                if m:
+                    found.append((path.name, m.group(1).strip(), True))
+        for span in re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", text, flags=re.S)):
+            m = command.search(" ".join(span.split()))
+            if m:
+                found.append((path.name, m.group(1).strip(), False))
+    return found
+
+
+def test_documented_commands_parse(capsys):
+    """The commands the documentation shows are ones the command line accepts: every option exists and takes
+    the values shown (an inline mention may omit required arguments, a code block may not)."""
+    import shlex
+
+    commands = _documented_commands()
+    assert len(commands) > 30 and any(c.startswith("apply") for _, c, _ in commands)
+    bad = []
+    for where, text, complete in commands:
+        try:
+            cli.build_parser().parse_args(shlex.split(text))
+        except SystemExit as exit:
+            err = capsys.readouterr().err
+            if exit.code and (complete or "the following arguments are required" not in err):
+                bad.append(f"{where}: python -m rcl {text}: {err.strip().splitlines()[-1]}")
+        capsys.readouterr()
+    assert not bad, "\n".join(bad)
