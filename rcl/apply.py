@@ -1,7 +1,8 @@
 """A finished run's network applied to one's own photographs: tiled, in bounded memory, written as PNGs.
 
-Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.evaluate`, :mod:`rcl.data`, :mod:`rcl.cache`,
-:mod:`rcl.config`, :mod:`rcl.models` and torch).
+Layer: evaluation (imports :mod:`rcl.runs`, :mod:`rcl.data`, :mod:`rcl.cache`, :mod:`rcl.config`,
+:mod:`rcl.models` and torch; :mod:`rcl.evaluate` where a proxy head is fitted, so that applying a run's own
+head does not pay for the evaluation's imports).
 
 :func:`apply_tiled` runs the fully convolutional U-Net over an image of any size, one tile at a time. Each
 tile is responsible for a *core* of ``tile``×``tile`` pixels and sees ``overlap`` more pixels of context on
@@ -17,7 +18,8 @@ output, whatever the image's size. It computes in float32 (bfloat16 autocast wou
 writes ``<stem>.png`` (8 or 16 bits) into an output folder, atomically, refusing to overwrite an input.
 Its ``head`` is either the run's own last layer (``"own"``: what pre-training left, a denoiser only for the
 methods trained to denoise) or the one the proxy protocol fits on the frozen features (``"proxy"``: trial
-``trial`` of :func:`rcl.evaluate.proxy_head`, whose score the book's tables report). The proxy head needs
+``trial`` of :func:`rcl.evaluate.proxy_head` at a profile, whose score notebook 04 reports at that
+profile). The proxy head needs
 clean labelled crops: by default those of the run's own training images, as in the book; a run pre-trained
 on noisy photographs should take them from a few clean images instead (``proxy=`` a
 :class:`rcl.evaluate.ProxyConfig` with ``dataset="folder"`` and their ``data_dir``, or
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,11 +39,13 @@ from torch import Tensor
 
 from rcl import cache, data, runs
 from rcl import config as _config
-from rcl import evaluate as _evaluate
 from rcl.models import memory_format
 
+if TYPE_CHECKING:
+    from rcl.evaluate import ProxyConfig
+
 __all__ = ["HEADS", "WithHead", "apply_folder", "apply_tiled", "exact_overlap", "input_files", "load_network",
-           "write_png"]
+           "output_paths", "write_png"]
 
 #: The heads :func:`apply_folder` can apply: the run's own, or the one the proxy protocol fits.
 HEADS = ("own", "proxy")
@@ -157,6 +162,15 @@ def write_png(path: str | os.PathLike, image: Tensor, bits: int = 8) -> Path:
     return cache.atomic_write(path, lambda f: pixels.save(f, format="PNG"))
 
 
+def output_paths(source: str | os.PathLike, output_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
+    """``(input, output)`` for every image of ``source`` (a folder or one file): ``<stem>.png`` in
+    ``output_dir``. A ``ValueError`` naming the file where an output would overwrite an input, or two inputs
+    would share an output; checked before any network is loaded."""
+    source, output_dir = Path(source), Path(output_dir)
+    files = input_files(source)
+    return list(zip(files, _outputs(files, output_dir, source)))
+
+
 def _outputs(files: list[Path], output_dir: Path, source: Path) -> list[Path]:
     """``<stem>.png`` in ``output_dir`` for each input; refused where one would overwrite an input."""
     if source.is_dir() and output_dir.resolve() == source.resolve():
@@ -176,31 +190,40 @@ def _outputs(files: list[Path], output_dir: Path, source: Path) -> list[Path]:
 
 
 def load_network(run: str | os.PathLike, head: str = "own", device: str | torch.device = "cpu",
-                 proxy: _evaluate.ProxyConfig | None = None, trial: int = 0) -> tuple[torch.nn.Module, dict]:
+                 proxy: ProxyConfig | None = None, trial: int = 0,
+                 profile: str = "cpu") -> tuple[torch.nn.Module, dict]:
     """The network :func:`apply_folder` applies, on ``device``, and a description of its head: ``{"head":
-    "own"}``, or for ``head="proxy"`` the labelled data it was fitted on and its final L1 loss. ``proxy``
-    defaults to :func:`rcl.evaluate.proxy_config` of ``run`` (the denoising task, the run's own data)."""
+    "own"}``, or for ``head="proxy"`` the labelled data it was fitted on and its final L1 loss. The proxy
+    head is trial ``trial`` of the denoising protocol ``proxy``, by default :func:`rcl.evaluate.proxy_config`
+    of ``run`` at ``profile`` — the run's data and noise range, the profile's labelled crops and fitting
+    steps: the head whose score notebook 04 reports at that profile."""
     _config.check_choice("head", head, HEADS)
     device = torch.device(device)
-    model = runs.load_model(run, device)
     if head == "own":
-        return model, {"head": "own"}
-    cfg = proxy if proxy is not None else _evaluate.proxy_config(run, task="denoise")
-    fitted, curve = _evaluate.proxy_head(model, cfg, trial, device)
+        return runs.load_model(run, device), {"head": "own"}
+    from rcl import evaluate
+
+    cfg = proxy if proxy is not None else evaluate.proxy_config(run, profile=profile, task="denoise")
+    if cfg.task != "denoise":
+        raise ValueError(f"the proxy head for apply is the denoising task's; got a proxy config with task={cfg.task!r}")
+    if not 0 <= trial < cfg.trials:
+        raise ValueError(f"trial={trial} is not a trial of the protocol; valid: 0 to {cfg.trials - 1}")
+    model = runs.load_model(run, device)
+    fitted, curve = evaluate.proxy_head(model, cfg, trial, device)
     labels = cfg.data_dir if cfg.dataset == "folder" else cfg.dataset
     return WithHead(model, fitted.to(device)).eval(), {
         "head": "proxy", "task": cfg.task, "trial": trial, "labels": f"{cfg.n_labels} crops of {cfg.label_size} px "
-        f"from {labels}", "sigma_max": cfg.sigma_max, "fit_l1": curve[-1]}
+        f"from {labels}", "steps": cfg.head_steps, "sigma_max": cfg.sigma_max, "fit_l1": curve[-1]}
 
 
 def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.PathLike, output_dir: str | os.PathLike,
                  bits: int = 8, tile: int = 512, overlap: int | None = None,
                  device: str | torch.device | None = None, progress: bool = True, head: str = "own",
-                 proxy: _evaluate.ProxyConfig | None = None, trial: int = 0) -> list[Path]:
+                 proxy: ProxyConfig | None = None, trial: int = 0, profile: str = "cpu") -> list[Path]:
     """Apply the finished run ``run``'s network — its own head, or the proxy protocol's (``head="proxy"``;
     see the module's text and :func:`load_network`) — to every image of ``source`` (a folder or one file).
-    ``run`` may also be a network :func:`load_network` returned (``head``, ``proxy`` and ``trial`` are then
-    unused).
+    ``run`` may also be a network :func:`load_network` returned (``head``, ``proxy``, ``trial`` and
+    ``profile`` are then unused).
 
     Writes ``<stem>.png`` per input into ``output_dir`` (8 or 16 bits per sample; an earlier output is
     replaced, an input never: that, and ``output_dir`` being the input folder, is a ``ValueError`` naming
@@ -211,20 +234,18 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
 
     _config.check_choice("bits", bits, (8, 16))
     _config.check_choice("head", head, HEADS)
-    source, output_dir = Path(source), Path(output_dir)
-    files = input_files(source)
-    outs = _outputs(files, output_dir, source)
+    pairs = output_paths(source, output_dir)
     device = torch.device(device) if device is not None else _config.default_device()
     if isinstance(run, torch.nn.Module):
         model = run.to(device, memory_format=memory_format(device)).eval()
     else:
-        model, _ = load_network(run, head, device, proxy, trial)
+        model, _ = load_network(run, head, device, proxy, trial, profile)
     hidden = _config.progress_disabled(progress)
     tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=hidden)
     try:
-        for path, out in tqdm(list(zip(files, outs)), desc="apply", unit="image", disable=hidden):
+        for path, out in tqdm(pairs, desc="apply", unit="image", disable=hidden):
             result = apply_tiled(model, data.load_image(path), tile, overlap, device, progress=tiles)
             write_png(out, result, bits)
     finally:
         tiles.close()
-    return outs
+    return [out for _, out in pairs]

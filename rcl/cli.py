@@ -116,16 +116,17 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _proxy_sets(items: list[str] | None, option: str, why: str) -> dict:
-    """``KEY=VALUE`` items as typed :class:`rcl.evaluate.ProxyConfig` fields, the data's fields refused."""
+def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[str, ...] | None = None) -> dict:
+    """``KEY=VALUE`` items as typed :class:`rcl.evaluate.ProxyConfig` fields: those of ``settable`` (default:
+    all but the data's)."""
     from rcl import evaluate
 
     proxy = _parse_sets(items)
     fixed = {"task", "dataset", "data_dir", "max_side", "sigma_max", "test_dataset", "test_dir", "seed"}
-    settable = sorted(set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
+    settable = sorted(settable or set(evaluate.ProxyConfig.__dataclass_fields__) - fixed)
     unknown = sorted(set(proxy) - set(settable))
     if unknown:
-        raise ValueError(f"{option} {', '.join(unknown)}: not settable here (the run fixes its data; {why}); "
+        raise ValueError(f"{option} {', '.join(unknown)}: not settable here ({why}); "
                          f"valid keys: {', '.join(settable)}")
     parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
              "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
@@ -145,7 +146,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     run = Path(args.run)
     trained = runs.read_config(run)
-    proxy = _proxy_sets(args.set, "--set", "--task, --test-dir, --test-dataset and --seed are options")
+    proxy = _proxy_sets(args.set, "--set", "the run fixes its data; --task, --test-dir, --test-dataset and --seed "
+                        "are options")
     cfg = evaluate.proxy_config(run, task=args.task, seed=args.seed, test_dataset=args.test_dataset,
                                 test_dir=args.test_dir, **proxy)
     device = torch.device(args.device) if args.device else config.default_device()
@@ -245,22 +247,26 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 def _cmd_apply(args: argparse.Namespace) -> int:
     import torch
 
-    from rcl import apply, config, evaluate
+    from rcl import apply, config
 
+    apply.output_paths(args.input, args.output)  # bad folders are refused before anything is loaded or fitted
     proxy = None
     if args.head == "proxy":
+        from rcl import evaluate
+
         labels = {"dataset": "folder", "data_dir": args.labels_dir} if args.labels_dir else {}
         labels = {"dataset": args.labels_dataset, "data_dir": None} if args.labels_dataset else labels
-        sets = _proxy_sets(args.proxy, "--proxy", "--labels-dir and --labels-dataset choose the labelled images")
-        proxy = evaluate.proxy_config(args.run, task="denoise", **labels, **sets)
-    elif args.labels_dir or args.labels_dataset or args.proxy:
-        raise ValueError("--labels-dir, --labels-dataset and --proxy choose how the proxy head is fitted: "
+        sets = _proxy_sets(args.proxy, "--proxy", "the other settings do not change the head; --labels-dir and "
+                           "--labels-dataset choose the labelled images", evaluate.HEAD_FIELDS)
+        proxy = evaluate.proxy_config(args.run, profile=args.profile, task="denoise", **labels, **sets)
+    elif args.labels_dir or args.labels_dataset or args.proxy or args.profile != "cpu":
+        raise ValueError("--labels-dir, --labels-dataset, --proxy and --profile choose how the proxy head is fitted: "
                          "add --head proxy, or drop them")
     device = torch.device(args.device) if args.device else config.default_device()
     network, about = apply.load_network(args.run, args.head, device, proxy)
     if about["head"] == "proxy":
-        print(f"proxy head fitted on {about['labels']} (σ ~ U[0, {about['sigma_max']:g}], trial {about['trial']}), "
-              f"final L1 {about['fit_l1']:.4f}")
+        print(f"proxy head fitted on {about['labels']} ({about['steps']} steps, σ ~ U[0, {about['sigma_max']:g}], "
+              f"trial {about['trial']}), final L1 {about['fit_l1']:.4f}")
     outs = apply.apply_folder(network, args.input, args.output, args.bits, args.tile, args.overlap, device,
                               progress=not args.quiet)  # fmt: skip
     print(f"{len(outs)} image(s) written to {args.output}")
@@ -274,7 +280,7 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     from rcl import at_scale
     from rcl.notebooks import project_dir
 
-    proxy = _proxy_sets(args.proxy, "--proxy", "--test-dir and --test-dataset are options")
+    proxy = _proxy_sets(args.proxy, "--proxy", "the runs fix their data; --test-dir and --test-dataset are options")
     proxy.update({k: v for k, v in (("test_dir", args.test_dir), ("test_dataset", args.test_dataset)) if v})
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or Path(project_dir("book")) / "at_scale" / f"at-scale-{args.profile}-{stamp}.json"
@@ -495,18 +501,20 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--overlap", type=int, help="context pixels around each tile (default: enough to equal untiled)")
     ap.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per sample (default: %(default)s)")
     ap.add_argument("--device", help="cpu, cuda, … (default: the best available)")
-    ap.add_argument("--head", choices=("own", "proxy"), default="own",
+    ap.add_argument("--head", choices=("own", "proxy"), default="own",  # rcl.apply.HEADS (a test keeps them equal)
                     help="the run's own last layer, or one fitted by the proxy protocol on its frozen features from "
                     "a few clean labelled crops — how the paper judges a self-supervised representation (RCL, SimCLR, "
                     "…) as a denoiser (default: %(default)s)")  # fmt: skip
+    ap.add_argument("--profile", choices=PROFILES, default="cpu", help="whose proxy protocol fits the head: its "
+                    "number and size of labelled crops and its fitting steps, as in notebook 04 (default: %(default)s)")
     labels = ap.add_mutually_exclusive_group()
     labels.add_argument("--labels-dir", metavar="DIR", help="clean images for the proxy head's labelled crops "
                         "(default: the run's own training images, as in the book)")
     labels.add_argument("--labels-dataset", metavar="NAME", help="a built-in or downloaded dataset for those crops "
                         "instead, e.g. builtin")
     ap.add_argument("--proxy", action="append", metavar="KEY=VALUE",
-                    help="a proxy-protocol setting for the head (n_labels, label_size, head_steps, pixels, …); "
-                    "repeatable")
+                    help="a proxy-protocol setting of the head (n_labels, label_size, head_steps, head_lr, pixels), "
+                    "over the profile's; repeatable")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.set_defaults(func=_cmd_apply)
 

@@ -104,30 +104,36 @@ def _frozen(model: nn.Module) -> nn.Module:
 
 
 def fold_batchnorm(model: nn.Module, stages: Sequence[str] = RESNET_STAGES) -> nn.Module:
-    """A copy of the frozen torchvision ResNet ``model``, its stem and ``stages`` only (the later stages become
-    identities), with every BatchNorm in eval mode folded into the
-    convolution before it (``conv`` → ``conv`` with bias ``β − γμ/σ`` and weights scaled by ``γ/σ``; the
-    BatchNorm becomes an identity). It computes the same function up to float rounding — BatchNorm in eval
-    mode is an affine map per channel — with one memory-bound pass over each activation fewer, forward and
-    backward. ``model`` is left as it is. Raises if a BatchNorm does not follow a convolution as in
-    torchvision's ResNets (stem, ``BasicBlock``, ``Bottleneck``, ``downsample``)."""
+    """A copy of the frozen torchvision ResNet ``model``, its stem and first ``stages`` only (the later stages
+    become identities), with every BatchNorm in eval mode folded into the convolution before it (``conv`` →
+    ``conv`` with bias ``β − γμ/σ`` and weights scaled by ``γ/σ``; the BatchNorm becomes an identity). It
+    computes the same function up to float rounding — BatchNorm in eval mode is an affine map per channel —
+    with one memory-bound pass over each activation fewer, forward and backward. ``model`` is left as it is.
+    ``stages`` must be the first stages in order (``("layer1", "layer2")``, not ``("layer2",)``). Raises if a
+    BatchNorm does not follow a convolution as in torchvision's ResNets (stem, ``BasicBlock``, ``Bottleneck``,
+    ``downsample``), naming it."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+    stages = tuple(stages)
+    if not stages or stages != RESNET_STAGES[: len(stages)]:
+        raise ValueError(f"fold_batchnorm: stages={stages} must be the first stages in order, e.g. "
+                         f"{RESNET_STAGES[:2]}; valid stages: {RESNET_STAGES}")
     folded = copy.deepcopy(model).eval()
     for stage in RESNET_STAGES:
         if stage not in stages:
             setattr(folded, stage, nn.Identity())
     folded.fc = nn.Identity()
-    pairs = [(folded, "conv1", "bn1")]
+    pairs = [(folded, "", "conv1", "bn1")]
     for stage in stages:
-        for block in getattr(folded, stage):
-            pairs += [(block, f"conv{i}", f"bn{i}") for i in (1, 2, 3) if hasattr(block, f"bn{i}")]
+        for i, block in enumerate(getattr(folded, stage)):
+            pairs += [(block, f"{stage}.{i}.", f"conv{k}", f"bn{k}") for k in (1, 2, 3) if hasattr(block, f"bn{k}")]
             if block.downsample is not None:
-                pairs.append((block.downsample, "0", "1"))
-    for parent, conv_name, bn_name in pairs:
+                pairs.append((block.downsample, f"{stage}.{i}.downsample.", "0", "1"))
+    for parent, where, conv_name, bn_name in pairs:
         conv, bn = getattr(parent, conv_name), getattr(parent, bn_name)
         if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
-            raise ValueError(f"fold_batchnorm: {bn_name} does not follow a Conv2d in {type(parent).__name__}")
+            raise ValueError(f"fold_batchnorm: {where}{bn_name} is not a BatchNorm2d after the Conv2d "
+                             f"{where}{conv_name}")
         setattr(parent, conv_name, fuse_conv_bn_eval(conv, bn))
         setattr(parent, bn_name, nn.Identity())
     left = [name for name, m in folded.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

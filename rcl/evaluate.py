@@ -80,6 +80,7 @@ __all__ = [
     "MIXED",
     "MSE_FLOOR",
     "EvalSet",
+    "HEAD_FIELDS",
     "ProxyConfig",
     "aggregate",
     "condition_label",
@@ -267,13 +268,23 @@ def proxy_head(model: UNet, cfg: ProxyConfig, trial: int = 0, device: torch.devi
     return fit_head(fp, yp, cfg.head_steps, cfg.head_lr)
 
 
-def proxy_config(run: str | os.PathLike, **fields: Any) -> ProxyConfig:
+#: The :class:`ProxyConfig` fields that decide the head :func:`proxy_head` fits, beyond the run's data and
+#: noise range, the task and the seed: the labelled crops and the fit.
+HEAD_FIELDS = ("n_labels", "label_size", "head_steps", "head_lr", "pixels")
+
+
+def proxy_config(run: str | os.PathLike, profile: str | None = None, **fields: Any) -> ProxyConfig:
     """The :class:`ProxyConfig` of the finished run ``run``: its data (``dataset``, ``data_dir``, ``max_side``)
-    and noise range (``sigma_max``) as it was trained with, and ``fields`` for the rest (a ``ValueError`` naming
-    the file if ``run`` is not a run directory)."""
+    and noise range (``sigma_max``) as it was trained with; with ``profile``, that profile's proxy settings
+    (:data:`rcl.profiles.PROXY_KEYS` of its ``"proxy"`` section, as notebook 04 uses them); ``fields`` for
+    the rest. A ``ValueError`` naming the file if ``run`` is not a run directory."""
     trained = _runs.read_config(run)
     data = {k: trained[k] for k in ("dataset", "data_dir", "max_side", "sigma_max")}
-    return ProxyConfig(**{**data, **fields})
+    scale = {}
+    if profile is not None:
+        section = _config.settings("proxy", profile)
+        scale = {k: section[k] for k in _config.PROXY_KEYS}
+    return ProxyConfig(**{**data, **scale, **fields})
 
 
 def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -394,7 +405,7 @@ def proxy_evaluate(
         run = Path(run)
 
         def compute() -> dict:
-            name = method or _cache.read_json(run / "config.json")["method"]
+            name = method or _runs.read_config(run, ("method",))["method"]
             return _proxy_table(_runs.load_model(run, device), cfg, name, device)
 
         out, _ = _cache.json_cache(run / "proxy" / f"{cfg.task}-{cfg.key(device)}.json", compute, enabled=cache)

@@ -181,8 +181,44 @@ def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "proxy head fitted on 2 crops of 32 px from builtin" in out and "1 image(s) written" in out
     for extra, text in [(["--labels-dir", str(src)], "--head proxy"),  # labels without a proxy head
+                        (["--profile", "smoke"], "--head proxy"),
                         (["--head", "proxy", "--proxy", "bogus=1"], "valid keys"),
+                        (["--head", "proxy", "--proxy", "trials=3"], "do not change the head"),
                         (["--head", "proxy", "--labels-dir", str(tmp_path / "none")], "none")]:
         assert cli.main(["apply", str(run), str(src), str(tmp_path / "o2"), *extra, "--quiet"]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert err.startswith("rcl: error: ") and text in err and "\n" not in err, err
+
+
+def test_the_proxy_head_follows_the_profile_and_refuses_what_is_not_the_protocol(run):
+    """By default the head is fitted as notebook 04 fits it at the profile given; a trial the protocol does not
+    run, or another task, is refused by name."""
+    from rcl import config
+
+    smoke = config.settings("proxy", "smoke")
+    _, about = apply.load_network(run, "proxy", "cpu", profile="smoke")
+    assert about["labels"] == f"{smoke['n_labels']} crops of {smoke['label_size']} px from builtin"
+    assert about["steps"] == smoke["head_steps"]
+    with pytest.raises(ValueError, match="trial=5"):
+        apply.load_network(run, "proxy", "cpu", _proxy(run), trial=5)
+    with pytest.raises(ValueError, match="task='sr'"):
+        apply.load_network(run, "proxy", "cpu", _proxy(run).__class__(**{**vars(_proxy(run)), "task": "sr"}))
+
+
+def test_bad_folders_are_refused_before_any_network_is_loaded(run, tmp_path, capsys, monkeypatch):
+    def never(*args, **kwargs):
+        raise AssertionError("a network was loaded before the folders were checked")
+
+    monkeypatch.setattr(apply, "load_network", never)
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "x.png", 20, 20)
+    for source, output in [(tmp_path / "missing", tmp_path / "out"), (src, src)]:
+        assert cli.main(["apply", str(run), str(source), str(output), "--head", "proxy", "--quiet"]) == 2
+        assert capsys.readouterr().err.startswith("rcl: error: ")
+
+
+def test_the_command_lines_heads_are_the_librarys():
+    action = next(a for a in cli.build_parser()._subparsers._group_actions[0].choices["apply"]._actions
+                  if a.dest == "head")
+    assert tuple(action.choices) == apply.HEADS

@@ -100,7 +100,7 @@ def test_folding_batchnorm_keeps_the_encoders_function(arch, rng):
         return e.layer2(e.layer1(h))
 
     a, b = stages(model), stages(folded)
-    assert float((a - b).norm() / a.norm()) < 1e-5
+    assert float(((a - b).norm() / a.norm()).detach()) < 1e-5
     (ga,), (gb,) = torch.autograd.grad(a.square().mean(), x), torch.autograd.grad(b.square().mean(), x)
     assert float((ga - gb).norm() / ga.norm()) < 1e-4
 
@@ -144,3 +144,10 @@ def test_no_encoder_means_no_consistency_term(rng):
     c = losses.ConsistencyLoss("none", "resnet18", ("layer1",))
     x = torch.rand(2, 3, 32, 32, generator=rng)
     assert c.train().encoder is None and c(x, torch.zeros_like(x)).item() == 0.0
+
+
+def test_folding_refuses_stages_that_are_not_the_first_ones():
+    model = encoders._frozen(encoders.build_resnet("resnet18", seed=0))
+    for stages in [("layer2",), ("layer1", "layer3"), ("layer9",), ()]:
+        with pytest.raises(ValueError, match="stages="):
+            encoders.fold_batchnorm(model, stages)
