@@ -254,8 +254,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     if args.head == "proxy":
         from rcl import evaluate
 
-        labels = {"dataset": "folder", "data_dir": args.labels_dir} if args.labels_dir else {}
-        labels = {"dataset": args.labels_dataset, "data_dir": None} if args.labels_dataset else labels
+        given = args.labels_dir or args.labels_dataset
+        labels = {"dataset": args.labels_dataset or "folder", "data_dir": args.labels_dir} if given else {}
         sets = _proxy_sets(args.proxy, "--proxy", "the other settings do not change the head; --labels-dir and "
                            "--labels-dataset choose the labelled images", evaluate.HEAD_FIELDS)
         proxy = evaluate.proxy_config(args.run, profile=args.profile, task="denoise", **labels, **sets)
@@ -507,11 +507,11 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                     "…) as a denoiser (default: %(default)s)")  # fmt: skip
     ap.add_argument("--profile", choices=PROFILES, default="cpu", help="whose proxy protocol fits the head: its "
                     "number and size of labelled crops and its fitting steps, as in notebook 04 (default: %(default)s)")
-    labels = ap.add_mutually_exclusive_group()
-    labels.add_argument("--labels-dir", metavar="DIR", help="clean images for the proxy head's labelled crops "
-                        "(default: the run's own training images, as in the book)")
-    labels.add_argument("--labels-dataset", metavar="NAME", help="a built-in or downloaded dataset for those crops "
-                        "instead, e.g. builtin")
+    ap.add_argument("--labels-dir", metavar="DIR", help="a folder of clean images for the proxy head's labelled "
+                    "crops, or with --labels-dataset the dataset's download root (default: the run's own training "
+                    "images, as in the book)")
+    ap.add_argument("--labels-dataset", metavar="NAME", help="a built-in or downloaded dataset whose training images "
+                    "give those crops instead, e.g. builtin, or bsds500 with --labels-dir ROOT")
     ap.add_argument("--proxy", action="append", metavar="KEY=VALUE",
                     help="a proxy-protocol setting of the head (n_labels, label_size, head_steps, head_lr, pixels), "
                     "over the profile's; repeatable")

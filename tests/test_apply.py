@@ -176,7 +176,8 @@ def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
     src.mkdir()
     _photo(src / "x.png", 30, 45)
     quick = ["--proxy", "n_labels=2", "--proxy", "label_size=32", "--proxy", "head_steps=5", "--proxy", "pixels=4096"]
-    argv = ["apply", str(run), str(src), str(tmp_path / "out"), "--head", "proxy", *quick, "--device", "cpu", "--quiet"]
+    argv = ["apply", str(run), str(src), str(tmp_path / "out"), "--head", "proxy", *quick,
+            "--labels-dataset", "builtin", "--device", "cpu", "--quiet"]  # fmt: skip
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "proxy head fitted on 2 crops of 32 px from builtin" in out and "1 image(s) written" in out
@@ -184,7 +185,9 @@ def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
                         (["--profile", "smoke"], "--head proxy"),
                         (["--head", "proxy", "--proxy", "bogus=1"], "valid keys"),
                         (["--head", "proxy", "--proxy", "trials=3"], "do not change the head"),
-                        (["--head", "proxy", "--labels-dir", str(tmp_path / "none")], "none")]:
+                        (["--head", "proxy", "--labels-dir", str(tmp_path / "none")], "none"),
+                        (["--head", "proxy", "--labels-dataset", "bsds500", "--labels-dir", str(tmp_path / "none")],
+                         "datasets download bsds500")]:
         assert cli.main(["apply", str(run), str(src), str(tmp_path / "o2"), *extra, "--quiet"]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert err.startswith("rcl: error: ") and text in err and "\n" not in err, err
