@@ -358,21 +358,25 @@ def resize_max_side(images: dict[str, Tensor], max_side: int | None) -> dict[str
     return out
 
 
-def check_sizes(images: dict[str, Tensor], min_size: int) -> None:
-    """Raise an error naming the first image smaller than ``min_size`` px in height or width."""
+def check_sizes(images: dict[str, Tensor], min_size: int, parameter: str | None = None) -> None:
+    """Raise an error naming the first image smaller than ``min_size`` px in height or width (and the
+    ``parameter`` that asks for that size, if given, with what to change)."""
     for name, img in images.items():
         h, w = img.shape[-2:]
         if min(h, w) < min_size:
-            raise ValueError(f"{name}: image of {h}×{w} px is smaller than the required {min_size} px")
+            fix = f" ({parameter}={min_size}: lower it, or use larger images)" if parameter else ""
+            raise ValueError(f"{name}: image of {h}×{w} px is smaller than the required {min_size} px{fix}")
 
 
-def tile_images(images: dict[str, Tensor], tile: int, min_size: int | None = None) -> dict[str, Tensor]:
+def tile_images(images: dict[str, Tensor], tile: int, min_size: int | None = None,
+                parameter: str | None = None) -> dict[str, Tensor]:
     """Cut each image into non-overlapping ``tile×tile`` tiles (centred; borders dropped).
 
     Images smaller than ``tile`` in a dimension are kept whole if at least ``min_size`` (default
-    ``tile``) in both dimensions; smaller ones raise an error naming the image.
+    ``tile``) in both dimensions; smaller ones raise an error naming the image (and ``parameter``, the
+    setting that asks for ``min_size``).
     """
-    check_sizes(images, tile if min_size is None else min_size)
+    check_sizes(images, tile if min_size is None else min_size, parameter)
     out: dict[str, Tensor] = {}
     for name, img in images.items():
         h, w = img.shape[-2:]

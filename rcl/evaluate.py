@@ -186,7 +186,7 @@ def labelled_crops(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tu
     ``(inputs, targets)``."""
     g = _rng.generator(cfg.seed, "labels", trial)
     names = list(train)
-    _data.check_sizes(train, cfg.label_size)
+    _data.check_sizes(train, cfg.label_size, "label_size")
     pick = torch.randint(len(names), (cfg.n_labels,), generator=g).tolist()
     ys = []
     for i in pick:

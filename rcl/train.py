@@ -208,7 +208,7 @@ def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
     """The run's training instances: its dataset's training images, resized, tiled, with their seeded noise."""
     images = _data.load_images(cfg.dataset, "train", cfg.data_dir)
     images = _data.resize_max_side(images, cfg.max_side)
-    instances = _data.tile_images(images, cfg.tile, min_size=cfg.crop)
+    instances = _data.tile_images(images, cfg.tile, min_size=cfg.crop, parameter="crop")
     return _data.NoisyImages.build(instances, seed=cfg.seed, sigma_range=(0.0, cfg.sigma_max))
 
 

@@ -153,6 +153,8 @@ def test_image_smaller_than_crop_named(rng):
         data.sample_crop_pairs([(64, 64), (20, 100)], 32, generator=rng)
     with pytest.raises(ValueError, match="tiny.png"):
         data.tile_images({"ok.png": torch.rand(3, 64, 64), "tiny.png": torch.rand(3, 10, 64)}, 32)
+    with pytest.raises(ValueError, match=r"tiny.png: .*\(crop=24: lower it, or use larger images\)"):
+        data.tile_images({"tiny.png": torch.rand(3, 10, 64)}, 32, min_size=24, parameter="crop")
 
 
 def test_crop_pairs_extract_matching_content(rng):
