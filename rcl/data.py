@@ -359,8 +359,7 @@ def resize_max_side(images: dict[str, Tensor], max_side: int | None) -> dict[str
 
 
 def check_sizes(images: dict[str, Tensor], min_size: int, parameter: str | None = None) -> None:
-    """Raise an error naming the first image smaller than ``min_size`` px in height or width (and the
-    ``parameter`` that asks for that size, if given, with what to change)."""
+    """Raise an error naming the first image smaller than ``min_size`` px high or wide (and ``parameter``)."""
     for name, img in images.items():
         h, w = img.shape[-2:]
         if min(h, w) < min_size:
@@ -373,8 +372,7 @@ def tile_images(images: dict[str, Tensor], tile: int, min_size: int | None = Non
     """Cut each image into non-overlapping ``tile×tile`` tiles (centred; borders dropped).
 
     Images smaller than ``tile`` in a dimension are kept whole if at least ``min_size`` (default
-    ``tile``) in both dimensions; smaller ones raise an error naming the image (and ``parameter``, the
-    setting that asks for ``min_size``).
+    ``tile``, asked for by ``parameter``) in both dimensions; smaller ones raise an error naming the image.
     """
     check_sizes(images, tile if min_size is None else min_size, parameter)
     out: dict[str, Tensor] = {}
