@@ -14,15 +14,14 @@ covers the receptive field and the tiled output equals the untiled one up to flo
 max abs difference below 1e-5). Memory is that of one ``(tile + 2·overlap)``² tile plus the image and its
 output, whatever the image's size. It computes in float32 (bfloat16 autocast would miss that tolerance).
 
-:func:`apply_folder` denoises every image of a folder (or one file) with a finished run's own network and
+:func:`apply_folder` denoises every image of a folder (or one file) with a finished run's network and
 writes ``<stem>.png`` (8 or 16 bits) into an output folder, atomically, refusing to overwrite an input.
 Its ``head`` is either the run's own last layer (``"own"``: what pre-training left, a denoiser only for the
 methods trained to denoise) or the one the proxy protocol fits on the frozen features (``"proxy"``: trial
 ``trial`` of :func:`rcl.evaluate.proxy_head` at a profile, whose score notebook 04 reports at that
-profile). The proxy head needs
-clean labelled crops: by default those of the run's own training images, as in the book; a run pre-trained
-on noisy photographs should take them from a few clean images instead (``proxy=`` a
-:class:`rcl.evaluate.ProxyConfig` with ``dataset="folder"`` and their ``data_dir``, or
+profile). The proxy head needs clean labelled crops: by default those of the run's own training images, as
+in the book; a run pre-trained on noisy photographs should take them from a few clean images instead
+(``proxy=`` a :class:`rcl.evaluate.ProxyConfig` with ``dataset="folder"`` and their ``data_dir``, or
 ``dataset="builtin"``) — the head is fitted for the noise model the run was trained with.
 """
 

@@ -158,7 +158,6 @@ def test_the_proxy_head_is_the_one_whose_score_the_protocol_reports(run):
     own, _ = apply.load_network(run, "own", "cpu")
     with torch.no_grad():
         assert (own(x[None])[0].clamp(0, 1) - got).abs().max() > 1e-3
-    assert not any(p.requires_grad and p.grad is not None for p in network.parameters())
 
 
 def test_the_proxy_head_takes_its_labels_from_the_folder_given(run, tmp_path):

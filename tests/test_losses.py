@@ -105,12 +105,17 @@ def test_folding_batchnorm_keeps_the_encoders_function(arch, rng):
     assert float((ga - gb).norm() / ga.norm()) < 1e-4
 
 
-def test_consistency_loss_computes_with_the_folded_encoder(random_consistency, rng):
+def test_consistency_loss_computes_with_the_folded_encoder(rng):
+    """features() runs the folded copy (changing it changes the features), which matches g_e as loaded."""
+    c = losses.ConsistencyLoss(g_e="random", arch="resnet18", layers=("layer1", "layer2"))
     x = torch.rand(2, 3, 32, 32, generator=rng)
-    folded, loaded = random_consistency.features(x), random_consistency.features(x, random_consistency.encoder)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in random_consistency.folded.modules())
+    folded, loaded = c.features(x), c.features(x, c.encoder)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in c.folded.modules())
     assert all(float((p - q).norm() / q.norm()) < 1e-5 for p, q in zip(folded, loaded))
-
+    with torch.no_grad():
+        c.folded.conv1.bias += 1.0
+    assert not torch.allclose(c.features(x)[0], folded[0])
+    assert torch.equal(c.features(x, c.encoder)[0], loaded[0])  # g_e as loaded is a separate module
 
 
 def test_unknown_encoder_options():
