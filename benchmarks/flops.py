@@ -72,11 +72,17 @@ def gpu_peak() -> tuple[float, str]:
     return float("nan"), f"{name}: unknown peak (pass --peak-gflops)"
 
 
+#: ``torch.compile``'s mode for each compiled variant: ``"graphs"`` replays each compiled region as a CUDA
+#: graph (static shapes: one batch shape per step), which removes the CPU's kernel launches.
+COMPILE_MODES = {"compiled": "default", "graphs": "reduce-overhead"}
+
+
 def _setup(method: str, profile: str, device: torch.device, extra: dict, contiguous: bool = False,
-           compile: bool = False):
+           compile: str | None = None):
     """A method, its optimiser and one batch as the engine sets them up (its memory layout, fused Adam on
     CUDA); ``contiguous`` keeps the tensors in the default layout instead, to measure what the layout buys;
-    ``compile`` wraps the U-Net and g_e in ``torch.compile`` (which the engine does not), to measure that."""
+    ``compile`` (a ``torch.compile`` mode) wraps the U-Net and g_e in ``torch.compile`` (which the engine does
+    not), to measure that."""
     cfg = train.make_config(method, profile, progress=False, device=str(device), **extra)
     g = torch.Generator().manual_seed(0)
     tiles = {f"t{i}": torch.rand(3, cfg.tile, cfg.tile, generator=g) for i in range(cfg.batch_size)}
@@ -84,10 +90,10 @@ def _setup(method: str, profile: str, device: torch.device, extra: dict, contigu
     layout = torch.contiguous_format if contiguous else models.memory_format(device)
     model = train.build_method(cfg, ds, device).train().to(memory_format=layout)
     if compile:
-        model.model = torch.compile(model.model)
+        model.model = torch.compile(model.model, mode=compile)
         if model.consistency is not None and model.consistency.encoder is not None:
             # features() calls g_e's stages one by one, so it is what is compiled (not the encoder's forward)
-            model.consistency.features = torch.compile(model.consistency.features)
+            model.consistency.features = torch.compile(model.consistency.features, mode=compile)
     opt = torch.optim.Adam(model.trainable_parameters(), lr=cfg.lr, eps=cfg.eps, fused=device.type == "cuda" or None)
     return cfg, model, opt, train.build_batch(ds, cfg, 0).to(device, memory_format=layout)
 
@@ -110,6 +116,7 @@ def _timed_step(cfg, model, opt, batch, device: torch.device) -> float:
     """Seconds of one full step: forward under the engine's autocast, backward, Adam."""
     if device.type == "cuda":
         torch.cuda.synchronize()
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: CUDA graphs may reuse the last one's outputs
     t0 = time.perf_counter()
     with config.autocast(device, cfg.amp):
         loss = model(batch)["loss"]
@@ -124,18 +131,30 @@ def _timed_step(cfg, model, opt, batch, device: torch.device) -> float:
 def compare_layouts(method: str, profile: str, device: torch.device, steps: int, extra: dict,
                     variants: tuple[str, ...] = ("contiguous", "engine")) -> dict:
     """Median step time of each variant — ``"contiguous"`` (the default layout), ``"engine"`` (the engine's
-    setup), ``"compiled"`` (the engine's, U-Net and g_e compiled; the first steps, which compile, are not
-    timed) — their steps interleaved so that a busy machine slows all alike."""
-    setups = {name: _setup(method, profile, device, extra, contiguous=name == "contiguous",
-                           compile=name == "compiled") for name in variants}  # fmt: skip
-    for cfg, model, opt, batch in setups.values():
-        for _ in range(2):  # warm-up (compilation included)
-            _timed_step(cfg, model, opt, batch, device)
+    setup), ``"compiled"`` (the engine's, U-Net and g_e compiled), ``"graphs"`` (compiled into CUDA graphs) —
+    their steps interleaved so that a busy machine slows all alike. The first steps, which compile, are not
+    timed. A variant that fails to set up or compile is left out of the timing, its error printed (NaN)."""
+    setups, failed = {}, {}
+    for name in variants:
+        try:
+            setups[name] = _setup(method, profile, device, extra, contiguous=name == "contiguous",
+                                  compile=COMPILE_MODES.get(name))  # fmt: skip
+            for _ in range(3):  # warm-up (compilation included; CUDA graphs record on the third call)
+                _timed_step(*setups[name], device)
+        except Exception as err:  # noqa: BLE001 - a benchmark reports what did not run and goes on
+            setups.pop(name, None)
+            failed[name] = float("nan")
+            print(f"{method}: {name} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}", flush=True)
     times: dict[str, list[float]] = {name: [] for name in setups}
     for _ in range(steps):
-        for name, (cfg, model, opt, batch) in setups.items():
-            times[name].append(_timed_step(cfg, model, opt, batch, device))
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+        for name in list(setups):
+            try:
+                times[name].append(_timed_step(*setups[name], device))
+            except Exception as err:  # noqa: BLE001 - as above, during the timed steps
+                setups.pop(name), times.pop(name)
+                failed[name] = float("nan")
+                print(f"{method}: {name} failed: {type(err).__name__}: {str(err).splitlines()[0][:200]}", flush=True)
+    return {**failed, **{name: 1e3 * statistics.median(t) for name, t in times.items()}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -150,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compare-layouts", action="store_true", help="time the default and the engine's layout, "
                    "interleaved, and print the speed-up")
     p.add_argument("--compile", action="store_true", help="with --compare-layouts: also the engine's setup with the "
-                   "U-Net and g_e under torch.compile")
+                   "U-Net and g_e under torch.compile, and on CUDA compiled into CUDA graphs")
     args = p.parse_args(argv)
     device = torch.device(args.device) if args.device else config.default_device()
     methods = args.methods or profiles.values("pretraining", args.profile)["methods"]
@@ -163,14 +182,15 @@ def main(argv: list[str] | None = None) -> None:
           f"{'bf16 autocast' if bf16 else 'float32'}, {'contiguous' if args.contiguous else 'engine'} layout; "
           f"peak {peak / 1e9:.0f} GFLOP/s = {why}")
     if args.compare_layouts:
-        variants = ("contiguous", "engine", *(("compiled",) if args.compile else ()))
+        compiled = [v for v in COMPILE_MODES if args.compile and (v != "graphs" or device.type == "cuda")]
+        variants = ("contiguous", "engine", *compiled)
         columns = ["method", *(f"{v} ms/step" for v in variants), "engine speed-up",
-                   *(["compiled speed-up"] if args.compile else [])]  # fmt: skip
+                   *(f"{v} speed-up" for v in compiled)]  # fmt: skip
         print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
         for m in methods:
             r = compare_layouts(m, args.profile, device, args.steps, extra, variants)
             cells = [m, *(f"{r[v]:.1f}" for v in variants), f"{r['contiguous'] / r['engine']:.2f}×",
-                     *([f"{r['engine'] / r['compiled']:.2f}×"] if args.compile else [])]  # fmt: skip
+                     *(f"{r['engine'] / r[v]:.2f}×" for v in compiled)]  # fmt: skip
             print("| " + " | ".join(cells) + " |", flush=True)
         return
     print("| method | batch | crop | GFLOP/step | ms/step | GFLOP/s | of peak |\n|---|---|---|---|---|---|---|")

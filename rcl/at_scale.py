@@ -75,17 +75,24 @@ def _utc() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+#: Where a copy of the code runs without its git history (a copied working tree), this environment variable
+#: names the commit it was copied from; the file then records it with ``modified`` unknown (None).
+COMMIT_ENV = "RCL_COMMIT"
+
+
 def _git() -> dict[str, Any]:
-    """The commit of the package's checkout and whether it had uncommitted changes (None outside one)."""
+    """The commit of the package's checkout and whether it had uncommitted changes; outside a checkout the
+    commit :data:`COMMIT_ENV` names (or None), with ``modified`` None."""
     root = Path(__file__).resolve().parent.parent
+    unknown = {"commit": os.environ.get(COMMIT_ENV) or None, "modified": None}
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--", "rcl"], cwd=root, capture_output=True,
                                text=True, timeout=10)  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "modified": None}
+        return unknown
     if commit.returncode != 0:
-        return {"commit": None, "modified": None}
+        return unknown
     return {"commit": commit.stdout.strip(), "modified": bool(dirty.stdout.strip())}
 
 
@@ -216,7 +223,9 @@ def describe(result: AtScale) -> pd.DataFrame:
     p = result.provenance
     code, dev, data = p["code"], p["device"], p["data"]
     steps = sorted({r["steps"] for r in p["runs"].values() if r.get("steps") is not None})
-    commit = (code.get("commit") or "unknown")[:12] + (" (with uncommitted changes)" if code.get("modified") else "")
+    state = {True: " (with uncommitted changes)", False: "",
+             None: " (given, run from a copy without git history: uncommitted changes unknown)"}[code.get("modified")]
+    commit = (code.get("commit") or "unknown")[:12] + (state if code.get("commit") else "")
     facts = {
         "computed on": f"{dev['name']} ({dev['type']}, {dev['count']}), torch {dev['torch']}",
         "when (UTC)": f"{p['started']} to {p['finished']} ({p['seconds'] / 60:.1f} min)",

@@ -10,6 +10,10 @@ Choices (see also the book's "Differences from the paper"):
   test inputs once per task, so fitting the head never re-runs the network; fitting is then cheap
   enough to run to convergence. A 1×1 conv is a per-pixel linear map, so the head is fitted on a sample of
   ``pixels`` feature vectors (all of them if fewer).
+* **On the device, one test case at a time.** The heads of all trials are fitted first (Adam on the device, its
+  least-squares start on the CPU); then each test case passes through the frozen network once, and every
+  trial's head is applied and scored there, on the device. Memory is that of one test case, whatever the
+  size of the test set; rows are listed trial by trial.
 * **Fitting to convergence.** The head starts from its least-squares solution (a closed form, so the
   start does not depend on the old head) and Adam (β = (0.9, 0.999), ε = 1e-7, lr ``head_lr``) then
   minimises the L1 loss for ``head_steps`` full-batch steps. The loss curve is kept; ``converged`` says
@@ -53,6 +57,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -177,7 +182,8 @@ def evaluation_key(cfg: Any, device: torch.device | str | None = None) -> str:
 
 @torch.no_grad()
 def _features(model: UNet, x: Tensor, device: torch.device, chunk: int = 8) -> Tensor:
-    return torch.cat([model.features(b.to(device)).float().cpu() for b in x.split(chunk)])
+    """φ(x) in float32, computed on ``device`` in chunks of ``chunk`` images, and left there."""
+    return torch.cat([model.features(b.to(device)).float() for b in x.split(chunk)])
 
 
 def labelled_crops(cfg: ProxyConfig, train: dict[str, Tensor], trial: int) -> tuple[Tensor, Tensor]:
@@ -209,11 +215,10 @@ def condition_label(sigma: float | None, sigma_max: float = 20.0) -> str:
     return f"σ={sigma:g}" if sigma is not None else f"{MIXED}[0,{sigma_max:g}]"
 
 
-def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, str, Tensor, Tensor]]:
+def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> Iterator[tuple[str, str, Tensor, Tensor]]:
     """Each test case's (image, condition, input, target): every σ of ``sigma_grid`` once and ``test_draws``
     draws of σ ~ U[0, sigma_max] per image (one ``"clean"`` case for the noiseless tasks), each a fixed
-    seeded draw, so every method sees the same test set."""
-    out = []
+    seeded draw, so every method sees the same test set. Made one at a time, as they are consumed."""
     if cfg.task in _NOISELESS_TASKS:
         conds = [("clean", (0.0, 0.0))]
     else:
@@ -223,35 +228,38 @@ def _test_pairs(cfg: ProxyConfig, test: dict[str, Tensor]) -> list[tuple[str, st
         for d, (cond, sigma_range) in enumerate(conds):
             g = _rng.generator(cfg.seed, "test", 1000 * k + d)
             x, y = _tasks.make_task(cfg.task, img[None], g, sigma_range=sigma_range)
-            out.append((name, cond, x, y))
-    return out
+            yield name, cond, x, y
 
 
 def fit_head(feats: Tensor, targets: Tensor, steps: int, lr: float = 1e-3) -> tuple[torch.nn.Conv2d, list[float]]:
     """Fit a 1×1 conv ``C→3`` on pixel features (``P×C``) and targets (``P×3``) with L1; see module doc.
 
-    Returns the head and the L1 loss curve (one value per step, the first before any Adam step).
+    Adam runs where ``feats`` are (the protocol's device). Returns the head, on the CPU, and the L1 loss
+    curve (one value per step, the first before any Adam step).
     """
     p, c = feats.shape
-    ones = torch.ones(p, 1, dtype=feats.dtype)
-    a = torch.cat([feats, ones], 1).double()
-    sol = torch.linalg.lstsq(a, targets.double()).solution.float()  # (C+1)×3, least-squares start
+    targets = targets.to(feats.device)
+    # The least-squares start in float64 on the CPU, wherever the features are: LAPACK's rank-revealing
+    # solver copes with a dead feature channel, where CUDA's QR-only one would not.
+    a = torch.cat([feats.cpu(), torch.ones(p, 1, dtype=feats.dtype)], 1).double()
+    sol = torch.linalg.lstsq(a, targets.double().cpu()).solution.float().to(feats.device)  # (C+1)×3
     weight = sol[:c].T.contiguous().requires_grad_()
     bias = sol[c].clone().requires_grad_()
     opt = torch.optim.Adam([weight, bias], lr=lr, betas=(0.9, 0.999), eps=1e-7)
-    curve = []
-    for _ in range(steps + 1):
+    losses = torch.empty(steps + 1, device=feats.device)  # read once at the end: no device sync per step
+    for step in range(steps + 1):
         loss = (feats @ weight.T + bias - targets).abs().mean()
-        curve.append(loss.item())
-        if len(curve) > steps:
+        losses[step] = loss.detach()
+        if step == steps:
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    curve = losses.tolist()
     head = torch.nn.Conv2d(c, targets.shape[1], 1)
     with torch.no_grad():
-        head.weight.copy_(weight.detach().view(-1, c, 1, 1))
-        head.bias.copy_(bias.detach())
+        head.weight.copy_(weight.detach().view(-1, c, 1, 1).cpu())
+        head.bias.copy_(bias.detach().cpu())
     return head, curve
 
 
@@ -292,7 +300,7 @@ def _pixels(f: Tensor, y: Tensor, n: int, g: torch.Generator) -> tuple[Tensor, T
     yp = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
     if fp.shape[0] > n:
         idx = torch.randperm(fp.shape[0], generator=g)[:n]
-        fp, yp = fp[idx], yp[idx]
+        fp, yp = fp[idx.to(fp.device)], yp[idx.to(yp.device)]
     return fp, yp
 
 
@@ -416,17 +424,22 @@ def _proxy_table(model: UNet, cfg: ProxyConfig, method: str, device: torch.devic
     """The proxy evaluation of ``model`` as saved: the config, the rows and each trial's loss curve."""
     old_head = [p.detach().clone() for p in model.head.parameters()]
     train, test = _images(cfg)
-    pairs = _test_pairs(cfg, test)
-    test_feats = [(name, cond, _features(model, x, device), x, y) for name, cond, x, y in pairs]
-    rows, curves = [], {}
-    for trial in range(cfg.trials):
-        head, curve = proxy_head(model, cfg, trial, device, train)
-        curves[trial] = curve
-        for name, cond, ft, xt, yt in test_feats:
+    fits = [proxy_head(model, cfg, trial, device, train) for trial in range(cfg.trials)]
+    heads = [head.to(device) for head, _ in fits]
+    curves = {trial: curve for trial, (_, curve) in enumerate(fits)}
+    # Test cases one at a time, each through the frozen network once and every trial's head: memory stays
+    # that of one case, and heads, outputs and scores stay on the device. Rows are listed trial by trial.
+    rows: list[list[dict]] = [[] for _ in heads]
+    for name, cond, x, y in _test_pairs(cfg, test):
+        x, y = x.to(device), y.to(device)
+        ft = _features(model, x, device)
+        for trial, (head, (_, curve)) in enumerate(zip(heads, fits)):
             with torch.no_grad():
-                out = model.output(ft, xt, head).clamp(0, 1)
-            rows.append({"method": method, "task": cfg.task, "trial": trial, **_scores(name, cond, out, yt),
-                         "fit_loss": curve[-1], "converged": _converged(curve)})
+                out = model.output(ft, x, head).clamp(0, 1)
+            rows[trial].append({"method": method, "task": cfg.task, "trial": trial, **_scores(name, cond, out, y),
+                                "fit_loss": curve[-1], "converged": _converged(curve)})
+        del ft, out  # before the next case's features exist
+    rows = [row for trial_rows in rows for row in trial_rows]
     # The protocol changes only the head, and never the run's own: the frozen network is untouched.
     assert all(torch.equal(a, b) for a, b in zip(old_head, model.head.parameters()))
     return {"config": _cache.canonical(cfg), "rows": rows, "curves": curves}
@@ -446,7 +459,8 @@ def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | 
     model = model.to(device, memory_format=memory_format(device)).eval()
     rows = []
     for name, cond, x, y in _test_pairs(cfg, test):
-        out = model(x.to(device)).float().cpu().clamp(0, 1)
+        x, y = x.to(device), y.to(device)
+        out = model(x).float().clamp(0, 1)
         rows.append({"task": cfg.task, **_scores(name, cond, out, y),
                      "psnr_vs_input": float(_metrics.psnr(out, x)[0])})
     return pd.DataFrame(rows)
@@ -485,8 +499,9 @@ def reference_evaluate(cfg: ProxyConfig, cache_dir: str | os.PathLike | None = N
         name_of = {"denoise": "noisy input", "sr": "bicubic", "jdensr": "noisy bicubic", "demosaic": "bilinear",
                    "jdd": "noisy bilinear"}
         rows = []
+        device = _config.default_device()  # the device of the key: scores computed where the methods' are
         for name, cond, x, y in _test_pairs(cfg, test):
-            scores = _scores(name, cond, x, y)
+            scores = _scores(name, cond, x.to(device), y.to(device))
             rows.extend({"method": name_of[cfg.task], "task": cfg.task, "trial": t, **scores}
                         for t in range(cfg.trials))
         return rows

@@ -189,3 +189,19 @@ def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results,
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = (book / "_build" / "html" / "notebooks" / "08_at_scale.html").read_text()
     assert "not recomputed by this book" in page and path.name in page
+
+
+def test_a_copy_without_git_history_records_the_commit_it_is_told(monkeypatch, smoke_results):
+    """Where the code runs from a copied working tree (no git), the file records the commit that
+    ``RCL_COMMIT`` names, with uncommitted changes unknown, and the book says so."""
+    def no_git(*args, **kwargs):
+        raise FileNotFoundError("git")
+
+    monkeypatch.setattr(subprocess, "run", no_git)
+    monkeypatch.delenv(at_scale.COMMIT_ENV, raising=False)
+    assert at_scale._git() == {"commit": None, "modified": None}
+    monkeypatch.setenv(at_scale.COMMIT_ENV, "0123456789abcdef")
+    assert at_scale._git() == {"commit": "0123456789abcdef", "modified": None}
+    result = at_scale.load(smoke_results[1])
+    result.provenance["code"].update(commit="0123456789abcdef", modified=None)
+    assert "0123456789ab (given, run from a copy without git history" in at_scale.describe(result).loc["code"].iloc[0]

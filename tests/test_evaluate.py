@@ -62,6 +62,48 @@ def test_only_the_head_changes_and_cached_features_equal_uncached(tiny_cfg):
     assert set(df.columns) >= {"method", "task", "trial", "image", "psnr", "ssim"} and df.trial.nunique() == 2
 
 
+def test_the_table_is_the_protocol_case_by_case_with_one_case_in_memory(tiny_cfg, device, monkeypatch):
+    """The table equals the protocol written plainly — each trial's head (fitted on the CPU) on each test
+    case's features — bit for bit on the CPU (to rounding on a GPU), trial by trial; and while it is scored,
+    the features of one test case at most are alive: memory does not grow with the test set."""
+    import weakref
+
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=2).eval()
+    train_images, test = evaluate._images(tiny_cfg)
+    expected = []
+    for trial in range(tiny_cfg.trials):
+        head, curve = evaluate.proxy_head(model, tiny_cfg, trial, "cpu", train_images)
+        for name, cond, x, y in evaluate._test_pairs(tiny_cfg, test):
+            with torch.no_grad():
+                out = model.output(model.features(x), x, head).clamp(0, 1)
+            scores = evaluate._scores(name, cond, out, y)
+            expected.append({"method": "model", "task": "denoise", "trial": trial, **scores, "fit_loss": curve[-1]})
+
+    alive, features, scores = [], evaluate._features, evaluate._scores
+
+    def tracked(*a, **k):
+        f = features(*a, **k)
+        alive.append(weakref.ref(f))
+        return f
+
+    def counted(*a, **k):
+        assert sum(r() is not None for r in alive) <= 1
+        return scores(*a, **k)
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # a GPU's convolutions in float32, as the CPU's
+    monkeypatch.setattr(evaluate, "_features", tracked)
+    monkeypatch.setattr(evaluate, "_scores", counted)
+    df, _ = evaluate.proxy_evaluate(model, tiny_cfg, device=device)
+    want = pd.DataFrame(expected)
+    assert list(df.trial) == list(want.trial) and list(df.image) == list(want.image)
+    assert list(df.condition) == list(want.condition)
+    if device.type == "cpu":
+        pd.testing.assert_frame_equal(df[want.columns], want)
+    else:
+        np.testing.assert_allclose(df[["psnr", "ssim"]].to_numpy(), want[["psnr", "ssim"]].to_numpy(), atol=0.1)
+
+
 def test_results_reloaded_not_recomputed(tmp_path, tiny_cfg, monkeypatch):
     run = train.pretrain(train.make_config("n2n", "smoke", runs_dir=str(tmp_path), progress="false"))
     first, _ = evaluate.proxy_evaluate(run.path, tiny_cfg)
