@@ -44,6 +44,8 @@ from rcl.config import default_device, progress_disabled
 
 __all__ = [
     "ENCODER_KINDS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "ImageNetWeightsUnavailable",
     "RESNET_STAGES",
     "build_resnet",
@@ -60,6 +62,10 @@ __all__ = [
 
 ENCODER_KINDS = ("imagenet", "random", "self-supervised")
 RESNET_STAGES = ("layer1", "layer2", "layer3", "layer4")
+#: The input normalisation torchvision's ResNets expect: every g_e sees ``(img - mean) / std`` of an image in
+#: [0, 1], in the consistency loss and, so that it is trained on what it is later shown, in SimCLR training.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # torchvision ResNets a weights file may hold, to name the right one when it is not the requested arch
 _KNOWN_RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wide_resnet50_2", "wide_resnet101_2")
@@ -401,6 +407,10 @@ def train_simclr_encoder(
 ) -> dict[str, Tensor]:
     """Train a ResNet with SimCLR on noisy ``3×H×W`` images; returns its state dict (on the CPU).
 
+    The views are normalised with :data:`IMAGENET_MEAN` and :data:`IMAGENET_STD` before the ResNet, as the
+    consistency loss normalises what it shows ``g_e``: the encoder's BatchNorm statistics and filters are
+    learned for the inputs it will compute on.
+
     Everything random (the ResNet's and the head's initialisation, the images drawn, the augmentations) is
     drawn in this order after ``torch.manual_seed(seed)`` inside a forked CPU RNG; the global RNG is left as
     it was.
@@ -419,13 +429,15 @@ def train_simclr_encoder(
         model.fc = nn.Identity()
         head = nn.Sequential(nn.Linear(width, 512), nn.ReLU(inplace=True), nn.Linear(512, 128))
         model, head = model.to(device), head.to(device)
+        mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
         opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=lr)
         aug = _augment(crop)
         bar = tqdm(range(steps), desc=f"SimCLR {arch}", disable=progress_disabled(progress))
         for _ in bar:
             idx = torch.randint(len(images), (batch_size,))
-            v1 = torch.stack([aug(images[i]) for i in idx.tolist()]).to(device)
-            v2 = torch.stack([aug(images[i]) for i in idx.tolist()]).to(device)
+            v1 = (torch.stack([aug(images[i]) for i in idx.tolist()]).to(device) - mean) / std
+            v2 = (torch.stack([aug(images[i]) for i in idx.tolist()]).to(device) - mean) / std
             loss = nt_xent(head(model(v1)), head(model(v2)), tau)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rcl.encoders import RESNET_STAGES, check_weights_kind, fold_batchnorm, load_encoder
+from rcl.encoders import IMAGENET_MEAN, IMAGENET_STD, RESNET_STAGES, check_weights_kind, fold_batchnorm, load_encoder
 
 __all__ = [
     "ConsistencyLoss",
@@ -34,10 +34,6 @@ __all__ = [
     "rcl_loss",
     "residual_contrastive_loss",
 ]
-
-# the input normalisation torchvision's ResNets expect
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def residual_contrastive_loss(
@@ -131,8 +127,8 @@ class ConsistencyLoss(nn.Module):
         # What features() runs: g_e with its BatchNorms folded into its convolutions (the same function, one
         # memory-bound pass per layer fewer); `encoder` stays g_e as loaded.
         self.folded = None if self.encoder is None else fold_batchnorm(self.encoder, RESNET_STAGES[: self.last + 1])
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True) -> ConsistencyLoss:
         super().train(mode)

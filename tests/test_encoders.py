@@ -67,3 +67,27 @@ def test_cache_key_follows_the_images_and_the_settings(tmp_path, rng, monkeypatc
     with pytest.raises(TypeError, match="unknown SimCLR setting"):
         encoders.cached_simclr_encoder(images, tmp_path, **dict(TINY, momentum=0.9))
     assert len(trained) == 3
+
+
+def test_simclr_trains_the_encoder_on_inputs_normalised_as_the_consistency_loss_shows_them(monkeypatch):
+    """Images at the ImageNet mean colour reach the first convolution as zeros, in SimCLR training (the
+    augmentations reduced to a crop) and in the consistency loss alike."""
+    seen = []
+    build, weights = encoders.resnet_builder("resnet18")
+
+    def recording(**kwargs):
+        model = build(**kwargs)
+        model.conv1.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        return model, weights
+
+    monkeypatch.setattr(encoders, "resnet_builder", lambda arch: (lambda **kw: recording(**kw)[0], weights))
+    monkeypatch.setattr(encoders, "_augment", lambda crop: lambda im: im[:, :crop, :crop])
+    grey = torch.tensor(encoders.IMAGENET_MEAN).view(3, 1, 1).expand(3, 40, 40).clone()
+    encoders.train_simclr_encoder([grey, grey.clone()], **TINY)
+    assert seen and all(s.abs().max() < 1e-6 for s in seen)
+    monkeypatch.undo()
+    loss = losses.ConsistencyLoss(g_e="random", arch="resnet18", layers=("layer1",))
+    seen.clear()
+    loss.encoder.conv1.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    loss.features(grey[None], encoder=loss.encoder)
+    assert len(seen) == 1 and seen[0].abs().max() < 1e-6
