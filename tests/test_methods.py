@@ -108,3 +108,23 @@ def test_rcl_contrast_uses_the_configured_temperature(rng, consistency):
     log_n = torch.log(torch.tensor(4.0)).item()
     assert hot(batch)["contrast"].item() == pytest.approx(4 * log_n, rel=1e-3)
     assert cold(batch)["contrast"].item() != pytest.approx(4 * log_n, rel=1e-3)
+
+
+@pytest.mark.parametrize(("task", "clean_task"), [("jdensr", "sr"), ("jdd", "demosaic")])
+def test_the_oracles_noise_follows_the_training_datas_range(task, clean_task, rng):
+    """The Oracle of a noisy task draws its inputs' noise in [0, sigma_max], the range the noisy training
+    data (and the proxy test cases) use: at sigma_max = 0 its inputs are the noiseless degradation."""
+    from rcl import tasks
+    from rcl.train import PretrainConfig
+
+    assert PretrainConfig(method="supervised", sigma_max=7.5).method_config().sigma_max == 7.5
+    batch = make_batch(rng)
+    seen = []
+    for sigma_max in (0.0, 20.0):
+        model = UNet(width=8, depth=2)
+        model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+        cfg = methods.MethodConfig(supervised_task=task, sigma_max=sigma_max)
+        methods.build("supervised", model, cfg)(batch)
+    noiseless, _ = tasks.make_task(clean_task, batch.y1)
+    assert torch.equal(seen[0], noiseless)
+    assert (seen[1] - noiseless).abs().mean() > 1e-3

@@ -292,6 +292,30 @@ def test_plus_variants_need_a_consistency_module():
         DenseCLPlus(UNet(width=8, depth=2), CONFIG)
 
 
+@pytest.mark.parametrize("skip", ["residual", "none", "concat"])
+@pytest.mark.parametrize("cls", PLUS, ids=lambda c: c.name)
+def test_plus_variants_compare_each_crop_with_the_networks_output(cls, skip, rng):
+    """Eq. 5 on both crops is ``L_cons(x, f(x))`` with ``f`` the U-Net as a whole, whatever its skip
+    (with the residual skip ``f(x) = x + h(φ(x))``, not ``h(φ(x))``)."""
+    seen = []
+
+    class Recording(ConsistencyLoss):
+        def forward(self, x, fx):
+            seen.append((x.detach().clone(), fx.detach().clone()))
+            return super().forward(x, fx)
+
+    torch.manual_seed(0)
+    method = cls(UNet(width=8, depth=2, skip=skip), CONFIG, Recording(g_e="random", arch="resnet18",
+                                                                      layers=("layer1",)), seed=7)  # fmt: skip
+    batch = make_batch(rng)
+    method(batch)
+    assert len(seen) == 2
+    with torch.no_grad():
+        for (x, fx), crop in zip(seen, (batch.x1, batch.x2)):
+            assert torch.equal(x, crop)
+            torch.testing.assert_close(fx, method.model(crop), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("n", [5, 24, 64])
 def test_queue_push_matches_key_by_key_reference(consistency, n):
     method = build(VADeR, consistency)

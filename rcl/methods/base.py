@@ -68,7 +68,9 @@ class MethodConfig:
     drops the consistency term.
     ``distance``, ``distance_reduction``: RCL's residual distance. ``n2s_grid``: Noise2Self mask grid.
     ``proj_dim``, ``queue_size``, ``momentum``, ``dense_samples``: dense CL baselines.
-    ``supervised_task``: the downstream task the supervised baseline is trained on (its Oracle).
+    ``supervised_task``: the downstream task the supervised baseline is trained on (its Oracle);
+    ``sigma_max``: the top of the noise range (0–255 scale) the training data are drawn with, which the
+    Oracle of a noisy task other than denoising draws its own inputs' noise from.
     """
 
     tau: float = 0.01
@@ -89,6 +91,7 @@ class MethodConfig:
     tau_dense: float | None = None
     loss_norm: str = "l1"
     supervised_task: str = "denoise"
+    sigma_max: float = 20.0
 
     def __post_init__(self) -> None:
         """Every value checked where it is set: an invalid one raises naming the field and what is valid."""
@@ -106,6 +109,8 @@ class MethodConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0")
+        if not self.sigma_max >= 0:
+            raise ValueError(f"sigma_max={self.sigma_max!r} must be >= 0 (noise std on the 0–255 scale)")
         if not self.alpha >= 0:
             raise ValueError(f"alpha={self.alpha!r} must be >= 0 (the weight of the contrastive term)")
         if not 0 <= self.momentum < 1:

@@ -242,8 +242,9 @@ class Supervised(Method):
 
     ``config.supervised_task`` picks the task (:mod:`rcl.tasks`): ``"denoise"`` trains on the noisy crop
     ``x1`` against its clean crop ``y1`` (Table 1's Oracle, Table 2's "SL (Den)"); another task builds its
-    input from ``y1`` with that task's degradation (Table 2's Oracle for SR and JDenSR), noise drawn from a
-    generator seeded by the step counter so resumed runs see the same inputs.
+    input from ``y1`` with that task's degradation (Table 2's Oracle for SR and JDenSR), noise (σ up to
+    ``config.sigma_max``, the training data's range) drawn from a generator seeded by the step counter so
+    resumed runs see the same inputs.
     """
 
     name = "supervised"
@@ -265,7 +266,7 @@ class Supervised(Method):
             x, y = batch.x1, batch.y1
         else:  # the step's degradations (the same for every seed: a stream of its own would change the runs)
             g = _rng.generator(int(self.step))
-            x, y = _tasks.make_task(task, batch.y1.cpu(), g)
+            x, y = _tasks.make_task(task, batch.y1.cpu(), g, sigma_range=(0.0, self.config.sigma_max))
             x, y = x.to(batch.y1), y.to(batch.y1)
         return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}
 

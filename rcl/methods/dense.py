@@ -291,9 +291,10 @@ class _DenseContrast(Method):
         check_offsets(batch.offset, x1.shape[-2], x1.shape[-1])
         out, f1 = self._contrast(batch)
         if self.uses_consistency:
-            # model.head(φ(x1)) = f(x1); averaged over both crops, as RCL and the consistency-only baseline do
+            # f(x1) from the φ(x1) already computed (x1 + h(φ) with the residual skip); averaged over both
+            # crops, as RCL and the consistency-only baseline do
             consistency = 0.5 * (
-                self.consistency_loss(x1, self.model.head(f1)) + self.consistency_loss(x2, self.model(x2))
+                self.consistency_loss(x1, self.model.output(f1, x1)) + self.consistency_loss(x2, self.model(x2))
             )
             out["consistency"] = consistency.detach()
             out["loss"] = out["loss"] + consistency
