@@ -37,7 +37,8 @@ from rcl import stats as _stats
 from rcl.config import autocast, status
 from rcl.models import UNet, UNetConfig, memory_format
 
-__all__ = ["LabelConfig", "annotation_cost", "finetune", "label_efficiency", "label_subsets", "labels_to_match"]
+__all__ = ["LabelConfig", "MIN_BOOTSTRAP_SEEDS", "annotation_cost", "finetune", "label_efficiency", "label_subsets",
+           "labels_to_match"]
 
 
 @dataclass(frozen=True)
@@ -159,12 +160,18 @@ def labels_to_match(counts, psnrs, target: float) -> float:
     return float("nan")
 
 
+#: Fewer fine-tuning seeds than this and a bootstrap over them is reported as a range, not a 95% interval.
+MIN_BOOTSTRAP_SEEDS = 5
+
+
 def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0) -> dict:
     """How many labels SL needs to match RCL+SL at ``k`` labels (paper §5's annotation-cost estimate).
 
     Point estimate from the mean curves; a 95% bootstrap interval resampling seeds (the same resampled
     seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`). The fraction of
-    failed bootstraps (target outside SL's measured range) is reported too.
+    failed bootstraps (target outside SL's measured range) is reported too, and the number of seeds: with
+    few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates, and its
+    interval is a range, not a 95% interval.
     """
     per = _evaluate.paper_cases(df).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
     sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
@@ -177,4 +184,4 @@ def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0)
     point = match(seeds)
     ci, failed = _stats.bootstrap_units(seeds, match, n_boot, seed)
     return {"k": k, "sl_labels": point, "ci95": ci, "saving": 1 - k / point if point == point else float("nan"),
-            "failed_share": failed}
+            "failed_share": failed, "seeds": len(seeds)}

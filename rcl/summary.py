@@ -18,17 +18,20 @@ from rcl import cache, config, paper
 from rcl import methods as _methods
 from rcl.evaluate import aggregate, paper_cases
 from rcl.results import saved
-from rcl.stats import paired_difference
+from rcl.stats import paired_difference, t_interval
 
 __all__ = [
     "CLAIMS",
     "NAMES",
+    "NO_VERDICT",
     "ORDER",
+    "PAPER_DATASETS",
     "agreement",
     "book_result",
     "controls",
     "input_margins",
     "label_gains",
+    "label_gains_per_sigma",
     "label_table",
     "method_table",
     "per_sigma",
@@ -36,13 +39,14 @@ __all__ = [
     "rank_correlation",
     "table1",
     "table2",
+    "verdict_counts",
 ]
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
 ORDER = _methods.ORDER
 NAMES = _methods.DISPLAY
 
-#: The comparisons the paper's tables make: (task, a, b) — "a beats b by the paper's margin".
+#: The comparisons the paper's tables make: (task, a, b) — a − b, whose sign (and size) the paper reports.
 CLAIMS = [("denoise", "rcl-emd", "n2n"), ("denoise", "rcl-emd", "n2s"), ("denoise", "rcl-emd", "rcl-bd"),
           ("denoise", "rcl-emd", "rcl-mmd"), ("denoise", "n2n", "vader+"), ("denoise", "rcl-emd", "oracle"),
           ("sr", "rcl-emd", "n2n"), ("sr", "rcl-emd", "sl-den"), ("sr", "rcl-emd", "oracle"),
@@ -130,13 +134,18 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     """Our PSNR and SSIM on ``task`` (the paper's mixed noise range): mean ± std over the (pre-training seed,
-    trial) cells — seeds and trials for the headline methods, trials for the others — in Table 1's order."""
+    trial) cells — seeds and trials for the headline methods, trials for the others — in Table 1's order.
+    "± over" says which, per row: a std over the trials of one network is not a spread over pre-training."""
     pt = per_trial(df)
-    agg = pt[pt.task == task].groupby("method")[["psnr", "ssim"]].agg(["mean", "std"])
+    pt = pt[pt.task == task]
+    agg = pt.groupby("method")[["psnr", "ssim"]].agg(["mean", "std"])
+    seeds = pt.groupby("method").seed.nunique() if "seed" in pt else pd.Series(1, index=agg.index)
+    trials = pt.groupby("method").trial.nunique()
     rows = {
         m: {
             "PSNR (ours)": _fmt(agg.loc[m, ("psnr", "mean")], agg.loc[m, ("psnr", "std")], 2),
             "SSIM (ours)": _fmt(agg.loc[m, ("ssim", "mean")], agg.loc[m, ("ssim", "std")], 3),
+            "± over": f"{seeds[m]} seed{'s' if seeds[m] > 1 else ''} × {trials[m]} trials",
         }
         for m in agg.index
     }
@@ -171,40 +180,96 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, axis=1) if parts else pd.DataFrame()
 
 
-def _paper_diff(task: str, a: str, b: str) -> float:
-    if task == "denoise" and a in paper.TABLE1 and b in paper.TABLE1:
-        return paper.TABLE1[a]["VOC"][0] - paper.TABLE1[b]["VOC"][0]
-    if a in paper.TABLE2 and b in paper.TABLE2 and task in paper.TABLE2[a]:
-        return paper.TABLE2[a][task][0] - paper.TABLE2[b][task][0]
-    return float("nan")
+#: The datasets of the paper's table a comparison on ``task`` reads: the first is shown as "paper (dB)" (VOC,
+#: the natural photographs closest to ours, as in :func:`rank_correlation`; Table 2 has Stanford only).
+PAPER_DATASETS = {"denoise": ("VOC", "MIT", "Stanford"), "sr": ("Stanford",), "jdensr": ("Stanford",)}
+
+#: Why a comparison carries no verdict (``agreement``'s verdict column, besides agrees/disagrees/inconclusive).
+NO_VERDICT = {
+    "controls": "no verdict: controls fail",
+    "seed": "no verdict: one pre-training seed",
+    "paper": "no verdict: the paper's datasets disagree",
+}
 
 
-def agreement(df: pd.DataFrame) -> pd.DataFrame:
-    """Each of the paper's comparisons: our difference (95% CI and paired t-test over seeds or trials,
-    :func:`rcl.stats.paired_difference`) beside the paper's. "agrees": same sign, interval excluding zero;
-    "inconclusive": interval includes zero."""
+def _paper_diffs(task: str, a: str, b: str) -> dict[str, float]:
+    """The paper's PSNR of ``a`` minus ``b`` on each dataset it reports ``task`` on (empty if it has no such
+    pair)."""
+    if task == "denoise":
+        table, pick = paper.TABLE1, lambda m, ds: paper.TABLE1[m][ds][0]
+    else:
+        table, pick = paper.TABLE2, lambda m, ds: paper.TABLE2[m][task][0]
+    if a not in table or b not in table or (task != "denoise" and task not in table[a]):
+        return {}
+    return {ds: pick(a, ds) - pick(b, ds) for ds in PAPER_DATASETS.get(task, ())}
+
+
+def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each of the paper's comparisons: our difference (95% CI and paired t-test,
+    :func:`rcl.stats.paired_difference`) beside the paper's, and a verdict on the direction.
+
+    "agrees" / "disagrees": the interval excludes zero, on the paper's side or the other; "inconclusive": it
+    includes zero. "paper in CI" says whether the paper's size, not only its sign, lies in our interval.
+    A comparison carries **no verdict** (:data:`NO_VERDICT`) when the experiment's controls (``checks``,
+    default :func:`controls` of ``df``) fail or cannot be computed, when either method has one pre-training
+    seed (its interval covers trials of one network and leaves out the seed's variation), or when the
+    paper's own datasets disagree on the sign. Columns: the unit and count the interval is over, the
+    paper's difference on the dataset named (and on its other datasets).
+    """
+    checks = controls(df) if checks is None else checks
+    controls_hold = bool(len(checks)) and bool(checks.holds.all())
     rows = []
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
         if a not in present or b not in present:
             continue
         d = paired_difference(paper_cases(df), a, b, task)
-        p_d = _paper_diff(task, a, b)
+        diffs = _paper_diffs(task, a, b)
+        first = next(iter(diffs), None)
+        p_d = diffs[first] if first else float("nan")
         lo, hi = d["ci95"]
-        same_sign = np.sign(d["mean_diff_db"]) == np.sign(p_d)
-        verdict = "inconclusive" if lo <= 0 <= hi else ("agrees" if same_sign else "disagrees")
+        signs = {np.sign(v) for v in diffs.values()}
+        if not controls_hold:
+            verdict = NO_VERDICT["controls"]
+        elif d["unit"] != "seed":
+            verdict = NO_VERDICT["seed"]
+        elif len(signs) != 1:
+            verdict = NO_VERDICT["paper"]
+        elif lo <= 0 <= hi:
+            verdict = "inconclusive"
+        else:
+            verdict = "agrees" if np.sign(d["mean_diff_db"]) == signs.pop() else "disagrees"
         rows.append(
             {
                 "task": task,
                 "comparison": f"{_name(a)} − {_name(b)}",
                 "ours (dB)": round(d["mean_diff_db"], 2),
                 "95% CI": f"[{lo:.2f}, {hi:.2f}]",
+                "over": f"{d['n']} seeds" if d["unit"] == "seed" else f"{d['n']} trials of one seed",
                 "paired p": round(d["p_value"], 4),
                 "paper (dB)": round(p_d, 2),
+                "paper's data": first or "",
+                "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
+                "paper in CI": bool(lo <= p_d <= hi),
                 "verdict": verdict,
             }
         )
     return pd.DataFrame(rows)
+
+
+def verdict_counts(table: pd.DataFrame) -> str:
+    """One sentence from :func:`agreement`'s table: how many comparisons agree, disagree, are inconclusive,
+    and carry no verdict, and why."""
+    c = table.verdict.value_counts()
+    text = (f"Of {len(table)} comparisons the paper makes, ours **agree** on {c.get('agrees', 0)}, **disagree** on "
+            f"{c.get('disagrees', 0)} and are **inconclusive** on {c.get('inconclusive', 0)}")
+    why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items()}
+    if sum(why.values()):
+        reasons = {"controls": "the controls fail", "seed": "a method pre-trained with one seed",
+                   "paper": "the paper's datasets disagree on the sign"}
+        text += f"; **{sum(why.values())} carry no verdict** (" + "; ".join(
+            f"{n}: {reasons[k]}" for k, n in why.items() if n) + ")"
+    return text + "."
 
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int]:
@@ -261,12 +326,28 @@ def label_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
-    """RCL+SL minus SL PSNR per label count: mean, std over seeds, and number of seeds."""
+    """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): mean, std over seeds, number of
+    seeds and the 95% Student's t interval over them (:func:`rcl.stats.t_interval`). The seeds are the
+    fine-tuning seeds (labelled subset, initialisation, batch order) of one pre-training run: the interval
+    leaves out the pre-training seed."""
     per_seed = paper_cases(df).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
     wide = per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
-    gain = (wide["RCL+SL"] - wide["SL"]).groupby("labels").agg(["mean", "std", "count"])
+    d = (wide["RCL+SL"] - wide["SL"]).groupby("labels")
+    gain = d.agg(["mean", "std", "count"])
     gain.columns = ["gain (dB)", "std over seeds", "seeds"]
+    ci = d.apply(lambda v: t_interval(v.to_numpy()))
+    gain["95% CI low"], gain["95% CI high"] = [c[0] for c in ci], [c[1] for c in ci]
     return gain
+
+
+def label_gains_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
+    """RCL+SL minus SL PSNR per label count (rows) and test condition (columns: σ=0 … σ=20, the mixed
+    range), mean over seeds: where along the noise levels pre-training helps."""
+    if "condition" not in df:
+        return pd.DataFrame()
+    per = df.groupby(["arm", "labels", "seed", "condition"]).psnr.mean().unstack("arm").dropna()
+    gain = (per["RCL+SL"] - per["SL"]).groupby(["labels", "condition"]).mean().unstack()
+    return gain.reindex(columns=_conditions(df)).rename_axis(index="# labels (crops)", columns=None).round(2)
 
 
 def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", seed: int = 0):

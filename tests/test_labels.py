@@ -28,6 +28,7 @@ def test_annotation_cost_on_a_synthetic_study():
     assert out["sl_labels"] == pytest.approx(100.0, rel=1e-6)  # SL needs 100 labels for 26 dB
     assert out["saving"] == pytest.approx(0.9)
     assert out["ci95"][0] <= 100.0 + 1e-6 <= out["ci95"][1] + 1e-6
+    assert out["seeds"] == 4 < labels.MIN_BOOTSTRAP_SEEDS
 
 
 @pytest.fixture(scope="module")

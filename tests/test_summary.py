@@ -34,12 +34,68 @@ def test_table1_quotes_the_paper_only_in_paper_columns():
     assert not any(f"{paper.TABLE1['rcl-emd']['VOC'][0]:.2f}" in v for v in t["PSNR (ours)"])
 
 
+def study_rows(gap=1.0, noise=0.05, seeds=(0, 1, 2), trials=2, oracle_margin=5.5, one_seed=("rcl-mmd",), seed=0):
+    """A proxy table as notebook 04 saves it: RCL-EMD beats N2N by ``gap`` dB at every test condition, the
+    Oracle beats the noisy input by ``oracle_margin``; ``one_seed`` methods are pre-trained with seed 0 only.
+    ``noise`` is the spread of the RCL rows (the others' is 0.05 dB)."""
+    rng = np.random.default_rng(seed)
+    base = {"noisy input": 25.0, "n2n": 30.0, "rcl-emd": 30.0 + gap, "rcl-mmd": 30.0, "oracle": 25.0 + oracle_margin}
+    rows = []
+    for m, psnr in base.items():
+        for s in seeds[:1] if m in one_seed else seeds:
+            sd = noise if m.startswith("rcl") else 0.05
+            shift = rng.normal(0, sd)  # the pre-training seed's effect
+            for t in range(trials):
+                for c in ("σ=10", "σ=15", "σ=20", "σ~U[0,20]"):
+                    for img in ("a", "b"):
+                        v = psnr + shift + rng.normal(0, sd / 4)
+                        rows.append({"method": m, "task": "denoise", "seed": s, "trial": t, "image": img,
+                                     "condition": c, "psnr": v, "mse": 10 ** (-v / 10), "ssim": 0.8})
+    return pd.DataFrame(rows)
+
+
+def _row(table, comparison):
+    return table[table.comparison == comparison].iloc[0]
+
+
 @pytest.mark.parametrize("gap, verdict", [(1.0, "agrees"), (-1.0, "disagrees"), (0.0, "inconclusive")])
-def test_agreement_verdict_follows_sign_and_interval(gap, verdict):
-    a = summary.agreement(proxy_rows(gap=gap, noise=0.05 if gap else 0.5))
-    row = a[a.comparison == "RCL-EMD − N2N"].iloc[0]
-    assert row.verdict == verdict
+def test_agreement_verdict_follows_sign_and_interval_over_seeds(gap, verdict):
+    a = summary.agreement(study_rows(gap=gap, noise=0.05 if gap else 0.5))
+    row = _row(a, "RCL-EMD − N2N")
+    assert row.verdict == verdict and row.over == "3 seeds"
     assert row["paper (dB)"] == pytest.approx(paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0])
+    assert row["paper's data"] == "VOC" and "MIT +0.88" in row["paper, other data (dB)"]
+    assert row["paper in CI"] == (gap == 0.0 or abs(gap - row["paper (dB)"]) < 0.2)
+
+
+def test_no_verdict_without_controls_that_hold():
+    """The Oracle below the noisy input: every comparison is reported, none carries a verdict."""
+    rows = study_rows(oracle_margin=-1.0)
+    a = summary.agreement(rows)
+    assert len(a) and set(a.verdict) == {summary.NO_VERDICT["controls"]}
+    no_oracle = rows[rows.method != "oracle"]  # no control can be computed
+    assert set(summary.agreement(no_oracle).verdict) == {summary.NO_VERDICT["controls"]}
+    assert set(summary.agreement(study_rows()).verdict) != {summary.NO_VERDICT["controls"]}
+
+
+def test_no_verdict_from_one_pre_training_seed():
+    """An interval over the trials of one network leaves out the seed: a method pre-trained once, or a
+    whole table of one seed, gives differences and intervals but no verdict."""
+    a = summary.agreement(study_rows(gap=2.0, noise=0.01))
+    assert _row(a, "RCL-EMD − RCL-MMD").over == "2 trials of one seed"
+    assert _row(a, "RCL-EMD − RCL-MMD").verdict == summary.NO_VERDICT["seed"]
+    single = summary.agreement(study_rows(gap=2.0, noise=0.01, seeds=(0,)))
+    assert set(single.verdict) == {summary.NO_VERDICT["seed"]}
+
+
+def test_no_verdict_where_the_papers_datasets_disagree_on_the_sign():
+    """RCL-EMD − RCL-MMD is +0.86 (MIT), +0.56 (Stanford) and −0.14 dB (VOC) in the paper: no direction to
+    agree with, whatever ours is."""
+    a = summary.agreement(study_rows(gap=2.0, noise=0.01, one_seed=()))
+    row = _row(a, "RCL-EMD − RCL-MMD")
+    assert row.over == "3 seeds" and row.verdict == summary.NO_VERDICT["paper"]
+    assert row["paper (dB)"] == pytest.approx(-0.14) and "MIT +0.86" in row["paper, other data (dB)"]
+    assert _row(a, "RCL-EMD − N2N").verdict == "agrees"
 
 
 def test_input_margins_and_label_gains():
@@ -65,3 +121,36 @@ def test_book_result_picks_the_default_settings_not_a_sweep(tmp_path):
     results.save(proxy_rows(), "proxy", {**base, "methods": ["n2n"]}, tmp_path)
     assert summary.book_result(tmp_path, "proxy", "smoke").path == book
     assert summary.book_result(tmp_path, "proxy", "cpu") is None
+
+
+def test_tables_say_what_each_rows_spread_is_over():
+    t = summary.method_table(study_rows(), "denoise")
+    assert t.loc["N2N", "± over"] == "3 seeds × 2 trials" and t.loc["RCL-MMD", "± over"] == "1 seed × 2 trials"
+    assert summary.method_table(proxy_rows(), "denoise").loc["N2N", "± over"] == "1 seed × 5 trials"
+
+
+def test_verdict_counts_names_why_a_comparison_has_no_verdict():
+    line = summary.verdict_counts(summary.agreement(study_rows(gap=2.0, noise=0.01)))
+    assert "agree** on 1" in line and "1 carry no verdict** (1: a method pre-trained with one seed)" in line
+    failed = summary.verdict_counts(summary.agreement(study_rows(oracle_margin=-1.0)))
+    assert "3 carry no verdict** (3: the controls fail)" in failed
+
+
+def test_label_gains_interval_is_students_t_over_seeds_and_per_noise_level():
+    """Two seeds whose gains are 0.3 and 0.2 dB: mean ± 2 s.e. would exclude zero, the t interval (one
+    degree of freedom, t = 12.71) does not. The per-σ table shows where the gain is."""
+    from scipy import stats as sps
+
+    rows = []
+    for s, g in ((0, 0.3), (1, 0.2)):
+        for cond, extra in (("σ=5", 0.0), ("σ=20", 1.0), ("σ~U[0,20]", 0.0)):
+            for arm in ("SL", "RCL+SL"):
+                rows.append({"arm": arm, "labels": 8, "seed": s, "image": "a", "condition": cond, "ssim": 0.5,
+                             "psnr": 25.0 + (g + extra if arm == "RCL+SL" else 0.0)})  # fmt: skip
+    df = pd.DataFrame(rows)
+    g = summary.label_gains(df).loc[8]
+    half = sps.t.ppf(0.975, 1) * np.std([0.3, 0.2], ddof=1) / np.sqrt(2)
+    assert g["95% CI low"] == pytest.approx(0.25 - half) and g["95% CI low"] < 0 < g["95% CI high"]
+    per = summary.label_gains_per_sigma(df)
+    assert list(per.columns) == ["σ=5", "σ=20", "σ~U[0,20]"]
+    assert per.loc[8, "σ=20"] == pytest.approx(1.25) and per.loc[8, "σ=5"] == pytest.approx(0.25)

@@ -202,3 +202,12 @@ def test_sweep_of_notebook_04_collects_both_seeds(tmp_path):
     assert cli.main(args) == 0
     table = sweep.collect(out)
     assert set(table.seed) == {0, 1} and {"psnr", "method", "task"} <= set(table.columns)
+
+
+def test_summary_averages_the_papers_cases_not_every_noise_level():
+    """σ = 0 scores the noisy input at the 100 dB cap: averaged in, it would outrank every method."""
+    rows = [{"task": "denoise", "method": m, "condition": c, "psnr": v}
+            for m, at0, mixed in (("noisy input", 100.0, 25.0), ("n2n", 45.0, 30.0))
+            for c, v in (("σ=0", at0), ("σ~U[0,20]", mixed))]  # fmt: skip
+    text = sweep.summary(pd.DataFrame(rows), [])
+    assert "25.00" in text and "30.00" in text and "100" not in text and "62.50" not in text
