@@ -319,11 +319,15 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     (``"folder"`` with ``test_dir``, or a registered name with ``test_dir`` its download root) — another
     dataset: a folder's ``test/`` subfolder if it has one, else every image in it.
 
-    Raises if a test image is also a training image (same pixels after resizing): a verdict on images the
-    network trained on says nothing about images it has not seen.
+    Raises if a test image is also a training image (same pixels after resizing, or a re-encoded copy) —
+    checked for another test set and for a user's folder; a registered dataset's own splits are disjoint by
+    construction: a verdict on images the network trained on says nothing about images it has not seen.
     """
     if cfg.test_dataset is None:
-        return _centre_crops(_load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test"), cfg.test_crop)
+        test = _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test")
+        if cfg.dataset == "folder":  # a user's folder may hold one photograph twice, or in train/ and test/
+            _check_disjoint(test, _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), cfg.dataset)
+        return _centre_crops(test, cfg.test_crop)
     if cfg.test_dataset == "folder":
         if cfg.test_dir is None:
             raise ValueError("test_dataset='folder' needs test_dir, the folder of test images")
@@ -332,12 +336,15 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     else:
         split = "test"
     test = _load_split(cfg.test_dataset, cfg.test_dir, cfg.max_side, split)
-    train = _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train")
+    _check_disjoint(test, _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), cfg.dataset)
+    return _centre_crops(test, cfg.test_crop)
+
+
+def _check_disjoint(test: dict[str, Tensor], train: dict[str, Tensor], dataset: str) -> None:
     shared = _shared_images(test, train)
     if shared:
         raise ValueError(f"test image {shared[0][0]!r} is the training image {shared[0][1]!r} "
-                         f"({len(shared)} shared): test images must be disjoint from dataset={cfg.dataset!r}")
-    return _centre_crops(test, cfg.test_crop)
+                         f"({len(shared)} shared): test images must be disjoint from dataset={dataset!r}")
 
 
 def _centre_crops(images: dict[str, Tensor], size: int | None) -> dict[str, Tensor]:
@@ -365,8 +372,10 @@ def _shared_images(test: dict[str, Tensor], train: dict[str, Tensor], tol: float
     seen = {_digest(t): n for n, t in train.items()}
     out = [(n, seen[_digest(t)]) for n, t in test.items() if _digest(t) in seen]
     ratio = lambda t: round(t.shape[-1] / t.shape[-2], 2)  # noqa: E731
-    a, b = _thumbnails(test), _thumbnails(train)
-    close = (a[:, None] - b[None]).abs().flatten(2).amax(2) <= tol
+    a, b = _thumbnails(test), _thumbnails(train).flatten(1)
+    step = max(1, 2**24 // b.numel())  # test thumbnails compared at a time: at most 64 MiB of differences
+    close = torch.cat([(a[i : i + step].flatten(1)[:, None] - b[None]).abs().amax(2) <= tol
+                       for i in range(0, len(a), step)])  # fmt: skip
     tn, rn = list(test), list(train)
     for i, j in close.nonzero().tolist():
         if ratio(test[tn[i]]) == ratio(train[rn[j]]) and (tn[i], rn[j]) not in out:

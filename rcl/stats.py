@@ -40,7 +40,7 @@ def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     d = np.asarray(d, dtype=float)
     if len(d) < 2:
         return float("nan"), float("nan")
-    if not d.std() > 0:
+    if not _varies(d):
         return float(d.mean()), float(d.mean())
     ci = _scipy.ttest_1samp(d, 0.0).confidence_interval(level)
     return float(ci.low), float(ci.high)
@@ -50,7 +50,13 @@ def paired_test(d: np.ndarray) -> float:
     """The two-sided p-value of the paired t-test of differences ``d`` against zero; ``nan`` with fewer
     than two differences or none of them different from the others."""
     d = np.asarray(d, dtype=float)
-    return float(_scipy.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and d.std() > 0 else float("nan")
+    return float(_scipy.ttest_1samp(d, 0.0).pvalue) if len(d) > 1 and _varies(d) else float("nan")
+
+
+def _varies(d: np.ndarray) -> bool:
+    """Whether the values differ by more than float rounding (equal differences computed from different
+    values, e.g. 32.1 − 30.1 and 32.2 − 30.2, are not all bit-identical)."""
+    return bool(d.std() > 1e-9 * max(1.0, float(np.abs(d).max())))
 
 
 def _tail(level: float) -> float:

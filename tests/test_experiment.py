@@ -268,3 +268,16 @@ def test_encoder_sensitivity_ranks_an_encoder_that_ignores_noise_above_one_that_
     table = analysis.encoder_sensitivity({"smooth": smooth, "identity": Loss(lambda t: t)}, clean)
     assert table.loc["identity", "detail / noise"] == pytest.approx(1.0, rel=0.05)  # equal energy, equal cost
     assert table.loc["smooth", "detail / noise"] > 1.1 * table.loc["identity", "detail / noise"]
+
+
+def test_a_folders_own_test_split_must_be_disjoint_from_its_training_split(tmp_path):
+    """A photograph in both ``train/`` and ``test/`` of the user's folder (under another name) is refused."""
+    imgs = {f"p{i}": torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(i)) for i in range(3)}
+    _write_images(tmp_path / "train", imgs)
+    _write_images(tmp_path / "test", {"q0": torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(9))})
+    base = dict(task="denoise", dataset="folder", data_dir=str(tmp_path), max_side=None, n_labels=2,
+                label_size=32, trials=1, head_steps=0, test_draws=1, sigma_grid=(10.0,))
+    assert set(evaluate.test_images(evaluate.ProxyConfig(**base))) == {"test/q0.png"}
+    _write_images(tmp_path / "test", {"copy-of-p1": imgs["p1"]})
+    with pytest.raises(ValueError, match="'test/copy-of-p1.png' is the training image 'train/p1.png'"):
+        evaluate.test_images(evaluate.ProxyConfig(**base))

@@ -146,3 +146,21 @@ def test_factor_points_by_task_and_the_figure():
     assert list(cells.columns) == ["denoise", "sr"] and cells.loc[("tau", "τ = 1"), "sr"] == "33.10 ± 0.10"
     fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
     assert len(fig.axes) == 3
+
+
+def test_distances_are_compared_paired_by_seed_with_a_t_interval():
+    """EMD − BD and EMD − MMD per seed, with Student's t over the seeds: BD is 1 dB behind on every seed, MMD
+    level with EMD up to the seed's noise."""
+    rows = [{"factor": "distance", "setting": s, "default": s == "d = EMD", "method": "x", "task": "denoise",
+             "seed": seed, "trial": 0, "image": "a", "psnr": 30.0 + shift + (0.3 * seed if s == "d = MMD" else 0.0)}
+            for seed in (0, 1, 2) for s, shift in (("d = EMD", 0.0), ("d = BD", -1.0), ("d = MMD", -0.3))]
+    rows += [{**r, "factor": "reference", "setting": "N2N", "default": False, "psnr": 29.0}
+             for r in rows if r["setting"] == "d = EMD"]  # fmt: skip
+    a = sensitivity.analyse(pd.DataFrame(rows))
+    d = a["distances"].set_index("comparison")
+    assert d.loc["EMD − BD", "mean (dB)"] == pytest.approx(1.0) and d.loc["EMD − BD", "seeds"] == 3
+    assert d.loc["EMD − MMD", "95% CI low"] < 0 < d.loc["EMD − MMD", "95% CI high"]
+    lines = sensitivity.findings(a, "cpu")
+    assert any("EMD − BD:** +1.00 dB" in line and "EMD ahead" in line for line in lines)
+    assert any("EMD − MMD" in line and "no measurable difference" in line for line in lines)
+    assert any("chosen on these same seeds" in line for line in lines)
