@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -171,7 +172,9 @@ def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0)
     seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`). The fraction of
     failed bootstraps (target outside SL's measured range) is reported too, and the number of seeds: with
     few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates, and its
-    interval is a range, not a 95% interval.
+    interval is a range, not a 95% interval. ``sl_rises`` says whether SL's mean curve rises with the count:
+    where it does not, the match is the curve's first crossing of the target, and labels are no measure of
+    cost.
     """
     per = _evaluate.paper_cases(df).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
     sl = per[per.arm == "SL"].pivot(index="seed", columns="labels", values="psnr")
@@ -183,5 +186,6 @@ def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0)
 
     point = match(seeds)
     ci, failed = _stats.bootstrap_units(seeds, match, n_boot, seed)
+    curve = sl.loc[seeds, [c for c in sl.columns if c > 0]].mean().to_numpy()
     return {"k": k, "sl_labels": point, "ci95": ci, "saving": 1 - k / point if point == point else float("nan"),
-            "failed_share": failed, "seeds": len(seeds)}
+            "failed_share": failed, "seeds": len(seeds), "sl_rises": bool((np.diff(curve) >= 0).all())}

@@ -28,7 +28,9 @@ def test_annotation_cost_on_a_synthetic_study():
     assert out["sl_labels"] == pytest.approx(100.0, rel=1e-6)  # SL needs 100 labels for 26 dB
     assert out["saving"] == pytest.approx(0.9)
     assert out["ci95"][0] <= 100.0 + 1e-6 <= out["ci95"][1] + 1e-6
-    assert out["seeds"] == 4 < labels.MIN_BOOTSTRAP_SEEDS
+    assert out["seeds"] == 4 < labels.MIN_BOOTSTRAP_SEEDS and out["sl_rises"]
+    dips = pd.DataFrame([{**r, "psnr": r["psnr"] - 5} if r["arm"] == "SL" and r["labels"] == 100 else r for r in rows])
+    assert not labels.annotation_cost(dips, 10)["sl_rises"]  # SL worse at 100 labels than at 10
 
 
 @pytest.fixture(scope="module")
