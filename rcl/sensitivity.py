@@ -340,7 +340,7 @@ def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
     for other in [c for c in wide.columns if c != "d = EMD"] if "d = EMD" in wide else []:
         d = (wide["d = EMD"] - wide[other]).dropna().to_numpy()
         lo, hi = stats.t_interval(d)
-        rows.append({"comparison": f"EMD − {other[4:]}", "mean (dB)": d.mean() if len(d) else math.nan,
+        rows.append({"comparison": f"EMD − {other.removeprefix('d = ')}", "mean (dB)": d.mean() if len(d) else math.nan,
                      "95% CI low": lo, "95% CI high": hi, "seeds": len(d)})  # fmt: skip
     return pd.DataFrame(rows, columns=["comparison", "mean (dB)", "95% CI low", "95% CI high", "seeds"])
 
@@ -403,14 +403,13 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
             f"- **Best against N2N:** {b['best − N2N (dB)']:+.2f} ± {b['std over seeds']:.2f} dB over {b['seeds']} "
             f"seed(s), 95% CI [{lo:.2f}, {hi:.2f}] (N2N: {refs.get('N2N', math.nan):.2f} dB; Oracle: "
             f"{refs.get('Oracle', math.nan):.2f} dB). The paper reports RCL-EMD {paper_gap:+.2f} dB above N2N on VOC: "
-            + ("our best setting agrees in sign" if lo > 0 else
-               "**even our best setting stays below N2N** at this profile" if hi < 0 else
-               "our best setting is not distinguishable from N2N")
+            + {1: "our best setting agrees in sign", -1: "**even our best setting stays below N2N** at this profile",
+               0: "our best setting is not distinguishable from N2N"}[stats.direction(lo, hi)]
             + " — and the best of every setting tried, chosen on these same seeds, flatters RCL."
         )  # fmt: skip
     for r in a.get("distances", pd.DataFrame()).to_dict("records"):
         lo, hi = r["95% CI low"], r["95% CI high"]
-        side = "EMD ahead" if lo > 0 else "EMD behind" if hi < 0 else "no measurable difference"
+        side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
         lines.append(f"- **Distance, {r['comparison']}:** {r['mean (dB)']:+.2f} dB, 95% CI [{lo:.2f}, {hi:.2f}] over "
                      f"{r['seeds']} seed(s): {side}.")
     if len(paper_setting):

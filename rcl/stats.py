@@ -7,7 +7,7 @@ the notebooks). It computes on result tables — the tidy rows of :mod:`rcl.eval
 * :func:`paired_difference` — method ``a`` minus method ``b`` on one task, paired by pre-training seed
   (Student's t over seeds) or, with one seed, by trial (a bootstrap over trials).
 * :func:`t_interval` and :func:`paired_test` — the t interval and the paired t-test of a set of paired
-  differences (``scipy.stats.ttest_1samp``).
+  differences (``scipy.stats.ttest_1samp``); :func:`direction` — what an interval says about the sign.
 * :func:`bootstrap_mean` — the percentile bootstrap interval of a mean, drawn with :func:`rcl.rng.generator`.
 * :func:`bootstrap_units` — a percentile bootstrap of any statistic over resampled units (the seeds of
   the label-efficiency study) that tolerates resamples whose statistic is undefined, and reports their share.
@@ -31,7 +31,7 @@ from scipy import stats as _scipy
 
 from rcl import rng as _rng
 
-__all__ = ["bootstrap_mean", "bootstrap_units", "paired_difference", "paired_test", "t_interval"]
+__all__ = ["bootstrap_mean", "bootstrap_units", "direction", "paired_difference", "paired_test", "t_interval"]
 
 
 def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -44,6 +44,12 @@ def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
         return float(d.mean()), float(d.mean())
     ci = _scipy.ttest_1samp(d, 0.0).confidence_interval(level)
     return float(ci.low), float(ci.high)
+
+
+def direction(low: float, high: float) -> int:
+    """What an interval says about the sign of a difference: ``1`` when it lies above zero, ``-1`` below,
+    ``0`` when it includes zero or is undefined (``nan``, e.g. from one unit)."""
+    return 1 if low > 0 else -1 if high < 0 else 0
 
 
 def paired_test(d: np.ndarray) -> float:

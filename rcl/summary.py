@@ -18,7 +18,7 @@ from rcl import cache, config, paper
 from rcl import methods as _methods
 from rcl.evaluate import aggregate, paper_cases
 from rcl.results import saved
-from rcl.stats import paired_difference, t_interval
+from rcl.stats import direction, paired_difference, t_interval
 
 __all__ = [
     "CLAIMS",
@@ -235,10 +235,10 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             verdict = NO_VERDICT["seed"]
         elif len(signs) != 1:
             verdict = NO_VERDICT["paper"]
-        elif lo <= 0 <= hi:
+        elif not direction(lo, hi):
             verdict = "inconclusive"
         else:
-            verdict = "agrees" if np.sign(d["mean_diff_db"]) == signs.pop() else "disagrees"
+            verdict = "agrees" if direction(lo, hi) == signs.pop() else "disagrees"
         rows.append(
             {
                 "task": task,

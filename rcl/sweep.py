@@ -450,7 +450,8 @@ def summary(table: pd.DataFrame, swept: Sequence[str]) -> str:
     if "condition" in table:
         from rcl.evaluate import paper_cases  # here only: the sweep's runner does not need the evaluation
 
-        table = paper_cases(table.assign(condition=table.condition.astype(str)))
+        has = table.condition.notna()  # rows of results without test conditions are kept as they are
+        table = pd.concat([table[~has], paper_cases(table[has].assign(condition=table.condition[has].astype(str)))])
     keys = [n for n in swept if n in table and n != "seed"]
     keys += [c for c in ("task", "method") if c in table]
     over = "rows"

@@ -154,3 +154,10 @@ def test_label_gains_interval_is_students_t_over_seeds_and_per_noise_level():
     per = summary.label_gains_per_sigma(df)
     assert list(per.columns) == ["σ=5", "σ=20", "σ~U[0,20]"]
     assert per.loc[8, "σ=20"] == pytest.approx(1.25) and per.loc[8, "σ=5"] == pytest.approx(0.25)
+
+
+def test_direction_of_an_interval():
+    from rcl import stats
+
+    assert [stats.direction(*ci) for ci in [(0.1, 2.0), (-2.0, -0.1), (-1.0, 1.0), (0.0, 1.0)]] == [1, -1, 0, 0]
+    assert stats.direction(float("nan"), float("nan")) == 0  # one unit: no interval, no direction

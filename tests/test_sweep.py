@@ -209,5 +209,6 @@ def test_summary_averages_the_papers_cases_not_every_noise_level():
     rows = [{"task": "denoise", "method": m, "condition": c, "psnr": v}
             for m, at0, mixed in (("noisy input", 100.0, 25.0), ("n2n", 45.0, 30.0))
             for c, v in (("σ=0", at0), ("σ~U[0,20]", mixed))]  # fmt: skip
+    rows.append({"task": "denoise", "method": "sl", "condition": None, "psnr": 27.0})  # a result without conditions
     text = sweep.summary(pd.DataFrame(rows), [])
-    assert "25.00" in text and "30.00" in text and "100" not in text and "62.50" not in text
+    assert "25.00" in text and "30.00" in text and "27.00" in text and "100" not in text and "62.50" not in text
