@@ -243,15 +243,15 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             {
                 "task": task,
                 "comparison": f"{_name(a)} − {_name(b)}",
+                "verdict": verdict,  # early: the table is wide, and a page shows its first columns
                 "ours (dB)": round(d["mean_diff_db"], 2),
                 "95% CI": f"[{lo:.2f}, {hi:.2f}]",
                 "over": f"{d['n']} seeds" if d["unit"] == "seed" else f"{d['n']} trials of one seed",
-                "paired p": round(d["p_value"], 4),
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
-                "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
                 "paper in CI": bool(lo <= p_d <= hi),
-                "verdict": verdict,
+                "paired p": round(d["p_value"], 4),
+                "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
             }
         )
     return pd.DataFrame(rows)
