@@ -12,6 +12,7 @@ Layer: configuration (imports the profile table and the method registry; never t
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 from collections.abc import Iterable
@@ -68,7 +69,7 @@ def check_profile(profile: str) -> str:
 def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
     """The values of ``section`` at ``profile``, with every non-``None`` override applied."""
     check_choice("section", section, TABLE)
-    values = dict(TABLE[section][check_profile(profile)])
+    values = copy.deepcopy(TABLE[section][check_profile(profile)])  # lists shared between sections stay so
     unknown = sorted(set(overrides) - set(values))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {section!r}; valid: {sorted(values)}")

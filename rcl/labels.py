@@ -1,17 +1,21 @@
 """The label-efficiency study (paper §5, Table 3): supervised learning from scratch against RCL
 pre-training plus supervised fine-tuning, as the number of labels grows.
 
-For each seed the largest labelled set is drawn once (:func:`label_subsets`, the proxy protocol's labelled
-crops: :func:`rcl.evaluate.labelled_crops`) and every smaller count is a prefix of it. Both arms — a
-randomly initialised U-Net of the run's architecture ("SL") and the pre-trained run ("RCL+SL") — are
-fine-tuned on the same subsets with the same batch order (:func:`finetune`, stream ``"finetune"`` of
-:func:`rcl.rng.generator`) and evaluated end to end on the proxy protocol's test cases
-(:func:`rcl.evaluate.end_to_end`). :func:`annotation_cost` then asks how many labels SL needs to match
-RCL+SL (:func:`labels_to_match`), with a bootstrap over seeds (:func:`rcl.stats.bootstrap_units`).
+The study's unit is a pre-training seed (:func:`label_study`): the RCL run pre-trained with seed ``s`` is
+fine-tuned with seed ``s``, which draws its labelled subsets, SL's initialisation and the batch order, so
+the spread over units includes the pre-training seed. For each unit the largest labelled set is drawn once
+(:func:`label_subsets`, the proxy protocol's labelled crops: :func:`rcl.evaluate.labelled_crops`) and every
+smaller count is a prefix of it. Both arms — a randomly initialised U-Net of the run's architecture ("SL")
+and the pre-trained run ("RCL+SL") — are fine-tuned on the same subsets with the same batch order
+(:func:`finetune`, stream ``"finetune"`` of :func:`rcl.rng.generator`) and evaluated end to end on the proxy
+protocol's test cases (:func:`rcl.evaluate.end_to_end`), beside the test inputs themselves (arm ``"noisy
+input"``, the reference of the study's controls: :func:`rcl.summary.label_controls`). :func:`annotation_cost`
+then asks how many labels SL needs to match RCL+SL (:func:`labels_to_match`), with a bootstrap over units
+(:func:`rcl.stats.bootstrap_units`).
 
-The table is saved under ``<run>/labels/<key>.json`` (:func:`rcl.cache.json_cache`), keyed like a proxy
-evaluation (:func:`rcl.evaluate.evaluation_key`: the config, the numerics of the device, the evaluation's
-code and the contents of the image folders).
+One run's table (:func:`label_efficiency`) is saved under ``<run>/labels/<key>.json``
+(:func:`rcl.cache.json_cache`), keyed like a proxy evaluation (:func:`rcl.evaluate.evaluation_key`: the
+config, the numerics of the device, the evaluation's code and the contents of the image folders).
 
 Layer: evaluation (imports cache, config, rng, models, the training engine whose runs it fine-tunes,
 :mod:`rcl.evaluate` and :mod:`rcl.stats`; never the CLI, plots or notebooks).
@@ -21,7 +25,8 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +43,12 @@ from rcl import stats as _stats
 from rcl.config import autocast, status
 from rcl.models import UNet, UNetConfig, memory_format
 
-__all__ = ["LabelConfig", "MIN_BOOTSTRAP_SEEDS", "annotation_cost", "finetune", "label_efficiency", "label_subsets",
-           "labels_to_match"]
+__all__ = ["ARMS", "LabelConfig", "MIN_BOOTSTRAP_SEEDS", "REFERENCE", "annotation_cost", "finetune", "label_efficiency",
+           "label_study", "label_subsets", "labels_to_match"]
+
+#: The study's two arms, and the arm of its reference rows (the test inputs scored as outputs).
+ARMS = ("SL", "RCL+SL")
+REFERENCE = "noisy input"
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,10 @@ class LabelConfig(_evaluate.EvalSet):
 
     A *label* is one clean/noisy crop pair of ``label_size`` px from the training images (not a whole
     image). Subsets are nested: for each seed the largest set is drawn once and every smaller count is a
-    prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds.
+    prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds. ``seeds`` are
+    fine-tuning seeds of one run in :func:`label_efficiency`, and the pre-training seeds of the runs in
+    :func:`label_study` (each run fine-tuned with its own). Each fine-tuning runs ``steps`` Adam steps on
+    batches of ``batch_size`` labels (fewer when there are fewer labels).
     """
 
     counts: tuple[int, ...] = (0, 4, 16, 64, 256)
@@ -64,6 +76,9 @@ class LabelConfig(_evaluate.EvalSet):
             raise ValueError(f"counts must be distinct, increasing and >= 0, got {self.counts}")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed")
+        if self.steps < 0 or self.batch_size < 1:
+            raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={self.steps}, "
+                             f"batch_size={self.batch_size}")
 
     def key(self, device: torch.device | str | None = None) -> str:
         """The key of this study's cached table on ``device`` (:func:`rcl.evaluate.evaluation_key`)."""
@@ -110,8 +125,9 @@ def label_efficiency(
 ) -> pd.DataFrame:
     """Table 3 on our data: SL from scratch vs RCL pre-training + SL fine-tuning, per label count and seed.
 
-    ``run`` is a finished pre-training run (RCL). Returns rows (arm, labels, seed, psnr, ssim) over the test
-    cases; count 0 evaluates the pre-trained network directly (Table 3's first row; SL has no 0 row).
+    ``run`` is a finished pre-training run (RCL); ``cfg.seeds`` are fine-tuning seeds. Returns rows (arm,
+    labels, seed, psnr, ssim, …) over the test cases; count 0 evaluates the pre-trained network directly
+    (Table 3's first row; SL has no 0 row), and arm :data:`REFERENCE` scores the test inputs themselves.
     Saved under ``<run>/labels/<key>.json`` (:meth:`LabelConfig.key` on ``device``) and reloaded;
     ``cache=False`` computes it afresh and saves nothing.
     """
@@ -119,6 +135,20 @@ def label_efficiency(
     rows, _ = _cache.json_cache(run / "labels" / f"{cfg.key(device)}.json", lambda: _study(run, cfg, device),
                                 enabled=cache)
     return pd.DataFrame(rows)
+
+
+def label_study(runs: Mapping[int, str | os.PathLike], cfg: LabelConfig, device: torch.device | str = "cpu",
+                cache: bool = True) -> pd.DataFrame:
+    """Table 3 over pre-training seeds: ``runs[s]`` is the RCL run pre-trained with seed ``s``, for every
+    ``s`` of ``cfg.seeds``, and is fine-tuned with seed ``s`` (:func:`label_efficiency` with that one seed).
+    Column ``seed`` is then the unit — pre-training, labelled subsets, SL's initialisation and batch order
+    all vary with it — so a spread or interval over it includes the pre-training seed. Each run's table is
+    cached in the run, as :func:`label_efficiency`'s."""
+    if sorted(runs) != sorted(cfg.seeds):
+        raise ValueError(f"label_study needs one run per seed of seeds={list(cfg.seeds)}, got runs for "
+                         f"{sorted(runs)}")
+    return pd.concat([label_efficiency(runs[s], replace(cfg, seeds=(s,)), device, cache) for s in cfg.seeds],
+                     ignore_index=True)
 
 
 def _study(run: Path, cfg: LabelConfig, device: torch.device | str) -> list[dict]:
@@ -133,8 +163,10 @@ def _study(run: Path, cfg: LabelConfig, device: torch.device | str) -> list[dict
         e2e = _evaluate.end_to_end(model, pcfg, device)
         rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
 
+    inputs = _evaluate.end_to_end(torch.nn.Identity(), pcfg, device)  # the same test cases for every seed
     for seed in cfg.seeds:
         status(f"label efficiency: seed {seed} of {list(cfg.seeds)}, counts {list(cfg.counts)}")
+        rows.extend({"arm": REFERENCE, "labels": 0, "seed": seed, **r} for r in inputs.to_dict("records"))
         x_all, y_all = label_subsets(cfg, train, seed)
         for k in cfg.counts:
             if k == 0:
@@ -168,10 +200,10 @@ MIN_BOOTSTRAP_SEEDS = 5
 def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0) -> dict:
     """How many labels SL needs to match RCL+SL at ``k`` labels (paper §5's annotation-cost estimate).
 
-    Point estimate from the mean curves; a 95% bootstrap interval resampling seeds (the same resampled
-    seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`). The fraction of
-    failed bootstraps (target outside SL's measured range) is reported too, and the number of seeds: with
-    few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates, and its
+    Point estimate from the mean curves; a 95% bootstrap interval resampling seeds — the study's units
+    (the same resampled seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`).
+    The fraction of failed bootstraps (target outside SL's measured range) is reported too, and the number
+    of seeds: with few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates, and its
     interval is a range, not a 95% interval. ``sl_rises`` says whether SL's mean curve rises with the count:
     where it does not, the match is the curve's first crossing of the target, and labels are no measure of
     cost.

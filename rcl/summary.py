@@ -16,7 +16,8 @@ from scipy import stats as scipy_stats
 
 from rcl import cache, config, paper
 from rcl import methods as _methods
-from rcl.evaluate import aggregate, paper_cases
+from rcl.evaluate import MIXED, aggregate, paper_cases
+from rcl.labels import ARMS, REFERENCE
 from rcl.results import saved
 from rcl.stats import direction, paired_difference, t_interval
 
@@ -30,8 +31,10 @@ __all__ = [
     "book_result",
     "controls",
     "input_margins",
+    "label_controls",
     "label_gains",
     "label_gains_per_sigma",
+    "label_pairs",
     "label_table",
     "method_table",
     "per_sigma",
@@ -303,9 +306,52 @@ def input_margins(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _arms(df: pd.DataFrame) -> pd.DataFrame:
+    """The label study's rows of its two arms (not its reference rows)."""
+    return df[df.arm.isin(ARMS)] if "arm" in df else df
+
+
+def label_controls(df: pd.DataFrame, margin_db: float = 3.0) -> pd.DataFrame:
+    """The checks the label-efficiency study must pass before its gains say anything about Table 3, from
+    ``df`` (:func:`rcl.labels.label_study`'s rows; arm ``"noisy input"`` scores the test inputs themselves).
+
+    SL from scratch with the most labels is the study's supervised control, as the Oracle is the proxy
+    evaluation's (:func:`controls`): it beats the noisy input by ``margin_db`` at σ = 10, 15 and 20 and is
+    not below it on the mixed range; and more labels help it: SL with the most labels beats SL with the
+    fewest on the mixed range. Values are means over seeds. Each row: the check, the measured value (dB)
+    and whether it holds; a table saved without reference rows gets the second check alone.
+    """
+    rows = []
+
+    def add(check: str, value: float, ok: bool) -> None:
+        rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
+
+    if "condition" not in df or not (df.arm == "SL").any():
+        return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
+    per = df.groupby(["arm", "labels", "seed", "condition"]).psnr.mean().groupby(["arm", "labels", "condition"]).mean()
+    sl = per.loc["SL"]
+    lo, hi = sl.index.get_level_values("labels").min(), sl.index.get_level_values("labels").max()
+    if REFERENCE in per.index.get_level_values("arm"):
+        ref = per.loc[REFERENCE].groupby("condition").mean()
+        for c in _conditions(df):
+            if c not in ref.index or (hi, c) not in sl.index:
+                continue
+            d = sl.loc[(hi, c)] - ref[c]
+            if c in ("σ=10", "σ=15", "σ=20"):
+                add(f"labels, {c}: SL with {hi} labels − noisy input ≥ {margin_db:g}", d, d >= margin_db)
+            elif c.startswith(MIXED):
+                add(f"labels, {c}: SL with {hi} labels − noisy input ≥ 0", d, d >= 0)
+    mixed = [c for c in _conditions(df) if c.startswith(MIXED)]
+    if hi > lo and mixed and (hi, mixed[0]) in sl.index and (lo, mixed[0]) in sl.index:
+        d = sl.loc[(hi, mixed[0])] - sl.loc[(lo, mixed[0])]
+        add(f"labels, {mixed[0]}: SL with {hi} labels − SL with {lo} > 0", d, d > 0)
+    return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
+
+
 def label_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 3 on our data: SL and RCL+SL PSNR/SSIM per label count, mean ± std over seeds."""
-    per_seed = paper_cases(df).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
+    """Table 3 on our data: SL and RCL+SL PSNR/SSIM per label count, mean ± std over seeds (the study's
+    units: pre-training seeds, each fine-tuned with its own seed, :func:`rcl.labels.label_study`)."""
+    per_seed = paper_cases(_arms(df)).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
     agg = per_seed.groupby(["labels", "arm"])[["psnr", "ssim"]].agg(["mean", "std"])
     counts = sorted(per_seed.labels.unique())
 
@@ -325,13 +371,19 @@ def label_table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def label_pairs(df: pd.DataFrame) -> pd.DataFrame:
+    """The two arms side by side on the paper's mixed noise range: one row per (label count, seed) with
+    both, columns ``SL`` and ``RCL+SL`` (mean PSNR over the test cases)."""
+    per_seed = paper_cases(_arms(df)).groupby(["arm", "labels", "seed"]).psnr.mean().reset_index()
+    return per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
+
+
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
     """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): mean, std over seeds, number of
-    seeds and the 95% Student's t interval over them (:func:`rcl.stats.t_interval`). The seeds are the
-    fine-tuning seeds (labelled subset, initialisation, batch order) of one pre-training run: the interval
-    leaves out the pre-training seed."""
-    per_seed = paper_cases(df).groupby(["arm", "labels", "seed"])[["psnr", "ssim"]].mean().reset_index()
-    wide = per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
+    seeds and the 95% Student's t interval over them (:func:`rcl.stats.t_interval`). A seed is the study's
+    unit (:func:`rcl.labels.label_study`: the pre-training seed, which also draws the fine-tuning), so the
+    interval includes the pre-training seed."""
+    wide = label_pairs(df)
     d = (wide["RCL+SL"] - wide["SL"]).groupby("labels")
     gain = d.agg(["mean", "std", "count"])
     gain.columns = ["gain (dB)", "std over seeds", "seeds"]
@@ -345,7 +397,7 @@ def label_gains_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
     range), mean over seeds: where along the noise levels pre-training helps."""
     if "condition" not in df:
         return pd.DataFrame()
-    per = df.groupby(["arm", "labels", "seed", "condition"]).psnr.mean().unstack("arm").dropna()
+    per = _arms(df).groupby(["arm", "labels", "seed", "condition"]).psnr.mean().unstack("arm").dropna()
     gain = (per["RCL+SL"] - per["SL"]).groupby(["labels", "condition"]).mean().unstack()
     return gain.reindex(columns=_conditions(df)).rename_axis(index="# labels (crops)", columns=None).round(2)
 
@@ -373,7 +425,7 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
             defaults = config.settings("labels", profile)
             used = s.settings.get("label_config", {})
             if s.settings.get("method") != "rcl-emd" or any(
-                used.get(k) != cache.canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps")
+                used.get(k) != cache.canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps", "batch_size")
             ):
                 continue
         return s

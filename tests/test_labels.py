@@ -1,6 +1,7 @@
 """The label-efficiency study (paper Table 3): shared subsets and seeds, nesting, the 0-label row, cost."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -64,14 +65,42 @@ def test_arms_share_subsets_and_seeds_and_subsets_are_nested(small_study, monkey
 def test_zero_label_row_is_the_pretrained_network(small_study):
     run, cfg = small_study
     df = labels.label_efficiency(run.path, cfg)
-    zero = df[(df.labels == 0)]
+    zero = df[(df.labels == 0) & (df.arm != labels.REFERENCE)]
     assert set(zero.arm) == {"RCL+SL"} and "SL" in set(df.arm)
     direct = evaluate.end_to_end(run.model(), cfg.proxy())
     np.testing.assert_allclose(zero[zero.seed == 0].psnr.to_numpy(), direct.psnr.to_numpy())
+    inputs = df[df.arm == labels.REFERENCE]  # the test inputs themselves, scored like every output
+    reference = evaluate.reference_evaluate(evaluate.ProxyConfig(**{**cfg.proxy().__dict__, "trials": 1}))
+    np.testing.assert_allclose(inputs[inputs.seed == 0].psnr.to_numpy(), reference.psnr.to_numpy(), rtol=1e-6)
+    assert set(inputs.labels) == {0} and set(inputs.seed) == set(cfg.seeds)
     again = labels.label_efficiency(run.path, cfg)  # reloaded from the run directory
     assert again.equals(df) and (run.path / "labels").is_dir()
+
+
+def test_each_pretraining_seeds_run_is_fine_tuned_with_its_own_seed(small_study, monkeypatch, tmp_path):
+    """label_study's unit is the pre-training seed: the run of seed s is fine-tuned with seed s, so the
+    seed column varies pre-training and fine-tuning together."""
+    run, cfg = small_study
+    other = train.pretrain(train.make_config("rcl-emd", "smoke", runs_dir=str(tmp_path), seed=1, progress="false"))
+    calls = []
+    real = labels.label_efficiency
+
+    def spy(path, c, device="cpu", cache=True):
+        calls.append((Path(path), c.seeds))
+        return real(path, c, device, cache=False)
+
+    monkeypatch.setattr(labels, "label_efficiency", spy)
+    df = labels.label_study({0: run.path, 1: other.path}, cfg)
+    assert calls == [(run.path, (0,)), (other.path, (1,))]
+    assert set(df.seed) == {0, 1}
+    zero = df[(df.labels == 0) & (df.arm == "RCL+SL")].groupby("seed").psnr.mean()
+    assert zero[0] != zero[1]  # two pre-trained networks, not one
+    with pytest.raises(ValueError, match="one run per seed"):
+        labels.label_study({0: run.path}, cfg)
 
 
 def test_label_config_validates():
     with pytest.raises(ValueError, match="increasing"):
         labels.LabelConfig(counts=(10, 0))
+    with pytest.raises(ValueError, match="batch_size"):
+        labels.LabelConfig(batch_size=0)

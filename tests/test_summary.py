@@ -161,3 +161,44 @@ def test_direction_of_an_interval():
 
     assert [stats.direction(*ci) for ci in [(0.1, 2.0), (-2.0, -0.1), (-1.0, 1.0), (0.0, 1.0)]] == [1, -1, 0, 0]
     assert stats.direction(float("nan"), float("nan")) == 0  # one unit: no interval, no direction
+
+
+def _label_rows(sl_gain_db: float, sl_rise_db: float) -> pd.DataFrame:
+    """A label study on two seeds: the noisy input, and SL at 4 and 16 labels; SL with 16 labels beats the
+    input by ``sl_gain_db`` at every noise level and SL with 4 by ``sl_rise_db`` less."""
+    rows = []
+    inputs = {"σ=10": 28.0, "σ=15": 25.0, "σ=20": 22.5, "σ~U[0,20]": 31.5}
+    for s in (0, 1):
+        for cond, x in inputs.items():
+            rows.append({"arm": "noisy input", "labels": 0, "seed": s, "condition": cond, "psnr": x, "ssim": 0.5})
+            for k, extra in ((4, -sl_rise_db), (16, 0.0)):
+                for arm, plus in (("SL", 0.0), ("RCL+SL", 0.5)):
+                    rows.append({"arm": arm, "labels": k, "seed": s, "condition": cond, "ssim": 0.5,
+                                 "psnr": x + sl_gain_db + extra + plus})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_label_controls_check_that_sl_denoises_and_more_labels_help_it():
+    ok = summary.label_controls(_label_rows(sl_gain_db=4.0, sl_rise_db=1.0)).set_index("check")
+    assert len(ok) == 5 and ok.holds.all()
+    assert ok.loc["labels, σ=10: SL with 16 labels − noisy input ≥ 3", "value (dB)"] == pytest.approx(4.0)
+    assert ok.loc["labels, σ~U[0,20]: SL with 16 labels − SL with 4 > 0", "value (dB)"] == pytest.approx(1.0)
+    weak = summary.label_controls(_label_rows(sl_gain_db=0.2, sl_rise_db=1.0)).set_index("check")
+    assert not weak.loc["labels, σ=20: SL with 16 labels − noisy input ≥ 3", "holds"]
+    flat = summary.label_controls(_label_rows(sl_gain_db=4.0, sl_rise_db=-0.5)).set_index("check")
+    assert not flat.loc["labels, σ~U[0,20]: SL with 16 labels − SL with 4 > 0", "holds"]
+    # the reference rows are the controls' alone: the gains and Table 3 compare the two arms
+    df = _label_rows(sl_gain_db=4.0, sl_rise_db=1.0)
+    assert summary.label_gains(df)["gain (dB)"].tolist() == pytest.approx([0.5, 0.5])
+    assert list(summary.label_gains_per_sigma(df).index) == [4, 16]
+    assert list(summary.label_table(df).index) == [4, 16]
+
+
+def test_the_label_study_fine_tunes_notebook_04s_pretraining_seeds():
+    from rcl import config
+
+    for profile in config.PROFILES:
+        assert config.settings("labels", profile)["seeds"] == config.settings("proxy", profile)["seeds"]
+    first = config.settings("labels", "cpu")
+    first["seeds"].append(99)  # a caller's copy: the one table is not changed through it
+    assert 99 not in config.settings("proxy", "cpu")["seeds"]
