@@ -142,11 +142,19 @@ def label_study(runs: Mapping[int, str | os.PathLike], cfg: LabelConfig, device:
     """Table 3 over pre-training seeds: ``runs[s]`` is the RCL run pre-trained with seed ``s``, for every
     ``s`` of ``cfg.seeds``, and is fine-tuned with seed ``s`` (:func:`label_efficiency` with that one seed).
     Column ``seed`` is then the unit — pre-training, labelled subsets, SL's initialisation and batch order
-    all vary with it — so a spread or interval over it includes the pre-training seed. Each run's table is
-    cached in the run, as :func:`label_efficiency`'s."""
+    all vary with it — so a spread or interval over it includes the pre-training seed. Within a unit SL
+    starts from the very weights the RCL run started from (both are ``UNet(arch)`` under
+    ``torch.manual_seed(s)``), so pre-training is the only difference between the arms. Each run's table is
+    cached in the run, as :func:`label_efficiency`'s. A run whose ``config.json`` names another seed is
+    refused."""
     if sorted(runs) != sorted(cfg.seeds):
         raise ValueError(f"label_study needs one run per seed of seeds={list(cfg.seeds)}, got runs for "
                          f"{sorted(runs)}")
+    for s, run in runs.items():
+        trained = _runs.read_config(run, needed=("seed",))["seed"]
+        if trained != s:
+            raise ValueError(f"runs[{s}] = {str(run)!r} was pre-trained with seed {trained}, not {s}: the study "
+                             "pairs each pre-training seed with its own run")
     return pd.concat([label_efficiency(runs[s], replace(cfg, seeds=(s,)), device, cache) for s in cfg.seeds],
                      ignore_index=True)
 
@@ -163,7 +171,8 @@ def _study(run: Path, cfg: LabelConfig, device: torch.device | str) -> list[dict
         e2e = _evaluate.end_to_end(model, pcfg, device)
         rows.extend({"arm": arm, "labels": k, "seed": seed, **r} for r in e2e.to_dict("records"))
 
-    inputs = _evaluate.end_to_end(torch.nn.Identity(), pcfg, device)  # the same test cases for every seed
+    # the test inputs scored as outputs, the controls' reference: the same test cases for every seed
+    inputs = _evaluate.end_to_end(torch.nn.Identity(), pcfg, device).drop(columns="psnr_vs_input")
     for seed in cfg.seeds:
         status(f"label efficiency: seed {seed} of {list(cfg.seeds)}, counts {list(cfg.counts)}")
         rows.extend({"arm": REFERENCE, "labels": 0, "seed": seed, **r} for r in inputs.to_dict("records"))
@@ -193,7 +202,7 @@ def labels_to_match(counts, psnrs, target: float) -> float:
     return float("nan")
 
 
-#: Fewer fine-tuning seeds than this and a bootstrap over them is reported as a range, not a 95% interval.
+#: Fewer seeds (the study's units) than this and a bootstrap over them is reported as a range, not a 95% interval.
 MIN_BOOTSTRAP_SEEDS = 5
 
 

@@ -85,9 +85,9 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Notebook 05: label efficiency (rcl.labels.LabelConfig keys; "seeds": the pre-training seeds of the RCL
     # runs, each fine-tuned with its own seed). At cpu, 150 steps of batch 16 left SL from scratch below the
-    # noisy input whatever the count (σ = 10: +0.2 dB with 256 labels) and flat in the count; 500 steps of
-    # batch 8 (the pre-training's batch) train it to +4.5 dB at σ = 10 with 256 labels (mean of 3 seeds),
-    # rising with the count (summary.label_controls).
+    # noisy input on the mixed range whatever the count (σ = 10: +0.2 dB with 256 labels) and flat in the
+    # count; 500 steps of batch 8 (the pre-training's batch) train it to +4.5 dB at σ = 10 with 256 labels
+    # (mean of 3 seeds), rising with the count (summary.label_controls).
     "labels": {
         "smoke": {"counts": [0, 2, 4], "seeds": HEADLINE_SEEDS["smoke"], "steps": 3, "batch_size": 4,
                   "label_size": 32, "test_draws": 1, "sigma_grid": [10.0], "test_crop": 96},

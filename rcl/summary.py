@@ -4,8 +4,9 @@ Everything here is computed from a results table (a :mod:`rcl.results` CSV) — 
 these tables as they compute them, and the book's results page rebuilds them from the saved files. The
 paper's numbers come only from :mod:`rcl.paper` and only ever sit in their own columns.
 
-Layer: studies (imports the evaluation's table helpers, :mod:`rcl.stats`, :mod:`rcl.results`, the method
-registry and the configuration; computes on result tables, never on networks).
+Layer: studies (imports the evaluation's table helpers, the label study's arm names (:mod:`rcl.labels`),
+:mod:`rcl.stats`, :mod:`rcl.results`, the method registry and the configuration; computes on result
+tables, never on networks).
 """
 
 from __future__ import annotations
@@ -316,35 +317,48 @@ def label_controls(df: pd.DataFrame, margin_db: float = 3.0) -> pd.DataFrame:
     ``df`` (:func:`rcl.labels.label_study`'s rows; arm ``"noisy input"`` scores the test inputs themselves).
 
     SL from scratch with the most labels is the study's supervised control, as the Oracle is the proxy
-    evaluation's (:func:`controls`): it beats the noisy input by ``margin_db`` at σ = 10, 15 and 20 and is
-    not below it on the mixed range; and more labels help it: SL with the most labels beats SL with the
-    fewest on the mixed range. Values are means over seeds. Each row: the check, the measured value (dB)
-    and whether it holds; a table saved without reference rows gets the second check alone.
+    evaluation's (:func:`controls`): it beats the noisy input by ``margin_db`` at σ = 10, 15 and 20 (those of
+    them tested) and is not below it on the mixed range; and more labels help it: SL with the most labels
+    beats SL with the fewest on the mixed range. Values are means over seeds. Each row: the check, the
+    measured value (dB) and whether it holds. A check that cannot be computed — no reference rows, none of
+    σ = 10, 15, 20 tested, fewer than two label counts — is a row that does not hold (value ``nan``): a
+    control that was not run is not a control that passed.
     """
     rows = []
 
     def add(check: str, value: float, ok: bool) -> None:
         rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
 
+    nan = float("nan")
     if "condition" not in df or not (df.arm == "SL").any():
+        add("labels: SL from scratch was evaluated per test condition", nan, False)
         return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
     per = df.groupby(["arm", "labels", "seed", "condition"]).psnr.mean().groupby(["arm", "labels", "condition"]).mean()
     sl = per.loc["SL"]
-    lo, hi = sl.index.get_level_values("labels").min(), sl.index.get_level_values("labels").max()
+    counts = sorted(set(sl.index.get_level_values("labels")))
+    lo, hi = counts[0], counts[-1]
+    conds = _conditions(df)
     if REFERENCE in per.index.get_level_values("arm"):
         ref = per.loc[REFERENCE].groupby("condition").mean()
-        for c in _conditions(df):
-            if c not in ref.index or (hi, c) not in sl.index:
-                continue
+        fixed = [c for c in ("σ=10", "σ=15", "σ=20") if c in ref.index and (hi, c) in sl.index]
+        for c in fixed:
             d = sl.loc[(hi, c)] - ref[c]
-            if c in ("σ=10", "σ=15", "σ=20"):
-                add(f"labels, {c}: SL with {hi} labels − noisy input ≥ {margin_db:g}", d, d >= margin_db)
-            elif c.startswith(MIXED):
-                add(f"labels, {c}: SL with {hi} labels − noisy input ≥ 0", d, d >= 0)
-    mixed = [c for c in _conditions(df) if c.startswith(MIXED)]
-    if hi > lo and mixed and (hi, mixed[0]) in sl.index and (lo, mixed[0]) in sl.index:
-        d = sl.loc[(hi, mixed[0])] - sl.loc[(lo, mixed[0])]
-        add(f"labels, {mixed[0]}: SL with {hi} labels − SL with {lo} > 0", d, d > 0)
+            add(f"labels, {c}: SL with {hi} labels − noisy input ≥ {margin_db:g}", d, d >= margin_db)
+        if not fixed:
+            add(f"labels, σ = 10, 15 or 20: SL with {hi} labels − noisy input ≥ {margin_db:g} (none tested)", nan,
+                False)
+        for c in (c for c in conds if c.startswith(MIXED) and c in ref.index and (hi, c) in sl.index):
+            d = sl.loc[(hi, c)] - ref[c]
+            add(f"labels, {c}: SL with {hi} labels − noisy input ≥ 0", d, d >= 0)
+    else:
+        add("labels: SL with the most labels − noisy input (the table has no noisy-input rows)", nan, False)
+    mixed = next((c for c in conds if c.startswith(MIXED)), None)
+    if hi > lo and mixed is not None and (hi, mixed) in sl.index and (lo, mixed) in sl.index:
+        d = sl.loc[(hi, mixed)] - sl.loc[(lo, mixed)]
+        add(f"labels, {mixed}: SL with {hi} labels − SL with {lo} > 0", d, d > 0)
+    else:
+        add("labels: SL with the most labels − SL with the fewest > 0 (needs two counts and the mixed range)", nan,
+            False)
     return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
 
 
@@ -415,7 +429,7 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
             proxy_defaults = {k: defaults[k] for k in config.PROXY_KEYS}
             if (
                 extra
-                or s.settings.get("seeds") != defaults["seeds"]
+                or sorted(s.settings.get("seeds") or []) != sorted(defaults["seeds"])
                 or sorted(s.settings.get("methods", [])) != sorted(defaults["methods"])
                 or list(s.settings.get("tasks", [])) != list(defaults["tasks"])
                 or s.settings.get("proxy") != cache.canonical(proxy_defaults)
@@ -424,8 +438,12 @@ def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", 
         if kind == "labels":
             defaults = config.settings("labels", profile)
             used = s.settings.get("label_config", {})
-            if s.settings.get("method") != "rcl-emd" or any(
-                used.get(k) != cache.canonical({k: defaults[k]})[k] for k in ("counts", "seeds", "steps", "batch_size")
+            if (
+                s.settings.get("method") != "rcl-emd"
+                or sorted(used.get("seeds") or []) != sorted(defaults["seeds"])
+                or any(used.get(k) != cache.canonical({k: defaults[k]})[k] for k in set(defaults) - {"seeds"})
+                or used.get("test_dataset") is not None
+                or used.get("test_dir") is not None
             ):
                 continue
         return s

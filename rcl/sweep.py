@@ -437,7 +437,8 @@ def collect(out_dir: str | os.PathLike, quiet: bool = False) -> pd.DataFrame:
 
 
 def summary(table: pd.DataFrame, swept: Sequence[str]) -> str:
-    """PSNR mean ± std per swept parameter value, task and method, as text for a terminal.
+    """PSNR mean ± std per swept parameter value, task and method (a label study's: arm and label count),
+    as text for a terminal.
 
     Rows with a test ``condition`` are the paper's cases only (:func:`rcl.evaluate.paper_cases`: the mixed
     noise range, and the noiseless tasks' cases), as in the book's tables: averaged with the fixed noise
@@ -453,7 +454,7 @@ def summary(table: pd.DataFrame, swept: Sequence[str]) -> str:
         has = table.condition.notna()  # rows of results without test conditions are kept as they are
         table = pd.concat([table[~has], paper_cases(table[has].assign(condition=table.condition[has].astype(str)))])
     keys = [n for n in swept if n in table and n != "seed"]
-    keys += [c for c in ("task", "method") if c in table]
+    keys += [c for c in ("task", "method", "arm", "labels") if c in table]  # a label study's arms and counts apart
     over = "rows"
     if "seed" in swept and "seed" in table:
         table = table.groupby([*keys, "seed"], dropna=False).psnr.mean().reset_index()

@@ -104,3 +104,9 @@ def test_label_config_validates():
         labels.LabelConfig(counts=(10, 0))
     with pytest.raises(ValueError, match="batch_size"):
         labels.LabelConfig(batch_size=0)
+
+
+def test_a_run_of_another_seed_is_refused(small_study):
+    run, cfg = small_study
+    with pytest.raises(ValueError, match="pre-trained with seed 0, not 1"):
+        labels.label_study({0: run.path, 1: run.path}, cfg)

@@ -202,3 +202,39 @@ def test_the_label_study_fine_tunes_notebook_04s_pretraining_seeds():
     first = config.settings("labels", "cpu")
     first["seeds"].append(99)  # a caller's copy: the one table is not changed through it
     assert 99 not in config.settings("proxy", "cpu")["seeds"]
+
+
+def test_a_label_control_that_cannot_be_computed_does_not_hold():
+    df = _label_rows(sl_gain_db=4.0, sl_rise_db=1.0)
+    no_reference = summary.label_controls(df[df.arm != "noisy input"])
+    assert not no_reference.holds.all() and no_reference["value (dB)"].isna().any()
+    no_fixed_sigma = summary.label_controls(df[~df.condition.isin(["σ=10", "σ=15", "σ=20"])]).set_index("check")
+    assert not no_fixed_sigma.holds.all() and any("none tested" in c for c in no_fixed_sigma.index)
+    one_count = summary.label_controls(df[df.labels != 4])
+    assert not one_count.holds.all()
+    assert not summary.label_controls(df.drop(columns="condition")).holds.any()
+
+
+def test_a_sweep_summary_of_a_label_study_keeps_arms_and_counts_apart():
+    from rcl import sweep
+
+    df = _label_rows(sl_gain_db=4.0, sl_rise_db=1.0).assign(task="denoise", steps=100)
+    text = sweep.summary(df, ["steps"])
+    assert "noisy input" in text and "RCL+SL" in text
+    assert len(text.splitlines()) == 1 + 5  # header; the noisy input, SL and RCL+SL at 4 and 16 labels
+
+
+def test_book_result_of_the_label_study_is_the_default_settings_in_any_seed_order(tmp_path):
+    from rcl import config, labels
+
+    d = config.settings("labels", "smoke")
+    lcfg = labels.LabelConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    base = {"profile": "smoke", "dataset": "builtin", "seed": 0, "method": "rcl-emd", "overrides": {},
+            "label_config": vars(lcfg)}
+    rows = _label_rows(sl_gain_db=4.0, sl_rise_db=1.0)
+    results.save(rows, "labels", {**base, "label_config": {**vars(lcfg), "test_dir": "elsewhere"}}, tmp_path)
+    results.save(rows, "labels", {**base, "label_config": {**vars(lcfg), "steps": 1}}, tmp_path)
+    assert summary.book_result(tmp_path, "labels", "smoke") is None
+    reordered = {**vars(lcfg), "seeds": tuple(reversed(lcfg.seeds))}
+    book = results.save(rows, "labels", {**base, "label_config": reordered}, tmp_path)
+    assert summary.book_result(tmp_path, "labels", "smoke").path == book
