@@ -212,8 +212,8 @@ def annotation_cost(df: pd.DataFrame, k: int, n_boot: int = 2000, seed: int = 0)
     Point estimate from the mean curves; a 95% bootstrap interval resampling seeds — the study's units
     (the same resampled seeds for both arms, since they share subsets; :func:`rcl.stats.bootstrap_units`).
     The fraction of failed bootstraps (target outside SL's measured range) is reported too, and the number
-    of seeds: with few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates, and its
-    interval is a range, not a 95% interval. ``sl_rises`` says whether SL's mean curve rises with the count:
+    of seeds: with few (``seeds < MIN_BOOTSTRAP_SEEDS``) the bootstrap can only span the per-seed estimates,
+    and its interval is a range, not a 95% interval. ``sl_rises`` says whether SL's mean curve rises with the count:
     where it does not, the match is the curve's first crossing of the target, and labels are no measure of
     cost.
     """

@@ -60,6 +60,7 @@ def test_results_page_shows_the_saved_results(smoke_dir):
     """Every mean PSNR of the saved proxy and label results, computed here with plain pandas from the files,
     appears on the results page: the page is read back from those files, not typed."""
     from rcl import summary
+    from rcl.labels import ARMS
 
     page = json.loads((smoke_dir / "07_results_summary.ipynb").read_text())
     results_dir = Path(page["metadata"]["papermill"]["parameters"]["results_dir"])
@@ -80,7 +81,7 @@ def test_results_page_shows_the_saved_results(smoke_dir):
     proxy = paper_setting(saved["proxy"].frame())
     means = proxy.groupby(["method", "task", "seed", "trial"]).psnr.mean().groupby(["method", "task"]).mean()
     labels = paper_setting(saved["labels"].frame())
-    labels = labels[labels.arm.isin(["SL", "RCL+SL"])]  # the test inputs' rows are the controls' reference
+    labels = labels[labels.arm.isin(ARMS)]  # the test inputs' rows are the controls' reference
     label_means = labels.groupby(["arm", "labels", "seed"]).psnr.mean().groupby(["arm", "labels"]).mean()
     expected = [f"{v:.2f}" for v in [*means, *label_means]]
     missing = [v for v in expected if v not in shown]
