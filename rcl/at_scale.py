@@ -14,7 +14,8 @@ where each number came from. A file holds:
   number of files and a digest of their names, sizes and modification times (what the caches key folders
   by, :func:`rcl.cache.folder_identity`) — never a path of the machine it ran on;
 * ``rows``: per method, task, test condition, pre-training seed and trial, the mean PSNR, MSE and SSIM over
-  the held-out test images and their count — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
+  the held-out test images and their count (and, for networks, the mean PSNR of their own output against
+  their input, ``psnr_vs_input``) — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
   groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones).
 
 :func:`load` reads a file back: JSON only (nothing loaded executes code), every field checked, a
@@ -52,12 +53,15 @@ from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
 
-#: The headline comparison: RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle.
-METHODS = _methods.HEADLINE
+#: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle — and
+#: the copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`).
+METHODS = _methods.HEADLINE_AND_CONTROLS
 TASKS = ("denoise", "sr")
 SCHEMA = 1
 #: The columns of a row, and the provenance fields a file must have.
 ROW_KEYS = ("method", "task", "condition", "seed", "trial", "psnr", "mse", "ssim", "n")
+#: Columns a row may have: the mean PSNR of the network's own output against its input (not of references).
+OPTIONAL_KEYS = ("psnr_vs_input",)
 PROVENANCE_KEYS = ("schema", "profile", "pretrain", "proxy", "methods", "tasks", "seeds", "code", "device",
                    "started", "finished", "seconds", "runs", "data", "command")  # fmt: skip
 
@@ -126,13 +130,15 @@ def _public(settings: dict) -> dict:
 
 
 def _compact(df: pd.DataFrame) -> list[dict]:
-    """Per (method, task, condition, seed, trial): the mean PSNR, MSE and SSIM over test images, and their count."""
+    """Per (method, task, condition, seed, trial): the mean PSNR, MSE and SSIM over test images, their count,
+    and where the rows have it the mean ``psnr_vs_input`` (the network's own output against its input, which
+    the copy-the-input control reads; absent from the reference rows)."""
     keys = ["method", "task", "condition", "seed", "trial"]
     g = df.groupby(keys)
-    out = g[["psnr", "mse", "ssim"]].mean()
+    out = g[[c for c in ("psnr", "mse", "ssim", *OPTIONAL_KEYS) if c in df]].mean()
     out["n"] = g.size()
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
-            for r in out.reset_index().to_dict("records")]  # fmt: skip
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()
+             if not (k in OPTIONAL_KEYS and pd.isna(v))} for r in out.reset_index().to_dict("records")]  # fmt: skip
 
 
 def _runs(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
@@ -196,8 +202,9 @@ def _check(path: Path, blob: Any) -> None:
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS):
             raise bad(f"row {i} lacks one of {list(ROW_KEYS)}")
-        if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in ("psnr", "mse", "ssim", "n")):
-            raise bad(f"row {i}: psnr, mse, ssim and n must be numbers")
+        numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
+        if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in numbers):
+            raise bad(f"row {i}: {', '.join(numbers)} must be numbers")
 
 
 def load(path: str | os.PathLike) -> AtScale:

@@ -520,13 +520,14 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_at_scale(sub: argparse._SubParsersAction) -> None:
-    from rcl.methods import HEADLINE  # not rcl.at_scale: building the parser stays free of the evaluation's imports
+    from rcl.methods import HEADLINE_AND_CONTROLS  # not rcl.at_scale: the parser stays free of the evaluation's imports
 
     ap = sub.add_parser("at-scale", help="the headline comparison at a profile on real photographs, with provenance",
-                        description="Pre-train (or reuse) the headline methods at a profile on a folder of "
-                        "photographs, evaluate them by the proxy protocol on held-out photographs, and write one "
-                        "small JSON file with the results and their provenance (settings, code, device, time), which "
-                        "the book's At scale page shows. Resumes: finished runs and evaluations are reused. Example: "
+                        description="Pre-train (or reuse) the headline methods and the copy-the-input control at a "
+                        "profile on a folder of photographs, evaluate them by the proxy protocol on held-out "
+                        "photographs, and write one small JSON file with the results and their provenance "
+                        "(settings, code, device, time), which the book's At scale page shows. Resumes: finished "
+                        "runs and evaluations are reused. Example: "
                         "python -m rcl at-scale --profile gpu --set dataset=folder --set data_dir=PHOTOS "
                         "--set steps=2000 --test-dir HELD_OUT")  # fmt: skip
     ap.add_argument("--profile", choices=PROFILES, default="gpu")
@@ -534,7 +535,8 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--proxy", action="append", metavar="KEY=VALUE", help="a proxy-protocol key (as evaluate --set)")
     ap.add_argument("--test-dir", help="held-out photographs (default: the dataset's own test split)")
     ap.add_argument("--test-dataset", help="a registered dataset as the held-out test set")
-    ap.add_argument("--methods", nargs="+", default=list(HEADLINE), help="(default: %(default)s)")
+    ap.add_argument("--methods", nargs="+", default=list(HEADLINE_AND_CONTROLS),
+                    help="(default: %(default)s; without 'copy' and 'supervised' the controls cannot hold)")
     ap.add_argument("--tasks", nargs="+", help="(default: rcl.at_scale.TASKS, denoising and ×2 SR)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")

@@ -33,6 +33,9 @@ Choices (see also the book's "Differences from the paper"):
 * **Two aggregations**: :func:`aggregate` gives the mean of per-case PSNR (what the field's tables report,
   and what our tables use) and the PSNR of the mean MSE over the same cases (which weighs the hard, noisy
   cases more) side by side.
+* **The network's own output is scored too**: every row carries ``psnr_vs_input``, the PSNR of ``f(x)`` with
+  the run's own head against its input ``x`` (end to end, the same for every trial). For the copy-the-input
+  control it says whether the network can reproduce its input (:func:`rcl.summary.controls`).
 * **Results** are a tidy table (method, task, trial, image, condition, psnr, mse, ssim, …) saved beside
   the run under ``proxy/<task>-<key>.json`` and reloaded instead of recomputed (:func:`rcl.cache.json_cache`:
   atomic, and computed once by concurrent callers). The key (:func:`evaluation_key`) hashes the config, the
@@ -442,11 +445,13 @@ def _proxy_table(model: UNet, cfg: ProxyConfig, method: str, device: torch.devic
     for name, cond, x, y in _test_pairs(cfg, test):
         x, y = x.to(device), y.to(device)
         ft = _features(model, x, device)
+        with torch.no_grad():  # the network's own output, end to end: how far it is from reproducing its input
+            own = _psnr_capped(model.output(ft, x).clamp(0, 1), x)
         for trial, (head, (_, curve)) in enumerate(zip(heads, fits)):
             with torch.no_grad():
                 out = model.output(ft, x, head).clamp(0, 1)
             rows[trial].append({"method": method, "task": cfg.task, "trial": trial, **_scores(name, cond, out, y),
-                                "fit_loss": curve[-1], "converged": _converged(curve)})
+                                "fit_loss": curve[-1], "converged": _converged(curve), "psnr_vs_input": own})
         del ft, out  # before the next case's features exist
     rows = [row for trial_rows in rows for row in trial_rows]
     # The protocol changes only the head, and never the run's own: the frozen network is untouched.
@@ -470,8 +475,7 @@ def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | 
     for name, cond, x, y in _test_pairs(cfg, test):
         x, y = x.to(device), y.to(device)
         out = model(x).float().clamp(0, 1)
-        rows.append({"task": cfg.task, **_scores(name, cond, out, y),
-                     "psnr_vs_input": float(_metrics.psnr(out, x)[0])})
+        rows.append({"task": cfg.task, **_scores(name, cond, out, y), "psnr_vs_input": _psnr_capped(out, x)})
     return pd.DataFrame(rows)
 
 
@@ -480,11 +484,16 @@ def end_to_end(model: torch.nn.Module, cfg: ProxyConfig, device: torch.device | 
 MSE_FLOOR = 1e-10
 
 
+def _psnr_capped(out: Tensor, y: Tensor) -> float:
+    """PSNR of one case, at most that of :data:`MSE_FLOOR` (100 dB) where the output is exact."""
+    return min(float(_metrics.psnr(out, y)[0]), -10 * float(np.log10(MSE_FLOOR)))
+
+
 def _scores(name: str, cond: str, out: Tensor, y: Tensor) -> dict:
     """One test case's row: image, condition, PSNR, MSE (for the PSNR of the mean MSE) and SSIM."""
     mse = max(float(((out.clamp(0, 1) - y) ** 2).mean()), MSE_FLOOR)
-    return {"image": name, "condition": cond, "psnr": min(float(_metrics.psnr(out, y)[0]), -10 * np.log10(MSE_FLOOR)),
-            "mse": mse, "ssim": float(_metrics.ssim(out, y)[0])}
+    return {"image": name, "condition": cond, "psnr": _psnr_capped(out, y), "mse": mse,
+            "ssim": float(_metrics.ssim(out, y)[0])}
 
 
 def paper_cases(df: pd.DataFrame) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from rcl.stats import direction, paired_difference, t_interval
 
 __all__ = [
     "CLAIMS",
+    "COPY_MIN_DB",
     "NAMES",
     "NO_VERDICT",
     "ORDER",
@@ -95,20 +96,43 @@ def per_sigma(df: pd.DataFrame, task: str = "denoise", value: str = "psnr") -> p
     return wide.reindex(index=order, columns=_conditions(sel)).rename(index=_name).round(2)
 
 
-def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0) -> pd.DataFrame:
+#: The copy-the-input control's bar: a network trained to reproduce its noisy input must, end to end, come
+#: within this PSNR of it (mean over the test cases), or the backbone cannot represent the identity at this
+#: budget and every method is capped (notebook 03, section 7; :func:`controls`).
+COPY_MIN_DB = 38.0
+
+
+def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
+             copy_min_db: float = COPY_MIN_DB) -> pd.DataFrame:
     """The checks an experiment must pass before it can carry a verdict on the paper, computed from ``df``.
 
-    Denoising: the Oracle beats the noisy input by ``margin_db`` at σ = 10, 15 and 20, and is not below it
-    on the mixed range under either aggregation; N2N is within ``n2n_gap_db`` of the Oracle (mixed range).
-    SR: the Oracle beats bicubic. Each row: the check, the measured value (dB) and whether it holds.
+    Denoising: the copy-the-input control (method ``"copy"``), end to end, is within ``copy_min_db`` of its
+    own input (``psnr_vs_input``, mean over the test cases): the network can reproduce its input; the Oracle
+    beats the noisy input by ``margin_db`` at σ = 10, 15 and 20, and is not below it on the mixed range under
+    either aggregation; N2N is within ``n2n_gap_db`` of the Oracle (mixed range). SR: the Oracle beats
+    bicubic. Each row: the check, the measured value (dB) and whether it holds. Where a denoising table lacks
+    the copy control or the Oracle (or the noisy input's rows), a row says so and does not hold (value
+    ``nan``): a control that was not run is not a control that passed.
     """
     rows = []
+    nan = float("nan")
 
     def add(check: str, value: float, ok: bool) -> None:
         rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
 
     if "denoise" in set(df.task):
-        ref = next((m for m in df[df.task == "denoise"].method.unique() if m not in ORDER), None)
+        den = df[df.task == "denoise"]
+        copy = den[den.method == "copy"]
+        vs_input = copy.psnr_vs_input.dropna() if "psnr_vs_input" in copy else pd.Series(dtype=float)
+        check = f"denoise: copy-the-input, f(x) vs x end to end ≥ {copy_min_db:g}"
+        if len(vs_input):
+            add(check, vs_input.mean(), vs_input.mean() >= copy_min_db)
+        else:
+            add(f"{check} (not run: add 'copy' to the methods)", nan, False)
+        ref = next((m for m in den.method.unique() if m not in ORDER), None)
+        if ref is None or "oracle" not in set(den.method):
+            add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: needs 'supervised' among the methods and "
+                "the noisy input's rows)", nan, False)
         for agg in ("psnr", "psnr_of_mse"):
             t = per_sigma(df, "denoise", agg).rename(index=_key)
             if ref not in t.index or "oracle" not in t.index:

@@ -113,7 +113,10 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert {r["steps"] for r in p["runs"].values()} == {3}  # the smoke profile's steps, per run
     assert p["data"]["test_images"] == len(data.BUILTIN_TEST)
     rows = result.rows
-    assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "noisy input", "bicubic"}
+    assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "copy", "noisy input", "bicubic"}
+    # the networks' own output against their input (the copy-the-input control reads it); not the references'
+    assert rows[rows.method == "copy"].psnr_vs_input.notna().all()
+    assert rows[rows.method.isin(["noisy input", "bicubic"])].psnr_vs_input.isna().all()
     assert (rows.n >= 1).all() and rows.groupby(["method", "task", "condition", "seed", "trial"]).size().max() == 1
     facts = at_scale.describe(result)
     assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
@@ -140,6 +143,7 @@ def test_a_results_file_is_never_overwritten(smoke_results):
     (lambda b: {**b, "provenance": {k: v for k, v in b["provenance"].items() if k != "device"}}, "lacks .*device"),
     (lambda b: {**b, "provenance": {**b["provenance"], "schema": 99}}, "schema 99"),
     (lambda b: {**b, "rows": [{**b["rows"][0], "psnr": "31.2"}]}, "must be numbers"),
+    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr_vs_input": None}]}, "psnr_vs_input must be numbers"),
     (lambda b: {**b, "rows": []}, "no rows"),
 ])  # fmt: skip
 def test_what_is_not_a_results_file_is_refused_naming_it(smoke_results, tmp_path, edit, message):

@@ -50,6 +50,22 @@ def test_network_outputting_its_input_reproduces_the_input_rows(task, tiny_cfg):
     np.testing.assert_allclose(e2e[["psnr", "ssim"]].to_numpy(), first[["psnr", "ssim"]].to_numpy())
 
 
+def test_every_row_scores_the_networks_own_output_against_its_input(tiny_cfg):
+    """``psnr_vs_input`` is the network's own output (its own head, end to end) against its input: the same for
+    every trial, equal to :func:`rcl.evaluate.end_to_end`'s, and capped at 100 dB where the output is exact."""
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=2, skip="residual")
+    df, _ = evaluate.proxy_evaluate(model, tiny_cfg)
+    e2e = evaluate.end_to_end(model, tiny_cfg)
+    for _, trial in df.groupby("trial"):
+        np.testing.assert_allclose(trial.psnr_vs_input.to_numpy(), e2e.psnr_vs_input.to_numpy(), rtol=1e-5)
+    torch.nn.init.zeros_(model.head.weight)
+    torch.nn.init.zeros_(model.head.bias)  # a zero head: the residual network is the identity
+    exact, _ = evaluate.proxy_evaluate(model, tiny_cfg)
+    clean = exact.psnr_vs_input[exact.condition == "σ=0"]
+    assert np.isfinite(exact.psnr_vs_input).all() and (exact.psnr_vs_input <= 100).all() and (clean > 60).all()
+
+
 def test_only_the_head_changes_and_cached_features_equal_uncached(tiny_cfg):
     torch.manual_seed(0)
     model = UNet(width=8, depth=2)

@@ -34,12 +34,17 @@ def test_table1_quotes_the_paper_only_in_paper_columns():
     assert not any(f"{paper.TABLE1['rcl-emd']['VOC'][0]:.2f}" in v for v in t["PSNR (ours)"])
 
 
-def study_rows(gap=1.0, noise=0.05, seeds=(0, 1, 2), trials=2, oracle_margin=5.5, one_seed=("rcl-mmd",), seed=0):
+def study_rows(gap=1.0, noise=0.05, seeds=(0, 1, 2), trials=2, oracle_margin=5.5, one_seed=("rcl-mmd", "copy"), seed=0,
+               copy_vs_input=45.0):
     """A proxy table as notebook 04 saves it: RCL-EMD beats N2N by ``gap`` dB at every test condition, the
-    Oracle beats the noisy input by ``oracle_margin``; ``one_seed`` methods are pre-trained with seed 0 only.
-    ``noise`` is the spread of the RCL rows (the others' is 0.05 dB)."""
+    Oracle beats the noisy input by ``oracle_margin``, the copy-the-input network reproduces its input to
+    ``copy_vs_input`` dB (None: no copy run); ``one_seed`` methods are pre-trained with seed 0 only. ``noise``
+    is the spread of the RCL rows (the others' is 0.05 dB)."""
     rng = np.random.default_rng(seed)
-    base = {"noisy input": 25.0, "n2n": 30.0, "rcl-emd": 30.0 + gap, "rcl-mmd": 30.0, "oracle": 25.0 + oracle_margin}
+    base = {"noisy input": 25.0, "n2n": 30.0, "rcl-emd": 30.0 + gap, "rcl-mmd": 30.0, "oracle": 25.0 + oracle_margin,
+            "copy": 25.0}  # fmt: skip
+    if copy_vs_input is None:
+        del base["copy"]
     rows = []
     for m, psnr in base.items():
         for s in seeds[:1] if m in one_seed else seeds:
@@ -49,8 +54,9 @@ def study_rows(gap=1.0, noise=0.05, seeds=(0, 1, 2), trials=2, oracle_margin=5.5
                 for c in ("σ=10", "σ=15", "σ=20", "σ~U[0,20]"):
                     for img in ("a", "b"):
                         v = psnr + shift + rng.normal(0, sd / 4)
+                        own = {} if m == "noisy input" else {"psnr_vs_input": copy_vs_input if m == "copy" else 30.0}
                         rows.append({"method": m, "task": "denoise", "seed": s, "trial": t, "image": img,
-                                     "condition": c, "psnr": v, "mse": 10 ** (-v / 10), "ssim": 0.8})
+                                     "condition": c, "psnr": v, "mse": 10 ** (-v / 10), "ssim": 0.8, **own})
     return pd.DataFrame(rows)
 
 
@@ -76,6 +82,25 @@ def test_no_verdict_without_controls_that_hold():
     no_oracle = rows[rows.method != "oracle"]  # no control can be computed
     assert set(summary.agreement(no_oracle).verdict) == {summary.NO_VERDICT["controls"]}
     assert set(summary.agreement(study_rows()).verdict) != {summary.NO_VERDICT["controls"]}
+
+
+@pytest.mark.parametrize("copy_vs_input, holds", [(45.0, True), (30.0, False), (None, False)])
+def test_the_copy_the_input_control_must_reproduce_the_input_or_no_verdict(copy_vs_input, holds):
+    """The copy-the-input network's own output against its input, end to end: at or above
+    ``summary.COPY_MIN_DB`` the check holds; below it — or with no copy run beside the Oracle — it does not
+    hold, and no comparison carries a verdict."""
+    rows = study_rows(copy_vs_input=copy_vs_input)
+    checks = summary.controls(rows)
+    copy = checks[checks.check.str.contains("copy-the-input")]
+    assert len(copy) == 1 and bool(copy.holds.iloc[0]) == holds
+    if copy_vs_input is None:
+        assert np.isnan(copy["value (dB)"].iloc[0]) and "not run" in copy.check.iloc[0]
+    else:
+        assert copy["value (dB)"].iloc[0] == pytest.approx(copy_vs_input)
+    verdicts = set(summary.agreement(rows).verdict)
+    assert (verdicts == {summary.NO_VERDICT["controls"]}) != holds
+    neither = summary.controls(rows[~rows.method.isin(["oracle", "copy"])])  # controls not run do not hold
+    assert len(neither) == 2 and not neither.holds.any() and neither["value (dB)"].isna().all()
 
 
 def test_no_verdict_from_one_pre_training_seed():

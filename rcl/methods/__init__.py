@@ -21,6 +21,7 @@ from rcl.methods.base import Batch, Method, MethodConfig
 __all__ = [
     "DISPLAY",
     "HEADLINE",
+    "HEADLINE_AND_CONTROLS",
     "LABELS",
     "METHODS",
     "NAMED_CONFIGS",
@@ -109,6 +110,9 @@ ORDER = [m for e in REGISTRY.values() if e.family != "supervised"
 #: The methods whose comparisons carry the book's verdicts: pre-trained with several seeds, so their
 #: intervals include the pre-training seed (the rest are pre-trained once, with the first seed).
 HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
+#: The headline methods and the copy-the-input control, which a verdict needs (:func:`rcl.summary.controls`):
+#: what the at-scale comparison pre-trains by default (:mod:`rcl.at_scale`, ``python -m rcl at-scale``).
+HEADLINE_AND_CONTROLS = (*HEADLINE, "copy")
 
 
 def family(*families: str) -> list[str]:
