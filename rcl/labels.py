@@ -60,7 +60,9 @@ class LabelConfig(_evaluate.EvalSet):
     prefix of it, so ``10 ⊂ 100 ⊂ …``. Both arms see the same subsets and the same seeds. ``seeds`` are
     fine-tuning seeds of one run in :func:`label_efficiency`, and the pre-training seeds of the runs in
     :func:`label_study` (each run fine-tuned with its own). Each fine-tuning runs ``steps`` Adam steps on
-    batches of ``batch_size`` labels (fewer when there are fewer labels).
+    batches of ``batch_size`` labels (fewer when there are fewer labels). ``test_seed`` draws the test cases'
+    degradations, as :class:`rcl.evaluate.ProxyConfig`'s ``seed`` does (notebook 05 passes notebook 04's
+    ``seed``, so both score the same test cases whatever the seeds).
     """
 
     counts: tuple[int, ...] = (0, 4, 16, 64, 256)
@@ -69,6 +71,7 @@ class LabelConfig(_evaluate.EvalSet):
     steps: int = 200
     batch_size: int = 16
     lr: float = 1e-3
+    test_seed: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,7 +89,7 @@ class LabelConfig(_evaluate.EvalSet):
 
     def proxy(self) -> _evaluate.ProxyConfig:
         """The test-set definition shared with the proxy evaluation (denoising)."""
-        return _evaluate.ProxyConfig(task="denoise", **self.eval_set())
+        return _evaluate.ProxyConfig(task="denoise", seed=self.test_seed, **self.eval_set())
 
 
 def label_subsets(cfg: LabelConfig, train: dict[str, Tensor], seed: int) -> tuple[Tensor, Tensor]:

@@ -33,9 +33,9 @@ CPU_METHODS = [m for m in ALL_METHODS if m not in DENSE_CL]
 ALL_TASKS = ["denoise", "sr", "jdensr", "demosaic", "jdd"]
 #: The keys of the "proxy" section that are rcl.evaluate.ProxyConfig fields.
 PROXY_KEYS = ("trials", "n_labels", "label_size", "head_steps", "test_draws", "sigma_grid", "test_crop")
-#: The pre-training seeds of the headline methods (notebook 04) and of the RCL runs the label-efficiency study
-#: fine-tunes (notebook 05): one list, so notebook 05 reuses notebook 04's runs and both intervals are over
-#: the same pre-training seeds.
+#: The pre-training seeds of the methods notebook 04 pre-trains with every seed (rcl.methods.SEEDED) and of
+#: the RCL runs the label-efficiency study fine-tunes (notebook 05): one list, so notebook 05 reuses notebook
+#: 04's runs and both intervals are over the same pre-training seeds.
 HEADLINE_SEEDS = {"smoke": [0, 1], "cpu": [0, 1, 2], "gpu": [0, 1, 2, 3, 4]}
 
 TABLE: dict[str, dict[str, dict[str, Any]]] = {
@@ -71,7 +71,7 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 128},
     },
     # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys, PROXY_KEYS; "seeds": the pre-training
-    # seeds of the headline methods, rcl.methods.HEADLINE).
+    # seeds of the methods pre-trained with every seed, rcl.methods.SEEDED).
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
                   "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],

@@ -162,7 +162,8 @@ def _fmt(mean: float, std: float, digits: int) -> str:
 
 def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     """Our PSNR and SSIM on ``task`` (the paper's mixed noise range): mean ± std over the (pre-training seed,
-    trial) cells — seeds and trials for the headline methods, trials for the others — in Table 1's order.
+    trial) cells — seeds and trials for the methods pre-trained with every seed (:data:`rcl.methods.SEEDED`),
+    trials for the others — in Table 1's order.
     "± over" says which, per row: a std over the trials of one network is not a spread over pre-training."""
     pt = per_trial(df)
     pt = pt[pt.task == task]

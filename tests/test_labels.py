@@ -1,6 +1,7 @@
 """The label-efficiency study (paper Table 3): shared subsets and seeds, nesting, the 0-label row, cost."""
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,21 @@ def test_zero_label_row_is_the_pretrained_network(small_study):
     assert set(inputs.labels) == {0} and set(inputs.seed) == set(cfg.seeds)
     again = labels.label_efficiency(run.path, cfg)  # reloaded from the run directory
     assert again.equals(df) and (run.path / "labels").is_dir()
+
+
+def test_the_test_cases_are_those_of_the_proxy_evaluation_with_the_same_seed(small_study):
+    """``test_seed`` is the proxy evaluation's ``seed``: with notebook 04's seed, notebook 05 scores the same
+    test cases (the noisy inputs' rows equal the proxy protocol's reference rows of that seed)."""
+    run, cfg = small_study
+    other = replace(cfg, counts=(0,), seeds=(0,), test_seed=3)
+    assert other.proxy().seed == 3 and other.key() != replace(other, test_seed=0).key()
+    df = labels.label_efficiency(run.path, other, cache=False)
+    inputs = df[df.arm == labels.REFERENCE]
+    ref3 = evaluate.reference_evaluate(evaluate.ProxyConfig(task="denoise", trials=1, seed=3, **cfg.eval_set()))
+    ref0 = evaluate.reference_evaluate(evaluate.ProxyConfig(task="denoise", trials=1, seed=0, **cfg.eval_set()))
+    np.testing.assert_allclose(inputs.psnr.to_numpy(), ref3.psnr.to_numpy(), rtol=1e-6)
+    noisy = (ref3.condition != "σ=0").to_numpy()
+    assert not np.allclose(ref3.psnr[noisy], ref0.psnr[noisy])  # other draws of the test noise
 
 
 def test_each_pretraining_seeds_run_is_fine_tuned_with_its_own_seed(small_study, monkeypatch, tmp_path):

@@ -263,3 +263,20 @@ def test_book_result_of_the_label_study_is_the_default_settings_in_any_seed_orde
     reordered = {**vars(lcfg), "seeds": tuple(reversed(lcfg.seeds))}
     book = results.save(rows, "labels", {**base, "label_config": reordered}, tmp_path)
     assert summary.book_result(tmp_path, "labels", "smoke").path == book
+
+
+def test_every_claim_the_cpu_profile_computes_is_between_methods_pre_trained_with_every_seed():
+    """A comparison between a method pre-trained once and one pre-trained per seed carries no verdict: every
+    method of the paper's comparisons that the ``cpu`` profile runs is in ``rcl.methods.SEEDED``, which the
+    study pre-trains with every seed by default."""
+    import inspect
+
+    from rcl import config, evaluate
+    from rcl.methods import SEEDED
+
+    cpu_methods = set(config.settings("proxy", "cpu")["methods"])
+    for _, *pair in summary.CLAIMS:
+        for m in pair:
+            method = "supervised" if m in ("oracle", "sl-den") else m
+            assert method not in cpu_methods or method in SEEDED, m
+    assert inspect.signature(evaluate.study).parameters["seeded"].default == SEEDED
