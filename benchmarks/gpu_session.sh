@@ -19,8 +19,9 @@
 #   log.txt             everything printed, with each phase's start and the seconds left
 # STEPS (default 1000 at the gpu profile) sets the pre-training steps of the at-scale runs and TEST_IMAGES (default 68, the size of
 # the field's CBSD68) how many of test/'s photographs (the first by name) they are evaluated on: on one H200
-# the six headline runs took about 50 s per 300 steps (the copy-the-input control, a plain reconstruction loss, adds a
-# few seconds), and the paper's 20,000 steps about an hour. The file records both.
+# the six headline runs take about 50 s per 300 steps and the copy-the-input control, a plain reconstruction loss,
+# about as long as N2N's (estimates from the measured step times); the paper's 20,000 steps take about an hour.
+# The file records both.
 # G_E (default random) is the consistency encoder: the paper's ImageNet ResNet-50 needs its weights file, which
 # a machine without network lacks; G_E=imagenet with G_E_WEIGHTS=path/to/resnet50-11ad3fa6.pth uses it.
 # RCL_COMMIT names the commit the tree was copied from where it has no git history (the results file records

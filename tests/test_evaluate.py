@@ -62,8 +62,7 @@ def test_every_row_scores_the_networks_own_output_against_its_input(tiny_cfg):
     torch.nn.init.zeros_(model.head.weight)
     torch.nn.init.zeros_(model.head.bias)  # a zero head: the residual network is the identity
     exact, _ = evaluate.proxy_evaluate(model, tiny_cfg)
-    clean = exact.psnr_vs_input[exact.condition == "σ=0"]
-    assert np.isfinite(exact.psnr_vs_input).all() and (exact.psnr_vs_input <= 100).all() and (clean > 60).all()
+    assert (exact.psnr_vs_input == 100).all()  # exact in every condition (task inputs are clamped to [0, 1])
 
 
 def test_only_the_head_changes_and_cached_features_equal_uncached(tiny_cfg):

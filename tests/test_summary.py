@@ -1,5 +1,7 @@
 """Result tables: ours computed from the rows, the paper's only in its own columns, verdicts by the CI."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,6 +103,10 @@ def test_the_copy_the_input_control_must_reproduce_the_input_or_no_verdict(copy_
     assert (verdicts == {summary.NO_VERDICT["controls"]}) != holds
     neither = summary.controls(rows[~rows.method.isin(["oracle", "copy"])])  # controls not run do not hold
     assert len(neither) == 2 and not neither.holds.any() and neither["value (dB)"].isna().all()
+    older = summary.controls(study_rows().drop(columns="psnr_vs_input"))  # copy rows of an older rcl
+    assert "older rcl" in older.check.iloc[0] and not older.holds.iloc[0]
+    sr_only = study_rows().assign(task="sr")[lambda d: d.method != "oracle"]  # SR without its Oracle
+    assert not summary.controls(sr_only).holds.all()
 
 
 def test_no_verdict_from_one_pre_training_seed():
@@ -137,11 +143,12 @@ def test_book_result_picks_the_default_settings_not_a_sweep(tmp_path):
     from rcl import config
 
     d = config.settings("proxy", "smoke")
-    proxy = {k: d[k] for k in config.PROXY_KEYS}
+    proxy = {k: d[k] for k in config.PROXY_KEYS} | {"seed": 0}  # as notebook 04 records it
     pretrain = {"dataset": "builtin", "data_dir": None, "seed": 0, "runs_dir": "r"}
     base = {"profile": "smoke", "dataset": "builtin", "seed": 0, "seeds": d["seeds"], "methods": d["methods"],
             "tasks": d["tasks"], "proxy": proxy, "pretrain": pretrain}  # fmt: skip
     book = results.save(proxy_rows(), "proxy", base, tmp_path)
+    results.save(proxy_rows(), "proxy", {**base, "proxy": {**proxy, "seed": 1}}, tmp_path)  # other test cases
     results.save(proxy_rows(), "proxy", {**base, "pretrain": {**base["pretrain"], "tau": 1.0}}, tmp_path)
     results.save(proxy_rows(), "proxy", {**base, "methods": ["n2n"]}, tmp_path)
     assert summary.book_result(tmp_path, "proxy", "smoke").path == book
@@ -280,3 +287,26 @@ def test_every_claim_the_cpu_profile_computes_is_between_methods_pre_trained_wit
             method = "supervised" if m in ("oracle", "sl-den") else m
             assert method not in cpu_methods or method in SEEDED, m
     assert inspect.signature(evaluate.study).parameters["seeded"].default == SEEDED
+
+
+def test_the_study_pre_trains_the_distances_with_every_seed_and_the_rest_once(monkeypatch):
+    """``evaluate.study`` queues every seed for the methods of ``rcl.methods.SEEDED`` (RCL-BD and RCL-MMD among
+    them) and the first seed alone for the others (the copy-the-input control)."""
+    from types import SimpleNamespace
+
+    from rcl import evaluate
+
+    trained = []
+
+    def pretrain(cfg):
+        trained.append((cfg.method, cfg.seed))
+        return SimpleNamespace(path=Path(f"{cfg.method}-{cfg.seed}"))
+
+    monkeypatch.setattr(evaluate._train, "pretrain", pretrain)
+    one_row = pd.DataFrame([{"psnr": 1.0}])
+    monkeypatch.setattr(evaluate, "proxy_evaluate", lambda run, cfg, method, device: (one_row, {}))
+    monkeypatch.setattr(evaluate, "reference_evaluate", lambda cfg, cache_dir: one_row)
+    df = evaluate.study(["rcl-emd", "rcl-bd", "rcl-mmd", "copy"], ["denoise"], "smoke", progress=False, seeds=[4, 5, 6])
+    assert sorted(trained) == sorted([(m, s) for m in ("rcl-emd", "rcl-bd", "rcl-mmd") for s in (4, 5, 6)]
+                                     + [("copy", 4)])
+    assert set(df[df.method == "rcl-bd"].seed) == {4, 5, 6} and set(df[df.method == "copy"].seed) == {4}
