@@ -302,7 +302,8 @@ def verdict_counts(table: pd.DataFrame) -> str:
     if sum(why.values()):
         reasons = {"controls": "the controls fail", "seed": "a method pre-trained with one seed",
                    "paper": "the paper's datasets disagree on the sign"}
-        text += f"; **{sum(why.values())} carry no verdict** (" + "; ".join(
+        n = sum(why.values())
+        text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(
             f"{n}: {reasons[k]}" for k, n in why.items() if n) + ")"
     return text + "."
 

@@ -163,7 +163,7 @@ def test_tables_say_what_each_rows_spread_is_over():
 
 def test_verdict_counts_names_why_a_comparison_has_no_verdict():
     line = summary.verdict_counts(summary.agreement(study_rows(gap=2.0, noise=0.01)))
-    assert "agree** on 1" in line and "1 carry no verdict** (1: a method pre-trained with one seed)" in line
+    assert "agree** on 1" in line and "1 carries no verdict** (1: a method pre-trained with one seed)" in line
     failed = summary.verdict_counts(summary.agreement(study_rows(oracle_margin=-1.0)))
     assert "3 carry no verdict** (3: the controls fail)" in failed
 
