@@ -310,3 +310,23 @@ def test_the_study_pre_trains_the_distances_with_every_seed_and_the_rest_once(mo
     assert sorted(trained) == sorted([(m, s) for m in ("rcl-emd", "rcl-bd", "rcl-mmd") for s in (4, 5, 6)]
                                      + [("copy", 4)])
     assert set(df[df.method == "rcl-bd"].seed) == {4, 5, 6} and set(df[df.method == "copy"].seed) == {4}
+
+
+def test_claims_per_sigma_are_the_paired_differences_at_each_condition():
+    """One row per (comparison, condition), fixed σ first and the mixed range last, each the paired difference
+    of :func:`rcl.stats.paired_difference` at that condition; the table lays them out a row per comparison."""
+    from rcl import stats
+
+    rows = study_rows(gap=1.0)
+    long = summary.claims_per_sigma(rows)
+    assert set(long.comparison) == {"RCL-EMD − N2N", "RCL-EMD − RCL-MMD", "RCL-EMD − Oracle"}  # those present
+    assert list(long.condition.unique()) == ["σ=10", "σ=15", "σ=20", "σ~U[0,20]"]
+    for r in long.to_dict("records"):
+        a, b = (summary._key(n) for n in r["comparison"].split(" − "))
+        d = stats.paired_difference(rows, a, b, "denoise", condition=r["condition"])
+        assert r["diff (dB)"] == pytest.approx(d["mean_diff_db"]) and (r["lo"], r["hi"]) == pytest.approx(d["ci95"])
+    wide = summary.interval_table(long)
+    assert list(wide.columns) == ["σ=10", "σ=15", "σ=20", "σ~U[0,20]"] and wide.index[0] == "RCL-EMD − N2N"
+    assert wide.loc["RCL-EMD − N2N", "σ=10"].startswith("+1.0")
+    none = summary.claims_per_sigma(rows, "sr")  # no SR rows: nothing to compare
+    assert none.empty and summary.interval_table(none).empty
