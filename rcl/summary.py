@@ -7,6 +7,11 @@ paper's numbers come only from :mod:`rcl.paper` and only ever sit in their own c
 Layer: studies (imports the evaluation's table helpers, the label study's arm names (:mod:`rcl.labels`),
 :mod:`rcl.stats`, :mod:`rcl.results`, the method registry and the configuration; computes on result
 tables, never on networks).
+
+Why one module: Tables 1–3, their controls and the verdicts are one reading of the saved results — they share
+the method names and their order, the test conditions' order, the reference rows and the per-σ layout, and
+:func:`book_result` picks the book's proxy and label results by the same rule; split, those private helpers
+would become an API that only these tables use.
 """
 
 from __future__ import annotations
