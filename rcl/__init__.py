@@ -12,6 +12,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
     ground floor: imports no other module of rcl (never).
         cache        keys, code versions, atomic writes, locks: one home for everything cached
         rng          random generators named by (seed, stream, index)
+        imagefile    one image file of any supported format as a tensor, as a viewer shows it, bounded
 
     configuration: imports the method registry (rcl.methods, hence methods.base and models) and
     the ground floor; any layer above the ground floor may import it (encoders does).

@@ -160,18 +160,20 @@ def loss_table(
     distance: str = "emd",
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Mean per-anchor contrastive loss (Eq. 3) of each residual kind at each temperature τ."""
+    """Mean per-anchor contrastive loss (Eq. 3) of each residual kind at each temperature τ, with the median
+    positive and negative distance of that kind's residuals (the scale τ divides)."""
     g = _rng.generator(seed)
     d = _distances.get_distance(distance)
     rows = []
     for kind in kinds:
         r1, r2 = residual_pairs(dataset, crop_size, kind, generator=g)
         D = d(r1, r2).detach()
+        pos = float(D.diag().median())
+        neg = float(D[~torch.eye(len(D), dtype=torch.bool)].median())
         for tau in taus:
             loss = _losses.residual_contrastive_loss(r1, r2, lambda a, b, D=D: D, tau, reduction="mean")
-            rows.append(
-                {"residual": kind, "tau": tau, "loss": float(loss), "median_positive": float(D.diag().median())}
-            )
+            rows.append({"residual": kind, "tau": tau, "loss": float(loss), "median_positive": pos,
+                         "median_negative": neg})
     return pd.DataFrame(rows)
 
 

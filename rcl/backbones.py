@@ -33,12 +33,12 @@ __all__ = ["CONTROLS", "run", "settings", "summary"]
 CONTROLS = ("copy", "supervised", "n2n", "rcl-emd", "consistency")
 
 
-def settings(profile: str, dataset: str = "builtin", seed: int = 0) -> dict[str, Any]:
+def settings(profile: str, dataset: str = "builtin", seed: int = 0, data_dir: str | None = None) -> dict[str, Any]:
     """The study's settings (its result's key): profile, data, seed, backbones, methods, evaluation."""
     p = _config.settings("proxy", profile)
     proxy = {k: p[k] for k in _config.PROXY_KEYS} | {"trials": min(2, p["trials"])}
-    return {"profile": profile, "dataset": dataset, "seed": seed, "skips": list(SKIPS), "methods": list(CONTROLS),
-            "proxy": proxy}
+    return {"profile": profile, "dataset": dataset, "data_dir": data_dir, "seed": seed, "skips": list(SKIPS),
+            "methods": list(CONTROLS), "proxy": proxy}
 
 
 def run(profile: str = "cpu", runs_dir: str | os.PathLike = "runs", dataset: str = "builtin",
@@ -50,7 +50,7 @@ def run(profile: str = "cpu", runs_dir: str | os.PathLike = "runs", dataset: str
     reference), protocol (``"end to end"`` or ``"proxy"``), trial, image, condition, psnr, mse, ssim, and
     ``psnr_vs_input`` (end to end: the output against the network's own input).
     """
-    proxy = settings(profile, dataset, seed)["proxy"]
+    proxy = settings(profile, dataset, seed, data_dir)["proxy"]
     device = _config.default_device()
     frames = []
     for skip in skips:
@@ -92,7 +92,7 @@ def copy_control(table: pd.DataFrame) -> pd.Series:
 def cached(profile: str, results_dir: str | os.PathLike = "results", runs_dir: str | os.PathLike = "runs",
            dataset: str = "builtin", data_dir: str | None = None, seed: int = 0, progress: bool = True):
     """Reload the saved study for these settings, or run and save it: ``(table, path, reused)``."""
-    s = settings(profile, dataset, seed)
+    s = settings(profile, dataset, seed, data_dir)
     return results.cached("backbones", s, results_dir,
                           lambda: run(profile, runs_dir, dataset, data_dir, seed, progress=progress))
 

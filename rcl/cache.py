@@ -59,6 +59,7 @@ _TRAINING = (
     "cache.py",
     "rng.py",
     "noise.py",
+    "imagefile.py",
     "data.py",
     "tasks.py",  # the supervised baseline degrades its crops with the downstream tasks
     "models.py",
@@ -80,7 +81,8 @@ _EVALUATION = (*_TRAINING, "datasets/__init__.py", "datasets/archives.py", "data
 CODE: dict[str, tuple[str, ...]] = {
     "training": _TRAINING,  # pre-training runs and their encoders
     "evaluation": _EVALUATION,  # proxy, reference and label-efficiency evaluations
-    "results": (*_EVALUATION, "analysis.py", "backbones.py", "sensitivity.py"),  # saved result tables
+    # saved result tables; a table's settings name a profile, not its values, so the profile table counts
+    "results": (*_EVALUATION, "config.py", "profiles.py", "analysis.py", "backbones.py", "sensitivity.py"),
     "notebooks": ("*",),
 }
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from rcl import __version__
-from rcl.config import NAMED_CONFIGS, PROFILES
+from rcl.config import ALL_TASKS, NAMED_CONFIGS, PROFILES
 from rcl.profiles import TABLE
 from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one papermill-style value
 
@@ -250,6 +250,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from rcl import apply, config
 
     apply.output_paths(args.input, args.output)  # bad folders are refused before anything is loaded or fitted
+    config.check_positive("--tile", args.tile, "pixels")  # and bad sizes
+    if args.overlap is not None and args.overlap < 0:
+        raise ValueError(f"--overlap={args.overlap}: give 0 or more pixels")
     proxy = None
     if args.head == "proxy":
         from rcl import evaluate
@@ -356,7 +359,9 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
         + "\n\nprofile values:\n" + profile_values,
     )  # fmt: skip
     pt.add_argument("--method", default="rcl-emd", help="one of the methods listed below (default: %(default)s)")
-    pt.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
+    pt.add_argument("--profile", choices=PROFILES, default="cpu",
+                    help="the settings' scale: smoke (seconds), cpu (a laptop), gpu (the paper's) "
+                         "(default: %(default)s)")
     pt.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)")
     pt.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     pt.set_defaults(func=_cmd_pretrain)
@@ -375,7 +380,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
         "  python -m rcl evaluate runs/n2n-<key> --task sr --set trials=3 --set sigma_grid=10,25",
     )
     ev.add_argument("run", help="a finished run directory (runs/<method>-<key>)")
-    ev.add_argument("--task", default="denoise", choices=("denoise", "sr", "jdensr", "demosaic", "jdd"))
+    ev.add_argument("--task", default="denoise", choices=ALL_TASKS, help="downstream task (default: %(default)s)")
     ev.add_argument("--test-dir", help="folder of test images (dataset 'folder'), or a registered dataset's root")
     ev.add_argument("--test-dataset", help="'folder' (default with --test-dir) or a registered dataset name")
     ev.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -460,7 +465,8 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
         "reads. At the cpu profile it takes about an hour on 2 cores; finished runs and evaluations are "
         "reused, so an interrupted study resumes.",
     )
-    se.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
+    se.add_argument("--profile", choices=PROFILES, default="cpu",
+                    help="the study's scale: smoke (seconds) or cpu (about an hour) (default: %(default)s)")
     se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
     se.add_argument("--jobs", type=int, default=None,
                     help="settings evaluated at once, each in its own process with cores/N threads (default: one "
@@ -481,8 +487,9 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
         "evaluate each end to end and under the proxy protocol per noise level. At the cpu profile about 8 "
         "minutes on 2 cores after make book (the default backbone's runs are the book's own, reused).",
     )
-    bb.add_argument("--profile", choices=PROFILES, default="cpu", help="(default: %(default)s)")
-    bb.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    bb.add_argument("--profile", choices=PROFILES, default="cpu",
+                    help="the study's scale: smoke (seconds) or cpu (minutes) (default: %(default)s)")
+    bb.add_argument("--seed", type=int, default=0, help="pre-training and test seed (default: %(default)s)")
     bb.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
     bb.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
     bb.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -530,14 +537,15 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
                         "runs and evaluations are reused. Example: "
                         "python -m rcl at-scale --profile gpu --set dataset=folder --set data_dir=PHOTOS "
                         "--set steps=2000 --test-dir HELD_OUT")  # fmt: skip
-    ap.add_argument("--profile", choices=PROFILES, default="gpu")
+    ap.add_argument("--profile", choices=PROFILES, default="gpu", help="pre-training and evaluation settings "
+                    "(default: %(default)s; smoke checks the mechanism in seconds)")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a pre-training key (as pretrain --set)")
     ap.add_argument("--proxy", action="append", metavar="KEY=VALUE", help="a proxy-protocol key (as evaluate --set)")
     ap.add_argument("--test-dir", help="held-out photographs (default: the dataset's own test split)")
     ap.add_argument("--test-dataset", help="a registered dataset as the held-out test set")
     ap.add_argument("--methods", nargs="+", default=list(HEADLINE_AND_CONTROLS),
                     help="(default: %(default)s; without 'copy' and 'supervised' the controls cannot hold)")
-    ap.add_argument("--tasks", nargs="+", help="(default: rcl.at_scale.TASKS, denoising and ×2 SR)")
+    ap.add_argument("--tasks", nargs="+", choices=ALL_TASKS, help="downstream tasks (default: denoise sr)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -41,6 +41,8 @@ __all__ = [
     "check_profile",
     "cpu_has_bf16",
     "default_device",
+    "default_jobs",
+    "gpu_ids",
     "numerics",
     "parse_value",
     "progress_disabled",
@@ -95,7 +97,8 @@ _AT_LEAST_ONE = ("max_side", "tile", "crop", "task_size", "n_draws", "repeats", 
 def check_positive(name: str, value: Any, unit: str = "") -> Any:
     """``value`` if it is a number > 0; otherwise raise naming the parameter (``unit`` says what it measures)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"parameter {name}={value!r} is not valid: it must be a number > 0{unit}")
+        raise ValueError(f"parameter {name}={value!r} is not valid: it must be a number > 0"
+                         + (f" ({unit})" if unit else ""))
     return value
 
 
@@ -167,9 +170,32 @@ def autocast(device: torch.device | str, enabled: bool = True):
 
 def numerics(device: torch.device | str | None = None, amp: bool = True) -> str:
     """What beyond the code and settings decides the numbers computed on ``device`` (default: this machine's):
-    ``"cpu-bf16"`` where training autocasts to bfloat16 on the CPU, else ``""``. Part of run and result keys."""
+    the autocast precision where there is one (``"cpu-bf16"`` on a CPU with native bfloat16 units,
+    ``"cuda-bf16"`` or ``"cuda-fp16"`` on a GPU), else ``""`` (float32). Part of run and result keys, so a run
+    trained in one precision is never served for another."""
     device = torch.device(device) if device is not None else default_device()
-    return "cpu-bf16" if amp and device.type == "cpu" and cpu_has_bf16() else ""
+    if not amp:
+        return ""
+    if device.type == "cpu":
+        return "cpu-bf16" if cpu_has_bf16() else ""
+    if device.type == "cuda":
+        return "cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16"
+    return ""
+
+
+def gpu_ids() -> list[str]:
+    """The CUDA devices a process may use: those of ``CUDA_VISIBLE_DEVICES`` where it is set, else every one."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [v for v in visible.split(",") if v.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+def default_jobs() -> int:
+    """How many parallel jobs a sweep or a study runs: one per CUDA GPU if any, else a quarter of the CPU
+    cores (at least 1)."""
+    gpus = gpu_ids()
+    return len(gpus) if gpus else max(1, (os.cpu_count() or 1) // 4)
 
 
 def progress_disabled(progress: bool = True) -> bool:

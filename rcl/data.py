@@ -8,7 +8,8 @@ Three sources give clean RGB images as ``3×H×W`` float tensors in [0, 1]:
   chessboards) are left out, and so are grayscale ones (three identical channels would make the colour
   noise statistics unnatural) and near-duplicates (the right view of the motorcycle stereo pair).
   The split is fixed: :data:`BUILTIN_TEST` are held out for testing.
-* ``"folder"``: any folder of PNG/JPEG/TIFF/BMP images (grayscale, RGBA, palette and 16-bit handled).
+* ``"folder"``: any folder of PNG/JPEG/TIFF/BMP images (grayscale, RGBA, palette, CMYK and 16-bit handled,
+  EXIF orientation applied: :mod:`rcl.imagefile` reads each file).
   If it has ``train/`` and ``test/`` subfolders they are the split; otherwise every
   ``test_every``-th file in sorted order is a test image.
 * a name from :mod:`rcl.datasets` (``bsds500``, ``div2k``, ``kodak24``, ``voc2012``, …), downloaded with
@@ -18,28 +19,23 @@ Pre-training samples *instances*: an image (or, for large images, a tile of one 
 :func:`tile_images`) with its own NLF parameters. :func:`sample_crop_pairs` draws Algorithm 1's
 positive pairs: two overlapping crops of the same instance.
 
-Layer: core (imports :mod:`rcl.noise`; :mod:`rcl.datasets` lazily, only when a registered dataset is asked
-for; never the engine, the evaluation or the outer shell).
+Layer: core (imports :mod:`rcl.noise` and :mod:`rcl.imagefile`; :mod:`rcl.datasets` lazily, only when a
+registered dataset is asked for; never the engine, the evaluation or the outer shell).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
-import struct
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
-import numpy as np
 import torch
-from PIL import Image as _PILImage
 from torch import Tensor
 
 from rcl import noise as _noise
+from rcl.imagefile import load_image
 
 __all__ = [
     "BUILTIN_TEST",
@@ -98,119 +94,6 @@ def _builtin_path(name: str) -> Path:
     return Path(matplotlib.get_data_path()) / "sample_data" / fname
 
 
-def _to_float_rgb(arr: np.ndarray, source: str) -> Tensor:
-    """Any decoded image array -> 3×H×W float32 in [0, 1]."""
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8) * 255
-    if np.issubdtype(arr.dtype, np.integer):
-        info = np.iinfo(arr.dtype)
-        if info.min < 0:
-            raise ValueError(f"{source}: signed integer pixels ({arr.dtype}) are not a supported image format")
-        # 16-bit files decoded into wider containers still use the 16-bit range.
-        scale = 65535.0 if info.max > 65535 and arr.max() <= 65535 else float(info.max)
-        arr = arr.astype(np.float32) / scale
-    elif np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(np.float32)
-        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
-        if not np.isfinite(arr).all() or lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{source}: floating-point pixels must be finite and in [0, 1], got [{lo}, {hi}]")
-    else:
-        raise ValueError(f"{source}: unsupported pixel type {arr.dtype}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[:, :, None], 3, axis=2)
-    elif arr.ndim == 3 and arr.shape[2] in (1, 2, 3, 4):
-        c = arr.shape[2]
-        if c in (2, 4):  # gray+alpha or RGBA: composite over white, as a viewer shows it
-            alpha = arr[:, :, -1:]
-            arr = arr[:, :, :-1] * alpha + (1.0 - alpha)
-            c -= 1
-        if c == 1:
-            arr = np.repeat(arr, 3, axis=2)
-    else:
-        raise ValueError(f"{source}: expected an H×W or H×W×{{1,2,3,4}} image, got shape {arr.shape}")
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-
-
-_TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-#: What files of the supported formats start with (and WebP: "RIFF", 4 bytes, "WEBP").
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", *_TIFF, b"BM", *(b"P%d" % i for i in range(1, 8)))
-_FORMATS = "PNG, JPEG, TIFF, BMP, PPM/PGM/PBM or WebP"
-
-
-def _is_png16(head: bytes) -> bool:
-    """Whether a file's first 25 bytes are those of a PNG with 16 bits per sample (Pillow would
-    silently truncate its colour to 8 bits)."""
-    return head[:8] == _SIGNATURES[0] and head[12:16] == b"IHDR" and head[24:25] == b"\x10"
-
-
-def _size_to_check(path: Path, head: bytes) -> tuple[int, int] | None:
-    """``(width, height)`` from the header of a file whose decoder has no pixel limit: a 16-bit PNG
-    (pypng) or a TIFF (tifffile; every page counts, as every page is decoded); None for the rest, which
-    Pillow decodes under its own limit."""
-    if _is_png16(head):
-        return struct.unpack(">II", head[16:24])
-    if not head.startswith(_TIFF):
-        return None
-    try:
-        shape = tuple(int(d) for d in iio.improps(path).shape)  # read from the header only
-    except Exception:  # an unreadable header: the decoder will say why
-        return None
-    channels = shape[-1] if len(shape) >= 3 and shape[-1] <= 4 else 1
-    width = max(shape[-2] if channels > 1 else shape[-1], 1)
-    return width, math.prod(shape) // channels // width  # the height, times the number of pages
-
-
-def _check_pixels(path: Path, width: int, height: int) -> None:
-    """Pillow's decompression-bomb rule, for decoders that lack it: more than twice
-    ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is an error, more than that limit a warning."""
-    limit, n = _PILImage.MAX_IMAGE_PIXELS, width * height
-    what = f"{path}: {width}×{height} = {n} pixels is more than"
-    if limit is not None and n > 2 * limit:
-        raise ValueError(f"{what} twice PIL.Image.MAX_IMAGE_PIXELS ({limit}), a possible decompression bomb; "
-                         "raise that limit to read it")  # fmt: skip
-    if limit is not None and n > limit:  # stacklevel: the caller of load_image
-        warnings.warn(f"{what} PIL.Image.MAX_IMAGE_PIXELS ({limit})", _PILImage.DecompressionBombWarning, 3)
-
-
-def _read_png16(path: Path) -> np.ndarray:
-    """A 16-bit colour PNG, decoded exactly (pypng); check its size with :func:`_check_pixels` first."""
-    import png  # pypng: only 16-bit PNGs need it
-
-    with open(path, "rb") as f:  # pypng leaves a file it opened itself open when decoding fails
-        width, height, rows, info = png.Reader(file=f).asDirect()
-        arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
-    return arr.reshape(height, width, info["planes"])
-
-
-def load_image(path: str | os.PathLike) -> Tensor:
-    """Read one image file as a ``3×H×W`` float32 tensor in [0, 1].
-
-    Grayscale is replicated to three channels, alpha is composited over white, palette images are
-    expanded, and 8- and 16-bit files are scaled by their bit depth. Pillow's decompression-bomb limit
-    (``PIL.Image.MAX_IMAGE_PIXELS``) applies to every format, 16-bit PNGs and TIFFs included. Errors are
-    one line naming the file; content of none of the supported formats never reaches a decoder.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file")
-    with open(path, "rb") as f:
-        head = f.read(25)
-    if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
-        # decided here, not by imageio, whose message for such content suggests installing video plugins
-        raise ValueError(f"{path}: not a readable image: its content is not {_FORMATS}")
-    size = _size_to_check(path, head)
-    if size is not None:  # pypng and tifffile have no pixel limit of their own: check before decoding
-        _check_pixels(path, *size)
-    try:
-        arr = _read_png16(path) if _is_png16(head) else iio.imread(path)
-    except Exception as err:  # imageio raises many types; all mean "not a readable image"
-        reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
-        raise ValueError(f"{path}: not a readable image ({reason}); supported: {_FORMATS}") from err
-    if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2] and path.suffix.lower() in (".tif", ".tiff"):
-        arr = arr.transpose(1, 2, 0)  # channel-first TIFF
-    if arr.ndim == 4:  # animated/multipage: first frame
-        arr = arr[0]
-    return _to_float_rgb(np.asarray(arr), str(path))
 
 
 def builtin_images(names: Sequence[str] | None = None) -> dict[str, Tensor]:
@@ -399,8 +282,9 @@ def sample_crop_pairs(
     ``sizes`` holds each image's ``(H, W)``. The overlap — intersection area over crop area — is drawn
     uniformly in ``overlap`` and split between the axes; the second crop is shifted by the matching
     offset in a random direction, and the pair is placed uniformly where both fit. Where an image is too
-    small for the drawn offset the offset shrinks (more overlap). Returns an ``(N, 4)`` long tensor of
-    ``(top1, left1, top2, left2)``. Errors name the offending image index.
+    small for the drawn offset the offset shrinks (more overlap). The two crops are never at the same place
+    where the image is larger than the crop (an offset that rounds to zero becomes one pixel). Returns an
+    ``(N, 4)`` long tensor of ``(top1, left1, top2, left2)``. Errors name the offending image index.
     """
     sizes = torch.as_tensor(sizes, dtype=torch.long).reshape(-1, 2)
     lo, hi = (float(v) for v in overlap)
@@ -427,6 +311,12 @@ def sample_crop_pairs(
     dx = torch.round(crop_size * (1.0 - a_x)).long()
     dy = torch.minimum(dy, sizes[:, 0] - crop_size)
     dx = torch.minimum(dx, sizes[:, 1] - crop_size)
+    # Two crops at the same place are one crop twice, a positive pair any network matches: shift by a pixel
+    # where the image leaves room (rounding gives this at overlaps near 1).
+    same = (dy == 0) & (dx == 0)
+    room_x = sizes[:, 1] > crop_size
+    dx = torch.where(same & room_x, 1, dx)
+    dy = torch.where(same & ~room_x & (sizes[:, 0] > crop_size), 1, dy)
     sy = torch.where(rand(n) < 0.5, -1, 1)
     sx = torch.where(rand(n) < 0.5, -1, 1)
     # Place the union box (crop + |offset|) uniformly inside the image.

@@ -574,8 +574,18 @@ def study(
     """
     pretrain = {k: v for k, v in (pretrain or {}).items() if k != "seed"}
     seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds=[]: give at least one pre-training seed, e.g. seeds=[0]")
     proxy = {"seed": seeds[0], **(proxy or {})}
     device = _config.default_device()
+    # Every setting is checked before the first pre-training (which may take hours): the evaluation of each
+    # task, the test images, and every method's pre-training configuration.
+    base = _train.make_config("n2n", profile, **pretrain)
+    for task in tasks:
+        test_images(ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
+                                sigma_max=base.sigma_max, **proxy))
+    for m in methods:
+        _train.make_config(m, profile, **pretrain)
     jobs = []
     for task in tasks:
         for m in methods:
@@ -596,7 +606,6 @@ def study(
                            sigma_max=cfg.sigma_max, **proxy)
         df, _ = proxy_evaluate(run.path, pcfg, method=label, device=device)
         frames.append(df.assign(method=label, run=run.path.name, seed=seed))
-    base = _train.make_config("n2n", profile, **pretrain)
     for task in tasks:
         pcfg = ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
                            sigma_max=base.sigma_max, **proxy)

@@ -54,7 +54,8 @@ def residual_contrastive_loss(
 
     ``tau_scale="median"`` divides by ``τ·m`` instead of ``τ``, with ``m`` the median off-diagonal distance
     of the batch (no gradient through it): the temperature then follows the distance's own scale, which
-    for residual EMDs is ~10⁻² and shrinks as training goes (an option of ours; the paper fixes τ).
+    for residual EMDs is small (notebook 02 computes it) and shrinks as training goes (an option of ours; the
+    paper fixes τ).
     """
     if r1.shape[0] != r2.shape[0] or r1.shape[0] < 2:
         raise ValueError(f"need two batches of N+1 >= 2 residuals of equal length, got {r1.shape[0]} and {r2.shape[0]}")

@@ -8,7 +8,8 @@ An executed copy records, in its metadata, the digest of its source notebook (:f
 the library's code version (:func:`rcl.cache.code_version` of kind ``"notebooks"``: every module of the
 package, since a notebook may show anything the library computes), its parameters and — for a notebook that
 shows a separately computed study (:data:`READS`: the backbone and sensitivity studies) — the saved results
-of that study it found. When the walk is run again into the same folder with
+of that study it found, and for one that shows committed files (:data:`READS_FILES`: the at-scale results)
+their names and contents. When the walk is run again into the same folder with
 the same parameters, a notebook whose copy is current — same source, same library, same parameters, same
 studies, and every notebook before it current too — is not executed again (``force=True`` executes
 everything). So ``make backbones`` or ``make sensitivity`` followed by ``make book`` shows the new study,
@@ -89,14 +90,32 @@ def project_dir(name: str) -> str:
 READS = {"03_pretraining": ("backbones",), "06_sensitivity": ("sensitivity",), "07_results_summary": ("sensitivity",)}
 
 
+#: Committed files a notebook shows: its parameter naming their folder, the folder's default (in the project)
+#: and the files' pattern. Their names and contents are part of the executed notebook's fingerprint.
+READS_FILES = {"08_at_scale": ("at_scale_dir", "book/at_scale", "*.json")}
+
+
+def _folder(notebook: Path, params: Mapping[str, Any], param: str, default: str) -> Path:
+    given = params.get(param)  # relative paths are read in the notebook's folder, where it runs
+    return notebook.parent / str(given) if given is not None else _project_path(default, notebook.parent)
+
+
 def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
-    """A hash of the saved results of the studies ``notebook`` reads (their file names carry their keys)."""
+    """A hash of the saved results of the studies ``notebook`` reads (their file names carry their keys), of
+    the committed files it shows (:data:`READS_FILES`: names and contents) and of the folders of images its
+    ``data_dir`` and ``test_dir`` parameters name (names, sizes, modification times)."""
     kinds = READS.get(notebook.stem, ())
-    if not kinds:
+    files = READS_FILES.get(notebook.stem)
+    images = [notebook.parent / str(params[k]) for k in ("data_dir", "test_dir") if params.get(k)]
+    if not kinds and not files and not images:
         return ""
-    given = params.get("results_dir")  # relative paths are read in the notebook's folder, where it runs
-    folder = notebook.parent / str(given) if given is not None else _project_path("results", notebook.parent)
-    names = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
+    folder = _folder(notebook, params, "results_dir", "results")
+    names: list = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
+    names += [cache.folder_identity(f) for f in images]  # a user's folder of images, whose contents may change
+    if files:
+        param, default, pattern = files
+        shown = sorted(_folder(notebook, params, param, default).glob(pattern))
+        names += [[p.name, cache.file_digest(p)] for p in shown]
     return cache.key(names, length=16)
 
 

@@ -30,6 +30,7 @@ from rcl import cache
 from rcl.config import numerics
 
 __all__ = [
+    "FOLDER_KEYS",
     "LOG_ENV",
     "Saved",
     "cached",
@@ -55,9 +56,26 @@ def _canonical(settings: Mapping[str, Any]) -> Any:
     return cache.canonical(dict(settings))
 
 
+#: Settings that name a folder of images: the folder's contents (:func:`rcl.cache.folder_identity`) are part
+#: of the key, so a table is never reloaded after its images changed.
+FOLDER_KEYS = ("data_dir", "test_dir")
+
+
+def _folders(settings: Any) -> list[str]:
+    """The folders named under :data:`FOLDER_KEYS` in ``settings`` and in the mappings nested in it."""
+    if not isinstance(settings, Mapping):
+        return []
+    out = [str(v) for k, v in settings.items() if k in FOLDER_KEYS and v]
+    for v in settings.values():
+        out += _folders(v)
+    return out
+
+
 def key(settings: Mapping[str, Any]) -> str:
-    """Hash of ``settings`` (JSON, keys sorted) and of :func:`code_version`."""
-    return cache.key({"settings": _canonical(settings), "code": code_version()}, length=10)
+    """Hash of ``settings`` (JSON, keys sorted), of :func:`code_version` and of the contents of the folders of
+    images they name (:data:`FOLDER_KEYS`)."""
+    return cache.key({"settings": _canonical(settings), "code": code_version()}, folders=_folders(settings),
+                     length=10)
 
 
 def path_for(kind: str, settings: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:

@@ -40,7 +40,7 @@ from typing import Any
 
 import pandas as pd
 
-from rcl import cache, notebooks
+from rcl import cache, config, notebooks
 from rcl.results import LOG_ENV, code_version
 from rcl.sweep_plan import (  # noqa: F401 - re-exported: rcl.sweep is the one name callers use (_cell too)
     MANIFEST,
@@ -81,29 +81,8 @@ _ERROR_MARK = "rcl.sweep error: "
 # ----------------------------------------------------------------------------------------------------- run
 
 
-def default_jobs() -> int:
-    """How many executions run at once: one per CUDA GPU if any, else a quarter of the CPU cores (at least 1)."""
-    try:
-        import torch
-
-        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except ImportError:  # pragma: no cover - torch is a dependency
-        gpus = 0
-    if gpus:
-        return gpus
-    return max(1, (os.cpu_count() or 1) // 4)
-
-
-def _gpu_ids() -> list[str]:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return [v for v in visible.split(",") if v.strip()]
-    try:
-        import torch
-
-        return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    except ImportError:  # pragma: no cover
-        return []
+default_jobs = config.default_jobs  # one rule for sweeps and studies
+_gpu_ids = config.gpu_ids
 
 
 def _fmt_seconds(s: float) -> str:

@@ -11,9 +11,8 @@ from a profile plus overrides) and
   ``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would;
 * shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and checkpoints every
   ``checkpoint_every`` steps (:mod:`rcl.runs`), so an interrupted run resumes exactly;
-* keys its run directory (:func:`run_key`, through :mod:`rcl.cache`) by the config, the training code, the
-  numerics and the contents of the image folder, so a finished run (``result.json`` present) is reused
-  instead of retrained, and a changed library or a replaced image retrains;
+* keys its run directory (:func:`run_key`, via :mod:`rcl.cache`) by the config, the training code, the numerics
+  (the autocast precision) and the image folder's contents: a finished run is reused, a changed one retrains;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of the
   global batch, RCL gathers the second crops of all processes (negatives span it), and only rank 0 writes.
 
@@ -163,12 +162,12 @@ def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any)
 
 
 def _numerics(cfg: PretrainConfig) -> str:
-    """``"cpu-bf16"`` where this config trains in bfloat16 on the CPU (:func:`rcl.config.numerics`)."""
+    """The autocast precision this config trains in, or ``""`` (:func:`rcl.config.numerics`)."""
     return _config.numerics(cfg.device, cfg.amp)
 
 
 def run_key(cfg: PretrainConfig) -> str:
-    """Hash of the config's computational fields, of the training code, of the numerics (bfloat16 on the CPU
+    """Hash of the config's computational fields, of the training code, of the numerics (bfloat16 or float16 autocast
     computes other numbers than float32: another run), of the images' folder by its contents (not its path)
     and of a g_e weights file by its content."""
     payload = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_ONLY}
@@ -206,15 +205,16 @@ class RunResult:
 
 def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
     """The run's training instances: its dataset's training images, resized, tiled, with their seeded noise."""
-    images = _data.load_images(cfg.dataset, "train", cfg.data_dir)
-    images = _data.resize_max_side(images, cfg.max_side)
+    images = _data.resize_max_side(_data.load_images(cfg.dataset, "train", cfg.data_dir), cfg.max_side)
     instances = _data.tile_images(images, cfg.tile, min_size=cfg.crop, parameter="crop")
     return _data.NoisyImages.build(instances, seed=cfg.seed, sigma_range=(0.0, cfg.sigma_max))
 
 
 def _check_batch(ds: _data.NoisyImages, cfg: PretrainConfig) -> int:
-    """The number of instances of ``ds``; raises if a batch of ``cfg.batch_size`` distinct ones cannot be drawn."""
+    """The number of instances of ``ds``; raises if a batch of ``cfg.batch_size`` distinct ones cannot be drawn,
+    or if the method cannot train on so few (``Method.check_instances``: a dense baseline's queue)."""
     n = len(ds)
+    _methods.method_class(cfg.method).check_instances(n, cfg)
     if cfg.batch_size > n:
         raise ValueError(
             f"batch_size={cfg.batch_size} exceeds the {n} instances (tiles of {cfg.tile} px) of dataset="

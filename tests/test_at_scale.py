@@ -18,7 +18,7 @@ from paths import ROOT
 from PIL import Image
 
 import rcl
-from rcl import at_scale, cache, cli, data, notebooks, summary, train
+from rcl import at_scale, cache, cli, data, methods, notebooks, summary, train
 
 
 @pytest.fixture
@@ -81,6 +81,17 @@ def test_too_few_instances_are_refused_before_anything_is_built(photos, tmp_path
                             runs_dir=str(tmp_path / "runs"), progress=False)
     with pytest.raises(ValueError, match=r"batch_size=64 exceeds the 3 instances .*set batch_size <= 3"):
         train.pretrain(cfg)
+
+
+def test_a_queue_larger_than_half_the_instances_is_refused(photos, tmp_path, monkeypatch):
+    """A negative queue drawn from few images fills with keys of the query's own image (false negatives)."""
+    monkeypatch.setattr(train, "build_method", lambda *a, **k: pytest.fail("built before the queue was checked"))
+    cfg = train.make_config("densecl", "smoke", dataset="folder", data_dir=str(photos), max_side=None, tile=256,
+                            crop=128, batch_size=2, queue_size=2, runs_dir=str(tmp_path / "runs"), progress=False)
+    with pytest.raises(ValueError, match=r"queue_size=2 exceeds half the 3 training instances.*queue_size <= 1"):
+        train.pretrain(cfg)
+    for m in ("n2n", "rcl-emd"):  # no queue: no such limit
+        methods.method_class(m).check_instances(3, train.make_config(m, "smoke", queue_size=2))
 
 
 def test_a_crop_as_large_as_the_tile_is_refused_at_the_gpu_profile(photos):

@@ -132,3 +132,18 @@ def test_a_notebook_stopped_by_its_input_is_one_line_naming_its_failed_copy(tmp_
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("rcl: error: 01_tiny.ipynb stopped at cell") and "ValueError: x=2 is too large" in err
     assert str(out / "01_tiny.failed.ipynb") in err
+
+
+@pytest.mark.parametrize("flag, value, text", [("--tile", "0", "--tile=0"), ("--overlap", "-8", "--overlap=-8")])
+def test_apply_refuses_bad_tile_sizes_before_loading_the_run(flag, value, text, capsys, monkeypatch, tmp_path):
+    """The run does not exist: a size checked after loading it would report the missing run instead."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.delenv("RCL_DEBUG", raising=False)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "in" / "a.png")
+    argv = ["apply", str(tmp_path / "no-run"), str(tmp_path / "in"), str(tmp_path / "out"), flag, value]
+    assert _status(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rcl: error: ") and text in err and "no-run" not in err, err

@@ -188,3 +188,33 @@ def test_noisy_images_seeded():
 def test_resize_max_side():
     out = data.resize_max_side({"a": torch.rand(3, 100, 50), "b": torch.rand(3, 20, 20)}, 40)
     assert tuple(out["a"].shape) == (3, 40, 20) and tuple(out["b"].shape) == (3, 20, 20)
+
+
+def test_crop_pairs_are_never_one_crop_twice(rng):
+    """Overlaps near 1 round to a zero offset: such a positive pair would be matched by any network."""
+    c = data.sample_crop_pairs([(64, 64), (64, 48), (48, 64)] * 2000, 48, overlap=(0.9, 1.0), generator=rng)
+    assert not (c[:, :2] == c[:, 2:]).all(1).any()
+    same = data.sample_crop_pairs([(48, 48)] * 10, 48, generator=rng)  # no room: the only pair there is
+    assert (same[:, :2] == same[:, 2:]).all()
+
+
+def test_photographs_load_as_a_viewer_shows_them(tmp_path):
+    """EXIF orientation is applied, CMYK is not taken for RGBA, and a 16-bit PNG with 12 significant bits
+    (sBIT) is scaled by those bits."""
+    import png
+    from PIL import Image
+
+    arr = np.zeros((20, 40, 3), np.uint8)
+    arr[:, :10] = 255
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise to view
+    im.save(tmp_path / "portrait.jpg", exif=exif)
+    upright = data.load_image(tmp_path / "portrait.jpg")
+    assert upright.shape == (3, 40, 20) and upright[:, :10].mean() > 0.9 and upright[:, 30:].mean() < 0.1
+    Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(tmp_path / "cyan.jpg")  # pure cyan ink
+    torch.testing.assert_close(data.load_image(tmp_path / "cyan.jpg")[:, 0, 0], torch.tensor([0.0, 1.0, 1.0]),
+                               atol=0.02, rtol=0)  # fmt: skip
+    with open(tmp_path / "twelve.png", "wb") as f:  # written as 16 bits with an sBIT chunk of 12
+        png.Writer(4, 2, greyscale=False, bitdepth=12).write(f, np.full((2, 12), 4095).tolist())
+    assert data.load_image(tmp_path / "twelve.png").min() == 1.0

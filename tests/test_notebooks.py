@@ -197,3 +197,33 @@ def test_each_notebook_gets_the_parameters_it_defines_and_unknown_ones_are_refus
         notebooks.parameters_for(SOURCES, {"sed": 1})
     with pytest.raises(ValueError, match="of 06_sensitivity.ipynb; valid: profile, dataset, results_dir, runs_dir"):
         notebooks.execute_all("smoke", "unused", {"seed": 1}, [SOURCES[5]])
+
+
+def test_the_at_scale_page_is_executed_again_when_its_results_files_change(tmp_path):
+    """Notebook 08 shows committed files, not saved results: their names and contents are in its fingerprint."""
+    from rcl import notebooks
+
+    source = tmp_path / "08_at_scale.ipynb"
+    source.write_text("{}")
+    folder = tmp_path / "at_scale"
+    folder.mkdir()
+    params = {"at_scale_dir": str(folder)}
+    empty = notebooks._studies(source, params)
+    (folder / "a.json").write_text("{}")
+    one = notebooks._studies(source, params)
+    (folder / "a.json").write_text('{"schema": 1}')
+    assert len({empty, one, notebooks._studies(source, params)}) == 3
+
+
+def test_a_notebook_on_a_folder_of_images_is_executed_again_when_the_images_change(tmp_path):
+    from rcl import notebooks
+
+    source = tmp_path / "04_proxy_evaluation.ipynb"
+    source.write_text("{}")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes(b"one")
+    before = notebooks._studies(source, {"data_dir": "photos"})  # relative to the notebook, where it runs
+    (photos / "b.png").write_bytes(b"two")
+    assert notebooks._studies(source, {"data_dir": "photos"}) != before
+    assert notebooks._studies(source, {}) == ""

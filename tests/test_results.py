@@ -63,3 +63,15 @@ def test_bad_kind_and_bad_compute_are_named(tmp_path):
         results.path_for("a/b", {}, tmp_path)
     with pytest.raises(TypeError, match="must return a pandas DataFrame"):
         results.cached("proxy", {}, tmp_path, lambda: [1, 2])
+
+
+def test_key_follows_the_profile_table_and_the_images(tmp_path):
+    """A table's settings name a profile and a folder, not their contents: both are in its key."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"one")
+    s = {"profile": "cpu", "pretrain": {"dataset": "folder", "data_dir": str(folder)}}
+    k = results.key(s)
+    (folder / "a.png").write_bytes(b"other")
+    assert results.key(s) != k
+    assert {"profiles.py", "config.py"} <= set(results.cache.CODE["results"])  # an edited profile is new code

@@ -330,3 +330,30 @@ def test_claims_per_sigma_are_the_paired_differences_at_each_condition():
     assert wide.loc["RCL-EMD − N2N", "σ=10"].startswith("+1.0")
     none = summary.claims_per_sigma(rows, "sr")  # no SR rows: nothing to compare
     assert none.empty and summary.interval_table(none).empty
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"tasks": ["denosie"]}, "denosie"),
+    ({"proxy": {"trials": 0}}, "trials"),
+    ({"seeds": []}, r"seeds=\[\]"),
+    ({"methods": ["rcl-emd", "nope"]}, "unknown method 'nope'"),
+])  # fmt: skip
+def test_a_study_checks_its_settings_before_the_first_pre_training(monkeypatch, args, message):
+    """A bad task, evaluation value, seed list or method fails at once, not after hours of pre-training."""
+    from rcl import evaluate
+
+    monkeypatch.setattr(evaluate._train, "pretrain", lambda cfg: pytest.fail("pre-trained before checking"))
+    kwargs = {"methods": ["rcl-emd"], "tasks": ["denoise"], "profile": "smoke", "progress": False, **args}
+    with pytest.raises(ValueError, match=message):
+        evaluate.study(**kwargs)
+
+
+def test_the_input_margin_is_the_best_self_supervised_methods():
+    """The Oracle and the copy control beat the input by design; the margin asks whether a method that learns
+    from noisy images alone does."""
+    rows = proxy_rows()
+    extra = rows[rows.method == "rcl-emd"]
+    rows = pd.concat([rows, extra.assign(method="oracle", psnr=extra.psnr + 9),
+                      extra.assign(method="copy", psnr=extra.psnr + 20)], ignore_index=True)  # fmt: skip
+    m = summary.input_margins(rows).set_index("task")
+    assert m.loc["denoise", "best method"] == "RCL-EMD"

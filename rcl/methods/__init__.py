@@ -29,6 +29,7 @@ __all__ = [
     "ORDER",
     "REGISTRY",
     "SEEDED",
+    "SELF_SUPERVISED_FAMILIES",
     "Batch",
     "Entry",
     "Method",
@@ -37,6 +38,7 @@ __all__ = [
     "check_methods",
     "family",
     "method_class",
+    "self_supervised",
 ]
 
 
@@ -87,8 +89,9 @@ class Named:
 
 NAMED_CONFIGS: dict[str, Named] = {n.name: n for n in (
     Named("rcl-emd-tuned", "rcl-emd", "RCL-EMD (tuned)", {"tau": 1.0},
-          "the setting with the best mean denoising proxy PSNR in the sensitivity study at the cpu profile "
-          "(notebook 06, three seeds), which also shows how far that is from the default and from N2N"),
+          "the setting with the best mean denoising proxy PSNR in an earlier run of the sensitivity study at "
+          "the cpu profile (three seeds, the plain U-Net, before residual learning became the default backbone); "
+          "notebook 06 shows where it stands in the study as it is now"),
 )}  # fmt: skip
 
 #: How the supervised baseline is labelled in evaluations: the Oracle of the task it is trained on, and
@@ -123,6 +126,16 @@ HEADLINE_AND_CONTROLS = (*HEADLINE, "copy")
 def family(*families: str) -> list[str]:
     """The registered methods of the given families, in table order."""
     return [e.name for e in REGISTRY.values() if e.family in families]
+
+
+#: The families that learn from noisy images alone (not the control, not the supervised reference).
+SELF_SUPERVISED_FAMILIES = ("dense", "noisy", "rcl", "ablation")
+
+
+def self_supervised() -> list[str]:
+    """The methods and named configurations that learn from noisy images alone, in table order."""
+    names = set(family(*SELF_SUPERVISED_FAMILIES))
+    return [m for m in ORDER if m in names or (m in NAMED_CONFIGS and NAMED_CONFIGS[m].method in names)]
 
 
 def check_methods(methods, parameter: str = "methods") -> list[str]:

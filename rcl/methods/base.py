@@ -151,6 +151,10 @@ class Method(nn.Module):
     def forward(self, batch: Batch) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @classmethod
+    def check_instances(cls, n: int, config: MethodConfig) -> None:
+        """Raises where ``config`` cannot train this method on ``n`` training instances. Default: nothing."""
+
     @torch.no_grad()
     def after_step(self) -> None:
         """Called after every optimiser step (momentum encoders, queues). Default: nothing."""

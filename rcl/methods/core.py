@@ -243,8 +243,8 @@ class Supervised(Method):
     ``config.supervised_task`` picks the task (:mod:`rcl.tasks`): ``"denoise"`` trains on the noisy crop
     ``x1`` against its clean crop ``y1`` (Table 1's Oracle, Table 2's "SL (Den)"); another task builds its
     input from ``y1`` with that task's degradation (Table 2's Oracle for SR and JDenSR), noise (σ up to
-    ``config.sigma_max``, the training data's range) drawn from a generator seeded by the step counter so
-    resumed runs see the same inputs.
+    ``config.sigma_max``, the training data's range) drawn from the generator of the run's seed and the step
+    (stream ``"degrade"``), so resumed runs see the same inputs.
     """
 
     name = "supervised"
@@ -257,6 +257,8 @@ class Supervised(Method):
         if self.config.supervised_task not in tasks.TASKS:
             raise ValueError(f"unknown supervised_task {self.config.supervised_task!r}; valid: {tasks.TASKS}")
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        # The run's seed (rcl.train seeds torch before building the method), for the task's degradations.
+        self.register_buffer("seed", torch.tensor(torch.initial_seed() % 2**63, dtype=torch.long))
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
@@ -264,8 +266,8 @@ class Supervised(Method):
         task = self.config.supervised_task
         if task == "denoise":
             x, y = batch.x1, batch.y1
-        else:  # the step's degradations (the same for every seed: a stream of its own would change the runs)
-            g = _rng.generator(int(self.step))
+        else:  # the step's degradations, drawn from the run's seed and the step (the same after a resume)
+            g = _rng.generator(int(self.seed), "degrade", int(self.step))
             x, y = _tasks.make_task(task, batch.y1.cpu(), g, sigma_range=(0.0, self.config.sigma_max))
             x, y = x.to(batch.y1), y.to(batch.y1)
         return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}

@@ -27,8 +27,8 @@ Shared conventions:
 * InfoNCE logits are computed in float32 with autocast disabled; features and heads may run under autocast.
 * Queues are ``(K, proj_dim)`` float32 buffers of L2-normalised keys (so they are checkpointed), with a
   long pointer buffer; they start as random unit vectors, as MoCo's do. Size them to the data: a queue
-  holding more image-level keys than the dataset has images (DenseCL) or many epochs' worth of pixel keys
-  (VADeR) fills with keys of the very images being queried — false negatives.
+  of ``K`` keys drawn from ``n`` training instances holds about ``K/n`` keys of the very image being queried
+  (false negatives), so :mod:`rcl.train` refuses ``K > n/2`` (MoCo's queue is 5% of ImageNet).
 * ``forward`` has no side effect on the queues or the momentum encoder: it only remembers the keys of the
   last training-mode forward, and :meth:`after_step` pushes them (then updates the momentum encoder and the
   ``step`` counter). Two forwards without a step overwrite the remembered keys and change nothing else; a
@@ -233,6 +233,17 @@ class _DenseContrast(Method):
     #: names of the ``(K, proj_dim)`` key queues (each with a ``<name>_ptr`` buffer)
     queue_names: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def check_instances(cls, n: int, config: MethodConfig) -> None:
+        """A queue of more keys than half the ``n`` instances holds keys of the query's own image (about
+        ``queue_size / n`` of them) as negatives: refused (MoCo's queue is 5% of ImageNet)."""
+        if cls.queue_names and config.queue_size > n // 2:
+            raise ValueError(
+                f"queue_size={config.queue_size} exceeds half the {n} training instances: {cls.name}'s queue would "
+                f"hold about {config.queue_size / n:.1f} keys of each query's own image as negatives; set "
+                f"queue_size <= {max(1, n // 2)} (--set queue_size={max(1, n // 2)}) or train on more images"
+            )
+
     def __init__(
         self,
         model: UNet,
@@ -409,8 +420,8 @@ class DenseCL(_DenseContrast):
       ``C → max(C, proj_dim) → proj_dim`` instead of 2048 → 2048 → 128 (no BN in either, as the original).
     * Views: two overlapping same-scale noisy crops without augmentation (original: MoCo v2 augmentation —
       random resized crops, colour jitter, grey, blur, flip), because augmentation alters the noise (RCL §2).
-    * Queues: ``config.queue_size`` (4096) instead of 65,536, sized to smaller datasets; keep it below the
-      number of training images or the queue holds keys of the query image itself.
+    * Queues: ``config.queue_size`` instead of 65,536, sized to smaller datasets: at most half the training
+      instances (:mod:`rcl.train` refuses more), or the queue holds keys of the query image itself.
     * Keys are enqueued in :meth:`after_step` rather than at the end of ``forward`` (same queue sequence).
     """
 
