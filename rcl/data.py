@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from rcl import noise as _noise
+from rcl import rng as _rng
 from rcl.imagefile import load_image
 
 __all__ = [
@@ -368,7 +369,7 @@ class NoisyImages:
     ) -> NoisyImages:
         if not images:
             raise ValueError("no images given to build a noisy dataset from")
-        g = _noise.make_generator(seed)
+        g = _rng.generator(seed, "noise")
         names = list(images)
         clean = [images[n] for n in names]
         lam_s, lam_r, sig, noisy, noisy2 = [], [], [], [], []

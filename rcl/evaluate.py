@@ -581,9 +581,10 @@ def study(
     # Every setting is checked before the first pre-training (which may take hours): the evaluation of each
     # task, the test images, and every method's pre-training configuration.
     base = _train.make_config("n2n", profile, **pretrain)
-    for task in tasks:
-        test_images(ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
-                                sigma_max=base.sigma_max, **proxy))
+    checked = [ProxyConfig(task=task, dataset=base.dataset, data_dir=base.data_dir, max_side=base.max_side,
+                           sigma_max=base.sigma_max, **proxy) for task in tasks]
+    if checked:
+        test_images(checked[0])  # the same images for every task
     for m in methods:
         _train.make_config(m, profile, **pretrain)
     jobs = []

@@ -112,6 +112,25 @@ def _read_png16(path: Path) -> np.ndarray:
     return arr.reshape(height, width, info["planes"])
 
 
+#: EXIF orientation -> the array operation that turns the stored pixels upright (Pillow's ``exif_transpose``).
+_UPRIGHT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+            5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+            7: lambda a: np.rot90(a.swapaxes(0, 1), 2), 8: lambda a: np.rot90(a, 1)}  # fmt: skip
+
+
+def _upright(path: Path, arr: np.ndarray) -> np.ndarray:
+    """``arr`` (``H×W[×C]``, decoded by pypng or tifffile) turned by the file's EXIF orientation, as Pillow
+    turns what it decodes itself; unchanged where Pillow reads no orientation from the file."""
+    try:
+        with warnings.catch_warnings():  # the size was checked already
+            warnings.simplefilter("ignore", _PILImage.DecompressionBombWarning)
+            with _PILImage.open(path) as im:
+                orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a header Pillow cannot parse carries no orientation it can read
+        return arr
+    return np.ascontiguousarray(_UPRIGHT[orientation](arr)) if orientation in _UPRIGHT else arr
+
+
 def _read_pillow(path: Path) -> np.ndarray:
     """An image Pillow decodes, turned upright by its EXIF orientation (as a viewer shows it) and with CMYK
     converted to RGB (four CMYK channels are not RGBA)."""
@@ -153,4 +172,6 @@ def load_image(path: str | os.PathLike) -> Tensor:
         arr = arr.transpose(1, 2, 0)  # channel-first TIFF
     if arr.ndim == 4:  # animated/multipage: first frame
         arr = arr[0]
+    if _is_png16(head) or head.startswith(_TIFF):  # Pillow turned the others already
+        arr = _upright(path, arr)
     return _to_float_rgb(np.asarray(arr), str(path))

@@ -49,7 +49,7 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
                 "momentum": 0.99},
         "gpu": {"max_side": None, "tile": 256, "crop": 128, "batch_size": 64, "steps": 20000, "width": 32, "depth": 4,
                 "g_e": "imagenet", "g_e_arch": "resnet50", "g_e_layers": ("layer1", "layer2", "layer3"),
-                "queue_size": 4096, "momentum": 0.999, "dataset": "voc2012", "tau": 0.1, "checkpoint_every": 1000,
+                "queue_size": 2048, "momentum": 0.999, "dataset": "voc2012", "tau": 0.1, "checkpoint_every": 1000,
                 "log_every": 50},
     },
     # Notebook 01: noise simulation.

@@ -56,19 +56,22 @@ def _canonical(settings: Mapping[str, Any]) -> Any:
     return cache.canonical(dict(settings))
 
 
-#: Settings that name a folder of images: the folder's contents (:func:`rcl.cache.folder_identity`) are part
-#: of the key, so a table is never reloaded after its images changed.
-FOLDER_KEYS = ("data_dir", "test_dir")
+#: Settings that name a folder of images, each with the setting that names its dataset: the images' contents
+#: (:func:`rcl.cache.folder_identity` of :func:`rcl.data.image_root`) are part of the key, so a table is never
+#: reloaded after its images changed (and other downloads under a download root change nothing).
+FOLDER_KEYS = {"data_dir": "dataset", "test_dir": "test_dataset"}
 
 
 def _folders(settings: Any) -> list[str]:
-    """The folders named under :data:`FOLDER_KEYS` in ``settings`` and in the mappings nested in it."""
+    """The image folders named in ``settings`` and in the mappings and lists nested in it."""
+    from rcl.data import image_root
+
+    if isinstance(settings, (list, tuple)):
+        return [f for v in settings for f in _folders(v)]
     if not isinstance(settings, Mapping):
         return []
-    out = [str(v) for k, v in settings.items() if k in FOLDER_KEYS and v]
-    for v in settings.values():
-        out += _folders(v)
-    return out
+    out = [image_root(settings.get(ds, "folder"), v) for k, ds in FOLDER_KEYS.items() if (v := settings.get(k))]
+    return [str(f) for f in out if f] + [f for v in settings.values() for f in _folders(v)]
 
 
 def key(settings: Mapping[str, Any]) -> str:

@@ -9,7 +9,8 @@ to a seeded :class:`torch.Generator` whose seed is 63 bits of the SHA-256 of ``"
 streams, two indices or two seeds never start from the same state (an affine formula such as
 ``seed × prime + index`` gives every stream the same generator at seed 0, and lets ``(seed, index)`` pairs of
 one stream collide). The formula is the one the project's results were computed with; a change here changes
-every number the book shows.
+every number the book shows. Without a stream, ``seed`` itself seeds the generator — as
+``torch.manual_seed(seed)`` seeds the networks' initial weights, which is why no draw of a run uses that.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = ["STREAMS", "generator"]
 
 #: The streams, and what each draws (its index in brackets).
 STREAMS: dict[str, str] = {
+    "noise": "rcl.data: the simulated noise of a set of training instances (0)",
     "batch": "rcl.train: the batch of a step (the step)",
     "dense": "rcl.methods.dense: a dense baseline's pixel sampling (the step)",
     "queue": "rcl.methods.dense: the initial negative queues (the queue)",

@@ -302,7 +302,7 @@ def _against_n2n_at_same_range(per_seed: pd.DataFrame) -> pd.DataFrame:
     """The noise factor's per-seed PSNR minus N2N's trained and tested at the same noise range."""
     refs = per_seed[per_seed.factor == "reference"].pivot_table(index="seed", columns="setting", values="psnr")
     s = per_seed[per_seed.factor == "noise"].copy()
-    ref = [f"N2N, {name}" if f"N2N, {name}" in refs else "N2N" for name in s.setting]
+    ref = ["N2N" if default else f"N2N, {name}" for name, default in zip(s.setting, s.default)]  # missing: NaN
     s["psnr"] = [v - (refs.at[seed, r] if r in refs and seed in refs.index else math.nan)
                  for v, seed, r in zip(s.psnr, s.seed, ref)]  # fmt: skip
     return s

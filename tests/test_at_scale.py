@@ -94,6 +94,12 @@ def test_a_queue_larger_than_half_the_instances_is_refused(photos, tmp_path, mon
         methods.method_class(m).check_instances(3, train.make_config(m, "smoke", queue_size=2))
 
 
+def test_the_gpu_profiles_queues_fit_its_dataset():
+    """VOC2012's train split: 5,717 photographs of at most 500 px, one 256-px tile each."""
+    for m in methods.family("dense"):
+        methods.method_class(m).check_instances(5717, train.make_config(m, "gpu"))
+
+
 def test_a_crop_as_large_as_the_tile_is_refused_at_the_gpu_profile(photos):
     with pytest.raises(ValueError, match=r"crop=256 must be smaller than tile=256: .*trivial positive"):
         train.make_config("rcl-emd", "gpu", dataset="folder", data_dir=str(photos), crop=256)

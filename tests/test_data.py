@@ -215,6 +215,17 @@ def test_photographs_load_as_a_viewer_shows_them(tmp_path):
     Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(tmp_path / "cyan.jpg")  # pure cyan ink
     torch.testing.assert_close(data.load_image(tmp_path / "cyan.jpg")[:, 0, 0], torch.tensor([0.0, 1.0, 1.0]),
                                atol=0.02, rtol=0)  # fmt: skip
+    Image.fromarray(arr).save(tmp_path / "portrait.tif", exif=exif)  # decoded by tifffile
+    wide16 = arr.astype(np.uint16) * 257
+    with open(tmp_path / "portrait16.png", "wb") as f:  # decoded by pypng; an eXIf chunk after IHDR
+        png.Writer(40, 20, greyscale=False, bitdepth=16).write(f, wide16.reshape(20, -1).tolist())
+    raw = (tmp_path / "portrait16.png").read_bytes()
+    body = exif.tobytes().removeprefix(b"Exif\x00\x00")
+    chunk = struct.pack(">I", len(body)) + b"eXIf" + body + struct.pack(">I", zlib.crc32(b"eXIf" + body))
+    (tmp_path / "portrait16.png").write_bytes(raw[:33] + chunk + raw[33:])
+    for name in ("portrait.tif", "portrait16.png"):
+        got = data.load_image(tmp_path / name)
+        assert got.shape == (3, 40, 20) and got[:, :10].mean() > 0.9 and got[:, 30:].mean() < 0.1, name
     with open(tmp_path / "twelve.png", "wb") as f:  # written as 16 bits with an sBIT chunk of 12
         png.Writer(4, 2, greyscale=False, bitdepth=12).write(f, np.full((2, 12), 4095).tolist())
     assert data.load_image(tmp_path / "twelve.png").min() == 1.0

@@ -202,23 +202,25 @@ def test_queues_are_buffers_and_advance(cls, consistency, rng):
     buffers = dict(method.named_buffers())
     b = 4
     pushed = b * (VADeR.keys_per_image if issubclass(cls, VADeR) else 1)
+    rows = cls.queue_rows(CONFIG)  # queue_size images' keys
+    assert rows == CONFIG.queue_size * (VADeR.keys_per_image if issubclass(cls, VADeR) else 1)
     for name in cls.queue_names:
         assert name in state and f"{name}_ptr" in state and name in buffers
-        assert buffers[name].shape == (CONFIG.queue_size, CONFIG.proj_dim)
-        torch.testing.assert_close(buffers[name].norm(dim=1), torch.ones(CONFIG.queue_size))
+        assert buffers[name].shape == (rows, CONFIG.proj_dim)
+        torch.testing.assert_close(buffers[name].norm(dim=1), torch.ones(rows))
     queues0 = {n: getattr(method, n).clone() for n in cls.queue_names}
     batch = make_batch(rng, b=b)
     for step in range(1, 4):
         method(batch)
         for n in cls.queue_names:
-            assert int(getattr(method, f"{n}_ptr")) == ((step - 1) * pushed) % CONFIG.queue_size
+            assert int(getattr(method, f"{n}_ptr")) == ((step - 1) * pushed) % rows
         method.after_step()
         for n in cls.queue_names:
-            assert int(getattr(method, f"{n}_ptr")) == (step * pushed) % CONFIG.queue_size
+            assert int(getattr(method, f"{n}_ptr")) == (step * pushed) % rows
     for n in cls.queue_names:
         queue = getattr(method, n)
         assert not torch.equal(queue, queues0[n])
-        torch.testing.assert_close(queue.norm(dim=1), torch.ones(CONFIG.queue_size))
+        torch.testing.assert_close(queue.norm(dim=1), torch.ones(rows))
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
@@ -232,7 +234,7 @@ def test_forward_is_free_of_side_effects(cls, consistency, rng):
     method.after_step()  # pushes one forward's keys, once
     for n in cls.queue_names:
         expected = VADeR.keys_per_image * 4 if issubclass(cls, VADeR) else 4
-        assert int(getattr(method, f"{n}_ptr")) == expected % CONFIG.queue_size
+        assert int(getattr(method, f"{n}_ptr")) == expected % cls.queue_rows(CONFIG)
     method.eval()
     method(batch)
     ptrs = {n: int(getattr(method, f"{n}_ptr")) for n in cls.queue_names}
@@ -316,7 +318,7 @@ def test_plus_variants_compare_each_crop_with_the_networks_output(cls, skip, rng
             torch.testing.assert_close(fx, method.model(crop), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("n", [5, 24, 64])
+@pytest.mark.parametrize("n", [5, 24, 64, 400])  # 400: more keys than slots
 def test_queue_push_matches_key_by_key_reference(consistency, n):
     method = build(VADeR, consistency)
     method.queue_ptr.fill_(7)
@@ -324,7 +326,7 @@ def test_queue_push_matches_key_by_key_reference(consistency, n):
     reference, ptr = method.queue.clone(), 7
     for k in keys:
         reference[ptr] = k
-        ptr = (ptr + 1) % CONFIG.queue_size
+        ptr = (ptr + 1) % VADeR.queue_rows(CONFIG)
     method._remember(queue=keys)
     method.after_step()
     torch.testing.assert_close(method.queue, reference)

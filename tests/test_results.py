@@ -75,3 +75,17 @@ def test_key_follows_the_profile_table_and_the_images(tmp_path):
     (folder / "a.png").write_bytes(b"other")
     assert results.key(s) != k
     assert {"profiles.py", "config.py"} <= set(results.cache.CODE["results"])  # an edited profile is new code
+
+
+def test_a_registered_datasets_key_follows_its_images_not_its_download_root(tmp_path):
+    from rcl import datasets
+
+    images = datasets.local_path("kodak24", tmp_path)
+    images.mkdir(parents=True)
+    (images / "a.png").write_bytes(b"one")
+    s = {"runs": [{"dataset": "kodak24", "data_dir": str(tmp_path)}]}  # inside a list, too
+    k = results.key(s)
+    (tmp_path / "other-download.part").write_bytes(b"x")
+    assert results.key(s) == k
+    (images / "b.png").write_bytes(b"two")
+    assert results.key(s) != k

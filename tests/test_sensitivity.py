@@ -135,6 +135,9 @@ def test_analyse_finds_the_factor_that_matters():
     assert "tau, noise" in lines[0] and "τ = 1 (tau)" in lines[2] and "agrees in sign" in lines[3]
     rank = sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 1.0}))
     assert rank["setting"] == "τ = 1" and rank["rank"] == 1 and rank["of"] == 3  # default once, no other range
+    # without N2N at [0, 10], that range is not compared with N2N at the default range instead
+    alone = sensitivity.analyse(table[table.setting != "N2N, σ ∈ [0, 10]"])["factors"].set_index("factor")
+    assert alone.loc["noise", "settings"] == 1 and alone.loc["noise", "range (dB)"] == 0
     assert sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 7.0})) is None
 
 

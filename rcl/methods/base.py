@@ -67,7 +67,8 @@ class MethodConfig:
     ``g_e``, ``g_e_arch``, ``g_e_layers``: the consistency loss's frozen encoder (Eq. 5); ``g_e="none"``
     drops the consistency term.
     ``distance``, ``distance_reduction``: RCL's residual distance. ``n2s_grid``: Noise2Self mask grid.
-    ``proj_dim``, ``queue_size``, ``momentum``, ``dense_samples``: dense CL baselines.
+    ``proj_dim``, ``queue_size`` (images whose keys a negative queue holds), ``momentum``, ``dense_samples``:
+    dense CL baselines.
     ``supervised_task``: the downstream task the supervised baseline is trained on (its Oracle);
     ``sigma_max``: the top of the noise range (0–255 scale) the training data are drawn with, which the
     Oracle of a noisy task other than denoising draws its own inputs' noise from.

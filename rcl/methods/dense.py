@@ -26,9 +26,10 @@ Shared conventions:
   ``config.dense_samples`` full-resolution pixels per image from the overlap of the two crops.
 * InfoNCE logits are computed in float32 with autocast disabled; features and heads may run under autocast.
 * Queues are ``(K, proj_dim)`` float32 buffers of L2-normalised keys (so they are checkpointed), with a
-  long pointer buffer; they start as random unit vectors, as MoCo's do. Size them to the data: a queue
-  of ``K`` keys drawn from ``n`` training instances holds about ``K/n`` keys of the very image being queried
-  (false negatives), so :mod:`rcl.train` refuses ``K > n/2`` (MoCo's queue is 5% of ImageNet).
+  long pointer buffer; they start as random unit vectors, as MoCo's do. ``config.queue_size`` counts images:
+  a queue holds the keys of that many (one key each, or ``keys_per_image`` pixel keys for VADeR). Size it
+  to the data: a queue of ``Q`` images drawn from ``n`` training instances holds about ``Q/n`` images' keys
+  of the very image being queried (false negatives), so ``Q > n/2`` is refused (MoCo's is 5% of ImageNet).
 * ``forward`` has no side effect on the queues or the momentum encoder: it only remembers the keys of the
   last training-mode forward, and :meth:`after_step` pushes them (then updates the momentum encoder and the
   ``step`` counter). Two forwards without a step overwrite the remembered keys and change nothing else; a
@@ -232,16 +233,24 @@ class _DenseContrast(Method):
     default_tau: ClassVar[float] = 0.2
     #: names of the ``(K, proj_dim)`` key queues (each with a ``<name>_ptr`` buffer)
     queue_names: ClassVar[tuple[str, ...]] = ()
+    #: keys of each image pushed to the queues per step: a queue holds ``config.queue_size`` images' worth
+    keys_per_image: ClassVar[int] = 1
+
+    @classmethod
+    def queue_rows(cls, config: MethodConfig) -> int:
+        """``K``, the keys a queue holds: ``config.queue_size`` images' worth."""
+        return config.queue_size * cls.keys_per_image
 
     @classmethod
     def check_instances(cls, n: int, config: MethodConfig) -> None:
-        """A queue of more keys than half the ``n`` instances holds keys of the query's own image (about
-        ``queue_size / n`` of them) as negatives: refused (MoCo's queue is 5% of ImageNet)."""
+        """A queue of more images' keys than half the ``n`` instances holds keys of the query's own image
+        (about ``queue_size / n`` images' worth) as negatives: refused (MoCo's queue is 5% of ImageNet)."""
         if cls.queue_names and config.queue_size > n // 2:
+            fix = (f"set queue_size <= {n // 2} (--set queue_size={n // 2}) or train on more images" if n >= 2
+                   else "train on more images")
             raise ValueError(
                 f"queue_size={config.queue_size} exceeds half the {n} training instances: {cls.name}'s queue would "
-                f"hold about {config.queue_size / n:.1f} keys of each query's own image as negatives; set "
-                f"queue_size <= {max(1, n // 2)} (--set queue_size={max(1, n // 2)}) or train on more images"
+                f"hold about {config.queue_size / n:.1f} images' keys of each query's own image as negatives; {fix}"
             )
 
     def __init__(
@@ -279,7 +288,7 @@ class _DenseContrast(Method):
         self.register_buffer("step", torch.zeros((), dtype=torch.long, device=device))
         for n, name in enumerate(self.queue_names):
             g = _rng.generator(seed, "queue", n)
-            queue = F.normalize(torch.randn(cfg.queue_size, cfg.proj_dim, generator=g), dim=1)
+            queue = F.normalize(torch.randn(self.queue_rows(cfg), cfg.proj_dim, generator=g), dim=1)
             self.register_buffer(name, queue.to(device))
             self.register_buffer(f"{name}_ptr", torch.zeros((), dtype=torch.long, device=device))
         self._pending: dict[str, Tensor] = {}
@@ -360,10 +369,10 @@ class VADeR(_DenseContrast):
 
     Loss: for ``n = config.dense_samples`` (256) pixels per image drawn uniformly, with replacement, from the
     overlap of the two crops, query ``q = proj(φ(x1))`` at the pixel, positive key ``k = proj_k(φ_k(x2))``
-    at the *same scene point* (exact, from ``batch.offset``), negatives the ``K = config.queue_size`` (4096)
+    at the *same scene point* (exact, from ``batch.offset``), negatives the ``K = 16 · config.queue_size``
     pixel keys of the queue; InfoNCE with ``τ = 0.07`` (``config.tau_dense`` overrides), averaged over the
     ``B·n`` queries. After each step ``keys_per_image`` (16) of each image's sampled keys enter the queue, so
-    it holds the keys of the last ``K / (16·B)`` steps (4 steps at B = 64).
+    it holds the keys of the last ``queue_size`` images, ``queue_size / B`` steps.
 
     Departures from the original (no public code; our reading of the paper):
 
@@ -374,16 +383,16 @@ class VADeR(_DenseContrast):
     * Views: two overlapping same-scale noisy crops, no colour jitter, blur or resizing (RCL §2); the
       correspondence is an integer shift, exact at every pixel.
     * Pixels: a sample of ``n`` pixels per image rather than every pixel, to keep ``B·n×K`` logits small.
-    * Queue: ``config.queue_size`` pixel keys rather than MoCo's 65,536, so it does not span many epochs
-      of a small dataset (false negatives); queries see only queue negatives, no in-batch ones (as MoCo).
+    * Queue: the pixel keys of ``config.queue_size`` images rather than MoCo's 65,536 keys, so it does not
+      span many epochs of a small dataset (false negatives); queries see only queue negatives, no in-batch
+      ones (as MoCo).
     * Not symmetrised (crop 1 → queries, crop 2 → keys), as MoCo.
     """
 
     name = "vader"
     default_tau = 0.07
     queue_names = ("queue",)
-    #: keys of each image pushed to the queue per step
-    keys_per_image: ClassVar[int] = 16
+    keys_per_image = 16
 
     def _build_heads(self, channels: int, hidden: int, dim: int) -> nn.ModuleDict:
         return nn.ModuleDict({"dense": _mlp(channels, hidden, dim)})
