@@ -62,7 +62,6 @@ _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: What files of the supported formats start with (and WebP: "RIFF", 4 bytes, "WEBP").
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", *_TIFF, b"BM", *(b"P%d" % i for i in range(1, 8)))
 FORMATS = "PNG, JPEG, TIFF, BMP, PPM/PGM/PBM or WebP"
-_FORMATS = FORMATS
 
 
 def _is_png16(head: bytes) -> bool:
@@ -156,22 +155,20 @@ def load_image(path: str | os.PathLike) -> Tensor:
         head = f.read(25)
     if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
         # decided here, not by imageio, whose message for such content suggests installing video plugins
-        raise ValueError(f"{path}: not a readable image: its content is not {_FORMATS}")
+        raise ValueError(f"{path}: not a readable image: its content is not {FORMATS}")
     size = _size_to_check(path, head)
     if size is not None:  # pypng and tifffile have no pixel limit of their own: check before decoding
         _check_pixels(path, *size)
+    png16, tiff = _is_png16(head), head.startswith(_TIFF)
     try:
-        if _is_png16(head):
-            arr = _read_png16(path)
-        else:
-            arr = iio.imread(path) if head.startswith(_TIFF) else _read_pillow(path)
+        arr = _read_png16(path) if png16 else iio.imread(path) if tiff else _read_pillow(path)
     except Exception as err:  # imageio raises many types; all mean "not a readable image"
         reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
-        raise ValueError(f"{path}: not a readable image ({reason}); supported: {_FORMATS}") from err
+        raise ValueError(f"{path}: not a readable image ({reason}); supported: {FORMATS}") from err
     if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[2] and path.suffix.lower() in (".tif", ".tiff"):
         arr = arr.transpose(1, 2, 0)  # channel-first TIFF
     if arr.ndim == 4:  # animated/multipage: first frame
         arr = arr[0]
-    if _is_png16(head) or head.startswith(_TIFF):  # Pillow turned the others already
+    if png16 or tiff:  # Pillow turned the others already
         arr = _upright(path, arr)
     return _to_float_rgb(np.asarray(arr), str(path))

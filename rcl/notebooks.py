@@ -106,13 +106,12 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
     ``data_dir`` and ``test_dir`` parameters name (names, sizes, modification times)."""
     kinds = READS.get(notebook.stem, ())
     files = READS_FILES.get(notebook.stem)
-    named = [(params.get(ds, "folder"), notebook.parent / str(params[k]))
-             for k, ds in (("data_dir", "dataset"), ("test_dir", "test_dataset")) if params.get(k)]
-    if named:  # rcl.data imports torch: only where a folder is named
+    images = [(params.get(ds, "folder"), notebook.parent / str(params[k]))
+              for k, ds in (("data_dir", "dataset"), ("test_dir", "test_dataset")) if params.get(k)]
+    if images:  # rcl.data imports torch: only where a folder is named
         from rcl.data import image_root
 
-        named = [f for f in (image_root(*n) for n in named) if f]  # the built-in images ship with packages
-    images = named
+        images = [f for f in (image_root(*n) for n in images) if f]  # the built-in images ship with packages
     if not kinds and not files and not images:
         return ""
     folder = _folder(notebook, params, "results_dir", "results")

@@ -153,7 +153,6 @@ def settings(profile: str, dataset: str = DATASET, seeds: Sequence[int] | None =
 
 
 default_jobs = config.default_jobs  # one rule for sweeps and studies
-_gpus = config.gpu_ids
 
 
 def _start_worker(threads: int, gpus: Any) -> None:
@@ -197,7 +196,7 @@ def _in_pool(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, done) 
     """Evaluate the settings of ``todo`` in ``jobs`` worker processes (spawned: no state shared with this one),
     each with ``cores // jobs`` threads and, with several GPUs, a GPU of its own."""
     context = multiprocessing.get_context("spawn")
-    gpus, queue = _gpus(), None
+    gpus, queue = config.gpu_ids(), None
     if len(gpus) > 1:
         queue = context.Queue()
         for i in range(jobs):

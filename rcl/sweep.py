@@ -82,7 +82,6 @@ _ERROR_MARK = "rcl.sweep error: "
 
 
 default_jobs = config.default_jobs  # one rule for sweeps and studies
-_gpu_ids = config.gpu_ids
 
 
 def _fmt_seconds(s: float) -> str:
@@ -101,7 +100,7 @@ class _Runner:
         self.lock = threading.Lock()
         self.slots: list[int] = list(range(jobs))
         self.procs: dict[str, subprocess.Popen] = {}
-        self.gpus = _gpu_ids()
+        self.gpus = config.gpu_ids()
         self.cores = os.cpu_count() or 1
 
     def write_manifest(self) -> None:

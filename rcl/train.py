@@ -211,10 +211,8 @@ def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
 
 
 def _check_batch(ds: _data.NoisyImages, cfg: PretrainConfig) -> int:
-    """The number of instances of ``ds``; raises if a batch of ``cfg.batch_size`` distinct ones cannot be drawn,
-    or if the method cannot train on so few (``Method.check_instances``: a dense baseline's queue)."""
+    """The number of instances of ``ds``; raises if a batch of ``cfg.batch_size`` distinct ones cannot be drawn."""
     n = len(ds)
-    _methods.method_class(cfg.method).check_instances(n, cfg)
     if cfg.batch_size > n:
         raise ValueError(
             f"batch_size={cfg.batch_size} exceeds the {n} instances (tiles of {cfg.tile} px) of dataset="
@@ -386,7 +384,7 @@ def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: in
         _cache.atomic_write_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg),
                                                        "code": _cache.code_version("training")}, indent=2)
     ds = build_data(cfg)
-    _check_batch(ds, cfg)  # before the method (and its g_e) is built
+    _methods.method_class(cfg.method).check_instances(_check_batch(ds, cfg), cfg)  # before building the method
     method = build_method(cfg, ds, device).to(memory_format=memory_format(device))
     opt = torch.optim.Adam(method.trainable_parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps,
                            fused=device.type == "cuda" or None)  # one kernel per step; the CPU's foreach is faster

@@ -430,7 +430,7 @@ class DenseCL(_DenseContrast):
     * Views: two overlapping same-scale noisy crops without augmentation (original: MoCo v2 augmentation —
       random resized crops, colour jitter, grey, blur, flip), because augmentation alters the noise (RCL §2).
     * Queues: ``config.queue_size`` instead of 65,536, sized to smaller datasets: at most half the training
-      instances (:mod:`rcl.train` refuses more), or the queue holds keys of the query image itself.
+      instances (:meth:`check_instances` refuses more), or the queue holds keys of the query image itself.
     * Keys are enqueued in :meth:`after_step` rather than at the end of ``forward`` (same queue sequence).
     """
 
