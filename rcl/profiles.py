@@ -71,13 +71,15 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 128},
     },
     # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys, PROXY_KEYS; "seeds": the pre-training
-    # seeds of the methods pre-trained with every seed, rcl.methods.SEEDED).
+    # seeds of the methods pre-trained with every seed, rcl.methods.SEEDED). test_draws: the mixed-range draws
+    # per test image, one per stratum of σ (rcl.evaluate.mixed_strata); the cpu profile has 4 test images, and
+    # 10 draws each (a forward pass apiece) keep its 40-case mean from hanging on one near-clean draw.
     "proxy": {
         "smoke": {"methods": ["rcl-emd", "n2n"], "tasks": ["denoise", "sr"], "trials": 2, "n_labels": 4,
                   "label_size": 32, "head_steps": 50, "test_draws": 1, "sigma_grid": [0.0, 10.0, 20.0],
                   "test_crop": 96, "seeds": HEADLINE_SEEDS["smoke"]},
         "cpu": {"methods": CPU_METHODS, "tasks": ["denoise", "sr", "jdensr"], "trials": 2, "n_labels": 16,
-                "label_size": 96, "head_steps": 300, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
+                "label_size": 96, "head_steps": 300, "test_draws": 10, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
                 "test_crop": 256, "seeds": HEADLINE_SEEDS["cpu"]},
         "gpu": {"methods": ALL_METHODS, "tasks": ALL_TASKS, "trials": 5, "n_labels": 64, "label_size": 128,
                 "head_steps": 2000, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0],
@@ -92,7 +94,7 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"counts": [0, 2, 4], "seeds": HEADLINE_SEEDS["smoke"], "steps": 3, "batch_size": 4,
                   "label_size": 32, "test_draws": 1, "sigma_grid": [10.0], "test_crop": 96},
         "cpu": {"counts": [0, 4, 16, 64, 256], "seeds": HEADLINE_SEEDS["cpu"], "steps": 500, "batch_size": 8,
-                "label_size": 64, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0], "test_crop": 256},
+                "label_size": 64, "test_draws": 10, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0], "test_crop": 256},
         "gpu": {"counts": [0, 10, 100, 1000, 10000], "seeds": HEADLINE_SEEDS["gpu"], "steps": 5000, "batch_size": 16,
                 "label_size": 128, "test_draws": 3, "sigma_grid": [0.0, 5.0, 10.0, 15.0, 20.0], "test_crop": None},
     },

@@ -4,8 +4,11 @@ Layer: evaluation (imports numpy, scipy, pandas, torch and :mod:`rcl.rng`; never
 the notebooks). It computes on result tables — the tidy rows of :mod:`rcl.evaluate` and :mod:`rcl.labels`
 — and never on networks.
 
-* :func:`paired_difference` — method ``a`` minus method ``b`` on one task, paired by pre-training seed
-  (Student's t over seeds) or, with one seed, by trial (a bootstrap over trials).
+* :func:`paired_difference` — method ``a`` minus method ``b`` on one task, paired by pre-training seed and
+  test image: its interval treats both as samples (:func:`crossed_interval`), so a verdict must hold for
+  other seeds *and* other photographs; with one seed, by trial (a bootstrap over trials).
+* :func:`crossed_interval` — the t interval of the grand mean of a seeds × images table of differences, with
+  both factors random (two-way ANOVA without replication, Satterthwaite's degrees of freedom).
 * :func:`t_interval` and :func:`paired_test` — the t interval and the paired t-test of a set of paired
   differences (``scipy.stats.ttest_1samp``); :func:`direction` — what an interval says about the sign.
 * :func:`bootstrap_mean` — the percentile bootstrap interval of a mean, drawn with :func:`rcl.rng.generator`.
@@ -31,7 +34,8 @@ from scipy import stats as _scipy
 
 from rcl import rng as _rng
 
-__all__ = ["bootstrap_mean", "bootstrap_units", "direction", "paired_difference", "paired_test", "t_interval"]
+__all__ = ["bootstrap_mean", "bootstrap_units", "crossed_interval", "direction", "paired_difference", "paired_test",
+           "t_interval"]
 
 
 def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -101,28 +105,79 @@ def bootstrap_units(units: Sequence, statistic: Callable[[np.ndarray], float], n
     return ci, float(1 - len(ok) / len(boots))
 
 
+def crossed_interval(d: np.ndarray, level: float = 0.95) -> dict:
+    """The interval of the grand mean of ``d`` (``S×I``: a difference per pre-training seed and test image),
+    with seeds and images both random samples: the mean must hold for other seeds and other photographs.
+
+    The crossed random-effects model ``d[s, i] = μ + a_s + b_i + e_si`` (two-way ANOVA without replication):
+    with mean squares ``MS_s = I·Σ(d̄_s − μ̂)²/(S−1)``, ``MS_i = S·Σ(d̄_i − μ̂)²/(I−1)`` and ``MS_e`` (the
+    interaction, ``(S−1)(I−1)`` degrees of freedom), the variance of the grand mean is
+    ``σ_a²/S + σ_b²/I + σ_e²/(SI) = (MS_s + MS_i − MS_e)/(SI)``. A component whose estimate is negative
+    (``MS_s < MS_e`` or ``MS_i < MS_e``) is set to zero, which drops the matching terms: e.g. with no seed
+    effect the variance is ``MS_i/(SI)``. Degrees of freedom: Satterthwaite's for that linear combination;
+    the interval is ``μ̂ ± t·√V`` and the p-value the two-sided test of ``μ = 0``.
+
+    Returns ``{"mean", "ci95", "p_value", "df", "se"}``; needs ``S, I ≥ 2`` (raises otherwise). Equal values
+    everywhere give the mean as both ends and ``p = nan``.
+    """
+    d = np.asarray(d, dtype=float)
+    if d.ndim != 2 or min(d.shape) < 2:
+        raise ValueError(f"crossed_interval needs a seeds × images table with at least 2 of each, got shape {d.shape}")
+    s, i = d.shape
+    mu = float(d.mean())
+    rows, cols = d.mean(1), d.mean(0)
+    df_s, df_i, df_e = s - 1, i - 1, (s - 1) * (i - 1)
+    ms_s = i * float(((rows - mu) ** 2).sum()) / df_s
+    ms_i = s * float(((cols - mu) ** 2).sum()) / df_i
+    ms_e = float(((d - rows[:, None] - cols[None] + mu) ** 2).sum()) / df_e
+    seed_on, image_on = ms_s > ms_e, ms_i > ms_e
+    # V = Σ c_k·MS_k / (S·I): both components positive → MS_s + MS_i − MS_e; one zeroed → the other's MS alone
+    # (its −MS_e cancels the σ_e² term's +MS_e); both zeroed → MS_e.
+    terms = [(c, ms, df) for c, ms, df, on in ((1.0, ms_s, df_s, seed_on), (1.0, ms_i, df_i, image_on)) if on]
+    terms.append((-1.0 if len(terms) == 2 else 0.0 if terms else 1.0, ms_e, df_e))
+    var = sum(c * ms for c, ms, _ in terms) / (s * i)
+    if not _varies(d.ravel()) or var <= 0:
+        return {"mean": mu, "ci95": (mu, mu), "p_value": float("nan"), "df": float("nan"), "se": 0.0}
+    dof = (sum(c * ms for c, ms, _ in terms) ** 2) / sum((c * ms) ** 2 / df for c, ms, df in terms if c)
+    se = float(np.sqrt(var))
+    half = float(_scipy.t.ppf(1 - _tail(level), dof)) * se
+    p = float(2 * _scipy.t.sf(abs(mu) / se, dof))
+    return {"mean": mu, "ci95": (mu - half, mu + half), "p_value": p, "df": float(dof), "se": se}
+
+
 def paired_difference(
     df: pd.DataFrame, a: str, b: str, task: str, n_boot: int = 10000, seed: int = 0, condition: str | None = None
 ) -> dict:
     """PSNR of method ``a`` minus ``b`` on ``task`` (optionally one test ``condition``), paired.
 
     With several pre-training seeds (a ``seed`` column with more than one value shared by both methods) the
-    unit is the seed: each seed's difference is averaged over trials and test cases, and the 95% interval
-    is Student's t over seeds (:func:`t_interval`) — it includes the pre-training seed's variation, which
-    the trials (same network, other labelled subsets) do not see. With one seed the unit is the trial and
-    the interval a bootstrap over trials (:func:`bootstrap_mean`; ``unit`` says which). The p-value is the
-    paired t-test over the same units (:func:`paired_test`).
+    difference is taken per seed and test image (each averaged over trials and the image's test cases), and
+    the 95% interval treats seeds *and* images as samples (:func:`crossed_interval`; ``unit`` ``"seed×image"``):
+    it includes the pre-training seed's variation, which trials (same network, other labelled subsets) do
+    not see, and the test photograph's, which a fixed test set would hide — a verdict on four photographs
+    should hold on a fifth. With one test image the unit is the seed (Student's t over seeds,
+    :func:`t_interval`); with one seed it is the trial (a bootstrap over trials, :func:`bootstrap_mean`).
+    The p-value is the matching two-sided test. ``n`` counts the units of the first factor (seeds, or
+    trials) and ``n_images`` the test images.
     """
     sel = df[df.task == task]
     if condition is not None:
         sel = sel[sel.condition == condition]
     seeds_of = lambda m: set(sel[sel.method == m].seed) if "seed" in sel else {0}  # noqa: E731
     shared = sorted(seeds_of(a) & seeds_of(b))
-    unit = "seed" if len(shared) > 1 else "trial"
     if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
         sel = sel[sel.seed.isin(shared)]
+    n_images = int(sel[sel.method.isin([a, b])].image.nunique()) if "image" in sel else 1
+    out = {"a": a, "b": b, "task": task, "n_images": n_images}
+    if len(shared) > 1 and n_images > 1:
+        per = sel.groupby(["method", "seed", "image"])["psnr"].mean().unstack(0)
+        table = (per[a] - per[b]).unstack("image").dropna(axis=1)
+        c = crossed_interval(table.to_numpy())
+        return {**out, "mean_diff_db": c["mean"], "ci95": c["ci95"], "p_value": c["p_value"], "n": table.shape[0],
+                "n_images": table.shape[1], "unit": "seed×image"}
+    unit = "seed" if len(shared) > 1 else "trial"
     per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
     d = (per[a] - per[b]).dropna().to_numpy()
     lo, hi = t_interval(d) if unit == "seed" else bootstrap_mean(d, n_boot, seed)
-    return {"a": a, "b": b, "task": task, "mean_diff_db": float(d.mean()), "ci95": (lo, hi),
-            "p_value": paired_test(d), "n": len(d), "unit": unit}
+    return {**out, "mean_diff_db": float(d.mean()), "ci95": (lo, hi), "p_value": paired_test(d), "n": len(d),
+            "unit": unit}

@@ -25,7 +25,7 @@ from rcl import methods as _methods
 from rcl.evaluate import MIXED, aggregate, paper_cases
 from rcl.labels import ARMS, REFERENCE
 from rcl.results import saved
-from rcl.stats import direction, paired_difference, t_interval
+from rcl.stats import crossed_interval, direction, paired_difference, t_interval
 
 __all__ = [
     "CLAIMS",
@@ -39,6 +39,7 @@ __all__ = [
     "claims_per_sigma",
     "controls",
     "input_margins",
+    "interval_over",
     "interval_table",
     "label_controls",
     "label_gains",
@@ -273,7 +274,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
         signs = {np.sign(v) for v in diffs.values()}
         if not controls_hold:
             verdict = NO_VERDICT["controls"]
-        elif d["unit"] != "seed":
+        elif not d["unit"].startswith("seed"):
             verdict = NO_VERDICT["seed"]
         elif len(signs) != 1:
             verdict = NO_VERDICT["paper"]
@@ -288,7 +289,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "verdict": verdict,  # early: the table is wide, and a page shows its first columns
                 "ours (dB)": round(d["mean_diff_db"], 2),
                 "95% CI": f"[{lo:.2f}, {hi:.2f}]",
-                "over": f"{d['n']} seeds" if d["unit"] == "seed" else f"{d['n']} trials of one seed",
+                "over": interval_over(d),
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
                 "paper in CI": bool(lo <= p_d <= hi),
@@ -297,6 +298,13 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             }
         )
     return pd.DataFrame(rows)
+
+
+def interval_over(d: dict) -> str:
+    """What a paired difference's interval is over, in words: ``"3 seeds × 4 test images"``."""
+    if d["unit"] == "seed×image":
+        return f"{d['n']} seeds × {d['n_images']} test images"
+    return f"{d['n']} seeds" if d["unit"] == "seed" else f"{d['n']} trials of one seed"
 
 
 def claims_per_sigma(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
@@ -465,15 +473,28 @@ def label_pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
-    """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): mean, std over seeds, number of
-    seeds and the 95% Student's t interval over them (:func:`rcl.stats.t_interval`). A seed is the study's
-    unit (:func:`rcl.labels.label_study`: the pre-training seed, which also draws the fine-tuning), so the
-    interval includes the pre-training seed."""
+    """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): mean, std over seeds (of each
+    seed's mean over the test images), number of seeds and of test images, and the 95% interval. A seed is
+    the study's unit (:func:`rcl.labels.label_study`: the pre-training seed, which also draws the
+    fine-tuning), so the interval includes the pre-training seed; with several test images it treats them
+    as a sample too (:func:`rcl.stats.crossed_interval`, as :func:`rcl.stats.paired_difference` does for the
+    proxy comparisons), else it is Student's t over the seeds (:func:`rcl.stats.t_interval`)."""
     wide = label_pairs(df)
     d = (wide["RCL+SL"] - wide["SL"]).groupby("labels")
     gain = d.agg(["mean", "std", "count"])
     gain.columns = ["gain (dB)", "std over seeds", "seeds"]
-    ci = d.apply(lambda v: t_interval(v.to_numpy()))
+    by = ["arm", "labels", "seed"] + (["image"] if "image" in df else [])
+    cells = paper_cases(_arms(df)).groupby(by).psnr.mean().unstack("arm").dropna()
+    per_image = (cells["RCL+SL"] - cells["SL"]).unstack("image").dropna(axis=1) if "image" in df else None
+    gain["test images"] = per_image.shape[1] if per_image is not None else 1
+
+    def interval(k: int) -> tuple[float, float]:
+        table = per_image.loc[k].to_numpy() if per_image is not None else np.empty((0, 0))
+        if table.shape[0] > 1 and table.shape[1] > 1:
+            return crossed_interval(table)["ci95"]
+        return t_interval(d.get_group(k).to_numpy())
+
+    ci = [interval(k) for k in gain.index]
     gain["95% CI low"], gain["95% CI high"] = [c[0] for c in ci], [c[1] for c in ci]
     return gain
 

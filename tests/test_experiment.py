@@ -98,6 +98,72 @@ def test_paired_difference_over_seeds_is_a_t_interval_over_seeds():
     assert one_seed["unit"] == "trial" and one_seed["n"] == 4
 
 
+def test_mixed_range_draws_take_one_sigma_in_each_stratum():
+    """An image's mixed-range draws cut [0, σ_max] into equal strata, one draw in each: the strata tile the
+    range, and each case's noise (measured as the std of input − target) lies in its own stratum."""
+    cfg = evaluate.ProxyConfig(task="denoise", max_side=128, test_draws=5, sigma_grid=(), test_crop=96)
+    strata = evaluate.mixed_strata(cfg)
+    assert strata[0][0] == 0.0 and strata[-1][1] == cfg.sigma_max
+    assert all(a[1] == b[0] for a, b in zip(strata, strata[1:]))
+    assert np.allclose([hi - lo for lo, hi in strata], cfg.sigma_max / 5)
+    test = evaluate.test_images(cfg)
+    cases = [(name, 255 * float((x - y).std())) for name, _, x, y in evaluate._test_pairs(cfg, test)]
+    for name in test:
+        measured = [s for n, s in cases if n == name]
+        assert len(measured) == 5
+        for (lo, hi), s in zip(strata, measured):
+            assert lo - 1.0 <= s <= hi + 1.0  # clipping at 0 and 1 lowers a draw's std a little
+
+
+def test_crossed_interval_reduces_to_a_t_interval_over_the_factor_that_varies():
+    """With only seeds varying (every image the same) the interval is Student's t over the seeds' means; with
+    only images varying, over the images' means."""
+    from scipy.stats import t as student_t
+
+    seeds, images = np.array([0.1, 0.5, 0.3]), np.array([-0.4, 0.2, 0.9, 0.1])
+    for d, means in ((seeds[:, None] + 0 * images[None], seeds), (0 * seeds[:, None] + images[None], images)):
+        out = stats.crossed_interval(d)
+        half = student_t.ppf(0.975, len(means) - 1) * np.std(means, ddof=1) / np.sqrt(len(means))
+        assert out["mean"] == pytest.approx(means.mean())
+        assert out["ci95"] == pytest.approx((means.mean() - half, means.mean() + half))
+        assert out["df"] == pytest.approx(len(means) - 1)
+    with pytest.raises(ValueError, match="seeds × images"):
+        stats.crossed_interval(np.ones((1, 4)))
+
+
+def test_crossed_interval_covers_the_mean_at_its_level():
+    """Seeds × images tables drawn from a crossed random-effects model (seed, image and interaction effects):
+    the 95% interval covers the true mean in about 95% of draws (1,000 tables of 3 seeds × 4 images)."""
+    gen = np.random.default_rng(0)
+    covered = []
+    for _ in range(1000):
+        d = 0.7 + 0.5 * gen.standard_normal((3, 1)) + gen.standard_normal((1, 4)) + 0.3 * gen.standard_normal((3, 4))
+        lo, hi = stats.crossed_interval(d)["ci95"]
+        covered.append(lo <= 0.7 <= hi)
+    assert 0.92 <= np.mean(covered) <= 0.985
+
+
+def test_paired_difference_over_seeds_and_images_includes_the_images_spread():
+    """Several seeds and test images: the unit is seed × image. When the difference changes sign from one
+    photograph to another, a t interval over seeds (each averaged over the same four images) excludes zero,
+    but the interval that treats the images as a sample does not."""
+    image_effect = {"a": -1.0, "b": 0.2, "c": 1.4, "d": 0.4}
+    rows = []
+    for s, seed_effect in enumerate([0.24, 0.28, 0.26]):
+        for img, e in image_effect.items():
+            rows += [{"method": "a", "seed": s, "trial": 0, "task": "denoise", "image": img, "condition": "c",
+                      "psnr": 30 + seed_effect + e},
+                     {"method": "b", "seed": s, "trial": 0, "task": "denoise", "image": img, "condition": "c",
+                      "psnr": 30.0}]
+    out = stats.paired_difference(pd.DataFrame(rows), "a", "b", "denoise")
+    assert out["unit"] == "seed×image" and out["n"] == 3 and out["n_images"] == 4
+    assert out["mean_diff_db"] == pytest.approx(0.51)
+    lo, hi = stats.t_interval(np.array([0.24, 0.28, 0.26]) + 0.25)
+    assert lo > 0  # seeds alone: the difference looks certain
+    assert out["ci95"][0] < 0 < out["ci95"][1]  # but another photograph may well reverse it
+    assert summary.interval_over(out) == "3 seeds × 4 test images"
+
+
 def test_controls_report_each_check_from_the_data():
     vals = {}
     for cond, (inp, ora, n2n) in {"σ=10": (28, 33, 32.5), "σ=15": (24.5, 30, 29.5), "σ=20": (22, 24, 23.5),

@@ -70,7 +70,7 @@ def _row(table, comparison):
 def test_agreement_verdict_follows_sign_and_interval_over_seeds(gap, verdict):
     a = summary.agreement(study_rows(gap=gap, noise=0.05 if gap else 0.5))
     row = _row(a, "RCL-EMD − N2N")
-    assert row.verdict == verdict and row.over == "3 seeds"
+    assert row.verdict == verdict and row.over == "3 seeds × 2 test images"
     assert row["paper (dB)"] == pytest.approx(paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0])
     assert row["paper's data"] == "VOC" and "MIT +0.88" in row["paper, other data (dB)"]
     assert row["paper in CI"] == (gap == 0.0 or abs(gap - row["paper (dB)"]) < 0.2)
@@ -124,7 +124,7 @@ def test_no_verdict_where_the_papers_datasets_disagree_on_the_sign():
     agree with, whatever ours is."""
     a = summary.agreement(study_rows(gap=2.0, noise=0.01, one_seed=()))
     row = _row(a, "RCL-EMD − RCL-MMD")
-    assert row.over == "3 seeds" and row.verdict == summary.NO_VERDICT["paper"]
+    assert row.over == "3 seeds × 2 test images" and row.verdict == summary.NO_VERDICT["paper"]
     assert row["paper (dB)"] == pytest.approx(-0.14) and "MIT +0.86" in row["paper, other data (dB)"]
     assert _row(a, "RCL-EMD − N2N").verdict == "agrees"
 
@@ -186,6 +186,23 @@ def test_label_gains_interval_is_students_t_over_seeds_and_per_noise_level():
     per = summary.label_gains_per_sigma(df)
     assert list(per.columns) == ["σ=5", "σ=20", "σ~U[0,20]"]
     assert per.loc[8, "σ=20"] == pytest.approx(1.25) and per.loc[8, "σ=5"] == pytest.approx(0.25)
+
+
+def test_label_gains_interval_treats_the_test_images_as_a_sample():
+    """Three seeds with nearly equal gains, but the gain changes sign from one test photograph to another: a t
+    interval over the seeds' means excludes zero; the gain's interval, over seeds × images, does not."""
+    from rcl import stats
+
+    image_gain = {"a": -1.0, "b": 0.2, "c": 1.4, "d": 0.4}
+    rows = [{"arm": arm, "labels": 8, "seed": s, "image": img, "condition": "σ~U[0,20]", "ssim": 0.5,
+             "psnr": 25.0 + (g + sg if arm == "RCL+SL" else 0.0)}
+            for s, sg in enumerate([0.24, 0.28, 0.26]) for img, g in image_gain.items() for arm in ("SL", "RCL+SL")]
+    g = summary.label_gains(pd.DataFrame(rows)).loc[8]
+    assert g["seeds"] == 3 and g["test images"] == 4 and g["gain (dB)"] == pytest.approx(0.51)
+    assert stats.t_interval(np.array([0.24, 0.28, 0.26]) + 0.25)[0] > 0
+    assert g["95% CI low"] < 0 < g["95% CI high"]
+    table = np.array([[v + sg for v in image_gain.values()] for sg in (0.24, 0.28, 0.26)])
+    assert (g["95% CI low"], g["95% CI high"]) == pytest.approx(stats.crossed_interval(table)["ci95"])
 
 
 def test_direction_of_an_interval():
