@@ -632,7 +632,8 @@ def study(
 def proxy_predict(run: str | os.PathLike, cfg: ProxyConfig, image: int = 0, trial: int = 0,
                   condition: str | None = None):
     """Input, target and proxy output (head re-fitted as in trial ``trial``) for test image ``image`` under
-    ``condition`` (default: the largest σ of the grid, else the first case)."""
+    ``condition`` (default: the largest σ of the grid, else the first case; for the mixed range, the image's
+    first draw, which is its lowest stratum of σ: :func:`mixed_strata`)."""
     model = _runs.load_model(run)
     train, test = _images(cfg)
     name = list(test)[image]

@@ -352,8 +352,8 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
     """The distance factor's settings against EMD, paired by pre-training seed: the mean difference, its
     95% Student's t interval over seeds and their number (Table 1's EMD − BD and EMD − MMD, with the seed's
-    variation, as the book's main table now gives them too, with every setting of the other factors
-    at its default)."""
+    variation; notebook 04 gives the same comparisons at the defaults with an interval over seeds × test
+    images, :func:`rcl.stats.paired_difference`)."""
     wide = per_seed[per_seed.factor == "distance"].pivot_table(index="seed", columns="setting", values="psnr")
     rows = []
     for other in [c for c in wide.columns if c != "d = EMD"] if "d = EMD" in wide else []:

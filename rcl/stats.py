@@ -5,8 +5,8 @@ the notebooks). It computes on result tables — the tidy rows of :mod:`rcl.eval
 — and never on networks.
 
 * :func:`paired_difference` — method ``a`` minus method ``b`` on one task, paired by pre-training seed and
-  test image: its interval treats both as samples (:func:`crossed_interval`), so a verdict must hold for
-  other seeds *and* other photographs; with one seed, by trial (a bootstrap over trials).
+  test image: its interval treats both as samples (:func:`crossed_interval`), so a verdict is about the mean
+  over other seeds *and* other photographs like these; with one seed, by trial (a bootstrap over trials).
 * :func:`crossed_interval` — the t interval of the grand mean of a seeds × images table of differences, with
   both factors random (two-way ANOVA without replication, Satterthwaite's degrees of freedom).
 * :func:`t_interval` and :func:`paired_test` — the t interval and the paired t-test of a set of paired
@@ -107,7 +107,7 @@ def bootstrap_units(units: Sequence, statistic: Callable[[np.ndarray], float], n
 
 def crossed_interval(d: np.ndarray, level: float = 0.95) -> dict:
     """The interval of the grand mean of ``d`` (``S×I``: a difference per pre-training seed and test image),
-    with seeds and images both random samples: the mean must hold for other seeds and other photographs.
+    with seeds and images both random samples: it covers the mean over other seeds and other photographs.
 
     The crossed random-effects model ``d[s, i] = μ + a_s + b_i + e_si`` (two-way ANOVA without replication):
     with mean squares ``MS_s = I·Σ(d̄_s − μ̂)²/(S−1)``, ``MS_i = S·Σ(d̄_i − μ̂)²/(I−1)`` and ``MS_e`` (the
@@ -117,12 +117,21 @@ def crossed_interval(d: np.ndarray, level: float = 0.95) -> dict:
     effect the variance is ``MS_i/(SI)``. Degrees of freedom: Satterthwaite's for that linear combination;
     the interval is ``μ̂ ± t·√V`` and the p-value the two-sided test of ``μ = 0``.
 
-    Returns ``{"mean", "ci95", "p_value", "df", "se"}``; needs ``S, I ≥ 2`` (raises otherwise). Equal values
-    everywhere give the mean as both ends and ``p = nan``.
+    The interval is for the *mean* difference over seeds and photographs like these, not for the difference
+    on any one new photograph (that would be a prediction interval). It is usually wider than Student's t over
+    the seeds' means, which treats the test images as fixed; where the images' spread is large it can be
+    narrower, because that spread then also brings degrees of freedom.
+
+    Returns ``{"mean", "ci95", "p_value", "df", "se"}``; needs ``S, I ≥ 2`` and finite cells (raises
+    otherwise). Equal values everywhere give the mean as both ends and ``p = nan``.
     """
     d = np.asarray(d, dtype=float)
     if d.ndim != 2 or min(d.shape) < 2:
         raise ValueError(f"crossed_interval needs a seeds × images table with at least 2 of each, got shape {d.shape}")
+    if not np.isfinite(d).all():
+        bad = int((~np.isfinite(d)).sum())
+        raise ValueError(f"crossed_interval needs a complete table of finite differences; {bad} cells are missing or "
+                         "not finite (drop incomplete seeds or images first)")
     s, i = d.shape
     mu = float(d.mean())
     rows, cols = d.mean(1), d.mean(0)
@@ -154,11 +163,12 @@ def paired_difference(
     difference is taken per seed and test image (each averaged over trials and the image's test cases), and
     the 95% interval treats seeds *and* images as samples (:func:`crossed_interval`; ``unit`` ``"seed×image"``):
     it includes the pre-training seed's variation, which trials (same network, other labelled subsets) do
-    not see, and the test photograph's, which a fixed test set would hide — a verdict on four photographs
-    should hold on a fifth. With one test image the unit is the seed (Student's t over seeds,
-    :func:`t_interval`); with one seed it is the trial (a bootstrap over trials, :func:`bootstrap_mean`).
-    The p-value is the matching two-sided test. ``n`` counts the units of the first factor (seeds, or
-    trials) and ``n_images`` the test images.
+    not see, and the test photograph's, which a fixed test set would hide — it covers the mean over
+    photographs like these, not only these four. An image that either method lacks for some seed is left
+    out of that table. With fewer than two complete images the unit is the seed (Student's t over the seeds'
+    means, :func:`t_interval`); with one seed it is the trial (a bootstrap over trials,
+    :func:`bootstrap_mean`). The p-value is the matching two-sided test. ``n`` counts the units of the first
+    factor (seeds, or trials) and ``n_images`` the test images the interval is over (1 for the seed unit).
     """
     sel = df[df.task == task]
     if condition is not None:
@@ -167,17 +177,17 @@ def paired_difference(
     shared = sorted(seeds_of(a) & seeds_of(b))
     if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
         sel = sel[sel.seed.isin(shared)]
-    n_images = int(sel[sel.method.isin([a, b])].image.nunique()) if "image" in sel else 1
-    out = {"a": a, "b": b, "task": task, "n_images": n_images}
-    if len(shared) > 1 and n_images > 1:
+    out = {"a": a, "b": b, "task": task}
+    if len(shared) > 1 and "image" in sel:
         per = sel.groupby(["method", "seed", "image"])["psnr"].mean().unstack(0)
         table = (per[a] - per[b]).unstack("image").dropna(axis=1)
-        c = crossed_interval(table.to_numpy())
-        return {**out, "mean_diff_db": c["mean"], "ci95": c["ci95"], "p_value": c["p_value"], "n": table.shape[0],
-                "n_images": table.shape[1], "unit": "seed×image"}
+        if table.shape[1] > 1:
+            c = crossed_interval(table.to_numpy())
+            return {**out, "mean_diff_db": c["mean"], "ci95": c["ci95"], "p_value": c["p_value"],
+                    "n": table.shape[0], "n_images": table.shape[1], "unit": "seed×image"}
     unit = "seed" if len(shared) > 1 else "trial"
     per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
     d = (per[a] - per[b]).dropna().to_numpy()
     lo, hi = t_interval(d) if unit == "seed" else bootstrap_mean(d, n_boot, seed)
     return {**out, "mean_diff_db": float(d.mean()), "ci95": (lo, hi), "p_value": paired_test(d), "n": len(d),
-            "unit": unit}
+            "n_images": 1, "unit": unit}

@@ -248,7 +248,7 @@ def _paper_diffs(task: str, a: str, b: str) -> dict[str, float]:
 
 
 def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Each of the paper's comparisons: our difference (95% CI and paired t-test,
+    """Each of the paper's comparisons: our difference (95% CI over seeds × test images and its paired test,
     :func:`rcl.stats.paired_difference`) beside the paper's, and a verdict on the direction.
 
     "agrees" / "disagrees": the interval excludes zero, on the paper's side or the other; "inconclusive": it
@@ -310,7 +310,8 @@ def interval_over(d: dict) -> str:
 def claims_per_sigma(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
     """The paper's comparisons on ``task`` (:data:`CLAIMS`) at each test condition (σ=0 … σ=20, then the mixed
     range the paper and :func:`agreement` report): our paired difference and its 95% interval
-    (:func:`rcl.stats.paired_difference`, over pre-training seeds where both methods have several). One row
+    (:func:`rcl.stats.paired_difference`, over pre-training seeds × test images where both methods have several
+    seeds). One row
     per (comparison, condition): ``diff (dB)``, ``lo``, ``hi``, ``n`` and ``unit``. It shows where a
     mixed-range difference comes from — near-clean cases, where a network that changes little scores high, or
     noisy ones. Descriptive: the verdicts stay :func:`agreement`'s, on the mixed range;
@@ -473,30 +474,32 @@ def label_pairs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
-    """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): mean, std over seeds (of each
-    seed's mean over the test images), number of seeds and of test images, and the 95% interval. A seed is
-    the study's unit (:func:`rcl.labels.label_study`: the pre-training seed, which also draws the
+    """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): the mean, the std over seeds (of
+    each seed's mean over the test images), the numbers of seeds and test images, and the 95% interval. A seed
+    is the study's unit (:func:`rcl.labels.label_study`: the pre-training seed, which also draws the
     fine-tuning), so the interval includes the pre-training seed; with several test images it treats them
     as a sample too (:func:`rcl.stats.crossed_interval`, as :func:`rcl.stats.paired_difference` does for the
-    proxy comparisons), else it is Student's t over the seeds (:func:`rcl.stats.t_interval`)."""
-    wide = label_pairs(df)
-    d = (wide["RCL+SL"] - wide["SL"]).groupby("labels")
-    gain = d.agg(["mean", "std", "count"])
-    gain.columns = ["gain (dB)", "std over seeds", "seeds"]
+    proxy comparisons), else it is Student's t over the seeds (:func:`rcl.stats.t_interval`). Each count's
+    numbers come from one table: its seeds with both arms, and the test images every such seed has."""
     by = ["arm", "labels", "seed"] + (["image"] if "image" in df else [])
-    cells = paper_cases(_arms(df)).groupby(by).psnr.mean().unstack("arm").dropna()
-    per_image = (cells["RCL+SL"] - cells["SL"]).unstack("image").dropna(axis=1) if "image" in df else None
-    gain["test images"] = per_image.shape[1] if per_image is not None else 1
-
-    def interval(k: int) -> tuple[float, float]:
-        table = per_image.loc[k].to_numpy() if per_image is not None else np.empty((0, 0))
+    cells = paper_cases(_arms(df)).groupby(by).psnr.mean().unstack("arm")
+    diff = cells["RCL+SL"] - cells["SL"] if {"RCL+SL", "SL"} <= set(cells) else pd.Series(dtype=float)
+    rows = {}
+    for k, d in diff.groupby(level="labels"):
+        table = d.droplevel("labels").unstack("image") if "image" in df else d.droplevel("labels").to_frame()
+        table = table.dropna(how="all").dropna(axis=1)
+        if table.empty:
+            continue
+        per_seed = table.mean(axis=1).to_numpy()
         if table.shape[0] > 1 and table.shape[1] > 1:
-            return crossed_interval(table)["ci95"]
-        return t_interval(d.get_group(k).to_numpy())
-
-    ci = [interval(k) for k in gain.index]
-    gain["95% CI low"], gain["95% CI high"] = [c[0] for c in ci], [c[1] for c in ci]
-    return gain
+            lo, hi = crossed_interval(table.to_numpy())["ci95"]
+        else:
+            lo, hi = t_interval(per_seed)
+        rows[k] = {"gain (dB)": float(per_seed.mean()), "std over seeds": float(np.std(per_seed, ddof=1))
+                   if len(per_seed) > 1 else float("nan"), "seeds": table.shape[0], "test images": table.shape[1],
+                   "95% CI low": lo, "95% CI high": hi}
+    columns = ["gain (dB)", "std over seeds", "seeds", "test images", "95% CI low", "95% CI high"]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("labels")
 
 
 def label_gains_per_sigma(df: pd.DataFrame) -> pd.DataFrame:

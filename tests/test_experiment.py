@@ -116,12 +116,15 @@ def test_mixed_range_draws_take_one_sigma_in_each_stratum():
 
 
 def test_crossed_interval_reduces_to_a_t_interval_over_the_factor_that_varies():
-    """With only seeds varying (every image the same) the interval is Student's t over the seeds' means; with
-    only images varying, over the images' means."""
+    """Seed effects plus an interaction whose row and column sums are zero: the images' mean square is 0, below
+    the interaction's, so the images' component is set to zero and the interval is Student's t over the seeds'
+    means (S − 1 degrees of freedom). Transposed, the same over the images' means."""
     from scipy.stats import t as student_t
 
-    seeds, images = np.array([0.1, 0.5, 0.3]), np.array([-0.4, 0.2, 0.9, 0.1])
-    for d, means in ((seeds[:, None] + 0 * images[None], seeds), (0 * seeds[:, None] + images[None], images)):
+    interaction = 0.1 * np.array([[1.0, -1.0, 0.0, 0.0], [-1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    seeds = np.array([0.1, 0.5, 0.3])
+    table = seeds[:, None] + interaction
+    for d, means in ((table, table.mean(1)), (table.T, table.T.mean(0))):  # transposed: the images (columns) vary
         out = stats.crossed_interval(d)
         half = student_t.ppf(0.975, len(means) - 1) * np.std(means, ddof=1) / np.sqrt(len(means))
         assert out["mean"] == pytest.approx(means.mean())
@@ -129,6 +132,22 @@ def test_crossed_interval_reduces_to_a_t_interval_over_the_factor_that_varies():
         assert out["df"] == pytest.approx(len(means) - 1)
     with pytest.raises(ValueError, match="seeds × images"):
         stats.crossed_interval(np.ones((1, 4)))
+    with pytest.raises(ValueError, match="1 cells are missing"):
+        stats.crossed_interval(np.where(interaction == 0.1, np.nan, interaction)[:, :3][[0, 2]])
+
+
+def test_crossed_interval_with_every_component_is_the_anova_formula():
+    """Seed, image and interaction effects all present: V = (MS_s + MS_i − MS_e)/(SI), as computed by hand."""
+    d = np.array([[0.3, 1.2, -0.4, 0.9], [0.8, 1.5, 0.2, 1.1], [0.1, 0.7, -0.9, 0.8]])
+    s, i = d.shape
+    mu, rows, cols = d.mean(), d.mean(1), d.mean(0)
+    ms_s, ms_i = i * ((rows - mu) ** 2).sum() / (s - 1), s * ((cols - mu) ** 2).sum() / (i - 1)
+    ms_e = ((d - rows[:, None] - cols[None] + mu) ** 2).sum() / ((s - 1) * (i - 1))
+    assert ms_s > ms_e and ms_i > ms_e
+    out = stats.crossed_interval(d)
+    assert out["se"] == pytest.approx(np.sqrt((ms_s + ms_i - ms_e) / (s * i)))
+    dof = (ms_s + ms_i - ms_e) ** 2 / (ms_s**2 / (s - 1) + ms_i**2 / (i - 1) + ms_e**2 / ((s - 1) * (i - 1)))
+    assert out["df"] == pytest.approx(dof)
 
 
 def test_crossed_interval_covers_the_mean_at_its_level():
@@ -160,8 +179,32 @@ def test_paired_difference_over_seeds_and_images_includes_the_images_spread():
     assert out["mean_diff_db"] == pytest.approx(0.51)
     lo, hi = stats.t_interval(np.array([0.24, 0.28, 0.26]) + 0.25)
     assert lo > 0  # seeds alone: the difference looks certain
-    assert out["ci95"][0] < 0 < out["ci95"][1]  # but another photograph may well reverse it
+    assert out["ci95"][0] < 0 < out["ci95"][1]  # but over photographs like these the mean is unsure
     assert summary.interval_over(out) == "3 seeds × 4 test images"
+
+
+def test_paired_difference_averages_trials_and_cases_and_drops_an_incomplete_image():
+    """Each (seed, image) cell is the mean over trials and the image's cases; an image one method lacks for
+    one seed leaves the table (3 images remain), and with one complete image left the unit is the seed."""
+    gen = np.random.default_rng(1)
+    rows = []
+    for s in range(3):
+        for img in "abcd":
+            for t in range(2):
+                for _case in range(3):
+                    v = gen.normal(30, 1)
+                    rows += [{"method": "a", "seed": s, "trial": t, "task": "denoise", "image": img, "condition": "c",
+                              "psnr": v + 0.5 + 0.1 * s}, {"method": "b", "seed": s, "trial": t, "task": "denoise",
+                                                            "image": img, "condition": "c", "psnr": v}]
+    df = pd.DataFrame(rows)
+    out = stats.paired_difference(df, "a", "b", "denoise")
+    assert out["unit"] == "seed×image" and out["mean_diff_db"] == pytest.approx(0.6)
+    holes = df[~((df.method == "b") & (df.seed == 1) & (df.image == "c"))]
+    out = stats.paired_difference(holes, "a", "b", "denoise")
+    assert out["unit"] == "seed×image" and out["n_images"] == 3 and out["n"] == 3
+    one = holes[~((holes.method == "b") & (holes.seed == 2) & holes.image.isin(["a", "b"]))]
+    out = stats.paired_difference(one, "a", "b", "denoise")
+    assert out["unit"] == "seed" and out["n"] == 3 and out["n_images"] == 1
 
 
 def test_controls_report_each_check_from_the_data():

@@ -205,6 +205,20 @@ def test_label_gains_interval_treats_the_test_images_as_a_sample():
     assert (g["95% CI low"], g["95% CI high"]) == pytest.approx(stats.crossed_interval(table)["ci95"])
 
 
+def test_label_gains_of_a_count_come_from_one_table():
+    """A missing SL cell (count 16, seed 1, image c) leaves that image out of count 16's table only: its gain,
+    seeds and images are that table's, and count 4 keeps all four images."""
+    rows = [{"arm": arm, "labels": k, "seed": s, "image": img, "condition": "σ~U[0,20]", "ssim": 0.5,
+             "psnr": 25.0 + (1.0 + 0.1 * s + (3.0 if img == "c" else 0.0) if arm == "RCL+SL" else 0.0)}
+            for k in (4, 16) for s in range(3) for img in "abcd" for arm in ("SL", "RCL+SL")]
+    df = pd.DataFrame(rows)
+    df = df[~((df.arm == "SL") & (df.labels == 16) & (df.seed == 1) & (df.image == "c"))]
+    g = summary.label_gains(df)
+    assert g.loc[4, "test images"] == 4 and g.loc[4, "gain (dB)"] == pytest.approx(1.1 + 0.75)
+    assert g.loc[16, "test images"] == 3 and g.loc[16, "gain (dB)"] == pytest.approx(1.1)
+    assert g.loc[16, "95% CI low"] <= 1.1 <= g.loc[16, "95% CI high"]
+
+
 def test_direction_of_an_interval():
     from rcl import stats
 
