@@ -132,10 +132,15 @@ def _upright(path: Path, arr: np.ndarray) -> np.ndarray:
 
 def _read_pillow(path: Path) -> np.ndarray:
     """An image Pillow decodes, turned upright by its EXIF orientation (as a viewer shows it) and with CMYK
-    converted to RGB (four CMYK channels are not RGBA)."""
+    converted to RGB (four CMYK channels are not RGBA). Pillow decodes a 16-bit grayscale file (a PGM whose
+    maxval exceeds 255) into 32-bit integers already scaled by its maxval to 0–65535: they are returned as
+    16-bit values."""
     with _PILImage.open(path) as im:
         mode = im.mode
-    return iio.imread(path, rotate=True, **({"mode": "RGB"} if mode == "CMYK" else {}))
+    arr = iio.imread(path, rotate=True, **({"mode": "RGB"} if mode == "CMYK" else {}))
+    if mode == "I" and arr.dtype.kind == "i" and (arr.size == 0 or (arr.min() >= 0 and arr.max() <= 65535)):
+        arr = arr.astype(np.uint16)
+    return arr
 
 
 def load_image(path: str | os.PathLike) -> Tensor:

@@ -69,6 +69,18 @@ def test_gray_replicated_and_16bit_scaled(tmp_path):
     assert data.load_image(tmp_path / "t16.tif")[1, 2, 3].item() == pytest.approx(40000 / 65535)
 
 
+def test_16bit_pgm_is_scaled_by_its_maxval(tmp_path):
+    """A 16-bit PGM (a camera's or a microscope's grayscale), at full range and at a 12-bit maxval: each value
+    over its maxval, within one 16-bit step."""
+    for maxval in (65535, 4095):
+        values = np.linspace(0, maxval, 6 * 5).astype(">u2").reshape(5, 6)
+        path = tmp_path / f"g{maxval}.pgm"
+        path.write_bytes(b"P5\n# a comment\n6 5\n%d\n" % maxval + values.tobytes())
+        img = data.load_image(path)
+        assert img.shape == (3, 5, 6) and torch.equal(img[0], img[2])
+        assert np.allclose(img[0].numpy(), values.astype(np.float64) / maxval, atol=1.5 / 65535)
+
+
 def test_rgba_composited_over_white(tmp_path):
     rgba = np.zeros((4, 4, 4), dtype=np.uint8)  # black, fully transparent
     iio.imwrite(tmp_path / "t.png", rgba)
