@@ -41,7 +41,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         evaluate     the proxy protocol: a re-fitted last layer on frozen features
         apply        a finished run's network over one's own images of any size, tiled, into PNGs
         labels       the label-efficiency study: SL against RCL+SL as labels grow
-        stats        paired differences, t intervals and tests, bootstraps
+        stats        paired differences, intervals over seeds × test images (crossed), t tests, bootstraps
         datasets     the registry of real datasets, checksummed downloads, archives, layouts
 
     studies: the experiments the book reports; import anything below, and the sweeps.
