@@ -8,7 +8,8 @@ the notebooks). It computes on result tables — the tidy rows of :mod:`rcl.eval
   test image: its interval treats both as samples (:func:`crossed_interval`), so a verdict is about the mean
   over other seeds *and* other photographs like these; with one seed, by trial (a bootstrap over trials).
 * :func:`crossed_interval` — the t interval of the grand mean of a seeds × images table of differences, with
-  both factors random (two-way ANOVA without replication, Satterthwaite's degrees of freedom).
+  both factors random (two-way ANOVA without replication, Satterthwaite's degrees of freedom);
+  :func:`seeds_by_images` — that interval for a table with missing cells (or Student's t with one image).
 * :func:`t_interval` and :func:`paired_test` — the t interval and the paired t-test of a set of paired
   differences (``scipy.stats.ttest_1samp``); :func:`direction` — what an interval says about the sign.
 * :func:`bootstrap_mean` — the percentile bootstrap interval of a mean, drawn with :func:`rcl.rng.generator`.
@@ -35,7 +36,7 @@ from scipy import stats as _scipy
 from rcl import rng as _rng
 
 __all__ = ["bootstrap_mean", "bootstrap_units", "crossed_interval", "direction", "paired_difference", "paired_test",
-           "t_interval"]
+           "seeds_by_images", "t_interval"]
 
 
 def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -139,19 +140,35 @@ def crossed_interval(d: np.ndarray, level: float = 0.95) -> dict:
     ms_s = i * float(((rows - mu) ** 2).sum()) / df_s
     ms_i = s * float(((cols - mu) ** 2).sum()) / df_i
     ms_e = float(((d - rows[:, None] - cols[None] + mu) ** 2).sum()) / df_e
-    seed_on, image_on = ms_s > ms_e, ms_i > ms_e
-    # V = Σ c_k·MS_k / (S·I): both components positive → MS_s + MS_i − MS_e; one zeroed → the other's MS alone
-    # (its −MS_e cancels the σ_e² term's +MS_e); both zeroed → MS_e.
-    terms = [(c, ms, df) for c, ms, df, on in ((1.0, ms_s, df_s, seed_on), (1.0, ms_i, df_i, image_on)) if on]
-    terms.append((-1.0 if len(terms) == 2 else 0.0 if terms else 1.0, ms_e, df_e))
-    var = sum(c * ms for c, ms, _ in terms) / (s * i)
+    # V = σ_a²/S + σ_b²/I + σ_e²/(SI) with σ_a² = (MS_s − MS_e)/I and σ_b² = (MS_i − MS_e)/S (each at least 0) and
+    # σ_e² = MS_e, written as Σ c_k·MS_k/(SI): a zeroed component drops its MS and one −MS_e.
+    seed_on, image_on = float(ms_s > ms_e), float(ms_i > ms_e)
+    parts = [(seed_on * ms_s, df_s), (image_on * ms_i, df_i), ((1.0 - seed_on - image_on) * ms_e, df_e)]
+    var = sum(part for part, _ in parts) / (s * i)
     if not _varies(d.ravel()) or var <= 0:
         return {"mean": mu, "ci95": (mu, mu), "p_value": float("nan"), "df": float("nan"), "se": 0.0}
-    dof = (sum(c * ms for c, ms, _ in terms) ** 2) / sum((c * ms) ** 2 / df for c, ms, df in terms if c)
+    dof = sum(part for part, _ in parts) ** 2 / sum(part**2 / df for part, df in parts if part)
     se = float(np.sqrt(var))
     half = float(_scipy.t.ppf(1 - _tail(level), dof)) * se
     p = float(2 * _scipy.t.sf(abs(mu) / se, dof))
     return {"mean": mu, "ci95": (mu - half, mu + half), "p_value": p, "df": float(dof), "se": se}
+
+
+def seeds_by_images(table: pd.DataFrame) -> dict:
+    """The mean of a table of differences (a row per pre-training seed, a column per test image; NaN where a
+    cell is missing) and its 95% interval. Seeds with no cell are dropped, then images missing for any seed.
+    With at least two of each the interval is :func:`crossed_interval` (``unit`` ``"seed×image"``); with one
+    image, Student's t over the seeds' means (``"seed"``). Returns ``mean``, ``ci95``, ``p_value``, ``n``
+    (seeds), ``n_images`` and ``seed_std`` (the standard deviation of the seeds' means)."""
+    table = table.dropna(how="all").dropna(axis=1)
+    n, n_images = table.shape
+    per_seed = table.mean(axis=1).to_numpy()
+    out = {"n": n, "n_images": n_images, "seed_std": float(np.std(per_seed, ddof=1)) if n > 1 else float("nan")}
+    if n > 1 and n_images > 1:
+        c = crossed_interval(table.to_numpy())
+        return {**out, "mean": c["mean"], "ci95": c["ci95"], "p_value": c["p_value"], "unit": "seed×image"}
+    mean = float(per_seed.mean()) if n else float("nan")
+    return {**out, "mean": mean, "ci95": t_interval(per_seed), "p_value": paired_test(per_seed), "unit": "seed"}
 
 
 def paired_difference(
@@ -178,16 +195,14 @@ def paired_difference(
     if "seed" in sel:  # pair by seed always: a seed shares initialisation and batches across methods
         sel = sel[sel.seed.isin(shared)]
     out = {"a": a, "b": b, "task": task}
-    if len(shared) > 1 and "image" in sel:
-        per = sel.groupby(["method", "seed", "image"])["psnr"].mean().unstack(0)
-        table = (per[a] - per[b]).unstack("image").dropna(axis=1)
-        if table.shape[1] > 1:
-            c = crossed_interval(table.to_numpy())
-            return {**out, "mean_diff_db": c["mean"], "ci95": c["ci95"], "p_value": c["p_value"],
-                    "n": table.shape[0], "n_images": table.shape[1], "unit": "seed×image"}
-    unit = "seed" if len(shared) > 1 else "trial"
-    per = sel.groupby(["method", unit])["psnr"].mean().unstack(0)
+    if len(shared) > 1:
+        by = ["method", "seed"] + (["image"] if "image" in sel else [])
+        per = sel.groupby(by)["psnr"].mean().unstack(0)
+        diff = per[a] - per[b]
+        r = seeds_by_images(diff.unstack("image") if "image" in sel else diff.to_frame())
+        return {**out, "mean_diff_db": r["mean"], "ci95": r["ci95"], "p_value": r["p_value"], "n": r["n"],
+                "n_images": r["n_images"], "unit": r["unit"]}
+    per = sel.groupby(["method", "trial"])["psnr"].mean().unstack(0)
     d = (per[a] - per[b]).dropna().to_numpy()
-    lo, hi = t_interval(d) if unit == "seed" else bootstrap_mean(d, n_boot, seed)
-    return {**out, "mean_diff_db": float(d.mean()), "ci95": (lo, hi), "p_value": paired_test(d), "n": len(d),
-            "n_images": 1, "unit": unit}
+    return {**out, "mean_diff_db": float(d.mean()), "ci95": bootstrap_mean(d, n_boot, seed), "p_value": paired_test(d),
+            "n": len(d), "n_images": 1, "unit": "trial"}

@@ -25,7 +25,7 @@ from rcl import methods as _methods
 from rcl.evaluate import MIXED, aggregate, paper_cases
 from rcl.labels import ARMS, REFERENCE
 from rcl.results import saved
-from rcl.stats import crossed_interval, direction, paired_difference, t_interval
+from rcl.stats import direction, paired_difference, seeds_by_images
 
 __all__ = [
     "CLAIMS",
@@ -486,18 +486,11 @@ def label_gains(df: pd.DataFrame) -> pd.DataFrame:
     diff = cells["RCL+SL"] - cells["SL"] if {"RCL+SL", "SL"} <= set(cells) else pd.Series(dtype=float)
     rows = {}
     for k, d in diff.groupby(level="labels"):
-        table = d.droplevel("labels").unstack("image") if "image" in df else d.droplevel("labels").to_frame()
-        table = table.dropna(how="all").dropna(axis=1)
-        if table.empty:
-            continue
-        per_seed = table.mean(axis=1).to_numpy()
-        if table.shape[0] > 1 and table.shape[1] > 1:
-            lo, hi = crossed_interval(table.to_numpy())["ci95"]
-        else:
-            lo, hi = t_interval(per_seed)
-        rows[k] = {"gain (dB)": float(per_seed.mean()), "std over seeds": float(np.std(per_seed, ddof=1))
-                   if len(per_seed) > 1 else float("nan"), "seeds": table.shape[0], "test images": table.shape[1],
-                   "95% CI low": lo, "95% CI high": hi}
+        per_seed = d.droplevel("labels")
+        r = seeds_by_images(per_seed.unstack("image") if "image" in df else per_seed.to_frame())
+        if r["n"]:
+            rows[k] = {"gain (dB)": r["mean"], "std over seeds": r["seed_std"], "seeds": r["n"],
+                       "test images": r["n_images"], "95% CI low": r["ci95"][0], "95% CI high": r["ci95"][1]}
     columns = ["gain (dB)", "std over seeds", "seeds", "test images", "95% CI low", "95% CI high"]
     return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis("labels")
 
