@@ -53,8 +53,9 @@ from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
 
-#: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle — and
-#: the copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`).
+#: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
+#: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
+#: the random-init control, the floor every pre-training is read against (:func:`rcl.summary.over_init`; no step).
 METHODS = _methods.HEADLINE_AND_CONTROLS
 TASKS = ("denoise", "sr")
 SCHEMA = 1

@@ -2,7 +2,7 @@
 
 For each backbone of :data:`rcl.models.SKIPS` (the plain U-Net, residual learning, the input at the top
 decoder level) it pre-trains the controls — copy-the-input, the supervised Oracle, Noise2Noise — and
-RCL-EMD and consistency-only, adds a randomly initialised network, and evaluates each on the held-out
+RCL-EMD and consistency-only, adds the random-init control (the untrained network), and evaluates each on the held-out
 images at every σ of the grid and on the paper's mixed range, both end to end (the network's own output)
 and under the proxy protocol (only the last layer refitted). The copy control is also scored against its
 own input (``psnr_vs_input``): a backbone that cannot reproduce its input cannot denoise either.
@@ -21,11 +21,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import torch
 
 from rcl import config as _config
 from rcl import evaluate, results, train
-from rcl.models import SKIPS, UNet
+from rcl.models import SKIPS
 
 __all__ = ["CONTROLS", "run", "settings", "summary"]
 
@@ -46,28 +45,23 @@ def run(profile: str = "cpu", runs_dir: str | os.PathLike = "runs", dataset: str
         methods: Sequence[str] = CONTROLS, progress: bool = True) -> pd.DataFrame:
     """Pre-train (or reuse) every (backbone, method) and evaluate it; tidy rows, one per test case.
 
-    Columns: skip, method (``"random init"`` for the untrained network, ``"noisy input"`` for the
-    reference), protocol (``"end to end"`` or ``"proxy"``), trial, image, condition, psnr, mse, ssim, and
-    ``psnr_vs_input`` (end to end: the output against the network's own input).
+    Columns: skip, method (``"init"``, the random-init control, is always added: the untrained network;
+    ``"noisy input"`` for the reference), protocol (``"end to end"`` or ``"proxy"``), trial, image, condition,
+    psnr, mse, ssim, and ``psnr_vs_input`` (end to end: the output against the network's own input).
     """
     proxy = settings(profile, dataset, seed, data_dir)["proxy"]
     device = _config.default_device()
     frames = []
     for skip in skips:
-        for m in [*methods, "random init"]:
+        for m in dict.fromkeys([*methods, "init"]):
             _config.status(f"backbone study: skip={skip}, {m}")
-            cfg = train.make_config("n2n" if m == "random init" else m, profile, skip=skip, seed=seed,
-                                    dataset=dataset, data_dir=data_dir, runs_dir=str(runs_dir), progress=progress)
-            if m == "random init":
-                torch.manual_seed(seed)  # the initialisation every run of this seed starts from
-                model, where = UNet(cfg.unet_config()), None
-            else:
-                r = train.pretrain(cfg)
-                model, where = r.model(device), r.path
+            cfg = train.make_config(m, profile, skip=skip, seed=seed, dataset=dataset, data_dir=data_dir,
+                                    runs_dir=str(runs_dir), progress=progress)
+            r = train.pretrain(cfg)
             pcfg = evaluate.ProxyConfig(task="denoise", dataset=dataset, data_dir=data_dir, max_side=cfg.max_side,
                                         sigma_max=cfg.sigma_max, seed=seed, **proxy)
-            e2e = evaluate.end_to_end(model, pcfg, device).assign(protocol="end to end", trial=0)
-            px, _ = evaluate.proxy_evaluate(where if where is not None else model, pcfg, method=m, device=device)
+            e2e = evaluate.end_to_end(r.model(device), pcfg, device).assign(protocol="end to end", trial=0)
+            px, _ = evaluate.proxy_evaluate(r.path, pcfg, method=m, device=device)
             frames += [e2e.assign(skip=skip, method=m), px.assign(skip=skip, method=m, protocol="proxy")]
     ref = evaluate.reference_evaluate(pcfg, os.path.join(str(runs_dir), "references"))
     frames.append(ref[ref.trial == 0].assign(skip="any", method="noisy input", protocol="input"))

@@ -30,6 +30,7 @@ from rcl.stats import direction, paired_difference, seeds_by_images
 __all__ = [
     "CLAIMS",
     "COPY_MIN_DB",
+    "FLOOR",
     "NAMES",
     "NO_VERDICT",
     "ORDER",
@@ -47,6 +48,7 @@ __all__ = [
     "label_pairs",
     "label_table",
     "method_table",
+    "over_init",
     "per_sigma",
     "per_trial",
     "rank_correlation",
@@ -307,19 +309,19 @@ def interval_over(d: dict) -> str:
     return f"{d['n']} seeds" if d["unit"] == "seed" else f"{d['n']} trials of one seed"
 
 
-def claims_per_sigma(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
-    """The paper's comparisons on ``task`` (:data:`CLAIMS`) at each test condition (σ=0 … σ=20, then the mixed
-    range the paper and :func:`agreement` report): our paired difference and its 95% interval
-    (:func:`rcl.stats.paired_difference`, over pre-training seeds × test images where both methods have several
-    seeds). One row
-    per (comparison, condition): ``diff (dB)``, ``lo``, ``hi``, ``n`` and ``unit``. It shows where a
-    mixed-range difference comes from — near-clean cases, where a network that changes little scores high, or
-    noisy ones. Descriptive: the verdicts stay :func:`agreement`'s, on the mixed range;
-    :func:`interval_table` lays it out."""
+def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
+                     claims: list[tuple[str, str, str]] | None = None) -> pd.DataFrame:
+    """The paper's comparisons on ``task`` (:data:`CLAIMS`, or the ``(task, a, b)`` of ``claims``) at each test
+    condition (σ=0 … σ=20, then the mixed range the paper and :func:`agreement` report): our paired difference
+    and its 95% interval (:func:`rcl.stats.paired_difference`, over pre-training seeds × test images where both
+    methods have several seeds). One row per (comparison, condition): ``diff (dB)``, ``lo``, ``hi``, ``n`` and
+    ``unit``. It shows where a mixed-range difference comes from — near-clean cases, where a network that
+    changes little scores high, or noisy ones. Descriptive: the verdicts stay :func:`agreement`'s, on the mixed
+    range; :func:`interval_table` lays it out."""
     sel = df[df.task == task]
     present = set(sel.method)
     rows = []
-    for t, a, b in CLAIMS:
+    for t, a, b in CLAIMS if claims is None else claims:
         if t != task or a not in present or b not in present:
             continue
         for c in _conditions(sel):
@@ -327,6 +329,24 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
             rows.append({"comparison": f"{_name(a)} − {_name(b)}", "condition": c, "diff (dB)": d["mean_diff_db"],
                          "lo": d["ci95"][0], "hi": d["ci95"][1], "n": d["n"], "unit": d["unit"]})
     return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "n", "unit"])
+
+
+#: The random-init control (:class:`rcl.methods.core.RandomInit`): the U-Net as its seed initialises it.
+FLOOR = "init"
+
+
+def over_init(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
+    """What pre-training adds over no pre-training at all: every self-supervised method present, and the
+    Oracle, minus the random-init control (:data:`FLOOR`) on ``task``, at each test condition
+    (:func:`claims_per_sigma`'s rows; the same paired intervals over pre-training seeds × test images). Under
+    the proxy protocol the head is fitted on the frozen features either way, so a difference near zero means the
+    pre-training gave the head nothing that random features do not. Not a claim of the paper (it reports no
+    such row): a floor for reading its comparisons. Empty when the control was not run."""
+    present = set(df[df.task == task].method)
+    if FLOOR not in present:
+        return claims_per_sigma(df.iloc[:0], task, [])
+    learnt = [m for m in [*_methods.self_supervised(), "oracle"] if m in present]
+    return claims_per_sigma(df, task, [(task, m, FLOOR) for m in learnt])
 
 
 def interval_table(long: pd.DataFrame) -> pd.DataFrame:

@@ -284,18 +284,14 @@ def _distributed() -> tuple[int, int, int]:
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
-    if world > 1:
-        return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
-    return 0, 1, 0
+    return (dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 1, 0)
 
 
 def _device(cfg: PretrainConfig, local_rank: int) -> torch.device:
     if cfg.device:
         return torch.device(cfg.device)
     dev = _config.default_device()
-    if dev.type == "cuda":
-        return torch.device("cuda", local_rank)
-    return dev
+    return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
 
 
 def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
@@ -350,8 +346,7 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
 
 
 def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
-    result = json.loads((out / "result.json").read_text())
-    return RunResult(out, cfg, result.get("metrics", {}), reused=True)
+    return RunResult(out, cfg, json.loads((out / "result.json").read_text()).get("metrics", {}), reused=True)
 
 
 @dataclass
@@ -463,6 +458,8 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
     """The training loop: steps from the checkpoint (or 0) to ``steps`` (or ``stop_after``), logging every
     ``log_every`` and checkpointing every ``checkpoint_every`` steps; rank 0 writes the model at the end."""
     s = _setup(cfg, out, rank, world, local_rank)
+    if not s.method.trains:  # a control that keeps its initial weights (random init): saved without a step
+        return _finish(s, {"final_loss": None, "steps": 0, "seconds": 0.0})
     s.method.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     hidden = _config.progress_disabled(cfg.progress) or rank != 0
@@ -489,10 +486,15 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
     if end < cfg.steps:
         return RunResult(out, cfg, {"step": end})
     last = [e for e in RunResult(out, cfg).history() if e["step"] == cfg.steps]
-    metrics = {"final_loss": last[-1]["loss"] if last else None, "steps": cfg.steps, "seconds": elapsed()}
-    if rank == 0:
-        _cache.save_tensors({"unet": asdict(cfg.unet_config()), "state": s.method.model.state_dict()}, out / "model.pt")
-        _cache.atomic_write_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)}, indent=2)
-    if world > 1:
+    return _finish(s, {"final_loss": last[-1]["loss"] if last else None, "steps": cfg.steps, "seconds": elapsed()})
+
+
+def _finish(s: _Session, metrics: dict[str, Any]) -> RunResult:
+    """Rank 0 writes the finished run's network and result (the run is finished once ``result.json`` exists)."""
+    if s.rank == 0:
+        _cache.save_tensors({"unet": asdict(s.cfg.unet_config()), "state": s.method.model.state_dict()},
+                            s.out / "model.pt")
+        _cache.atomic_write_json(s.out / "result.json", {"metrics": metrics, "config": asdict(s.cfg)}, indent=2)
+    if s.world > 1:
         dist.barrier()
-    return RunResult(out, cfg, metrics)
+    return RunResult(s.out, s.cfg, metrics)

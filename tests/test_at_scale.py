@@ -127,10 +127,13 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert p["code"]["rcl"] == rcl.__version__ and p["code"]["training"] == cache.code_version("training")
     assert p["device"]["type"] == "cpu" and p["device"]["torch"] == torch.__version__
     assert p["started"] <= p["finished"] and p["seconds"] > 0
-    assert {r["steps"] for r in p["runs"].values()} == {3}  # the smoke profile's steps, per run
+    steps = {name: r["steps"] for name, r in p["runs"].items()}
+    assert {s for name, s in steps.items() if not name.startswith("init-")} == {3}  # the smoke profile's, per run
+    assert {s for name, s in steps.items() if name.startswith("init-")} == {0}  # the random init: no step
     assert p["data"]["test_images"] == len(data.BUILTIN_TEST)
     rows = result.rows
-    assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "copy", "noisy input", "bicubic"}
+    assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "copy", "init", "noisy input",
+                                "bicubic"}
     # the networks' own output against their input (the copy-the-input control reads it); not the references'
     assert rows[rows.method == "copy"].psnr_vs_input.notna().all()
     assert rows[rows.method.isin(["noisy input", "bicubic"])].psnr_vs_input.isna().all()

@@ -331,7 +331,7 @@ def test_backbone_study_reports_controls_per_backbone_and_condition(tmp_path):
 
     table = backbones.run("smoke", tmp_path / "runs", skips=("residual", "none"), methods=("copy",), progress=False)
     assert set(table.skip) == {"residual", "none", "any"}
-    assert set(table.method) == {"copy", "random init", "noisy input"}
+    assert set(table.method) == {"copy", "init", "noisy input"}
     assert {"end to end", "proxy", "input"} == set(table.protocol)
     wide = backbones.summary(table)
     assert list(wide.columns[:3]) == ["σ=0", "σ=10", "σ=20"]  # the smoke grid, in order, then the mixed range

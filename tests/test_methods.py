@@ -33,7 +33,7 @@ def make_batch(rng, b=4, size=24, extra=8):
     )
 
 
-@pytest.mark.parametrize("name", methods.METHODS)
+@pytest.mark.parametrize("name", [m for m in methods.METHODS if methods.method_class(m).trains])
 def test_two_steps_finite_and_reach_the_unet(name, rng, consistency):
     torch.manual_seed(0)
     model = UNet(width=8, depth=2)
@@ -53,6 +53,22 @@ def test_two_steps_finite_and_reach_the_unet(name, rng, consistency):
         m.after_step()
     assert not torch.equal(before, model.enc[0][0].weight)
     assert not any(p.requires_grad for p in consistency.parameters())
+
+
+def test_the_random_init_control_does_not_move_even_if_stepped(rng):
+    """The control that keeps its initial weights: the engine never steps it (``trains`` is False), and its zero
+    loss would leave the weights where they are if anything did."""
+    m = methods.build("init", UNet(width=8, depth=2))
+    assert not m.trains and all(methods.method_class(n).trains for n in methods.METHODS if n != "init")
+    before = {k: v.clone() for k, v in m.model.state_dict().items()}
+    opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
+    for _ in range(2):
+        out = m(make_batch(rng))
+        assert out["loss"].item() == 0.0
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert all(torch.equal(before[k], v) for k, v in m.model.state_dict().items())
 
 
 def test_unknown_method_lists_valid():

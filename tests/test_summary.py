@@ -363,6 +363,25 @@ def test_claims_per_sigma_are_the_paired_differences_at_each_condition():
     assert none.empty and summary.interval_table(none).empty
 
 
+def test_over_init_is_every_learnt_methods_paired_difference_with_the_random_init():
+    """Each self-supervised method present, then the Oracle, minus the random-init control at every condition —
+    the paired intervals of :func:`claims_per_sigma`; not the copy control; nothing without the control."""
+    rows = study_rows(gap=1.0)
+    init = rows[rows.method == "n2n"].assign(method="init")
+    init["psnr"] -= 2.0  # the untrained network's features: 2 dB below N2N's
+    with_init = pd.concat([rows, init], ignore_index=True)
+    floor = summary.over_init(with_init)
+    assert list(dict.fromkeys(floor.comparison)) == [
+        "N2N − Random init (control)", "RCL-MMD − Random init (control)", "RCL-EMD − Random init (control)",
+        "Oracle − Random init (control)"]  # table order, the Oracle last; the copy control is no pre-training
+    n2n = floor[floor.comparison == "N2N − Random init (control)"]
+    assert list(n2n.condition) == ["σ=10", "σ=15", "σ=20", "σ~U[0,20]"]
+    assert n2n["diff (dB)"].to_numpy() == pytest.approx(2.0) and (n2n.lo > 0).all()
+    rcl = floor[(floor.comparison == "RCL-EMD − Random init (control)")]
+    assert rcl["diff (dB)"].to_numpy() == pytest.approx(3.0, abs=0.2) and set(rcl.unit) == {"seed×image"}
+    assert summary.over_init(rows).empty  # no random-init rows: no floor
+
+
 @pytest.mark.parametrize("args, message", [
     ({"tasks": ["denosie"]}, "denosie"),
     ({"proxy": {"trials": 0}}, "trials"),

@@ -57,6 +57,21 @@ def test_finished_run_is_reused(tmp_path):
     assert train.run_dir(smoke(tmp_path, "n2n", steps=3)) != first.path  # another config, another run
 
 
+def test_the_random_init_run_is_where_every_run_of_its_seed_starts(tmp_path):
+    """The random-init control is saved without a step: its network is the initialisation that every other
+    method of the same seed starts from, another seed gives another one, and the finished run is reused."""
+    first = train.pretrain(smoke(tmp_path, "init"))
+    assert first.metrics["steps"] == 0 and not first.history() and (first.path / "model.pt").exists()
+    start = train.build_method(smoke(tmp_path, "n2n")).model.state_dict()
+    saved = first.model().state_dict()
+    assert saved.keys() == start.keys() and all(torch.equal(saved[k], start[k]) for k in start)
+    trained = train.pretrain(smoke(tmp_path, "n2n")).model().state_dict()
+    assert not all(torch.equal(trained[k], start[k]) for k in start)  # the other methods do move from it
+    other = train.pretrain(smoke(tmp_path, "init", seed=1)).model().state_dict()
+    assert not all(torch.equal(other[k], start[k]) for k in start)
+    assert train.pretrain(smoke(tmp_path, "init")).reused
+
+
 @pytest.mark.parametrize("method", ["rcl-emd", "n2s"])
 def test_interrupted_run_resumes_bitwise(tmp_path, method):
     full = train.pretrain(smoke(tmp_path / "a", method, steps=4))

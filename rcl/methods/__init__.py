@@ -70,6 +70,7 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in (
     Entry("rcl-emd", "core:RCLEMD", "RCL-EMD", "rcl"),
     Entry("consistency", "core:Consistency", "Consistency only", "ablation"),
     Entry("copy", "core:CopyInput", "Copy input (control)", "control"),
+    Entry("init", "core:RandomInit", "Random init (control)", "control"),
     Entry("supervised", "core:Supervised", "Supervised", "supervised"),
 )}  # fmt: skip
 METHODS = tuple(REGISTRY)
@@ -114,13 +115,14 @@ ORDER = [m for e in REGISTRY.values() if e.family != "supervised"
 #: The headline comparison: RCL-EMD, its consistency-only ablation, the noisy-image baselines and the Oracle.
 HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
 #: The methods a study pre-trains with every seed (:func:`rcl.evaluate.study`), so their comparisons carry
-#: verdicts with intervals that include the pre-training seed: the headline methods and RCL with the other two
-#: distances (EMD − BD and EMD − MMD are among the paper's claims). The rest are pre-trained once, with the
-#: first seed.
-SEEDED = (*HEADLINE, "rcl-bd", "rcl-mmd")
-#: The headline methods and the copy-the-input control, which a verdict needs (:func:`rcl.summary.controls`):
-#: what the at-scale comparison pre-trains by default (:mod:`rcl.at_scale`, ``python -m rcl at-scale``).
-HEADLINE_AND_CONTROLS = (*HEADLINE, "copy")
+#: verdicts with intervals that include the pre-training seed: the headline methods, RCL with the other two
+#: distances (EMD − BD and EMD − MMD are among the paper's claims) and the random-init floor (every method's
+#: comparison with no pre-training; it costs no step). The rest are pre-trained once, with the first seed.
+SEEDED = (*HEADLINE, "rcl-bd", "rcl-mmd", "init")
+#: The headline methods, the copy-the-input control, which a verdict needs (:func:`rcl.summary.controls`), and
+#: the random-init floor: what the at-scale comparison pre-trains by default (:mod:`rcl.at_scale`,
+#: ``python -m rcl at-scale``).
+HEADLINE_AND_CONTROLS = (*HEADLINE, "copy", "init")
 
 
 def family(*families: str) -> list[str]:

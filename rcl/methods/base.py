@@ -130,6 +130,9 @@ class Method(nn.Module):
     needs_second_draw: ClassVar[bool] = False
     #: True when the method uses the consistency loss (its g_e must be built).
     uses_consistency: ClassVar[bool] = False
+    #: False for a control that keeps its initial weights: the engine saves the network as built, without a
+    #: step (:class:`rcl.methods.core.RandomInit`).
+    trains: ClassVar[bool] = True
     #: Set by the engine on the steps it logs: methods may then add diagnostics (gradient norms, EMD gaps)
     #: to their loss dictionary. Off on the other steps, so diagnostics cost nothing there.
     diagnose: bool = False

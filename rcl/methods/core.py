@@ -1,4 +1,5 @@
-"""RCL and the baselines designed for noisy images: Noise2Noise, Noise2Self, consistency only, supervised.
+"""RCL and the baselines designed for noisy images: Noise2Noise, Noise2Self, consistency only, supervised; the
+copy-the-input and random-init controls.
 
 All share :class:`rcl.methods.base.Method`'s interface. Losses on images use ``config.loss_norm``
 (``"l1"`` by default, the norm the paper uses for supervised fine-tuning; ``"l2"`` is Noise2Noise's
@@ -235,6 +236,23 @@ class CopyInput(Method):
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         return {"loss": _image_loss(self.model(batch.x1), batch.x1, self.config.loss_norm)}
+
+
+class RandomInit(Method):
+    """A control, not a method of the paper: no pre-training at all — the U-Net as initialised by the run's
+    seed, which is where every other method of that seed starts (:func:`rcl.train.build_method`).
+
+    Under the proxy protocol its frozen features are the floor a pre-training must beat to have learnt
+    anything the protocol can use: a head fitted on random features already denoises a little, as a linear
+    probe on a random network classifies above chance in representation learning. The engine saves it without a
+    step (``trains = False``); its loss is zero, and would leave Adam's update at zero if it were trained.
+    """
+
+    name = "init"
+    trains = False
+
+    def forward(self, batch: Batch) -> dict[str, Tensor]:
+        return {"loss": self.model(batch.x1).sum() * 0.0}
 
 
 class Supervised(Method):
