@@ -31,6 +31,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rcl import config, data, models, profiles, train
+from rcl.methods import trained
 
 _GPU_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "RTX 4090": 165e12}
 
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
                    "U-Net and g_e under torch.compile, and on CUDA compiled into CUDA graphs")
     args = p.parse_args(argv)
     device = torch.device(args.device) if args.device else config.default_device()
-    methods = args.methods or profiles.values("pretraining", args.profile)["methods"]
+    methods = args.methods or trained(profiles.values("pretraining", args.profile)["methods"])
     # FLOPs need no pretrained weights: a random g_e of the same architecture costs the same
     extra = {"g_e": "random"} if profiles.values("pretrain", args.profile).get("g_e") == "imagenet" else {}
     bf16 = bool(config.numerics(device)) or (device.type == "cuda" and torch.cuda.is_bf16_supported())

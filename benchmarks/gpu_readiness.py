@@ -33,6 +33,7 @@ import torch
 
 from rcl import config, profiles, train
 from rcl import data as _data
+from rcl.methods import trained
 
 
 def _gpu_name(device: torch.device) -> str:
@@ -107,7 +108,7 @@ def run_method(name: str, overrides: dict, steps: int, warmup: int, runs_dir: st
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=config.PROFILES, default="gpu")
-    parser.add_argument("--methods", nargs="+", default=list(config.ALL_METHODS), metavar="METHOD")
+    parser.add_argument("--methods", nargs="+", default=trained(config.ALL_METHODS), metavar="METHOD")
     parser.add_argument("--steps", type=int, default=12, help="steps per method (default 12)")
     parser.add_argument("--warmup", type=int, default=4, help="first steps left out of the timing (default 4)")
     parser.add_argument("--dataset", default="builtin", help="dataset to draw crops from (default: builtin)")

@@ -20,6 +20,7 @@ import time
 import torch
 
 from rcl import config, distances, train
+from rcl.methods import trained
 
 
 def _sync(device: torch.device) -> None:
@@ -65,7 +66,7 @@ def time_method(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=config.PROFILES, default="cpu")
-    parser.add_argument("--methods", nargs="+", default=list(config.ALL_METHODS))
+    parser.add_argument("--methods", nargs="+", default=trained(config.ALL_METHODS))
     parser.add_argument("--steps", type=int, default=5, help="timed steps per method (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default=None, help="default: CUDA if available, else CPU")

@@ -230,7 +230,7 @@ def describe(result: AtScale) -> pd.DataFrame:
     """Where every number of ``result`` came from, one line per fact, for the book."""
     p = result.provenance
     code, dev, data = p["code"], p["device"], p["data"]
-    steps = sorted({r["steps"] for r in p["runs"].values() if r.get("steps") is not None})
+    steps = sorted({r["steps"] for r in p["runs"].values() if r.get("steps")})  # not the random init's 0
     state = {True: " (with uncommitted changes)", False: "",
              None: " (given, run from a copy without git history: uncommitted changes unknown)"}[code.get("modified")]
     commit = (code.get("commit") or "unknown")[:12] + (state if code.get("commit") else "")

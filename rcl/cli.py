@@ -530,9 +530,9 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     from rcl.methods import HEADLINE_AND_CONTROLS  # not rcl.at_scale: the parser stays free of the evaluation's imports
 
     ap = sub.add_parser("at-scale", help="the headline comparison at a profile on real photographs, with provenance",
-                        description="Pre-train (or reuse) the headline methods and the copy-the-input control at a "
-                        "profile on a folder of photographs, evaluate them by the proxy protocol on held-out "
-                        "photographs, and write one small JSON file with the results and their provenance "
+                        description="Pre-train (or reuse) the headline methods and the copy-the-input and random-init "
+                        "controls at a profile on a folder of photographs, evaluate them by the proxy protocol on "
+                        "held-out photographs, and write one small JSON file with the results and their provenance "
                         "(settings, code, device, time), which the book's At scale page shows. Resumes: finished "
                         "runs and evaluations are reused. Example: "
                         "python -m rcl at-scale --profile gpu --set dataset=folder --set data_dir=PHOTOS "

@@ -331,17 +331,20 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "n", "unit"])
 
 
-#: The random-init control (:class:`rcl.methods.core.RandomInit`): the U-Net as its seed initialises it.
+#: The random-init control (:class:`rcl.methods.core.RandomInit`): the U-Net as its seed initialises it, the
+#: baseline :func:`over_init` reads every method against.
 FLOOR = "init"
 
 
 def over_init(df: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
-    """What pre-training adds over no pre-training at all: every self-supervised method present, and the
-    Oracle, minus the random-init control (:data:`FLOOR`) on ``task``, at each test condition
-    (:func:`claims_per_sigma`'s rows; the same paired intervals over pre-training seeds × test images). Under
-    the proxy protocol the head is fitted on the frozen features either way, so a difference near zero means the
-    pre-training gave the head nothing that random features do not. Not a claim of the paper (it reports no
-    such row): a floor for reading its comparisons. Empty when the control was not run."""
+    """What a pre-training gives the proxy protocol's head beyond an untrained network's features: every
+    self-supervised method present, and the Oracle, minus the random-init control (:data:`FLOOR`) on ``task``, at
+    each test condition (:func:`claims_per_sigma`'s rows and paired intervals: over pre-training seeds × test
+    images where both have several seeds, else over trials of one network; ``unit`` says which). The head is
+    fitted on frozen features either way, so an interval that includes zero means the pre-training's features
+    are not distinguishable from random ones at this budget; a method can also end below them. Not a claim of
+    the paper (it reports no such row): a baseline for reading its comparisons. Empty when the control was not
+    run."""
     present = set(df[df.task == task].method)
     if FLOOR not in present:
         return claims_per_sigma(df.iloc[:0], task, [])

@@ -375,9 +375,6 @@ class _Session:
 def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: int) -> _Session:
     """Device, data, method, optimiser and mixed precision of a run, resumed from its checkpoint if any."""
     device = _device(cfg, local_rank)
-    if rank == 0:
-        _cache.atomic_write_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg),
-                                                       "code": _cache.code_version("training")}, indent=2)
     ds = build_data(cfg)
     _methods.method_class(cfg.method).check_instances(_check_batch(ds, cfg), cfg)  # before building the method
     method = build_method(cfg, ds, device).to(memory_format=memory_format(device))
@@ -392,8 +389,7 @@ def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: in
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         trainer = DistributedDataParallel(method, device_ids=ids, find_unused_parameters=True)
-    session = _Session(cfg, out, rank, world, device, ds, method, trainer, opt, scaler, amp_dtype)
-    _resume(session)
+    _resume(session := _Session(cfg, out, rank, world, device, ds, method, trainer, opt, scaler, amp_dtype))
     return session
 
 
@@ -457,9 +453,12 @@ def _batches(s: _Session, end: int):
 def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, world: int, local_rank: int):
     """The training loop: steps from the checkpoint (or 0) to ``steps`` (or ``stop_after``), logging every
     ``log_every`` and checkpointing every ``checkpoint_every`` steps; rank 0 writes the model at the end."""
+    if rank == 0:
+        _cache.atomic_write_json(out / "config.json", {**asdict(cfg), "key": run_key(cfg),
+                                                       "code": _cache.code_version("training")}, indent=2)
+    if not _methods.method_class(cfg.method).trains:  # the random init: the network as built; no data, no step
+        return _finish(cfg, out, build_method(cfg).model, rank, world, {"final_loss": None, "steps": 0, "seconds": 0.0})
     s = _setup(cfg, out, rank, world, local_rank)
-    if not s.method.trains:  # a control that keeps its initial weights (random init): saved without a step
-        return _finish(s, {"final_loss": None, "steps": 0, "seconds": 0.0})
     s.method.train()
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     hidden = _config.progress_disabled(cfg.progress) or rank != 0
@@ -486,15 +485,15 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
     if end < cfg.steps:
         return RunResult(out, cfg, {"step": end})
     last = [e for e in RunResult(out, cfg).history() if e["step"] == cfg.steps]
-    return _finish(s, {"final_loss": last[-1]["loss"] if last else None, "steps": cfg.steps, "seconds": elapsed()})
+    metrics = {"final_loss": last[-1]["loss"] if last else None, "steps": cfg.steps, "seconds": elapsed()}
+    return _finish(cfg, out, s.method.model, rank, world, metrics)
 
 
-def _finish(s: _Session, metrics: dict[str, Any]) -> RunResult:
+def _finish(cfg: PretrainConfig, out: Path, model: UNet, rank: int, world: int, metrics: dict) -> RunResult:
     """Rank 0 writes the finished run's network and result (the run is finished once ``result.json`` exists)."""
-    if s.rank == 0:
-        _cache.save_tensors({"unet": asdict(s.cfg.unet_config()), "state": s.method.model.state_dict()},
-                            s.out / "model.pt")
-        _cache.atomic_write_json(s.out / "result.json", {"metrics": metrics, "config": asdict(s.cfg)}, indent=2)
-    if s.world > 1:
+    if rank == 0:
+        _cache.save_tensors({"unet": asdict(cfg.unet_config()), "state": model.state_dict()}, out / "model.pt")
+        _cache.atomic_write_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)}, indent=2)
+    if world > 1:
         dist.barrier()
-    return RunResult(s.out, s.cfg, metrics)
+    return RunResult(out, cfg, metrics)

@@ -59,7 +59,8 @@ def test_the_random_init_control_does_not_move_even_if_stepped(rng):
     """The control that keeps its initial weights: the engine never steps it (``trains`` is False), and its zero
     loss would leave the weights where they are if anything did."""
     m = methods.build("init", UNet(width=8, depth=2))
-    assert not m.trains and all(methods.method_class(n).trains for n in methods.METHODS if n != "init")
+    assert not m.trains and methods.trained() == [n for n in methods.METHODS if n != "init"]
+    assert methods.trained(["init", "rcl-emd-tuned"]) == ["rcl-emd-tuned"]
     before = {k: v.clone() for k, v in m.model.state_dict().items()}
     opt = torch.optim.Adam(m.trainable_parameters(), lr=1e-3)
     for _ in range(2):

@@ -57,10 +57,14 @@ def test_finished_run_is_reused(tmp_path):
     assert train.run_dir(smoke(tmp_path, "n2n", steps=3)) != first.path  # another config, another run
 
 
-def test_the_random_init_run_is_where_every_run_of_its_seed_starts(tmp_path):
-    """The random-init control is saved without a step: its network is the initialisation that every other
-    method of the same seed starts from, another seed gives another one, and the finished run is reused."""
-    first = train.pretrain(smoke(tmp_path, "init"))
+def test_the_random_init_run_is_where_every_run_of_its_seed_starts(tmp_path, monkeypatch):
+    """The random-init control is saved without a step and without building the data: its network is the
+    initialisation that every other method of the same seed starts from, another seed gives another one, and the
+    finished run is reused."""
+    with monkeypatch.context() as m:
+        m.setattr(train, "build_data", lambda cfg: pytest.fail("the random init built the training data"))
+        first = train.pretrain(smoke(tmp_path, "init"))
+    assert json.loads((first.path / "config.json").read_text())["method"] == "init"
     assert first.metrics["steps"] == 0 and not first.history() and (first.path / "model.pt").exists()
     start = train.build_method(smoke(tmp_path, "n2n")).model.state_dict()
     saved = first.model().state_dict()

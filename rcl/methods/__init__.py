@@ -39,6 +39,7 @@ __all__ = [
     "family",
     "method_class",
     "self_supervised",
+    "trained",
 ]
 
 
@@ -158,6 +159,12 @@ def method_class(name: str) -> type[Method]:
         raise ValueError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}")
     module, cls = REGISTRY[name].target.split(":")
     return getattr(importlib.import_module(f"rcl.methods.{module}"), cls)
+
+
+def trained(names=METHODS) -> list[str]:
+    """The methods (or named configurations) among ``names`` that take optimisation steps: all but the
+    random-init control, which the engine saves as built (benchmarks of a step skip it)."""
+    return [m for m in names if method_class(NAMED_CONFIGS[m].method if m in NAMED_CONFIGS else m).trains]
 
 
 def build(name: str, model, config: MethodConfig | None = None, consistency=None) -> Method:

@@ -242,10 +242,13 @@ class RandomInit(Method):
     """A control, not a method of the paper: no pre-training at all — the U-Net as initialised by the run's
     seed, which is where every other method of that seed starts (:func:`rcl.train.build_method`).
 
-    Under the proxy protocol its frozen features are the floor a pre-training must beat to have learnt
-    anything the protocol can use: a head fitted on random features already denoises a little, as a linear
-    probe on a random network classifies above chance in representation learning. The engine saves it without a
-    step (``trains = False``); its loss is zero, and would leave Adam's update at zero if it were trained.
+    Under the proxy protocol it is the baseline a pre-training must beat to have given the new head anything:
+    the head (a 1×1 convolution on the frozen penultimate features, added to the input by the residual
+    backbone) fitted on random convolutional features can already combine local filters of the noisy input, as a
+    linear probe on a random network classifies above chance. A pre-training can also end below it (features
+    that lost what the head needs). It is not "training from scratch" — that is the label study's SL arm. The
+    engine saves it without a step (``trains = False``); its loss is zero, and would leave Adam's update at zero
+    if it were trained.
     """
 
     name = "init"
