@@ -171,16 +171,20 @@ def autocast(device: torch.device | str, enabled: bool = True):
 def numerics(device: torch.device | str | None = None, amp: bool = True) -> str:
     """What beyond the code and settings decides the numbers computed on ``device`` (default: this machine's):
     the autocast precision where there is one (``"cpu-bf16"`` on a CPU with native bfloat16 units,
-    ``"cuda-bf16"`` or ``"cuda-fp16"`` on a GPU), else ``""`` (float32). Part of run and result keys, so a run
-    trained in one precision is never served for another."""
+    ``"cuda-bf16"`` or ``"cuda-fp16"`` on a GPU), else ``""`` (float32) — on a GPU ``"cuda-fp32"``, and on a GPU
+    in any precision whether float32 matrix products and convolutions may use TF32 (``"-tf32"`` and which:
+    ``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32``; the float32 parts of an
+    autocast step, and every step without it, compute other numbers with it). Part of run and result keys, so a
+    run trained in one precision is never served for another."""
     device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda":
+        precision = ("cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16") if amp else "cuda-fp32"
+        tf32 = [name for name, on in (("matmul", torch.backends.cuda.matmul.allow_tf32),
+                                      ("conv", torch.backends.cudnn.allow_tf32)) if on]
+        return precision + (f"-tf32-{'+'.join(tf32)}" if tf32 else "")
     if not amp:
         return ""
-    if device.type == "cpu":
-        return "cpu-bf16" if cpu_has_bf16() else ""
-    if device.type == "cuda":
-        return "cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16"
-    return ""
+    return "cpu-bf16" if device.type == "cpu" and cpu_has_bf16() else ""
 
 
 def gpu_ids() -> list[str]:

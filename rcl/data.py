@@ -8,7 +8,7 @@ Three sources give clean RGB images as ``3×H×W`` float tensors in [0, 1]:
   chessboards) are left out, and so are grayscale ones (three identical channels would make the colour
   noise statistics unnatural) and near-duplicates (the right view of the motorcycle stereo pair).
   The split is fixed: :data:`BUILTIN_TEST` are held out for testing.
-* ``"folder"``: any folder of PNG/JPEG/TIFF/BMP images (grayscale, RGBA, palette, CMYK and 16-bit handled,
+* ``"folder"``: any folder of PNG/JPEG/TIFF/BMP/PPM/WebP images (grayscale, RGBA, palette, CMYK and 16-bit handled,
   EXIF orientation applied: :mod:`rcl.imagefile` reads each file).
   If it has ``train/`` and ``test/`` subfolders they are the split; otherwise every
   ``test_every``-th file in sorted order is a test image.
@@ -55,7 +55,7 @@ __all__ = [
     "tile_images",
 ]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".ppm", ".pgm", ".webp")
 
 # name -> (package, file inside the package's data folder)
 _BUILTIN_FILES = {

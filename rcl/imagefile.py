@@ -2,8 +2,9 @@
 viewer shows it, without letting a crafted file run away with memory.
 
 Pillow decodes most formats (under its decompression-bomb limit, its EXIF orientation applied, CMYK turned
-into RGB); pypng decodes 16-bit PNGs exactly, and tifffile TIFFs — both after their header's size has been
-checked against Pillow's limit. Content of none of the supported formats never reaches a decoder.
+into RGB); pypng decodes 16-bit PNGs exactly, tifffile TIFFs, and NumPy binary PPM/PGM files with more than
+8 bits (a raw converter's 16-bit output, which Pillow reduces to 8 bits) — each after its header's size has
+been checked against Pillow's limit. Content of none of the supported formats never reaches a decoder.
 
 Layer: ground floor (imports no other module of rcl).
 """
@@ -70,6 +71,48 @@ def _is_png16(head: bytes) -> bool:
     return head[:8] == _SIGNATURES[0] and head[12:16] == b"IHDR" and head[24:25] == b"\x10"
 
 
+def _pnm16_header(path: Path) -> tuple[int, int, int, int, int] | None:
+    """``(width, height, channels, maxval, offset of the pixels)`` of a binary PPM (P6) or PGM (P5) whose
+    maxval exceeds 255 (two big-endian bytes a sample); None for any other file."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head[:2] not in (b"P5", b"P6"):
+        return None
+    tokens, i = [], 2
+    while len(tokens) < 3 and i < len(head):  # width, height, maxval; "#" starts a comment to the line's end
+        c = head[i : i + 1]
+        if c == b"#":
+            i = head.find(b"\n", i) + 1 or len(head)
+        elif c.isspace():
+            i += 1
+        else:
+            j = i
+            while j < len(head) and not head[j : j + 1].isspace() and head[j : j + 1] != b"#":
+                j += 1
+            tokens.append(head[i:j])
+            i = j
+    if len(tokens) < 3 or not all(t.isdigit() for t in tokens) or i >= len(head):
+        return None  # not a header Pillow would read either: its error names the file
+    width, height, maxval = (int(t) for t in tokens)
+    if maxval <= 255:
+        return None
+    return width, height, 3 if head[:2] == b"P6" else 1, maxval, i + 1  # one whitespace byte ends the header
+
+
+def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int, offset: int) -> np.ndarray:
+    """A binary PPM/PGM with more than 8 bits (:func:`_pnm16_header`), as float32 in [0, 1]: each sample over
+    the maxval; check its size with :func:`_check_pixels` first."""
+    if not 0 < maxval < 65536 or width < 1 or height < 1:
+        raise ValueError(f"maxval {maxval} and size {width}×{height} are not those of a PPM/PGM (maxval 256–65535)")
+    n = width * height * channels
+    arr = np.fromfile(path, dtype=">u2", count=n, offset=offset)
+    if arr.size < n:
+        raise ValueError(f"truncated: {arr.size} of its {n} samples")
+    if arr.max(initial=0) > maxval:
+        raise ValueError(f"a sample exceeds its maxval {maxval}")
+    return (arr.astype(np.float32) / np.float32(maxval)).reshape(height, width, channels)
+
+
 def _size_to_check(path: Path, head: bytes) -> tuple[int, int] | None:
     """``(width, height)`` from the header of a file whose decoder has no pixel limit: a 16-bit PNG
     (pypng) or a TIFF (tifffile; every page counts, as every page is decoded); None for the rest, which
@@ -132,9 +175,9 @@ def _upright(path: Path, arr: np.ndarray) -> np.ndarray:
 
 def _read_pillow(path: Path) -> np.ndarray:
     """An image Pillow decodes, turned upright by its EXIF orientation (as a viewer shows it) and with CMYK
-    converted to RGB (four CMYK channels are not RGBA). Pillow decodes a 16-bit grayscale file (a PGM whose
-    maxval exceeds 255) into 32-bit integers already scaled by its maxval to 0–65535: they are returned as
-    16-bit values."""
+    converted to RGB (four CMYK channels are not RGBA). Pillow decodes a 16-bit grayscale file it reads (a
+    plain-text PGM whose maxval exceeds 255; binary ones are :func:`_read_pnm16`'s) into 32-bit integers already
+    scaled by its maxval to 0–65535: they are returned as 16-bit values."""
     with _PILImage.open(path) as im:
         mode = im.mode
     arr = iio.imread(path, rotate=True, **({"mode": "RGB"} if mode == "CMYK" else {}))
@@ -149,7 +192,7 @@ def load_image(path: str | os.PathLike) -> Tensor:
     Grayscale is replicated to three channels, alpha is composited over white, palette images are
     expanded, CMYK is converted to RGB, an EXIF orientation is applied (a portrait photograph loads upright),
     and 8- and 16-bit files are scaled by their bit depth (a 16-bit PNG's significant bits, where its sBIT
-    chunk gives fewer). Pillow's decompression-bomb limit
+    chunk gives fewer; a PPM/PGM's maxval). Pillow's decompression-bomb limit
     (``PIL.Image.MAX_IMAGE_PIXELS``) applies to every format, 16-bit PNGs and TIFFs included. Errors are
     one line naming the file; content of none of the supported formats never reaches a decoder.
     """
@@ -161,12 +204,14 @@ def load_image(path: str | os.PathLike) -> Tensor:
     if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
         # decided here, not by imageio, whose message for such content suggests installing video plugins
         raise ValueError(f"{path}: not a readable image: its content is not {FORMATS}")
-    size = _size_to_check(path, head)
-    if size is not None:  # pypng and tifffile have no pixel limit of their own: check before decoding
+    pnm16 = _pnm16_header(path) if head[:2] in (b"P5", b"P6") else None
+    size = pnm16[:2] if pnm16 else _size_to_check(path, head)
+    if size is not None:  # pypng, tifffile and NumPy have no pixel limit of their own: check before decoding
         _check_pixels(path, *size)
     png16, tiff = _is_png16(head), head.startswith(_TIFF)
     try:
-        arr = _read_png16(path) if png16 else iio.imread(path) if tiff else _read_pillow(path)
+        arr = (_read_pnm16(path, *pnm16) if pnm16 else _read_png16(path) if png16 else iio.imread(path) if tiff
+               else _read_pillow(path))
     except Exception as err:  # imageio raises many types; all mean "not a readable image"
         reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]}"
         raise ValueError(f"{path}: not a readable image ({reason}); supported: {FORMATS}") from err

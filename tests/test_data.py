@@ -78,7 +78,30 @@ def test_16bit_pgm_is_scaled_by_its_maxval(tmp_path):
         path.write_bytes(b"P5\n# a comment\n6 5\n%d\n" % maxval + values.tobytes())
         img = data.load_image(path)
         assert img.shape == (3, 5, 6) and torch.equal(img[0], img[2])
+        assert path.name in data.load_folder(tmp_path)  # a folder's .pgm files are images
         assert np.allclose(img[0].numpy(), values.astype(np.float64) / maxval, atol=1.5 / 65535)
+
+
+def test_16bit_ppm_keeps_its_16_bits_and_bad_ones_are_named(tmp_path):
+    """A 16-bit binary PPM (a raw converter's output, e.g. ``dcraw -4``), which Pillow would reduce to 8 bits:
+    each sample over its maxval exactly, at full range and at a 12-bit maxval, header comments skipped. A
+    truncated file, or a sample above its maxval, is a one-line error naming the file."""
+    rng = np.random.default_rng(0)
+    for maxval in (65535, 4095):
+        values = rng.integers(0, maxval + 1, size=(5, 6, 3)).astype(">u2")
+        path = tmp_path / f"c{maxval}.ppm"
+        path.write_bytes(b"P6 # from a raw converter\n6 5 # width height\n%d\n" % maxval + values.tobytes())
+        img = data.load_image(path)
+        assert img.shape == (3, 5, 6) and img.dtype == torch.float32
+        assert torch.equal(img, torch.from_numpy((values.astype(np.float32) / np.float32(maxval)).transpose(2, 0, 1)))
+    short = tmp_path / "short.ppm"
+    short.write_bytes(b"P6\n6 5\n65535\n" + values.tobytes()[:-2])
+    with pytest.raises(ValueError, match=r"short\.ppm: .*truncated"):
+        data.load_image(short)
+    over = tmp_path / "over.ppm"
+    over.write_bytes(b"P6\n1 1\n4095\n" + np.array([4096, 0, 0], dtype=">u2").tobytes())
+    with pytest.raises(ValueError, match=r"over\.ppm: .*exceeds its maxval 4095"):
+        data.load_image(over)
 
 
 def test_rgba_composited_over_white(tmp_path):

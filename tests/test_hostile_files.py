@@ -237,6 +237,13 @@ def test_16bit_png_follows_pillows_limit(tmp_path, monkeypatch):
             assert tuple(data.load_image(small).shape) == (3, 8, 8)
 
 
+def test_16bit_ppm_header_over_the_pixel_limit_is_refused_before_decoding(tmp_path):
+    bomb = tmp_path / "bomb.ppm"  # 196 Mpx claimed in a few bytes: refused from the header, nothing allocated
+    bomb.write_bytes(b"P6\n14000 14000\n65535\n" + bytes(12))
+    with pytest.raises(ValueError, match=r"bomb.ppm: 14000×14000 = 196000000 pixels .*MAX_IMAGE_PIXELS"):
+        data.load_image(bomb)
+
+
 def test_tiff_follows_pillows_limit(tmp_path, monkeypatch):
     tif = tmp_path / "small.tif"
     Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tif)
