@@ -103,15 +103,17 @@ def _git() -> dict[str, Any]:
 
 def _device() -> dict[str, Any]:
     device = _config.default_device()
-    if device.type == "cuda":
-        return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count()}
+    if device.type == "cuda":  # with the numerics of the runs' keys: autocast precision and float32 modes (TF32)
+        return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count(),
+                "numerics": _config.numerics(device)}
     name = ""
     try:
         with open("/proc/cpuinfo") as f:
             name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
     except OSError:
         pass
-    return {"type": device.type, "name": name or device.type, "count": os.cpu_count()}
+    return {"type": device.type, "name": name or device.type, "count": os.cpu_count(),
+            "numerics": _config.numerics(device)}
 
 
 def _folder(dataset: str, data_dir: str | None) -> dict[str, Any]:

@@ -168,20 +168,30 @@ def autocast(device: torch.device | str, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+def _fp32_modes() -> str:
+    """How float32 matrix products and convolutions may run on a GPU, as PyTorch's settings say: the
+    ``fp32_precision`` of the whole, of matmul and of cuDNN convolutions (``"ieee"``, ``"tf32"`` or ``"none"``,
+    inherit), or the legacy ``allow_tf32`` flags where a PyTorch has no such settings. Raw, not resolved: two
+    settings that compute alike may give two keys (a recomputation), never one key for two computations."""
+    b = torch.backends
+    try:
+        return f"all={b.fp32_precision},matmul={b.cuda.matmul.fp32_precision},conv={b.cudnn.conv.fp32_precision}"
+    except AttributeError:  # an older PyTorch: only the legacy flags
+        return f"matmul={int(b.cuda.matmul.allow_tf32)},conv={int(b.cudnn.allow_tf32)}"
+
+
 def numerics(device: torch.device | str | None = None, amp: bool = True) -> str:
-    """What beyond the code and settings decides the numbers computed on ``device`` (default: this machine's):
-    the autocast precision where there is one (``"cpu-bf16"`` on a CPU with native bfloat16 units,
-    ``"cuda-bf16"`` or ``"cuda-fp16"`` on a GPU), else ``""`` (float32) — on a GPU ``"cuda-fp32"``, and on a GPU
-    in any precision whether float32 matrix products and convolutions may use TF32 (``"-tf32"`` and which:
-    ``torch.backends.cuda.matmul.allow_tf32``, ``torch.backends.cudnn.allow_tf32``; the float32 parts of an
-    autocast step, and every step without it, compute other numbers with it). Part of run and result keys, so a
-    run trained in one precision is never served for another."""
+    """What beyond the code and settings decides the numbers computed on ``device`` (default: this machine's).
+    On a CPU: the autocast precision where there is one (``"cpu-bf16"`` with native bfloat16 units), else ``""``
+    (float32). On a GPU: ``"cuda-bf16"``, ``"cuda-fp16"`` or ``"cuda-fp32"`` (``amp=False``), then
+    ``"-fp32:"`` and the float32 modes of :func:`_fp32_modes` — whether float32 products and convolutions may
+    use TF32, which changes the float32 parts of an autocast step and every step without one (PyTorch's
+    default lets convolutions use it: ``"cuda-bf16-fp32:all=none,matmul=none,conv=tf32"``). Part of run,
+    evaluation and result keys, so numbers computed one way are never served for another."""
     device = torch.device(device) if device is not None else default_device()
     if device.type == "cuda":
         precision = ("cuda-bf16" if torch.cuda.is_bf16_supported() else "cuda-fp16") if amp else "cuda-fp32"
-        tf32 = [name for name, on in (("matmul", torch.backends.cuda.matmul.allow_tf32),
-                                      ("conv", torch.backends.cudnn.allow_tf32)) if on]
-        return precision + (f"-tf32-{'+'.join(tf32)}" if tf32 else "")
+        return f"{precision}-fp32:{_fp32_modes()}"
     if not amp:
         return ""
     return "cpu-bf16" if device.type == "cpu" and cpu_has_bf16() else ""

@@ -73,30 +73,40 @@ def _is_png16(head: bytes) -> bool:
 
 def _pnm16_header(path: Path) -> tuple[int, int, int, int, int] | None:
     """``(width, height, channels, maxval, offset of the pixels)`` of a binary PPM (P6) or PGM (P5) whose
-    maxval exceeds 255 (two big-endian bytes a sample); None for any other file."""
+    maxval exceeds 255 (two big-endian bytes a sample); None for any other file, which Pillow reads (and names
+    when it cannot). Netpbm's header: the magic, then whitespace-separated width, height and maxval, comments
+    from "#" through the next CR or LF anywhere before the single whitespace byte that ends it."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    if head[:2] not in (b"P5", b"P6"):
+    if head[:2] not in (b"P5", b"P6") or not head[2:3].isspace() and head[2:3] != b"#":
         return None
-    tokens, i = [], 2
-    while len(tokens) < 3 and i < len(head):  # width, height, maxval; "#" starts a comment to the line's end
-        c = head[i : i + 1]
-        if c == b"#":
-            i = head.find(b"\n", i) + 1 or len(head)
-        elif c.isspace():
+    tokens, i, n = [], 2, len(head)
+
+    def skip_comment(i: int) -> int:
+        ends = [j for j in (head.find(b"\n", i), head.find(b"\r", i)) if j >= 0]
+        return min(ends) + 1 if ends else n
+
+    while len(tokens) < 3 and i < n:  # width, height, maxval
+        if head[i : i + 1] == b"#":
+            i = skip_comment(i)
+        elif head[i : i + 1].isspace():
             i += 1
         else:
             j = i
-            while j < len(head) and not head[j : j + 1].isspace() and head[j : j + 1] != b"#":
+            while j < n and not head[j : j + 1].isspace() and head[j : j + 1] != b"#":
                 j += 1
             tokens.append(head[i:j])
             i = j
-    if len(tokens) < 3 or not all(t.isdigit() for t in tokens) or i >= len(head):
-        return None  # not a header Pillow would read either: its error names the file
-    width, height, maxval = (int(t) for t in tokens)
-    if maxval <= 255:
+    while i < n and head[i : i + 1] == b"#":  # comments between the maxval and its one whitespace byte
+        i = skip_comment(i)
+    if (len(tokens) < 3 or i >= n) and n == 4096:  # long comments: Pillow would read it in 8 bits, or misread it
+        raise ValueError(f"{path}: a PPM/PGM header longer than 4096 bytes is not read")
+    if len(tokens) < 3 or i >= n:
         return None
-    return width, height, 3 if head[:2] == b"P6" else 1, maxval, i + 1  # one whitespace byte ends the header
+    if not all(t.isdigit() and len(t) <= 10 for t in tokens) or not head[i : i + 1].isspace():
+        return None  # not a header Pillow reads either: its error names the file
+    width, height, maxval = (int(t) for t in tokens)
+    return (width, height, 3 if head[:2] == b"P6" else 1, maxval, i + 1) if maxval > 255 else None
 
 
 def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int, offset: int) -> np.ndarray:
@@ -105,9 +115,9 @@ def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int,
     if not 0 < maxval < 65536 or width < 1 or height < 1:
         raise ValueError(f"maxval {maxval} and size {width}×{height} are not those of a PPM/PGM (maxval 256–65535)")
     n = width * height * channels
+    if path.stat().st_size - offset < 2 * n:  # before anything is allocated for the samples
+        raise ValueError(f"truncated: {max(path.stat().st_size - offset, 0) // 2} of its {n} samples")
     arr = np.fromfile(path, dtype=">u2", count=n, offset=offset)
-    if arr.size < n:
-        raise ValueError(f"truncated: {arr.size} of its {n} samples")
     if arr.max(initial=0) > maxval:
         raise ValueError(f"a sample exceeds its maxval {maxval}")
     return (arr.astype(np.float32) / np.float32(maxval)).reshape(height, width, channels)

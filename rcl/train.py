@@ -12,7 +12,7 @@ from a profile plus overrides) and
 * shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and checkpoints every
   ``checkpoint_every`` steps (:mod:`rcl.runs`), so an interrupted run resumes exactly;
 * keys its run directory (:func:`run_key`, via :mod:`rcl.cache`) by the config, the training code, the numerics
-  (the autocast precision) and the image folder's contents: a finished run is reused, a changed one retrains;
+  (autocast, TF32) and the image folder's contents: a finished run is reused, a changed one retrains;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of the
   global batch, RCL gathers the second crops of all processes (negatives span it), and only rank 0 writes.
 
@@ -162,14 +162,14 @@ def make_config(method: str = "rcl-emd", profile: str = "cpu", **overrides: Any)
 
 
 def _numerics(cfg: PretrainConfig) -> str:
-    """The autocast precision this config trains in, or ``""`` (:func:`rcl.config.numerics`)."""
+    """The numerics this config trains with (:func:`rcl.config.numerics`): ``""`` is float32 on a CPU."""
     return _config.numerics(cfg.device, cfg.amp)
 
 
 def run_key(cfg: PretrainConfig) -> str:
-    """Hash of the config's computational fields, of the training code, of the numerics (bfloat16 or float16 autocast
-    computes other numbers than float32: another run), of the images' folder by its contents (not its path)
-    and of a g_e weights file by its content."""
+    """Hash of the config's computational fields, of the training code, of the numerics (bfloat16 or float16 autocast,
+    or TF32, computes other numbers than float32: another run), of the images' folder by its contents (not its
+    path) and of a g_e weights file by its content."""
     payload = {k: v for k, v in asdict(cfg).items() if k not in _RUNTIME_ONLY}
     if _numerics(cfg):
         payload["numerics"] = _numerics(cfg)

@@ -18,7 +18,7 @@ from paths import ROOT
 from PIL import Image
 
 import rcl
-from rcl import at_scale, cache, cli, data, methods, notebooks, summary, train
+from rcl import at_scale, cache, cli, config, data, methods, notebooks, summary, train
 
 
 @pytest.fixture
@@ -126,6 +126,7 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert p["profile"] == "smoke" and p["methods"] == list(at_scale.METHODS) and p["tasks"] == ["denoise", "sr"]
     assert p["code"]["rcl"] == rcl.__version__ and p["code"]["training"] == cache.code_version("training")
     assert p["device"]["type"] == "cpu" and p["device"]["torch"] == torch.__version__
+    assert p["device"]["numerics"] == config.numerics("cpu")  # the runs' keys' numerics (autocast, TF32)
     assert p["started"] <= p["finished"] and p["seconds"] > 0
     steps = {name: r["steps"] for name, r in p["runs"].items()}
     assert {s for name, s in steps.items() if not name.startswith("init-")} == {3}  # the smoke profile's, per run

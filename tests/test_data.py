@@ -102,6 +102,24 @@ def test_16bit_ppm_keeps_its_16_bits_and_bad_ones_are_named(tmp_path):
     over.write_bytes(b"P6\n1 1\n4095\n" + np.array([4096, 0, 0], dtype=">u2").tobytes())
     with pytest.raises(ValueError, match=r"over\.ppm: .*exceeds its maxval 4095"):
         data.load_image(over)
+    long = tmp_path / "long.ppm"  # comments beyond the first 4096 bytes: refused, not read in 8 bits
+    long.write_bytes(b"P6\n" + b"# a comment\n" * 400 + b"1 1\n65535\n" + bytes(6))
+    with pytest.raises(ValueError, match=r"long\.ppm: a PPM/PGM header longer than 4096 bytes"):
+        data.load_image(long)
+
+
+@pytest.mark.parametrize("header", [
+    b"P6\n1 1\n65535#comment\n\n",  # a comment between the maxval and its whitespace byte
+    b"P6\r# made on an old Mac\r1 1\r65535\r",  # CR ends lines and comments
+    b"P6#c\n1#c\n1\n65535\n",  # a comment right after the magic and a number
+])
+def test_16bit_ppm_headers_as_netpbm_writes_them(tmp_path, header):
+    """Netpbm's header grammar: comments anywhere before the single whitespace byte that ends the header, ended by
+    CR or LF. The samples that follow are read at their 16 bits, not misaligned."""
+    values = np.array([1000, 2000, 3000], dtype=">u2")
+    path = tmp_path / "h.ppm"
+    path.write_bytes(header + values.tobytes())
+    assert torch.equal(data.load_image(path)[:, 0, 0], torch.tensor([1000, 2000, 3000]) / torch.tensor(65535.0))
 
 
 def test_rgba_composited_over_white(tmp_path):

@@ -26,36 +26,45 @@ def test_an_unknown_stream_is_named():
 
 
 @pytest.fixture
-def tf32():
-    """Sets whether float32 matrix products and convolutions may use TF32 (restored after the test)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+def fp32_modes():
+    """Sets PyTorch's float32 modes for matmul and cuDNN convolutions (``"ieee"`` or ``"tf32"``; restored after)."""
+    b = torch.backends
+    saved = b.fp32_precision, b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision
 
-    def set_tf32(matmul: bool, conv: bool) -> None:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, conv
+    def set_modes(matmul: str, conv: str) -> None:
+        b.cuda.matmul.fp32_precision, b.cudnn.conv.fp32_precision = matmul, conv
 
-    yield set_tf32
-    set_tf32(*saved)
+    yield set_modes
+    b.fp32_precision = saved[0]
+    set_modes(*saved[1:])
 
 
-def test_the_precision_of_a_run_is_in_its_key(monkeypatch, tf32):
-    tf32(False, False)
+def test_the_precision_of_a_run_is_in_its_key(monkeypatch, fp32_modes):
+    fp32_modes("ieee", "ieee")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert config.numerics("cuda", amp=True) == "cuda-bf16" and config.numerics("cuda", amp=False) == "cuda-fp32"
+    assert config.numerics("cuda", amp=True).startswith("cuda-bf16-fp32:")
+    assert config.numerics("cuda", amp=False).startswith("cuda-fp32-fp32:")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert config.numerics("cuda", amp=True) == "cuda-fp16"
+    assert config.numerics("cuda", amp=True).startswith("cuda-fp16-fp32:")
     keys = {train.run_key(train.make_config("n2n", "smoke", device="cuda", amp=amp)) for amp in (True, False)}
     assert len(keys) == 2
     assert config.numerics("cpu", amp=False) == ""  # float32 on a CPU: no TF32 there
 
 
-def test_tf32_on_a_gpu_is_in_the_key(monkeypatch, tf32):
+def test_tf32_on_a_gpu_is_in_the_key(monkeypatch, fp32_modes):
     """Whether float32 matrix products and convolutions may use TF32 changes a GPU's numbers in any precision
-    (the float32 parts of an autocast step too): a run trained with it is not served for one without."""
+    (the float32 parts of an autocast step too): a run trained with it is not served for one without, whichever
+    API set it — the fp32_precision settings or the legacy allow_tf32 flags (mixing them made the legacy flags
+    unreadable, so they are not what the key reads)."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     seen = {}
-    for matmul, conv in itertools.product((False, True), repeat=2):
-        tf32(matmul, conv)
+    for matmul, conv in itertools.product(("ieee", "tf32"), repeat=2):
+        fp32_modes(matmul, conv)
         for amp in (True, False):
             seen[(matmul, conv, amp)] = train.run_key(train.make_config("n2n", "smoke", device="cuda", amp=amp))
     assert len(set(seen.values())) == len(seen)
-    assert config.numerics("cuda") == "cuda-bf16-tf32-matmul+conv"
+    fp32_modes("ieee", "tf32")
+    torch.backends.cuda.matmul.allow_tf32 = True  # the legacy API after the new one
+    assert "matmul=tf32" in config.numerics("cuda")
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # now the legacy cudnn.allow_tf32 raises on reading
+    assert config.numerics("cuda").endswith("conv=ieee")
