@@ -55,7 +55,7 @@ __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_fo
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
-#: the random-init control, the floor every pre-training is read against (:func:`rcl.summary.over_init`; no step).
+#: the random-init control, the baseline every pre-training is read against (:func:`rcl.summary.over_init`; no step).
 METHODS = _methods.HEADLINE_AND_CONTROLS
 TASKS = ("denoise", "sr")
 SCHEMA = 1
