@@ -2,7 +2,9 @@
 
 Each method runs ``--steps`` steps through the real engine (:func:`rcl.train.pretrain`: CUDA, automatic
 mixed precision, channels-last, checkpoints written atomically), in a throw-away runs folder. For each the
-script prints the median steady-state step time (the first ``--warmup`` steps are dropped), the
+script prints the median steady-state step time (the engine logs every ``--log-every`` steps and reads
+nothing back from the GPU in between, so a step is timed as a log interval over its steps; the intervals that
+start within the first ``--warmup`` steps are dropped), the
 throughput in training images per second (instances of the batch; two-view methods push two crops of
 each through the U-Net), the peak GPU memory, and "build/step": the time one CPU thread takes to build
 and copy one batch, over the step time (the engine builds batches ahead in several threads, so above 100%
@@ -62,14 +64,15 @@ def _fit_tile(cfg_values: dict, dataset: str, data_dir: str | None) -> int:
     return tile
 
 
-def run_method(name: str, overrides: dict, steps: int, warmup: int, runs_dir: str, device: torch.device) -> dict:
+def run_method(name: str, overrides: dict, steps: int, warmup: int, runs_dir: str, device: torch.device,
+               log_every: int = 5) -> dict:
     cfg = train.make_config(
         name,
         overrides.pop("profile"),
         steps=steps,
         runs_dir=runs_dir,
         progress=False,
-        log_every=1,
+        log_every=log_every,
         checkpoint_every=steps,
         **overrides,
     )
@@ -79,8 +82,8 @@ def run_method(name: str, overrides: dict, steps: int, warmup: int, runs_dir: st
     t0 = time.perf_counter()
     result = train.pretrain(cfg)
     wall = time.perf_counter() - t0
-    times = [h["time_s"] for h in result.history()]
-    per_step = [b - a for a, b in zip(times[:-1], times[1:])][max(0, warmup - 1) :]
+    logged = [(h["step"], h["time_s"]) for h in result.history()]
+    per_step = [(tb - ta) / (sb - sa) for (sa, ta), (sb, tb) in zip(logged[:-1], logged[1:]) if sa >= warmup]
     step_s = statistics.median(per_step)
     # the batch is built on the CPU each step (seeded by (seed, step)); how much of the step is that?
     ds = train.build_data(cfg)
@@ -109,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=config.PROFILES, default="gpu")
     parser.add_argument("--methods", nargs="+", default=trained(config.ALL_METHODS), metavar="METHOD")
-    parser.add_argument("--steps", type=int, default=12, help="steps per method (default 12)")
-    parser.add_argument("--warmup", type=int, default=4, help="first steps left out of the timing (default 4)")
+    parser.add_argument("--steps", type=int, default=20, help="steps per method (default 20)")
+    parser.add_argument("--warmup", type=int, default=5, help="first steps left out of the timing (default 5)")
+    parser.add_argument("--log-every", type=int, default=5, help="steps per timed interval (default 5)")
     parser.add_argument("--dataset", default="builtin", help="dataset to draw crops from (default: builtin)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="override the profile's batch size")
@@ -119,8 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for m in args.methods:
         config.check_choice("--methods", m, config.ALL_METHODS)
-    if args.steps <= args.warmup + 1:
-        parser.error(f"--steps ({args.steps}) must exceed --warmup + 1 ({args.warmup + 1})")
+    if args.log_every < 1 or args.steps < args.warmup + 2 * args.log_every:
+        parser.error(f"--steps ({args.steps}) must be at least --warmup + 2 × --log-every "
+                     f"({args.warmup + 2 * args.log_every}), and --log-every at least 1, to time one interval")
 
     device = config.default_device()
     values = profiles.values("pretrain", args.profile)
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="rcl-gpu-readiness-") as tmp:
         for name in args.methods:
             try:
-                row = run_method(name, dict(overrides), args.steps, args.warmup, tmp, device)
+                row = run_method(name, dict(overrides), args.steps, args.warmup, tmp, device, args.log_every)
             except Exception as err:  # report and go on: one broken method should not hide the others
                 row = {"method": name, "error": f"{type(err).__name__}: {err}"}
                 print(f"| {name} | failed: {row['error']} |||||", flush=True)

@@ -4,7 +4,10 @@ Noise2Noise passes one crop per instance through the U-Net, the two-view methods
 with like, n2n is timed with twice the batch, so every method pushes the same number of crops through
 the U-Net per step. For RCL the script also times, in isolation and on the same shapes, the residual
 distance (forward + backward of the pairwise matrix) and the consistency encoder g_e (forward +
-backward through its features for both crops), and prints their share of the RCL step.
+backward through its features for both crops), and prints their share of the RCL step. Each step is timed
+twice: waited for one by one (the median), and queued, ``--steps`` in a row with one wait at the end, as the
+engine runs them (it reads nothing back between log steps); on a GPU the difference is the CPU's launch time
+that the queue hides. On a CPU the two agree.
 
     python benchmarks/pretrain_step.py --profile cpu
     python benchmarks/pretrain_step.py --profile gpu --methods rcl-emd n2n --steps 20 \
@@ -41,6 +44,18 @@ def _timeit(fn, device: torch.device, steps: int, warmup: int) -> float:
     return statistics.median(times)
 
 
+def _queued(fn, device: torch.device, steps: int) -> float:
+    """Mean time of ``steps`` calls with one wait at the end: what a loop that reads nothing back per step
+    (the engine's) gets, where the CPU queues a step's kernels while the GPU runs the last one's."""
+    fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
 def time_method(
     name: str, profile: str, device: torch.device, steps: int, warmup: int, batch_size: int | None, extra: dict
 ):
@@ -60,7 +75,7 @@ def time_method(
         opt.step()
         m.after_step()
 
-    return _timeit(step, device, steps, warmup), cfg, batch, m
+    return (_timeit(step, device, steps, warmup), _queued(step, device, steps)), cfg, batch, m
 
 
 def main() -> None:
@@ -87,15 +102,17 @@ def main() -> None:
     )
 
     base_cfg = train.make_config("n2n", args.profile, **extra)
-    n2n_time, *_ = time_method("n2n", args.profile, device, args.steps, args.warmup, 2 * base_cfg.batch_size, extra)
+    (n2n_time, n2n_queued), *_ = time_method("n2n", args.profile, device, args.steps, args.warmup,
+                                             2 * base_cfg.batch_size, extra)
     crops = 2 * base_cfg.batch_size
-    print(f"\nn2n with batch {crops} (the same crops through the U-Net): {n2n_time * 1e3:.1f} ms/step")
-    print(f"{'method':<14}{'ms/step':>10}{'× n2n':>8}")
+    print(f"\nn2n with batch {crops} (the same crops through the U-Net): {n2n_time * 1e3:.1f} ms/step waited for "
+          f"one by one, {n2n_queued * 1e3:.1f} ms/step queued ({args.steps} steps, one wait at the end)")
+    print(f"{'method':<14}{'ms/step':>10}{'× n2n':>8}{'queued':>10}{'× n2n':>8}")
     results = {}
     for name in args.methods:
-        t, cfg, batch, m = time_method(name, args.profile, device, args.steps, args.warmup, None, extra)
+        (t, q), cfg, batch, m = time_method(name, args.profile, device, args.steps, args.warmup, None, extra)
         results[name] = (t, cfg, batch, m)
-        print(f"{name:<14}{t * 1e3:>10.1f}{t / n2n_time:>8.2f}")
+        print(f"{name:<14}{t * 1e3:>10.1f}{t / n2n_time:>8.2f}{q * 1e3:>10.1f}{q / n2n_queued:>8.2f}")
 
     for name in [n for n in args.methods if n.startswith("rcl-")]:
         t, cfg, batch, m = results[name]

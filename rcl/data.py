@@ -26,8 +26,10 @@ registered dataset is asked for; never the engine, the evaluation or the outer s
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,7 @@ __all__ = [
     "load_folder",
     "load_image",
     "load_images",
+    "prefetch",
     "resize_max_side",
     "sample_crop_pairs",
     "tile_images",
@@ -389,3 +392,28 @@ class NoisyImages:
 
     def sizes(self) -> Tensor:
         return torch.tensor([t.shape[-2:] for t in self.clean])
+
+
+def prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
+    """Yield ``build(step)`` for each step in order, built ``depth`` steps ahead by ``workers`` threads
+    (pinned with the batch's ``pin_memory()`` if ``pin``).
+
+    Batches are built on the CPU (seeded by their step, so which thread builds them, and when, changes
+    nothing); on CUDA the GPU would otherwise wait for them, and pinned memory lets their copy to the device
+    run async. Building is mostly tensor copies, which release the GIL, so threads run it in parallel.
+    """
+
+    def job(step):
+        return build(step).pin_memory() if pin else build(step)
+
+    steps = iter(steps)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcl-batches") as pool:
+        queue = [pool.submit(job, s) for s in itertools.islice(steps, depth)]
+        try:
+            while queue:
+                batch = queue.pop(0).result()
+                queue.extend(pool.submit(job, s) for s in itertools.islice(steps, 1))
+                yield batch
+        finally:
+            for fut in queue:
+                fut.cancel()

@@ -78,9 +78,11 @@ def effective_tau(d: Tensor, tau: float, tau_scale: str = "absolute") -> Tensor 
         return tau
     if tau_scale != "median":
         raise ValueError(f"tau_scale must be one of {TAU_SCALES}, got {tau_scale!r}")
-    n = min(d.shape)
-    off = d.detach()[~torch.eye(d.shape[0], d.shape[1], dtype=torch.bool, device=d.device)] if n > 1 else d.detach()
-    return tau * off.median().clamp_min(1e-12)
+    if min(d.shape) < 2:
+        return tau * d.detach().median().clamp_min(1e-12)
+    # the diagonal masked as NaN, not removed: the same (lower) median, with no read-back of the mask's size
+    off = d.detach().masked_fill(torch.eye(d.shape[0], d.shape[1], dtype=torch.bool, device=d.device), float("nan"))
+    return tau * off.nanmedian().clamp_min(1e-12)
 
 
 def rcl_loss(l_contrast: Tensor, l_consistency: Tensor, alpha: float = 1e-3) -> Tensor:

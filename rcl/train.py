@@ -11,6 +11,9 @@ from a profile plus overrides) and
   ``(seed, step)``, so a resumed run sees exactly the batches an uninterrupted one would;
 * shows a tqdm bar with the running loss, appends metrics to ``metrics.jsonl``, and checkpoints every
   ``checkpoint_every`` steps (:mod:`rcl.runs`), so an interrupted run resumes exactly;
+* reads nothing back from the device between those steps (a GPU queues each step while the last one runs;
+  ``tests/test_device_sync.py``): the loss's finiteness is noted on the device and checked before a log or
+  checkpoint, which names the first step whose loss was not finite;
 * keys its run directory (:func:`run_key`, via :mod:`rcl.cache`) by the config, the training code, the numerics
   (autocast, TF32) and the image folder's contents: a finished run is reused, a changed one retrains;
 * under ``torchrun`` (``WORLD_SIZE`` > 1) uses DistributedDataParallel: each process takes its slice of the
@@ -26,11 +29,9 @@ evaluation, CLI, plots or notebooks).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -294,34 +295,6 @@ def _device(cfg: PretrainConfig, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
 
 
-def _prefetch(build, steps, pin: bool, depth: int = 2, workers: int = 1):
-    """Yield ``build(step)`` for each step in order, built ``depth`` steps ahead by ``workers`` threads.
-
-    Batches are built on the CPU (seeded by their step, so which thread builds them, and when, changes
-    nothing); on CUDA the GPU would otherwise wait for them, and pinned memory lets their copy to the device
-    run async. Building is mostly tensor copies, which release the GIL, so threads run it in parallel.
-    """
-
-    def job(step):
-        batch = build(step)
-        if pin:
-            batch = _methods.Batch(**{f.name: t.pin_memory() if (t := getattr(batch, f.name)) is not None else None
-                                      for f in fields(batch)})
-        return batch
-
-    steps = iter(steps)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rcl-batches") as pool:
-        queue = [pool.submit(job, s) for s in itertools.islice(steps, depth)]
-        try:
-            while queue:
-                batch = queue.pop(0).result()
-                queue.extend(pool.submit(job, s) for s in itertools.islice(steps, 1))
-                yield batch
-        finally:
-            for fut in queue:
-                fut.cancel()
-
-
 def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     """Run (or reuse, or resume) the pre-training ``cfg`` describes; returns the finished run.
 
@@ -366,10 +339,14 @@ class _Session:
     amp_dtype: torch.dtype | None  # None: no autocast
     start: int = 0  # the step it starts from
     seconds: float = 0.0  # training time of the segments before this one
+    first_bad: Tensor | None = None  # on the device: the first step whose loss was not finite, or −1
 
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
+
+    def __post_init__(self) -> None:
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
 
 
 def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: int) -> _Session:
@@ -413,20 +390,27 @@ def _resume(s: _Session) -> None:
 
 
 def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:
-    """One optimiser step on ``batch``; returns the method's losses (``"loss"`` is what was minimised)."""
+    """One optimiser step on ``batch``; returns the method's losses (``"loss"`` is what was minimised). Nothing
+    is read back from the device: the first step with a non-finite loss is noted there, for :func:`_check_finite`."""
     s.method.diagnose = (step + 1) % s.cfg.log_every == 0 or step + 1 == s.cfg.steps  # the steps it logs
     amp = torch.autocast(s.device.type, dtype=s.amp_dtype) if s.amp_dtype else contextlib.nullcontext()
     with amp:
         losses = s.trainer(batch)
     loss = losses["loss"]
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"{s.cfg.method}: non-finite loss {loss.item()} at step {step} ({s.out})")
+    s.first_bad = torch.where(torch.isfinite(loss.detach()) | (s.first_bad >= 0), s.first_bad, step)
     s.opt.zero_grad(set_to_none=True)
     s.scaler.scale(loss).backward()
     s.scaler.step(s.opt)
     s.scaler.update()
     s.method.after_step()
     return losses
+
+
+def _check_finite(s: _Session) -> None:
+    """Raise if a loss since the segment began was not finite (before anything is logged or checkpointed)."""
+    if (bad := int(s.first_bad)) >= 0:
+        raise FloatingPointError(f"{s.cfg.method}: non-finite loss at step {bad} ({s.out}); "
+                                 "nothing after the last checkpoint was saved")
 
 
 def _checkpoint(s: _Session, done: int, seconds: float) -> None:
@@ -445,8 +429,8 @@ def _batches(s: _Session, end: int):
     """The batches of steps ``start … end − 1``, built ahead (on CUDA by several threads: one GPU step is
     shorter than one batch's CPU copies), on the device."""
     workers = max(1, min(4, (os.cpu_count() or 2) // (2 * max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))))
-    built = _prefetch(lambda step: build_batch(s.ds, s.cfg, step, s.rank, s.world), range(s.start, end),
-                      pin=s.cuda, depth=2 * workers if s.cuda else 2, workers=workers if s.cuda else 1)
+    built = _data.prefetch(lambda step: build_batch(s.ds, s.cfg, step, s.rank, s.world), range(s.start, end),
+                           pin=s.cuda, depth=2 * workers if s.cuda else 2, workers=workers if s.cuda else 1)
     return (b.to(s.device, non_blocking=True, memory_format=memory_format(s.device)) for b in built)
 
 
@@ -466,20 +450,24 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
                dynamic_ncols=True)
     running, t0 = None, time.perf_counter()
     elapsed = lambda: s.seconds + time.perf_counter() - t0  # noqa: E731 — over every segment of the run
-    for step, batch in zip(bar, _batches(s, end)):
+    for step, batch in zip(bar, _batches(s, end)):  # device work is queued; read back only to log or checkpoint
         losses = _step(s, batch, step)
-        value = losses["loss"].detach()
-        if world > 1:
-            dist.all_reduce(value, op=dist.ReduceOp.AVG)
-        running = value.item() if running is None else 0.9 * running + 0.1 * value.item()
-        bar.set_postfix(loss=f"{running:.4g}")
+        value = losses["loss"].detach().float()
+        running = value.clone() if running is None else running.lerp_(value, 0.1)  # the bar's running loss
         done = step + 1
-        if rank == 0 and (done % cfg.log_every == 0 or done == cfg.steps):
-            entry = {"step": done, "time_s": elapsed()}
-            entry.update({k: float(v.detach()) for k, v in losses.items()})
+        logs, saves = done % cfg.log_every == 0 or done == cfg.steps, done % cfg.checkpoint_every == 0 or done == end
+        if logs or saves:
+            _check_finite(s)
+        if logs:
+            shown = running.clone()
+            if world > 1:
+                dist.all_reduce(shown, op=dist.ReduceOp.AVG)
+            bar.set_postfix(loss=f"{shown.item():.4g}")
+        if rank == 0 and logs:
+            entry = {"step": done, "time_s": elapsed(), **{k: float(v.detach()) for k, v in losses.items()}}
             with (out / "metrics.jsonl").open("a") as f:
                 f.write(json.dumps(entry) + "\n")
-        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == end):
+        if rank == 0 and saves:
             _checkpoint(s, done, elapsed())
     bar.close()
     if end < cfg.steps:

@@ -141,6 +141,10 @@ def test_median_tau_scale_makes_the_loss_invariant_to_the_distance_scale(rng):
     d = emd(r1, r2)
     off = d[~torch.eye(6, dtype=torch.bool)]
     assert losses.effective_tau(d, 0.5, "median").item() == pytest.approx(0.5 * off.median().item())
+    for shape in [(6, 6), (7, 6), (4, 9), (2, 2), (1, 5)]:  # the median of the off-diagonal entries, exactly
+        d = torch.rand(*shape, generator=rng)
+        off = d[~torch.eye(*shape, dtype=torch.bool)] if min(shape) > 1 else d
+        assert torch.equal(losses.effective_tau(d, 0.5, "median"), 0.5 * off.median())
     with pytest.raises(ValueError, match="tau_scale must be one of"):
         losses.effective_tau(d, 0.5, "mean")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcl import methods, train
+from rcl import data, methods, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -121,8 +121,13 @@ def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path)
     cfg = train.make_config("rcl-emd", "smoke", batch_size=4, progress="false")
     ds = train.build_data(cfg)
     m = train.build_method(cfg, ds)
-    losses = m(train.build_batch(ds, cfg, 0))
-    losses["loss"].backward()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread, as each worker: with two, float32 sums run in another order
+    try:
+        losses = m(train.build_batch(ds, cfg, 0))
+        losses["loss"].backward()
+    finally:
+        torch.set_num_threads(threads)
     torch.testing.assert_close(ddp["loss"], losses["loss"].detach(), rtol=1e-5, atol=1e-6)
     for name, p in m.model.named_parameters():
         torch.testing.assert_close(ddp["grads"][name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
@@ -140,7 +145,7 @@ def test_cli_pretrain_under_torchrun(tmp_path):
 
 @pytest.mark.parametrize("depth, workers", [(1, 1), (2, 1), (5, 1), (4, 3)])
 def test_prefetch_yields_every_step_once_in_order_and_raises(depth, workers):
-    out = list(train._prefetch(lambda s: s * 10, range(3, 9), pin=False, depth=depth, workers=workers))
+    out = list(data.prefetch(lambda s: s * 10, range(3, 9), pin=False, depth=depth, workers=workers))
     assert out == [30, 40, 50, 60, 70, 80]
 
     def build(step):
@@ -149,7 +154,7 @@ def test_prefetch_yields_every_step_once_in_order_and_raises(depth, workers):
         return step
 
     with pytest.raises(ValueError, match="bad step 2"):
-        list(train._prefetch(build, range(5), pin=False, depth=depth, workers=workers))
+        list(data.prefetch(build, range(5), pin=False, depth=depth, workers=workers))
 
 
 def _cli_pretrain(runs: Path, steps: int, **popen) -> subprocess.Popen:

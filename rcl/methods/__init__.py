@@ -117,11 +117,12 @@ ORDER = [m for e in REGISTRY.values() if e.family != "supervised"
 HEADLINE = ("rcl-emd", "consistency", "n2n", "n2s", "supervised")
 #: The methods a study pre-trains with every seed (:func:`rcl.evaluate.study`), so their comparisons carry
 #: verdicts with intervals that include the pre-training seed: the headline methods, RCL with the other two
-#: distances (EMD − BD and EMD − MMD are among the paper's claims) and the random-init floor (every method's
-#: comparison with no pre-training; it costs no step). The rest are pre-trained once, with the first seed.
+#: distances (EMD − BD and EMD − MMD are among the paper's claims) and the random-init baseline (each method
+#: against the network it started from, under the proxy protocol; it costs no step). The rest are pre-trained
+#: once, with the first seed.
 SEEDED = (*HEADLINE, "rcl-bd", "rcl-mmd", "init")
 #: The headline methods, the copy-the-input control, which a verdict needs (:func:`rcl.summary.controls`), and
-#: the random-init floor: what the at-scale comparison pre-trains by default (:mod:`rcl.at_scale`,
+#: the random-init baseline: what the at-scale comparison pre-trains by default (:mod:`rcl.at_scale`,
 #: ``python -m rcl at-scale``).
 HEADLINE_AND_CONTROLS = (*HEADLINE, "copy", "init")
 

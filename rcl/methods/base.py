@@ -53,6 +53,10 @@ class Batch:
 
         return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
+    def pin_memory(self) -> Batch:
+        """The batch in page-locked memory (its copy to a GPU can then run asynchronously)."""
+        return Batch(**{f.name: None if (t := getattr(self, f.name)) is None else t.pin_memory() for f in fields(self)})
+
     def __len__(self) -> int:
         return self.x1.shape[0]
 

@@ -186,14 +186,15 @@ class Noise2Self(Method):
         if self.config.n2s_replace not in ("interpolate", "zero"):
             raise ValueError(f"n2s_replace must be 'interpolate' or 'zero', got {self.config.n2s_replace!r}")
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer("kernel", _N2S_KERNEL.clone(), persistent=False)  # on the device with the method
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         x = batch.x1
         w = self.config.n2s_grid
-        phase = int(self.step) % (w * w)
-        mask = grid_masks(w, tuple(x.shape[-2:]), x.device)[phase, 0].to(x.dtype)
+        phase = self.step.view(1) % (w * w)  # chosen on the device: the step counter is never read back
+        mask = grid_masks(w, tuple(x.shape[-2:]), x.device).index_select(0, phase)[0, 0].to(x.dtype)
         if self.config.n2s_replace == "interpolate":
-            k = _N2S_KERNEL.to(x).expand(x.shape[1], 1, 3, 3)
+            k = self.kernel.to(x).expand(x.shape[1], 1, 3, 3)
             fill = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, groups=x.shape[1])
         else:
             fill = torch.zeros_like(x)
