@@ -5,9 +5,10 @@ with like, n2n is timed with twice the batch, so every method pushes the same nu
 the U-Net per step. For RCL the script also times, in isolation and on the same shapes, the residual
 distance (forward + backward of the pairwise matrix) and the consistency encoder g_e (forward +
 backward through its features for both crops), and prints their share of the RCL step. Each step is timed
-twice: waited for one by one (the median), and queued, ``--steps`` in a row with one wait at the end, as the
-engine runs them (it reads nothing back between log steps); on a GPU the difference is the CPU's launch time
-that the queue hides. On a CPU the two agree.
+twice: waited for one by one (the median), and queued, ``--steps`` in a row with one wait at the end (the mean),
+as the engine's loop queues them (it reads nothing back between log steps; this script's step is its own,
+with unfused Adam and no batches built ahead). On a GPU the difference is the CPU's launch time that the queue
+hides; on a CPU the two differ only by the spread of step times.
 
     python benchmarks/pretrain_step.py --profile cpu
     python benchmarks/pretrain_step.py --profile gpu --methods rcl-emd n2n --steps 20 \

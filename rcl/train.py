@@ -322,6 +322,9 @@ def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
     return RunResult(out, cfg, json.loads((out / "result.json").read_text()).get("metrics", {}), reused=True)
 
 
+_NONE_BAD = 2**62  # no step's loss was non-finite (steps are counted from 1, as in the log)
+
+
 @dataclass
 class _Session:
     """What one training segment works with (built by :func:`_setup`)."""
@@ -339,14 +342,14 @@ class _Session:
     amp_dtype: torch.dtype | None  # None: no autocast
     start: int = 0  # the step it starts from
     seconds: float = 0.0  # training time of the segments before this one
-    first_bad: Tensor | None = None  # on the device: the first step whose loss was not finite, or −1
+    first_bad: Tensor | None = None  # on the device: the first step (1-based) whose loss was not finite
 
     @property
     def cuda(self) -> bool:
         return self.device.type == "cuda"
 
     def __post_init__(self) -> None:
-        self.first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
+        self.first_bad = torch.full((), _NONE_BAD, dtype=torch.long, device=self.device)
 
 
 def _setup(cfg: PretrainConfig, out: Path, rank: int, world: int, local_rank: int) -> _Session:
@@ -397,7 +400,7 @@ def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:
     with amp:
         losses = s.trainer(batch)
     loss = losses["loss"]
-    s.first_bad = torch.where(torch.isfinite(loss.detach()) | (s.first_bad >= 0), s.first_bad, step)
+    torch.minimum(s.first_bad, torch.where(torch.isfinite(loss.detach()), _NONE_BAD, step + 1), out=s.first_bad)
     s.opt.zero_grad(set_to_none=True)
     s.scaler.scale(loss).backward()
     s.scaler.step(s.opt)
@@ -407,10 +410,14 @@ def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:
 
 
 def _check_finite(s: _Session) -> None:
-    """Raise if a loss since the segment began was not finite (before anything is logged or checkpointed)."""
-    if (bad := int(s.first_bad)) >= 0:
-        raise FloatingPointError(f"{s.cfg.method}: non-finite loss at step {bad} ({s.out}); "
-                                 "nothing after the last checkpoint was saved")
+    """Raise if a loss since the segment began was not finite, on any process (every process calls this at
+    the same steps: before anything is logged or checkpointed)."""
+    bad = s.first_bad.clone()
+    if s.world > 1:  # DDP averages the gradients: one process's bad loss spoils every process's weights
+        dist.all_reduce(bad, op=dist.ReduceOp.MIN)
+    if (bad := int(bad)) != _NONE_BAD:
+        raise FloatingPointError(f"{s.cfg.method}: non-finite loss in step {bad} of {s.cfg.steps} ({s.out}); "
+                                 f"nothing from that step on was logged or checkpointed")
 
 
 def _checkpoint(s: _Session, done: int, seconds: float) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcl import data, methods, train
+from rcl import data, methods, runs, train
 
 HERE = Path(__file__).resolve().parent
 
@@ -110,6 +110,16 @@ def torchrun(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+@pytest.mark.slow
+def test_a_non_finite_loss_on_one_process_stops_every_process_before_its_next_checkpoint(tmp_path):
+    out = tmp_path / "said"
+    torchrun(str(HERE / "ddp_nonfinite_worker.py"), str(tmp_path / "runs"), str(out))
+    for rank in (0, 1):  # rank 0's own losses were finite, but DDP averaged rank 1's NaN gradients into its weights
+        assert "non-finite loss in step 3 of 6" in Path(f"{out}.rank{rank}.txt").read_text()
+    (run,) = (tmp_path / "runs").glob("n2n-*")
+    assert runs.read(run)["step"] == 2 and not (run / "model.pt").exists()
 
 
 @pytest.mark.slow
