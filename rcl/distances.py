@@ -476,20 +476,37 @@ def median_bandwidth(a: Tensor, b: Tensor, n_samples: int = 1024, seed: int = 0)
     (returns a float). Falls back to the largest gap when more than half the gaps are 0 (e.g. two
     constant residuals), and to 1.0 when all values are equal. Units: those of the residuals.
     """
+    return float(_median_bandwidth(a, b, n_samples, seed))
+
+
+def _median_bandwidth(a: Tensor, b: Tensor, n_samples: int, seed: int) -> Tensor:
+    """:func:`median_bandwidth` as a 0-d float64 tensor on the residuals' device: nothing is read back."""
     half = max(1, n_samples // 2)
     picks = []
     for t in (a, b):
         flat = t.detach().reshape(-1)
-        idx = torch.randint(flat.numel(), (half,), generator=torch.Generator().manual_seed(seed))
-        picks.append(flat[idx.to(flat.device)].to(torch.float64))
+        picks.append(flat[_draw_indices(flat.numel(), half, seed, flat.device)].to(torch.float64))
     z = torch.cat(picks)
     i, j = torch.triu_indices(z.numel(), z.numel(), offset=1, device=z.device)
     gaps = (z[i] - z[j]).abs()
-    med = gaps.median().item()
-    if med > 0:
-        return med
-    top = gaps.max().item()
-    return top if top > 0 else 1.0
+    med, top = gaps.median(), gaps.max()
+    return torch.where(med > 0, med, torch.where(top > 0, top, torch.ones_like(top)))
+
+
+@functools.lru_cache(maxsize=64)
+def _draw_indices(numel: int, n: int, seed: int, device: torch.device) -> Tensor:
+    """``n`` indices below ``numel`` from a CPU generator seeded with ``seed``, kept on ``device`` (copied once)."""
+    return torch.randint(numel, (n,), generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+@functools.lru_cache(maxsize=64)
+def _fourier_draws(seed: int, n_features: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Random Fourier features' frequencies (standard normal) and phases (uniform on [0, 2π)), float64, drawn
+    from a CPU generator seeded with ``seed`` and kept on ``device`` (copied once)."""
+    gen = torch.Generator().manual_seed(seed)
+    normal = torch.randn(n_features, generator=gen, dtype=torch.float64)
+    phase = torch.rand(n_features, generator=gen, dtype=torch.float64) * (2 * math.pi)
+    return normal.to(device), phase.to(device)
 
 
 @dataclass(frozen=True)
@@ -552,16 +569,15 @@ class MMD(PairwiseDistance):
         if self.median_samples < 2:
             raise ValueError(f"median_samples must be >= 2, got {self.median_samples}")
 
-    def _feature_map(self, sigma: float, dtype: torch.dtype, device: torch.device) -> _RandomFourier:
-        """The random Fourier feature map for bandwidth ``sigma`` (deterministic given ``seed``)."""
-        gen = torch.Generator().manual_seed(self.seed)
-        normal = torch.randn(self.n_features, generator=gen, dtype=torch.float64)
-        phase = torch.rand(self.n_features, generator=gen, dtype=torch.float64) * (2 * math.pi)
-        return _RandomFourier((normal / sigma).to(device, dtype), phase.to(device, dtype))
+    def _feature_map(self, sigma: float | Tensor, dtype: torch.dtype, device: torch.device) -> _RandomFourier:
+        """The random Fourier feature map for bandwidth ``sigma`` (deterministic given ``seed``; a tensor
+        ``sigma`` stays on the device)."""
+        normal, phase = _fourier_draws(self.seed, self.n_features, torch.device(device))
+        return _RandomFourier((normal / sigma).to(dtype), phase.to(dtype))
 
     def _grouped(self, xa: Tensor, xb: Tensor) -> Tensor:
         if self.bandwidth is None:
-            sigma = median_bandwidth(xa, xb, self.median_samples, seed=self.seed)
+            sigma = _median_bandwidth(xa, xb, self.median_samples, self.seed)
         else:
             sigma = float(self.bandwidth)
         feats = self._feature_map(sigma, xa.dtype, xa.device)

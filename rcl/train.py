@@ -243,7 +243,8 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     """The batch of ``step``: the same on every process and after any resume (seeded by ``(seed, step)``).
 
     ``batch_size`` distinct instances are drawn (so no instance is its own negative), their crop pairs
-    sampled as Algorithm 1; under DDP each process takes its contiguous slice.
+    sampled as Algorithm 1; under DDP each process takes its contiguous slice. The method adds what it builds on
+    the host (:meth:`rcl.methods.Method.prepare`).
     """
     g = _rng.generator(cfg.seed, "batch", step)
     n = _check_batch(ds, cfg)
@@ -259,7 +260,8 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     second, _ = _data.crop_pairs(pick(ds.noisy2), corners, cfg.crop)
     y1, y2 = _data.crop_pairs(pick(ds.clean), corners, cfg.crop)
     offset = corners[:, 2:] - corners[:, :2]
-    return _methods.Batch(x1=x1, x2=x2, offset=offset, x1_second=second, y1=y1, y2=y2, sigma=ds.sigma[idx].float())
+    batch = _methods.Batch(x1=x1, x2=x2, offset=offset, x1_second=second, y1=y1, y2=y2, sigma=ds.sigma[idx].float())
+    return _methods.method_class(cfg.method).prepare(batch, cfg.method_config(), cfg.seed, step)
 
 
 def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torch.device) -> ConsistencyLoss:

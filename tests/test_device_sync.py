@@ -28,8 +28,6 @@ _READS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "
 
 #: Trained methods (and settings) whose step still reads back, and where (the test fails once they no longer do).
 KNOWN = {
-    "rcl-mmd": "the median bandwidth is read back as a float (distances.median_bandwidth)",
-    "supervised-sr": "the Oracle of a task other than denoising degrades its crops on the host, each step",
     **{m: "the crop offsets are checked on the host (dense.check_offsets); VaDER also seeds a CPU generator "
           "from its step buffer" for m in DENSE_CL},
 }

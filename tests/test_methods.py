@@ -145,3 +145,25 @@ def test_the_oracles_noise_follows_the_training_datas_range(task, clean_task, rn
     noiseless, _ = tasks.make_task(clean_task, batch.y1)
     assert torch.equal(seen[0], noiseless)
     assert (seen[1] - noiseless).abs().mean() > 1e-3
+
+
+def test_the_oracle_of_another_task_gets_its_inputs_with_the_batch_built_on_the_host():
+    """The engine's batches carry the Oracle's degraded input and target, drawn from the run's seed and the
+    step, in float32 outside any autocast (the step once built them inside it: bfloat16 demosaicing); a batch
+    built elsewhere is prepared in the step, from the seed and step buffers, to the same loss."""
+    import dataclasses
+
+    from rcl import rng as _rng
+    from rcl import tasks, train
+
+    cfg = train.make_config("supervised", "smoke", supervised_task="jdd")
+    ds = train.build_data(cfg)
+    batch = train.build_batch(ds, cfg, 3)
+    x, y = tasks.make_task("jdd", batch.y1, _rng.generator(cfg.seed, "degrade", 3), sigma_range=(0.0, cfg.sigma_max))
+    assert batch.x_task.dtype == torch.float32 and torch.equal(batch.x_task, x) and torch.equal(batch.y_task, y)
+    m = train.build_method(cfg, ds)
+    m.step.fill_(3)
+    raw = dataclasses.replace(batch, x_task=None, y_task=None)
+    assert torch.equal(m(batch)["loss"], m(raw)["loss"])
+    denoise = train.make_config("supervised", "smoke")
+    assert train.build_batch(ds, denoise, 3).x_task is None  # the denoising Oracle reads x1 and y1

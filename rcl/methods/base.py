@@ -31,7 +31,9 @@ class Batch:
     ``left2 − left1``): pixel ``(i, j)`` of crop 1 is pixel ``(i − dy, j − dx)`` of crop 2.
     ``x1_second``: a second, independent noisy draw of crop 1's region with the same NLF parameters
     (Noise2Noise's target). ``y1``, ``y2``: the clean crops (supervised baselines only).
-    ``sigma``: each instance's noise std (0–255 scale), for logging.
+    ``sigma``: each instance's noise std (0–255 scale), for logging. ``x_task``, ``y_task``: a degraded input
+    and its target built with the batch on the host by :meth:`Method.prepare` (the Oracle of a task other
+    than denoising), so that the step itself needs nothing from the host.
     """
 
     x1: Tensor
@@ -41,6 +43,8 @@ class Batch:
     y1: Tensor | None = None
     y2: Tensor | None = None
     sigma: Tensor | None = None
+    x_task: Tensor | None = None
+    y_task: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False, memory_format=None) -> Batch:
         def move(t):
@@ -158,6 +162,12 @@ class Method(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    @classmethod
+    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int) -> Batch:
+        """What the method adds to the batch of ``step`` of a run seeded ``seed``, on the host, where the engine
+        builds batches (ahead, in threads), not in its step on the device. Default: the batch as it is."""
+        return batch
 
     @classmethod
     def check_instances(cls, n: int, config: MethodConfig) -> None:

@@ -11,6 +11,8 @@ the supervised method degrades its crops with it — and :mod:`rcl.rng`).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -21,7 +23,7 @@ from rcl import distances as _distances
 from rcl import losses as _losses
 from rcl import rng as _rng
 from rcl import tasks as _tasks
-from rcl.methods.base import Batch, Method
+from rcl.methods.base import Batch, Method, MethodConfig
 
 __all__ = ["RCL", "Consistency", "CopyInput", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
 
@@ -282,16 +284,27 @@ class Supervised(Method):
         # The run's seed (rcl.train seeds torch before building the method), for the task's degradations.
         self.register_buffer("seed", torch.tensor(torch.initial_seed() % 2**63, dtype=torch.long))
 
+    @classmethod
+    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int) -> Batch:
+        """The step's degraded input and target (``x_task``, ``y_task``) for a task other than denoising,
+        built on the host with the batch: drawn from the run's seed and the step (the same after a resume)."""
+        if config.supervised_task == "denoise" or batch.y1 is None:
+            return batch
+        g = _rng.generator(seed, "degrade", step)
+        x, y = _tasks.make_task(config.supervised_task, batch.y1, g, sigma_range=(0.0, config.sigma_max))
+        return dataclasses.replace(batch, x_task=x, y_task=y)
+
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
             raise ValueError("supervised needs batch.y1, the clean crop")
-        task = self.config.supervised_task
-        if task == "denoise":
+        if self.config.supervised_task == "denoise":
             x, y = batch.x1, batch.y1
-        else:  # the step's degradations, drawn from the run's seed and the step (the same after a resume)
-            g = _rng.generator(int(self.seed), "degrade", int(self.step))
-            x, y = _tasks.make_task(task, batch.y1.cpu(), g, sigma_range=(0.0, self.config.sigma_max))
-            x, y = x.to(batch.y1), y.to(batch.y1)
+        elif batch.x_task is not None:  # prepared with the batch (the engine's batches are)
+            x, y = batch.x_task, batch.y_task
+        else:  # a batch built elsewhere: prepared here, on the host, from the seed and step buffers
+            prepared = self.prepare(dataclasses.replace(batch, y1=batch.y1.cpu()), self.config, int(self.seed),
+                                    int(self.step))
+            x, y = prepared.x_task.to(batch.y1), prepared.y_task.to(batch.y1)
         return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}
 
     @torch.no_grad()
