@@ -494,6 +494,14 @@ def _median_bandwidth(a: Tensor, b: Tensor, n_samples: int, seed: int) -> Tensor
 
 
 @functools.lru_cache(maxsize=64)
+def _fixed_fourier_map(seed: int, n_features: int, sigma: float, device: torch.device,
+                       dtype: torch.dtype) -> _RandomFourier:
+    """The random Fourier feature map of a fixed bandwidth, computed on the CPU and kept on ``device``."""
+    normal, phase = _fourier_draws(seed, n_features, torch.device("cpu"))
+    return _RandomFourier((normal / sigma).to(device, dtype), phase.to(device, dtype))
+
+
+@functools.lru_cache(maxsize=64)
 def _draw_indices(numel: int, n: int, seed: int, device: torch.device) -> Tensor:
     """``n`` indices below ``numel`` from a CPU generator seeded with ``seed``, kept on ``device`` (copied once)."""
     return torch.randint(numel, (n,), generator=torch.Generator().manual_seed(seed)).to(device)
@@ -570,8 +578,10 @@ class MMD(PairwiseDistance):
             raise ValueError(f"median_samples must be >= 2, got {self.median_samples}")
 
     def _feature_map(self, sigma: float | Tensor, dtype: torch.dtype, device: torch.device) -> _RandomFourier:
-        """The random Fourier feature map for bandwidth ``sigma`` (deterministic given ``seed``; a tensor
-        ``sigma`` stays on the device)."""
+        """The random Fourier feature map for bandwidth ``sigma`` (deterministic given ``seed``): a tensor ``sigma``
+        (the median heuristic's) is divided on its device; a fixed one on the CPU, once, as on every device."""
+        if not isinstance(sigma, Tensor):
+            return _fixed_fourier_map(self.seed, self.n_features, float(sigma), torch.device(device), dtype)
         normal, phase = _fourier_draws(self.seed, self.n_features, torch.device(device))
         return _RandomFourier((normal / sigma).to(dtype), phase.to(dtype))
 

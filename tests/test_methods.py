@@ -147,23 +147,30 @@ def test_the_oracles_noise_follows_the_training_datas_range(task, clean_task, rn
     assert (seen[1] - noiseless).abs().mean() > 1e-3
 
 
-def test_the_oracle_of_another_task_gets_its_inputs_with_the_batch_built_on_the_host():
+@pytest.mark.parametrize("seed", [0, -1])
+def test_the_oracle_of_another_task_gets_its_inputs_with_the_batch_built_on_the_host(seed):
     """The engine's batches carry the Oracle's degraded input and target, drawn from the run's seed and the
-    step, in float32 outside any autocast (the step once built them inside it: bfloat16 demosaicing); a batch
-    built elsewhere is prepared in the step, from the seed and step buffers, to the same loss."""
+    step, in float32 outside any autocast (the step once built them inside it: bfloat16 demosaicing on a CPU);
+    a batch built elsewhere is prepared in the step, from the seed and step buffers, to the same loss, also
+    under autocast."""
     import dataclasses
 
     from rcl import rng as _rng
     from rcl import tasks, train
 
-    cfg = train.make_config("supervised", "smoke", supervised_task="jdd")
+    cfg = train.make_config("supervised", "smoke", supervised_task="jdd", seed=seed)
     ds = train.build_data(cfg)
     batch = train.build_batch(ds, cfg, 3)
-    x, y = tasks.make_task("jdd", batch.y1, _rng.generator(cfg.seed, "degrade", 3), sigma_range=(0.0, cfg.sigma_max))
+    g = _rng.generator(seed % 2**64 % 2**63, "degrade", 3)
+    x, y = tasks.make_task("jdd", batch.y1, g, sigma_range=(0.0, cfg.sigma_max))
     assert batch.x_task.dtype == torch.float32 and torch.equal(batch.x_task, x) and torch.equal(batch.y_task, y)
     m = train.build_method(cfg, ds)
     m.step.fill_(3)
     raw = dataclasses.replace(batch, x_task=None, y_task=None)
-    assert torch.equal(m(batch)["loss"], m(raw)["loss"])
+    seen = []
+    m.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        m(batch), m(raw)
+    assert torch.equal(seen[0], seen[1]) and torch.equal(seen[0], x)
     denoise = train.make_config("supervised", "smoke")
     assert train.build_batch(ds, denoise, 3).x_task is None  # the denoising Oracle reads x1 and y1

@@ -291,7 +291,8 @@ class Supervised(Method):
         if config.supervised_task == "denoise" or batch.y1 is None:
             return batch
         g = _rng.generator(seed, "degrade", step)
-        x, y = _tasks.make_task(config.supervised_task, batch.y1, g, sigma_range=(0.0, config.sigma_max))
+        with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
+            x, y = _tasks.make_task(config.supervised_task, batch.y1, g, sigma_range=(0.0, config.sigma_max))
         return dataclasses.replace(batch, x_task=x, y_task=y)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
