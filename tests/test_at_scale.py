@@ -131,6 +131,9 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     steps = {name: r["steps"] for name, r in p["runs"].items()}
     assert {s for name, s in steps.items() if not name.startswith("init-")} == {3}  # the smoke profile's, per run
     assert {s for name, s in steps.items() if name.startswith("init-")} == {0}  # the random init: no step
+    for name, r in p["runs"].items():  # the largest logged loss, where a spike would show; none without a step
+        assert ("max_loss" in r) == (not name.startswith("init-"))
+        assert "max_loss" not in r or (r["max_loss"] >= r["final_loss"] and 1 <= r["max_loss_step"] <= r["steps"])
     assert p["data"]["test_images"] == len(data.BUILTIN_TEST)
     rows = result.rows
     assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "copy", "init", "noisy input",

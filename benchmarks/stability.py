@@ -1,0 +1,79 @@
+"""Is the engine's mixed precision accurate enough over a long pre-training? One method, the same seeds,
+trained with autocast and in float32.
+
+The engine autocasts to bfloat16 on CPUs with native bf16 units and on CUDA GPUs (:mod:`rcl.train`); that
+was checked against float32 on the `cpu` profile's 400 steps. This script trains ``--steps`` steps of
+``--method`` for each seed in both precisions (``amp=True`` and ``amp=False``, otherwise the profile's
+config), through the engine, into ``--runs-dir`` (finished runs are reused), and prints for each run:
+
+* the largest logged loss and its step, and the *spikes*: logged steps whose loss exceeds ``--spike`` times
+  the median of the losses logged before them (the first step of each is shown);
+* the final loss;
+* the proxy protocol's denoising PSNR (the profile's proxy settings, :func:`rcl.evaluate.proxy_evaluate`) at
+  σ = 20 and on the mixed range, and the noisy input's (:func:`rcl.evaluate.reference_evaluate`).
+
+    python benchmarks/stability.py --steps 1600 --seeds 0 1 2        # RCL-EMD, cpu profile, both precisions
+    python benchmarks/stability.py --method n2n --steps 1600 --seeds 0 --precisions amp
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+from rcl import config, evaluate, train
+from rcl.methods import trained
+
+
+def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
+    """The logged ``(step, loss)`` whose loss exceeds ``factor`` × the median of the losses logged before it."""
+    out, seen = [], []
+    for e in history:
+        if len(seen) >= 5 and e["loss"] > factor * statistics.median(seen):
+            out.append((e["step"], e["loss"]))
+        seen.append(e["loss"])
+    return out
+
+
+def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_dir: str, factor: float) -> dict:
+    cfg = train.make_config(method, profile, steps=steps, seed=seed, amp=amp, runs_dir=runs_dir, progress=False)
+    run = train.pretrain(cfg)
+    history = run.history()
+    worst = max(history, key=lambda e: e["loss"])
+    found = spikes(history, factor)
+    df, _ = evaluate.proxy_evaluate(run.path, evaluate.proxy_config(run.path, profile, task="denoise"))
+    psnr = df.groupby("condition").psnr.mean()
+    return {"precision": "autocast" if amp else "float32", "seed": seed, "max loss": worst["loss"],
+            "at step": worst["step"], "spikes": len(found), "first spike": found[0][0] if found else None,
+            "final loss": history[-1]["loss"], "PSNR σ=20": psnr.get("σ=20"), "PSNR mixed": psnr.get("σ~U[0,20]")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="rcl-emd")
+    parser.add_argument("--profile", choices=config.PROFILES, default="cpu")
+    parser.add_argument("--steps", type=int, default=1600, help="pre-training steps (default 1600)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--precisions", nargs="+", choices=["amp", "fp32"], default=["amp", "fp32"])
+    parser.add_argument("--spike", type=float, default=5.0, help="a spike: loss > this × the median so far")
+    parser.add_argument("--runs-dir", default="runs")
+    args = parser.parse_args(argv)
+    config.check_choice("--method", args.method, trained(config.ALL_METHODS))
+    ref = evaluate.reference_evaluate(evaluate.ProxyConfig(**{
+        k: v for k, v in config.settings("proxy", args.profile).items() if k in config.PROXY_KEYS}))
+    noisy = ref.groupby("condition").psnr.mean()
+    print(f"{args.method}, profile {args.profile}, {args.steps} steps; autocast here: "
+          f"{config.numerics(config.default_device()) or 'none (float32)'}; noisy input: "
+          f"{noisy.get('σ=20'):.2f} dB at σ=20, {noisy.get('σ~U[0,20]'):.2f} dB mixed")
+    print("\n| precision | seed | max loss (step) | spikes (first) | final loss | PSNR σ=20 | PSNR mixed |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for seed in args.seeds:
+        for p in args.precisions:
+            r = measure(args.method, args.profile, args.steps, seed, p == "amp", args.runs_dir, args.spike)
+            first = f" ({r['first spike']})" if r["spikes"] else ""
+            print(f"| {r['precision']} | {seed} | {r['max loss']:.4g} ({r['at step']}) | {r['spikes']}{first} "
+                  f"| {r['final loss']:.4g} | {r['PSNR σ=20']:.2f} | {r['PSNR mixed']:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
