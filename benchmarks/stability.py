@@ -6,11 +6,16 @@ was checked against float32 on the `cpu` profile's 400 steps. This script trains
 ``--method`` for each seed in both precisions (``amp=True`` and ``amp=False``, otherwise the profile's
 config), through the engine, into ``--runs-dir`` (finished runs are reused), and prints for each run:
 
-* the largest logged loss and its step, and the *spikes*: logged steps whose loss exceeds ``--spike`` times
-  the median of the losses logged before them (the first step of each is shown);
-* the final loss;
+* the largest logged loss and its step, and the *spikes*: how many logged steps, from the sixth logged loss
+  on, exceed ``--spike`` times the median of the losses logged before them, and the first of them;
+* the final loss, or where the run stopped on a non-finite loss;
 * the proxy protocol's denoising PSNR (the profile's proxy settings, :func:`rcl.evaluate.proxy_evaluate`) at
-  σ = 20 and on the mixed range, and the noisy input's (:func:`rcl.evaluate.reference_evaluate`).
+  σ = 20 and on the mixed range, and at the end the noisy input's on the same test cases
+  (:func:`rcl.evaluate.reference_evaluate`).
+
+Where the engine does not autocast (a CPU without bf16 units), both precisions are float32 and the same run:
+the script says so and trains it once. On a CUDA GPU "float32" keeps PyTorch's float32 modes (TF32
+convolutions by default); the header prints the numerics of both.
 
     python benchmarks/stability.py --steps 1600 --seeds 0 1 2        # RCL-EMD, cpu profile, both precisions
     python benchmarks/stability.py --method n2n --steps 1600 --seeds 0 --precisions amp
@@ -22,7 +27,7 @@ import argparse
 import statistics
 
 from rcl import config, evaluate, train
-from rcl.methods import trained
+from rcl.methods import NAMED_CONFIGS, trained
 
 
 def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
@@ -36,16 +41,22 @@ def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
 
 
 def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_dir: str, factor: float) -> dict:
+    """One run's row (and its proxy config, for the noisy input's reference)."""
     cfg = train.make_config(method, profile, steps=steps, seed=seed, amp=amp, runs_dir=runs_dir, progress=False)
-    run = train.pretrain(cfg)
+    row = {"precision": "autocast" if amp else "float32", "seed": seed}
+    try:
+        run = train.pretrain(cfg)
+    except FloatingPointError as err:  # a diverged run is a result here, not a failure of the script
+        return {**row, "stopped": str(err).split(" (")[0]}, None
     history = run.history()
     worst = max(history, key=lambda e: e["loss"])
     found = spikes(history, factor)
-    df, _ = evaluate.proxy_evaluate(run.path, evaluate.proxy_config(run.path, profile, task="denoise"))
+    pcfg = evaluate.proxy_config(run.path, profile, task="denoise")
+    df, _ = evaluate.proxy_evaluate(run.path, pcfg, device=config.default_device())
     psnr = df.groupby("condition").psnr.mean()
-    return {"precision": "autocast" if amp else "float32", "seed": seed, "max loss": worst["loss"],
-            "at step": worst["step"], "spikes": len(found), "first spike": found[0][0] if found else None,
-            "final loss": history[-1]["loss"], "PSNR σ=20": psnr.get("σ=20"), "PSNR mixed": psnr.get("σ~U[0,20]")}
+    return {**row, "max loss": worst["loss"], "at step": worst["step"], "spikes": len(found),
+            "first spike": found[0][0] if found else None, "final loss": history[-1]["loss"],
+            "PSNR σ=20": psnr.get("σ=20"), "PSNR mixed": psnr.get("σ~U[0,20]")}, pcfg
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,21 +69,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spike", type=float, default=5.0, help="a spike: loss > this × the median so far")
     parser.add_argument("--runs-dir", default="runs")
     args = parser.parse_args(argv)
-    config.check_choice("--method", args.method, trained(config.ALL_METHODS))
-    ref = evaluate.reference_evaluate(evaluate.ProxyConfig(**{
-        k: v for k, v in config.settings("proxy", args.profile).items() if k in config.PROXY_KEYS}))
-    noisy = ref.groupby("condition").psnr.mean()
-    print(f"{args.method}, profile {args.profile}, {args.steps} steps; autocast here: "
-          f"{config.numerics(config.default_device()) or 'none (float32)'}; noisy input: "
-          f"{noisy.get('σ=20'):.2f} dB at σ=20, {noisy.get('σ~U[0,20]'):.2f} dB mixed")
+    config.check_choice("--method", args.method, trained([*config.ALL_METHODS, *NAMED_CONFIGS]))
+    device = config.default_device()
+    with_amp, without = config.numerics(device), config.numerics(device, amp=False)
+    precisions = list(dict.fromkeys(args.precisions))
+    if with_amp == without and len(precisions) > 1:
+        print(f"no autocast on this {device.type}: both precisions are float32, the same run; trained once")
+        precisions = ["fp32"]
+    print(f"{args.method}, profile {args.profile}, {args.steps} steps; numerics with autocast "
+          f"{with_amp or 'float32'!r}, without {without or 'float32'!r}")
     print("\n| precision | seed | max loss (step) | spikes (first) | final loss | PSNR σ=20 | PSNR mixed |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    reference = None
     for seed in args.seeds:
-        for p in args.precisions:
-            r = measure(args.method, args.profile, args.steps, seed, p == "amp", args.runs_dir, args.spike)
+        for p in precisions:
+            r, pcfg = measure(args.method, args.profile, args.steps, seed, p == "amp", args.runs_dir, args.spike)
+            reference = reference or pcfg
+            if "stopped" in r:
+                print(f"| {r['precision']} | {seed} | {r['stopped']} ||||", flush=True)
+                continue
             first = f" ({r['first spike']})" if r["spikes"] else ""
             print(f"| {r['precision']} | {seed} | {r['max loss']:.4g} ({r['at step']}) | {r['spikes']}{first} "
                   f"| {r['final loss']:.4g} | {r['PSNR σ=20']:.2f} | {r['PSNR mixed']:.2f} |", flush=True)
+    if reference is not None:
+        noisy = evaluate.reference_evaluate(reference).groupby("condition").psnr.mean()
+        print(f"\nnoisy input, the same test cases: {noisy.get('σ=20'):.2f} dB at σ=20, "
+              f"{noisy.get('σ~U[0,20]'):.2f} dB mixed")
 
 
 if __name__ == "__main__":

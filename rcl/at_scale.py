@@ -146,17 +146,27 @@ def _compact(df: pd.DataFrame) -> list[dict]:
 
 def _runs(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
     """Each pre-training run the rows came from: its steps, training seconds and final loss, and its largest
-    logged loss with its step (where a spike in the trajectory shows: ``benchmarks/stability.py``)."""
+    logged loss with its step (a spike above the first logged losses shows there, if it falls on a logged step:
+    ``benchmarks/stability.py``)."""
     out = {}
     for name in sorted(set(df.run) - {"reference"}):
         metrics = _cache.read_json(Path(runs_dir) / name / "result.json")["metrics"]
         out[name] = {k: metrics.get(k) for k in ("steps", "seconds", "final_loss")}
         log = Path(runs_dir) / name / "metrics.jsonl"
-        logged = [json.loads(line) for line in log.read_text().splitlines() if line] if log.exists() else []
+        logged = [e for line in (log.read_text().splitlines() if log.exists() else []) if (e := _logged(line))]
         if logged:
             worst = max(logged, key=lambda e: e["loss"])
             out[name].update(max_loss=worst["loss"], max_loss_step=worst["step"])
     return out
+
+
+def _logged(line: str) -> dict | None:
+    """One line of a run's ``metrics.jsonl``; None for an empty or cut-off one (the results file still gets written)."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return entry if isinstance(entry, dict) and "loss" in entry and "step" in entry else None
 
 
 def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, proxy: dict | None = None,
