@@ -49,6 +49,7 @@ from rcl import data as _data
 from rcl import evaluate as _evaluate
 from rcl import methods as _methods
 from rcl import profiles as _profiles
+from rcl import runs as _runs
 from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
@@ -144,7 +145,7 @@ def _compact(df: pd.DataFrame) -> list[dict]:
              if not (k in OPTIONAL_KEYS and pd.isna(v))} for r in out.reset_index().to_dict("records")]  # fmt: skip
 
 
-def _runs(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
+def _run_summaries(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
     """Each pre-training run the rows came from: its steps, training seconds and final loss, and its largest
     logged loss with its step (a spike above the first logged losses shows there, if it falls on a logged step:
     ``benchmarks/stability.py``)."""
@@ -152,21 +153,11 @@ def _runs(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
     for name in sorted(set(df.run) - {"reference"}):
         metrics = _cache.read_json(Path(runs_dir) / name / "result.json")["metrics"]
         out[name] = {k: metrics.get(k) for k in ("steps", "seconds", "final_loss")}
-        log = Path(runs_dir) / name / "metrics.jsonl"
-        logged = [e for line in (log.read_text().splitlines() if log.exists() else []) if (e := _logged(line))]
+        logged = _runs.history(Path(runs_dir) / name)
         if logged:
             worst = max(logged, key=lambda e: e["loss"])
             out[name].update(max_loss=worst["loss"], max_loss_step=worst["step"])
     return out
-
-
-def _logged(line: str) -> dict | None:
-    """One line of a run's ``metrics.jsonl``; None for an empty or cut-off one (the results file still gets written)."""
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        return None
-    return entry if isinstance(entry, dict) and "loss" in entry and "step" in entry else None
 
 
 def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, proxy: dict | None = None,
@@ -195,7 +186,7 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
                  "evaluation": _cache.code_version("evaluation")},
         "device": {**_device(), "torch": torch.__version__},
         "started": started, "finished": _utc(), "seconds": round(time.perf_counter() - t0, 1),
-        "runs": _runs(df, base.runs_dir),
+        "runs": _run_summaries(df, base.runs_dir),
         "data": {"train": _folder(base.dataset, base.data_dir), "test": _folder(*test),
                  "test_images": int(df.image.nunique())},
         "command": command,

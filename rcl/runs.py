@@ -8,11 +8,13 @@ through it, the evaluation loads finished models with :func:`load_model`).
   stderr with what happens instead — resuming from the previous checkpoint, or restarting from step 0;
 * :func:`mark_failed` leaves a failed run so that a rerun starts cleanly: removed when it has nothing to
   resume, else kept with the reason in ``failed.json``.
+* :func:`history` reads its log (``metrics.jsonl``: one entry per logged step).
 Checkpoints and models are read with ``weights_only=True``: loading one never executes code.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -25,7 +27,7 @@ import torch
 from rcl import cache
 from rcl.models import UNet, UNetConfig, memory_format
 
-__all__ = ["CURRENT", "PREVIOUS", "load_model", "mark_failed", "read", "read_config", "write"]
+__all__ = ["CURRENT", "PREVIOUS", "history", "load_model", "mark_failed", "read", "read_config", "write"]
 
 CURRENT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 #: What every checkpoint of the engine holds.
@@ -84,6 +86,12 @@ def read_config(path: str | os.PathLike, needed: tuple[str, ...] = ("method", "d
     if not isinstance(trained, dict) or not all(k in trained for k in needed):
         raise ValueError(f"{path / 'config.json'}: not a run's config (it needs the keys {', '.join(needed)})")
     return trained
+
+
+def history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The entries of the run's ``metrics.jsonl`` (one per logged step), in order; none if it has no log."""
+    f = Path(path) / "metrics.jsonl"
+    return [json.loads(line) for line in f.read_text().splitlines() if line] if f.exists() else []
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:

@@ -200,8 +200,7 @@ class RunResult:
         return _runs.load_model(self.path, device)
 
     def history(self) -> list[dict[str, Any]]:
-        f = self.path / "metrics.jsonl"
-        return [json.loads(line) for line in f.read_text().splitlines()] if f.exists() else []
+        return _runs.history(self.path)
 
 
 def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
@@ -345,7 +344,7 @@ class _Session:
     amp_dtype: torch.dtype | None  # None: no autocast
     start: int = 0  # the step it starts from
     seconds: float = 0.0  # training time of the segments before this one
-    first_bad: Tensor | None = None  # on the device: the first step (1-based) whose loss was not finite
+    first_bad: Tensor = field(init=False)  # on the device: the first step (1-based) whose loss was not finite
 
     @property
     def cuda(self) -> bool:

@@ -46,20 +46,22 @@ class Batch:
     x_task: Tensor | None = None
     y_task: Tensor | None = None
 
+    def map(self, fn) -> Batch:
+        """The batch with ``fn`` applied to each of its tensors (absent ones stay ``None``)."""
+        return Batch(**{f.name: None if (t := getattr(self, f.name)) is None else fn(t) for f in fields(self)})
+
     def to(self, device: torch.device | str, non_blocking: bool = False, memory_format=None) -> Batch:
         def move(t):
-            if t is None:
-                return None
             t = t.to(device, non_blocking=non_blocking)
             if memory_format is not None and t.dim() == 4:
                 t = t.contiguous(memory_format=memory_format)
             return t
 
-        return Batch(**{f.name: move(getattr(self, f.name)) for f in fields(self)})
+        return self.map(move)
 
     def pin_memory(self) -> Batch:
         """The batch in page-locked memory (its copy to a GPU can then run asynchronously)."""
-        return Batch(**{f.name: None if (t := getattr(self, f.name)) is None else t.pin_memory() for f in fields(self)})
+        return self.map(Tensor.pin_memory)
 
     def __len__(self) -> int:
         return self.x1.shape[0]
