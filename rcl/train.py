@@ -261,7 +261,7 @@ def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int
     offset = corners[:, 2:] - corners[:, :2]
     batch = _methods.Batch(x1=x1, x2=x2, offset=offset, x1_second=second, y1=y1, y2=y2, sigma=ds.sigma[idx].float())
     seed = cfg.seed % 2**64 % 2**63  # the seed a method's buffers hold (torch.initial_seed() after manual_seed)
-    return _methods.method_class(cfg.method).prepare(batch, cfg.method_config(), seed, step)
+    return _methods.method_class(cfg.method).prepare(batch, cfg.method_config(), seed, step, rank, world)
 
 
 def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torch.device) -> ConsistencyLoss:

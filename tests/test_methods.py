@@ -174,3 +174,17 @@ def test_the_oracle_of_another_task_gets_its_inputs_with_the_batch_built_on_the_
     assert torch.equal(seen[0], seen[1]) and torch.equal(seen[0], x)
     denoise = train.make_config("supervised", "smoke")
     assert train.build_batch(ds, denoise, 3).x_task is None  # the denoising Oracle reads x1 and y1
+
+
+@pytest.mark.parametrize("task", ["jdensr", "jdd"])
+def test_under_ddp_the_oracle_of_another_task_draws_what_one_process_draws_for_the_whole_batch(task):
+    """Each process's degradations are its slice of the one-process batch's, not one noise draw repeated on
+    every process (every process seeds the same generator)."""
+    from rcl import train
+
+    cfg = train.make_config("supervised", "smoke", supervised_task=task, batch_size=4)
+    ds = train.build_data(cfg)
+    whole = train.build_batch(ds, cfg, 3)
+    halves = [train.build_batch(ds, cfg, 3, rank, 2) for rank in (0, 1)]
+    for field in ("x_task", "y_task"):
+        assert torch.equal(torch.cat([getattr(h, field) for h in halves]), getattr(whole, field))

@@ -166,9 +166,11 @@ class Method(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int) -> Batch:
+    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int = 0, world: int = 1) -> Batch:
         """What the method adds to the batch of ``step`` of a run seeded ``seed``, on the host, where the engine
-        builds batches (ahead, in threads), not in its step on the device. Default: the batch as it is."""
+        builds batches (ahead, in threads), not in its step on the device. Under DDP ``batch`` is process
+        ``rank``'s slice of ``world`` equal slices; what is drawn for it must be that slice of what one process
+        would draw for the whole batch. Default: the batch as it is."""
         return batch
 
     @classmethod

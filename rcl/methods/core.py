@@ -285,15 +285,24 @@ class Supervised(Method):
         self.register_buffer("seed", torch.tensor(torch.initial_seed() % 2**63, dtype=torch.long))
 
     @classmethod
-    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int) -> Batch:
+    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int = 0, world: int = 1) -> Batch:
         """The step's degraded input and target (``x_task``, ``y_task``) for a task other than denoising,
-        built on the host with the batch: drawn from the run's seed and the step (the same after a resume)."""
+        built on the host with the batch: drawn from the run's seed and the step (the same after a resume).
+
+        Under DDP the draws are made for the whole batch (the slice in place, zeros elsewhere: a draw does not
+        depend on the pixels it is added to) and the process keeps its slice, so ``world`` processes train on
+        what one process would, not on one noise draw repeated ``world`` times."""
         if config.supervised_task == "denoise" or batch.y1 is None:
             return batch
         g = _rng.generator(seed, "degrade", step)
+        y1, per = batch.y1, batch.y1.shape[0]
+        mine = slice(rank * per, (rank + 1) * per)
+        if world > 1:
+            y1 = y1.new_zeros((world * per, *y1.shape[1:]))
+            y1[mine] = batch.y1
         with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
-            x, y = _tasks.make_task(config.supervised_task, batch.y1, g, sigma_range=(0.0, config.sigma_max))
-        return dataclasses.replace(batch, x_task=x, y_task=y)
+            x, y = _tasks.make_task(config.supervised_task, y1, g, sigma_range=(0.0, config.sigma_max))
+        return dataclasses.replace(batch, x_task=x[mine], y_task=y[mine])
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
