@@ -19,6 +19,10 @@ convolutions by default); the header prints the numerics of both.
 
     python benchmarks/stability.py --steps 1600 --seeds 0 1 2        # RCL-EMD, cpu profile, both precisions
     python benchmarks/stability.py --method n2n --steps 1600 --seeds 0 --precisions amp
+    python benchmarks/stability.py --seeds 0 1 2 --precisions amp --set lr=3e-4    # a setting of the engine's
+
+``--set KEY=VALUE`` (repeatable) overrides a pre-training key as ``python -m rcl pretrain --set`` does, to ask
+whether a setting (Adam's ε or learning rate, the batch) changes the picture; the header names the overrides.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from rcl import config, evaluate, train
+from rcl import cli, config, evaluate, train
 from rcl.methods import NAMED_CONFIGS, trained
 
 
@@ -40,9 +44,11 @@ def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
     return out
 
 
-def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_dir: str, factor: float) -> dict:
+def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_dir: str, factor: float,
+            sets: dict[str, str] | None = None) -> dict:
     """One run's row (and its proxy config, for the noisy input's reference)."""
-    cfg = train.make_config(method, profile, steps=steps, seed=seed, amp=amp, runs_dir=runs_dir, progress=False)
+    cfg = train.make_config(method, profile, **{**(sets or {}), "steps": steps, "seed": seed, "amp": amp,
+                                                "runs_dir": runs_dir, "progress": False})
     row = {"precision": "autocast" if amp else "float32", "seed": seed}
     try:
         run = train.pretrain(cfg)
@@ -68,7 +74,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", choices=["amp", "fp32"], default=["amp", "fp32"])
     parser.add_argument("--spike", type=float, default=5.0, help="a spike: loss > this × the median so far")
     parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a pre-training key (repeatable; not steps, seed, amp or runs_dir)")
     args = parser.parse_args(argv)
+    sets = cli._parse_sets(args.set)
+    fixed = sorted(set(sets) & {"steps", "seed", "amp", "runs_dir", "progress"})
+    if fixed:
+        parser.error(f"--set {', '.join(fixed)}: set by the script's own options (--steps, --seeds, --precisions, "
+                     "--runs-dir)")
+    try:  # an unknown key or a bad value fails here, before any run
+        train.make_config(args.method, args.profile, **sets)
+    except ValueError as err:
+        parser.error(str(err))
     config.check_choice("--method", args.method, trained([*config.ALL_METHODS, *NAMED_CONFIGS]))
     device = config.default_device()
     with_amp, without = config.numerics(device), config.numerics(device, amp=False)
@@ -76,14 +93,16 @@ def main(argv: list[str] | None = None) -> None:
     if with_amp == without and len(precisions) > 1:
         print(f"no autocast on this {device.type}: both precisions are float32, the same run; trained once")
         precisions = ["fp32"]
-    print(f"{args.method}, profile {args.profile}, {args.steps} steps; numerics with autocast "
+    overrides = "".join(f", {k}={v}" for k, v in sets.items())
+    print(f"{args.method}, profile {args.profile}{overrides}, {args.steps} steps; numerics with autocast "
           f"{with_amp or 'float32'!r}, without {without or 'float32'!r}")
     print("\n| precision | seed | max loss (step) | spikes (first) | final loss | PSNR σ=20 | PSNR mixed |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     reference = None
     for seed in args.seeds:
         for p in precisions:
-            r, pcfg = measure(args.method, args.profile, args.steps, seed, p == "amp", args.runs_dir, args.spike)
+            r, pcfg = measure(args.method, args.profile, args.steps, seed, p == "amp", args.runs_dir, args.spike,
+                              sets)
             reference = reference or pcfg
             if "stopped" in r:
                 print(f"| {r['precision']} | {seed} | {r['stopped']} ||||", flush=True)
