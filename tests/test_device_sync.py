@@ -21,16 +21,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rcl import methods, runs, train
-from rcl.profiles import DENSE_CL
 
 _READS = {"aten::_local_scalar_dense", "aten::nonzero", "aten::masked_select", "aten::_unique2",
           "aten::unique_consecutive", "aten::unique_dim", "aten::is_nonzero", "aten::equal"}  # fmt: skip
 
 #: Trained methods (and settings) whose step still reads back, and where (the test fails once they no longer do).
-KNOWN = {
-    **{m: "the crop offsets are checked on the host (dense.check_offsets); VaDER also seeds a CPU generator "
-          "from its step buffer" for m in DENSE_CL},
-}
+KNOWN: dict[str, str] = {}
 
 
 class ReadBacks(TorchDispatchMode):

@@ -163,17 +163,18 @@ def test_the_oracle_of_another_task_gets_its_inputs_with_the_batch_built_on_the_
     batch = train.build_batch(ds, cfg, 3)
     g = _rng.generator(seed % 2**64 % 2**63, "degrade", 3)
     x, y = tasks.make_task("jdd", batch.y1, g, sigma_range=(0.0, cfg.sigma_max))
-    assert batch.x_task.dtype == torch.float32 and torch.equal(batch.x_task, x) and torch.equal(batch.y_task, y)
+    prepared = batch.prepared
+    assert prepared["x"].dtype == torch.float32 and torch.equal(prepared["x"], x) and torch.equal(prepared["y"], y)
     m = train.build_method(cfg, ds)
     m.step.fill_(3)
-    raw = dataclasses.replace(batch, x_task=None, y_task=None)
+    raw = dataclasses.replace(batch, prepared=None)
     seen = []
     m.model.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         m(batch), m(raw)
     assert torch.equal(seen[0], seen[1]) and torch.equal(seen[0], x)
     denoise = train.make_config("supervised", "smoke")
-    assert train.build_batch(ds, denoise, 3).x_task is None  # the denoising Oracle reads x1 and y1
+    assert train.build_batch(ds, denoise, 3).prepared is None  # the denoising Oracle reads x1 and y1
 
 
 @pytest.mark.parametrize("task", ["jdensr", "jdd"])
@@ -186,5 +187,5 @@ def test_under_ddp_the_oracle_of_another_task_draws_what_one_process_draws_for_t
     ds = train.build_data(cfg)
     whole = train.build_batch(ds, cfg, 3)
     halves = [train.build_batch(ds, cfg, 3, rank, 2) for rank in (0, 1)]
-    for field in ("x_task", "y_task"):
-        assert torch.equal(torch.cat([getattr(h, field) for h in halves]), getattr(whole, field))
+    for key in ("x", "y"):
+        assert torch.equal(torch.cat([h.prepared[key] for h in halves]), whole.prepared[key])

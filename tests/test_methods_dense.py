@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -262,12 +264,29 @@ def test_state_dict_round_trip_gives_identical_loss(cls, consistency, rng):
     assert torch.equal(method(batch)["loss"], fresh(batch)["loss"])
 
 
-def test_vader_sampling_changes_with_the_step(consistency, rng):
+def test_vader_sampling_changes_with_the_step_and_a_prepared_batch_draws_what_the_step_would(consistency, rng):
+    """The pixels drawn with the batch on the host (the engine's batches) are those an unprepared batch draws in
+    the step from the seed and step buffers; they change with the step."""
     method = build(VADeR, consistency)
-    g1 = method._generator()
-    method.after_step()
-    g2 = method._generator()
-    assert not torch.equal(torch.rand(8, generator=g1), torch.rand(8, generator=g2))
+    batch = make_batch(rng)
+    seed = int(method.seed)
+    drawn = [VADeR.prepare(batch, CONFIG, seed, step).prepared for step in (0, 1)]
+    assert not torch.equal(drawn[0]["idx1"], drawn[1]["idx1"])
+    for step in (0, 1):
+        assert torch.equal(method(batch)["loss"], method(dataclasses.replace(batch, prepared=drawn[step]))["loss"])
+        method.after_step()
+
+
+@pytest.mark.parametrize("cls", PLAIN, ids=lambda c: c.name)
+def test_under_ddp_a_process_draws_its_slice_of_the_whole_batch(cls, rng):
+    """Each process's pixels are its slice of what one process draws for the whole batch (every process seeds
+    the same generator: sliced draws, not one draw repeated on every process)."""
+    batch = make_batch(rng, b=4)
+    whole = cls.prepare(batch, CONFIG, 7, 3).prepared
+    halves = [cls.prepare(batch.map(lambda t, r=r: t[2 * r:2 * r + 2]), CONFIG, 7, 3, r, 2).prepared for r in (0, 1)]
+    assert set(whole) == set(halves[0])
+    for key in whole:
+        assert torch.equal(torch.cat([h[key] for h in halves]), whole[key])
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)

@@ -31,9 +31,10 @@ class Batch:
     ``left2 − left1``): pixel ``(i, j)`` of crop 1 is pixel ``(i − dy, j − dx)`` of crop 2.
     ``x1_second``: a second, independent noisy draw of crop 1's region with the same NLF parameters
     (Noise2Noise's target). ``y1``, ``y2``: the clean crops (supervised baselines only).
-    ``sigma``: each instance's noise std (0–255 scale), for logging. ``x_task``, ``y_task``: a degraded input
-    and its target built with the batch on the host by :meth:`Method.prepare` (the Oracle of a task other
-    than denoising), so that the step itself needs nothing from the host.
+    ``sigma``: each instance's noise std (0–255 scale), for logging. ``prepared``: what the method built for
+    the batch on the host (:meth:`Method.prepare`), so that its step needs nothing read back from the device —
+    the Oracle's degraded input and target of a task other than denoising, VADeR's sampled pixels; ``None``
+    for a batch that was not prepared (:meth:`Method.prepared` then prepares it in the step).
     """
 
     x1: Tensor
@@ -43,12 +44,15 @@ class Batch:
     y1: Tensor | None = None
     y2: Tensor | None = None
     sigma: Tensor | None = None
-    x_task: Tensor | None = None
-    y_task: Tensor | None = None
+    prepared: dict[str, Tensor] | None = None
 
     def map(self, fn) -> Batch:
         """The batch with ``fn`` applied to each of its tensors (absent ones stay ``None``)."""
-        return Batch(**{f.name: None if (t := getattr(self, f.name)) is None else fn(t) for f in fields(self)})
+
+        def apply(v):
+            return None if v is None else {k: fn(t) for k, t in v.items()} if isinstance(v, dict) else fn(v)
+
+        return Batch(**{f.name: apply(getattr(self, f.name)) for f in fields(self)})
 
     def to(self, device: torch.device | str, non_blocking: bool = False, memory_format=None) -> Batch:
         def move(t):
@@ -167,11 +171,20 @@ class Method(nn.Module):
 
     @classmethod
     def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int = 0, world: int = 1) -> Batch:
-        """What the method adds to the batch of ``step`` of a run seeded ``seed``, on the host, where the engine
-        builds batches (ahead, in threads), not in its step on the device. Under DDP ``batch`` is process
-        ``rank``'s slice of ``world`` equal slices; what is drawn for it must be that slice of what one process
-        would draw for the whole batch. Default: the batch as it is."""
+        """The batch of ``step`` of a run seeded ``seed`` with what the method checks and builds for it on the
+        host (``batch.prepared``), where the engine builds batches (ahead, in threads), not in its step on the
+        device. Under DDP ``batch`` is process ``rank``'s slice of ``world`` equal slices; what is drawn for it
+        must be that slice of what one process would draw for the whole batch. Default: the batch as it is."""
         return batch
+
+    def prepared(self, batch: Batch) -> dict[str, Tensor]:
+        """``batch.prepared``; for a batch built elsewhere (not prepared), :meth:`prepare` run here, on the
+        host, from the method's ``seed`` and ``step`` buffers (read back from the device: the engine's batches
+        never take this path)."""
+        if batch.prepared is not None:
+            return batch.prepared
+        host = self.prepare(batch.map(Tensor.cpu), self.config, int(self.seed), int(self.step))
+        return {k: v.to(batch.x1.device) for k, v in (host.prepared or {}).items()}
 
     @classmethod
     def check_instances(cls, n: int, config: MethodConfig) -> None:

@@ -286,7 +286,7 @@ class Supervised(Method):
 
     @classmethod
     def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int = 0, world: int = 1) -> Batch:
-        """The step's degraded input and target (``x_task``, ``y_task``) for a task other than denoising,
+        """The step's degraded input and target (``prepared["x"]``, ``["y"]``) for a task other than denoising,
         built on the host with the batch: drawn from the run's seed and the step (the same after a resume).
 
         Under DDP the draws are made for the whole batch (the slice in place, zeros elsewhere: a draw does not
@@ -302,19 +302,15 @@ class Supervised(Method):
             y1[mine] = batch.y1
         with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
             x, y = _tasks.make_task(config.supervised_task, y1, g, sigma_range=(0.0, config.sigma_max))
-        return dataclasses.replace(batch, x_task=x[mine], y_task=y[mine])
+        return dataclasses.replace(batch, prepared={"x": x[mine], "y": y[mine]})
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
             raise ValueError("supervised needs batch.y1, the clean crop")
         if self.config.supervised_task == "denoise":
             x, y = batch.x1, batch.y1
-        elif batch.x_task is not None:  # prepared with the batch (the engine's batches are)
-            x, y = batch.x_task, batch.y_task
-        else:  # a batch built elsewhere: prepared here, on the host, from the seed and step buffers
-            prepared = self.prepare(dataclasses.replace(batch, y1=batch.y1.cpu()), self.config, int(self.seed),
-                                    int(self.step))
-            x, y = prepared.x_task.to(batch.y1), prepared.y_task.to(batch.y1)
+        else:
+            x, y = (prepared := self.prepared(batch))["x"], prepared["y"]
         return {"loss": _image_loss(self.model(x), y, self.config.loss_norm)}
 
     @torch.no_grad()

@@ -35,9 +35,12 @@ Shared conventions:
   ``step`` counter). Two forwards without a step overwrite the remembered keys and change nothing else; a
   forward in eval mode remembers nothing. This is MoCo's order (momentum update, keys, loss, enqueue) with
   the enqueue moved after the optimiser step, which gives the same sequence of queues.
-* Random pixel sampling (VADeR) draws from a CPU generator seeded by the ``seed`` and ``step`` buffers, so
-  a forward is a deterministic function of the state dict and the batch (bitwise resume), the same on CPU
-  and CUDA. ``seed`` defaults to ``torch.initial_seed()`` at construction.
+* Random pixel sampling (VADeR) draws from a CPU generator seeded by the run's seed and the step, so a step
+  is a deterministic function of the state dict and the batch (bitwise resume), the same on CPU and CUDA. It
+  is drawn with the batch on the host (:meth:`~rcl.methods.base.Method.prepare`, which also checks that the
+  two crops overlap), so the step reads nothing back from the device; a batch built elsewhere is prepared in
+  the step from the ``seed`` and ``step`` buffers. ``seed`` defaults to ``torch.initial_seed()`` at
+  construction. Under DDP each process draws its slice of what one process draws for the whole batch.
 * Under ``torch.distributed`` the keys pushed to the queues are gathered from every process, as MoCo does
   (so every process keeps the same queue); the plain variants leave ``h`` unused, so DDP needs
   ``find_unused_parameters=True`` for them.
@@ -53,6 +56,7 @@ Layer: core (imports :mod:`rcl.models`, :mod:`rcl.methods.base` and :mod:`rcl.rn
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from itertools import chain
 from typing import ClassVar
@@ -302,14 +306,25 @@ class _DenseContrast(Method):
         raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------------------------
+    @classmethod
+    def prepare(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int = 0, world: int = 1) -> Batch:
+        """The batch, its crops' overlap checked on the host (:func:`check_offsets`), with what the method draws
+        for it there (:meth:`_draw`)."""
+        check_offsets(batch.offset, batch.x1.shape[-2], batch.x1.shape[-1])
+        return dataclasses.replace(batch, prepared=cls._draw(batch, config, seed, step, rank, world))
+
+    @classmethod
+    def _draw(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int, world: int) -> dict:
+        """What the method draws for a batch on the host. Default: nothing."""
+        return {}
+
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         x1, x2 = batch.x1, batch.x2
         if x1.dim() != 4 or x1.shape != x2.shape:
             raise ValueError(f"x1 and x2 must be B×C×H×W of one shape, got {tuple(x1.shape)} and {tuple(x2.shape)}")
         if batch.offset is None or batch.offset.shape[0] != x1.shape[0]:
             raise ValueError("dense contrastive methods need batch.offset, (B, 2) (dy, dx) per instance")
-        check_offsets(batch.offset, x1.shape[-2], x1.shape[-1])
-        out, f1 = self._contrast(batch)
+        out, f1 = self._contrast(dataclasses.replace(batch, prepared=self.prepared(batch)))
         if self.uses_consistency:
             # f(x1) from the φ(x1) already computed (x1 + h(φ) with the residual skip); averaged over both
             # crops, as RCL and the consistency-only baseline do
@@ -346,10 +361,6 @@ class _DenseContrast(Method):
         idx = (start + torch.arange(min(n, size), device=queue.device)) % size
         queue[idx] = F.normalize(keys[-size:].float(), dim=1).to(queue.dtype)
         ptr.copy_((ptr + n) % size)
-
-    def _generator(self) -> torch.Generator:
-        """CPU generator determined by the ``seed`` and ``step`` buffers (same draws on resume)."""
-        return _rng.generator(int(self.seed), "dense", int(self.step))
 
     def _grid(self, height: int, width: int) -> tuple[int, int]:
         g = max(1, round(math.sqrt(self.config.dense_samples)))
@@ -397,10 +408,22 @@ class VADeR(_DenseContrast):
     def _build_heads(self, channels: int, hidden: int, dim: int) -> nn.ModuleDict:
         return nn.ModuleDict({"dense": _mlp(channels, hidden, dim)})
 
-    def _contrast(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
+    @classmethod
+    def _draw(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int, world: int) -> dict:
+        """The ``dense_samples`` pixel pairs of each instance (:func:`sample_correspondences`), from the run's
+        seed and the step; under DDP drawn for the whole batch (zero offsets elsewhere) and sliced."""
+        offset, per = batch.offset, batch.offset.shape[0]
+        mine = slice(rank * per, (rank + 1) * per)
+        if world > 1:
+            offset = offset.new_zeros((world * per, 2))
+            offset[mine] = batch.offset
         h, w = batch.x1.shape[-2:]
+        idx1, idx2 = sample_correspondences(offset, h, w, config.dense_samples, _rng.generator(seed, "dense", step))
+        return {"idx1": idx1[mine], "idx2": idx2[mine]}
+
+    def _contrast(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
         f1 = self.model.features(batch.x1)
-        idx1, idx2 = sample_correspondences(batch.offset, h, w, self.config.dense_samples, self._generator())
+        idx1, idx2 = batch.prepared["idx1"], batch.prepared["idx2"]
         q = self.heads["dense"](_gather_pixels(f1, idx1))
         with torch.no_grad():
             f2 = self.key_model.features(batch.x2)
