@@ -27,6 +27,7 @@ from torch import Tensor
 from rcl import noise as _noise
 
 __all__ = [
+    "NOISY_TASKS",
     "TASKS",
     "bayer_mask",
     "bicubic_down",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 TASKS = ("denoise", "sr", "jdensr", "demosaic", "jdd")
+#: the tasks whose inputs :func:`make_task` draws noise for (the others are deterministic degradations)
+NOISY_TASKS = ("denoise", "jdensr", "jdd")
 BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 

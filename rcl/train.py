@@ -239,11 +239,11 @@ def build_method(cfg: PretrainConfig, ds: _data.NoisyImages | None = None,
 
 
 def build_batch(ds: _data.NoisyImages, cfg: PretrainConfig, step: int, rank: int = 0, world: int = 1) -> _methods.Batch:
-    """The batch of ``step``: the same on every process and after any resume (seeded by ``(seed, step)``).
+    """The batch of ``step``, the same after any resume (seeded by ``(seed, step)``).
 
     ``batch_size`` distinct instances are drawn (so no instance is its own negative), their crop pairs
     sampled as Algorithm 1; under DDP each process takes its contiguous slice. The method adds what it builds on
-    the host (:meth:`rcl.methods.Method.prepare`).
+    the host (:meth:`rcl.methods.Method.prepare`), under DDP its slice of what one process builds.
     """
     g = _rng.generator(cfg.seed, "batch", step)
     n = _check_batch(ds, cfg)

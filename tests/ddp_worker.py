@@ -1,6 +1,6 @@
 """Run under torchrun (2 CPU processes, gloo): one DDP step of a method; rank 0 saves loss and gradients.
 
-Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py METHOD OUT.pt
+Usage: python -m torch.distributed.run --standalone --nproc_per_node=2 tests/ddp_worker.py METHOD OUT.pt [KEY=VALUE ...]
 """
 
 import sys
@@ -12,10 +12,10 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from rcl import train
 
 
-def main(method: str, out: str) -> None:
+def main(method: str, out: str, *sets: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    cfg = train.make_config(method, "smoke", batch_size=4, progress="false")
+    cfg = train.make_config(method, "smoke", batch_size=4, progress="false", **dict(s.split("=", 1) for s in sets))
     ds = train.build_data(cfg)
     m = train.build_method(cfg, ds)
     ddp = DDP(m, find_unused_parameters=True)
@@ -30,4 +30,4 @@ def main(method: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

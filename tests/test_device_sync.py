@@ -64,7 +64,8 @@ def _run(tmp_path, monkeypatch, method, steps, log_every, checkpoint_every, **se
 
 
 SETTINGS = {"rcl-emd-median-tau": ("rcl-emd", {"tau_scale": "median"}),
-            "supervised-sr": ("supervised", {"supervised_task": "sr"})}
+            "supervised-sr": ("supervised", {"supervised_task": "sr"}),
+            "supervised-jdd": ("supervised", {"supervised_task": "jdd"})}
 
 
 @pytest.mark.parametrize("name", [

@@ -33,8 +33,9 @@ class Batch:
     (Noise2Noise's target). ``y1``, ``y2``: the clean crops (supervised baselines only).
     ``sigma``: each instance's noise std (0–255 scale), for logging. ``prepared``: what the method built for
     the batch on the host (:meth:`Method.prepare`), so that its step needs nothing read back from the device —
-    the Oracle's degraded input and target of a task other than denoising, VADeR's sampled pixels; ``None``
-    for a batch that was not prepared (:meth:`Method.prepared` then prepares it in the step).
+    the Oracle's degraded input and target of a task other than denoising, VADeR's sampled pixels (``{}``:
+    prepared, nothing added); ``None`` where ``prepare`` was not run or added nothing (a method that needs it
+    then prepares the batch in its step: :meth:`Method.prepared`).
     """
 
     x1: Tensor
@@ -179,8 +180,8 @@ class Method(nn.Module):
 
     def prepared(self, batch: Batch) -> dict[str, Tensor]:
         """``batch.prepared``; for a batch built elsewhere (not prepared), :meth:`prepare` run here, on the
-        host, from the method's ``seed`` and ``step`` buffers (read back from the device: the engine's batches
-        never take this path)."""
+        host, from the method's ``seed`` and ``step`` buffers (read back from the device, and the batch copied
+        to the host: the engine's batches never take this path), as for one process's whole batch."""
         if batch.prepared is not None:
             return batch.prepared
         host = self.prepare(batch.map(Tensor.cpu), self.config, int(self.seed), int(self.step))

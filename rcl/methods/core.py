@@ -289,20 +289,23 @@ class Supervised(Method):
         """The step's degraded input and target (``prepared["x"]``, ``["y"]``) for a task other than denoising,
         built on the host with the batch: drawn from the run's seed and the step (the same after a resume).
 
-        Under DDP the draws are made for the whole batch (the slice in place, zeros elsewhere: a draw does not
-        depend on the pixels it is added to) and the process keeps its slice, so ``world`` processes train on
-        what one process would, not on one noise draw repeated ``world`` times."""
+        Under DDP (``batch`` is process ``rank``'s slice) a noisy task's noise is drawn for the whole batch (the
+        slice in place, zeros elsewhere: which numbers are drawn, and in which order, does not depend on the
+        pixels) and the process keeps its slice, so ``world`` processes train on what one process would, not on
+        one noise draw repeated ``world`` times."""
         if config.supervised_task == "denoise" or batch.y1 is None:
             return batch
         g = _rng.generator(seed, "degrade", step)
         y1, per = batch.y1, batch.y1.shape[0]
-        mine = slice(rank * per, (rank + 1) * per)
-        if world > 1:
+        whole = world > 1 and config.supervised_task in _tasks.NOISY_TASKS
+        if whole:
             y1 = y1.new_zeros((world * per, *y1.shape[1:]))
-            y1[mine] = batch.y1
+            y1[rank * per:(rank + 1) * per] = batch.y1
         with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
             x, y = _tasks.make_task(config.supervised_task, y1, g, sigma_range=(0.0, config.sigma_max))
-        return dataclasses.replace(batch, prepared={"x": x[mine], "y": y[mine]})
+        if whole:  # the process's slice, copied (a view would keep the whole batch's images alive)
+            x, y = x[rank * per:(rank + 1) * per].clone(), y[rank * per:(rank + 1) * per].clone()
+        return dataclasses.replace(batch, prepared={"x": x, "y": y})
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:
