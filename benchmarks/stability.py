@@ -9,6 +9,10 @@ config), through the engine, into ``--runs-dir`` (finished runs are reused), and
 * the largest logged loss and its step, and the *spikes*: how many logged steps, from the sixth logged loss
   on, exceed ``--spike`` times the median of the losses logged before them, and the first of them;
 * the final loss, or where the run stopped on a non-finite loss;
+* Adam's scale at the last step (the run's final checkpoint): the median over the network's parameters of
+  ``√v̂``, the bias-corrected root mean square of the parameter's gradients, and the share of parameters whose
+  ``√v̂`` is below ``ε``. A step moves a parameter by ``lr · m̂ / (√v̂ + ε)``: where ``√v̂ ≪ ε``, ``ε`` and not
+  the gradient sets how far (``--steps`` short of a spike shows the state before it);
 * the proxy protocol's denoising PSNR (the profile's proxy settings, :func:`rcl.evaluate.proxy_evaluate`) at
   σ = 20 and on the mixed range, and at the end the noisy input's on the same test cases
   (:func:`rcl.evaluate.reference_evaluate`).
@@ -30,7 +34,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from rcl import cli, config, evaluate, train
+import torch
+
+from rcl import cli, config, evaluate, runs, train
 from rcl.methods import NAMED_CONFIGS, trained
 
 
@@ -44,6 +50,14 @@ def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
     return out
 
 
+def adam_scale(run_dir, eps: float, beta2: float) -> tuple[float, float]:
+    """The median ``√v̂`` over the parameters Adam updates, and the share below ``eps``, at the run's final
+    checkpoint (read as tensors only)."""
+    state = runs.read(run_dir)["optimizer"]["state"].values()
+    root = torch.cat([(s["exp_avg_sq"] / (1 - beta2 ** float(s["step"]))).sqrt().flatten() for s in state])
+    return float(root.median()), float((root < eps).double().mean())
+
+
 def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_dir: str, factor: float,
             sets: dict[str, str] | None = None) -> dict:
     """One run's row (and its proxy config, for the noisy input's reference)."""
@@ -55,6 +69,7 @@ def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_di
     except FloatingPointError as err:  # a diverged run is a result here, not a failure of the script
         return {**row, "stopped": str(err).split(" (")[0]}, None
     history = run.history()
+    median_root, below = adam_scale(run.path, cfg.eps, cfg.beta2)
     worst = max(history, key=lambda e: e["loss"])
     found = spikes(history, factor)
     pcfg = evaluate.proxy_config(run.path, profile, task="denoise")
@@ -62,6 +77,7 @@ def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_di
     psnr = df.groupby("condition").psnr.mean()
     return {**row, "max loss": worst["loss"], "at step": worst["step"], "spikes": len(found),
             "first spike": found[0][0] if found else None, "final loss": history[-1]["loss"],
+            "median √v̂": median_root, "√v̂ < ε": below,
             "PSNR σ=20": psnr.get("σ=20"), "PSNR mixed": psnr.get("σ~U[0,20]")}, pcfg
 
 
@@ -96,8 +112,9 @@ def main(argv: list[str] | None = None) -> None:
     overrides = "".join(f", {k}={v}" for k, v in sets.items())
     print(f"{args.method}, profile {args.profile}{overrides}, {args.steps} steps; numerics with autocast "
           f"{with_amp or 'float32'!r}, without {without or 'float32'!r}")
-    print("\n| precision | seed | max loss (step) | spikes (first) | final loss | PSNR σ=20 | PSNR mixed |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| precision | seed | max loss (step) | spikes (first) | final loss | median √v̂ | √v̂ < ε | PSNR σ=20 "
+          "| PSNR mixed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     reference = None
     for seed in args.seeds:
         for p in precisions:
@@ -105,11 +122,12 @@ def main(argv: list[str] | None = None) -> None:
                               sets)
             reference = reference or pcfg
             if "stopped" in r:
-                print(f"| {r['precision']} | {seed} | {r['stopped']} ||||", flush=True)
+                print(f"| {r['precision']} | {seed} | {r['stopped']} ||||||", flush=True)
                 continue
             first = f" ({r['first spike']})" if r["spikes"] else ""
             print(f"| {r['precision']} | {seed} | {r['max loss']:.4g} ({r['at step']}) | {r['spikes']}{first} "
-                  f"| {r['final loss']:.4g} | {r['PSNR σ=20']:.2f} | {r['PSNR mixed']:.2f} |", flush=True)
+                  f"| {r['final loss']:.4g} | {r['median √v̂']:.1e} | {r['√v̂ < ε']:.0%} | {r['PSNR σ=20']:.2f} "
+                  f"| {r['PSNR mixed']:.2f} |", flush=True)
     if reference is not None:
         noisy = evaluate.reference_evaluate(reference).groupby("condition").psnr.mean()
         print(f"\nnoisy input, the same test cases: {noisy.get('σ=20'):.2f} dB at σ=20, "
