@@ -52,7 +52,7 @@ from rcl import profiles as _profiles
 from rcl import runs as _runs
 from rcl import train as _train
 
-__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run"]
+__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run", "training"]
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
@@ -233,6 +233,17 @@ def load_folder(folder: str | os.PathLike) -> list[AtScale]:
     folder = Path(folder)
     found = [load(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
     return sorted(found, key=lambda r: r.provenance["started"], reverse=True)
+
+
+def training(result: AtScale) -> pd.DataFrame:
+    """Each pre-training run of ``result``: its steps, minutes, final loss and largest logged loss with its step
+    (files written before that was recorded leave it empty). A largest loss far above the final one, logged
+    after the first steps, is a loss spike (``benchmarks/stability.py``)."""
+    rows = {name: {"steps": r.get("steps"), "minutes": None if r.get("seconds") is None else r["seconds"] / 60,
+                   "final loss": r.get("final_loss"), "largest logged loss": r.get("max_loss"),
+                   "at step": r.get("max_loss_step")}
+            for name, r in result.provenance["runs"].items()}  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index")
 
 
 def describe(result: AtScale) -> pd.DataFrame:

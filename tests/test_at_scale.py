@@ -12,6 +12,7 @@ import urllib.error
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from paths import ROOT
@@ -144,6 +145,10 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert (rows.n >= 1).all() and rows.groupby(["method", "task", "condition", "seed", "trial"]).size().max() == 1
     facts = at_scale.describe(result)
     assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
+    runs = at_scale.training(result)  # the book's table of the runs: a spike shows in its largest logged loss
+    assert list(runs.index) == list(p["runs"]) and (runs.steps == pd.Series(steps)).all()
+    trained = runs[runs.steps > 0]
+    assert (trained["largest logged loss"] >= trained["final loss"]).all() and trained["at step"].between(1, 3).all()
 
 
 def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
