@@ -146,13 +146,15 @@ def _compact(df: pd.DataFrame) -> list[dict]:
 
 
 def _run_summaries(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
-    """Each pre-training run the rows came from: its steps, training seconds and final loss, and its largest
-    logged loss with its step (a spike above the first logged losses shows there, if it falls on a logged step:
-    ``benchmarks/stability.py``)."""
+    """Each pre-training run the rows came from: the rows' methods and tasks it gave (``used_as``), its steps,
+    training seconds and final loss, and its largest logged loss with its step (a spike above the first logged
+    losses shows there, if it falls on a logged step: ``benchmarks/stability.py``)."""
     out = {}
     for name in sorted(set(df.run) - {"reference"}):
         metrics = _cache.read_json(Path(runs_dir) / name / "result.json")["metrics"]
-        out[name] = {k: metrics.get(k) for k in ("steps", "seconds", "final_loss")}
+        used = df.loc[df.run == name, ["method", "task"]].drop_duplicates().itertuples(index=False)
+        out[name] = {"used_as": [f"{m} ({t})" for m, t in sorted(used)],
+                     **{k: metrics.get(k) for k in ("steps", "seconds", "final_loss")}}
         logged = _runs.history(Path(runs_dir) / name)
         if logged:
             worst = max(logged, key=lambda e: e["loss"])
@@ -236,10 +238,12 @@ def load_folder(folder: str | os.PathLike) -> list[AtScale]:
 
 
 def training(result: AtScale) -> pd.DataFrame:
-    """Each pre-training run of ``result``: its steps, minutes, final loss and largest logged loss with its step
-    (files written before that was recorded leave it empty). A largest loss far above the final one, logged
-    after the first steps, is a loss spike (``benchmarks/stability.py``)."""
-    rows = {name: {"steps": r.get("steps"), "minutes": None if r.get("seconds") is None else r["seconds"] / 60,
+    """Each pre-training run of ``result``: what it was evaluated as (method and task), its steps, minutes, final
+    loss and largest logged loss with its step (files written before these were recorded leave them empty). A
+    largest loss far above the final one, logged after the first steps, is a loss spike
+    (``benchmarks/stability.py``)."""
+    rows = {name: {"used as": ", ".join(r.get("used_as", [])), "steps": r.get("steps"),
+                   "minutes": None if r.get("seconds") is None else r["seconds"] / 60,
                    "final loss": r.get("final_loss"), "largest logged loss": r.get("max_loss"),
                    "at step": r.get("max_loss_step")}
             for name, r in result.provenance["runs"].items()}  # fmt: skip

@@ -147,6 +147,7 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
     runs = at_scale.training(result)  # the book's table of the runs: a spike shows in its largest logged loss
     assert list(runs.index) == list(p["runs"]) and (runs.steps == pd.Series(steps)).all()
+    assert runs["used as"].str.len().gt(0).all() and runs["used as"].str.contains(r"oracle \(sr\)").any()
     trained = runs[runs.steps > 0]
     assert (trained["largest logged loss"] >= trained["final loss"]).all() and trained["at step"].between(1, 3).all()
 
