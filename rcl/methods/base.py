@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rcl.models import UNet
 
-__all__ = ["Batch", "Method", "MethodConfig"]
+__all__ = ["Batch", "Method", "MethodConfig", "whole_batch"]
 
 
 @dataclass
@@ -70,6 +70,19 @@ class Batch:
 
     def __len__(self) -> int:
         return self.x1.shape[0]
+
+
+def whole_batch(part: Tensor, rank: int, world: int) -> tuple[Tensor, slice]:
+    """Process ``rank``'s slice ``part`` of a batch split over ``world`` processes, put in place in a batch of
+    zeros, and the slice it fills: a draw made for that batch and sliced is the one-process batch's draw, where
+    which random numbers are drawn, and in which order, does not depend on the values (:meth:`Method.prepare`).
+    One process: ``part`` itself and the whole of it."""
+    if world == 1:
+        return part, slice(None)
+    mine = slice(rank * part.shape[0], (rank + 1) * part.shape[0])
+    whole = part.new_zeros((world * part.shape[0], *part.shape[1:]))
+    whole[mine] = part
+    return whole, mine
 
 
 @dataclass(frozen=True)
@@ -175,7 +188,8 @@ class Method(nn.Module):
         """The batch of ``step`` of a run seeded ``seed`` with what the method checks and builds for it on the
         host (``batch.prepared``), where the engine builds batches (ahead, in threads), not in its step on the
         device. Under DDP ``batch`` is process ``rank``'s slice of ``world`` equal slices; what is drawn for it
-        must be that slice of what one process would draw for the whole batch. Default: the batch as it is."""
+        must be that slice of what one process would draw for the whole batch (:func:`whole_batch`). Default:
+        the batch as it is."""
         return batch
 
     def prepared(self, batch: Batch) -> dict[str, Tensor]:

@@ -23,7 +23,7 @@ from rcl import distances as _distances
 from rcl import losses as _losses
 from rcl import rng as _rng
 from rcl import tasks as _tasks
-from rcl.methods.base import Batch, Method, MethodConfig
+from rcl.methods.base import Batch, Method, MethodConfig, whole_batch
 
 __all__ = ["RCL", "Consistency", "CopyInput", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
 
@@ -296,16 +296,12 @@ class Supervised(Method):
         if config.supervised_task == "denoise" or batch.y1 is None:
             return batch
         g = _rng.generator(seed, "degrade", step)
-        y1, per = batch.y1, batch.y1.shape[0]
-        whole = world > 1 and config.supervised_task in _tasks.NOISY_TASKS
-        if whole:
-            y1 = y1.new_zeros((world * per, *y1.shape[1:]))
-            y1[rank * per:(rank + 1) * per] = batch.y1
+        y1, mine = batch.y1, slice(None)
+        if config.supervised_task in _tasks.NOISY_TASKS:  # the others draw nothing
+            y1, mine = whole_batch(batch.y1, rank, world)
         with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
             x, y = _tasks.make_task(config.supervised_task, y1, g, sigma_range=(0.0, config.sigma_max))
-        if whole:  # the process's slice, copied (a view would keep the whole batch's images alive)
-            x, y = x[rank * per:(rank + 1) * per].clone(), y[rank * per:(rank + 1) * per].clone()
-        return dataclasses.replace(batch, prepared={"x": x, "y": y})
+        return dataclasses.replace(batch, prepared={"x": x[mine], "y": y[mine]})
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:

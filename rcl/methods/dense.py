@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rcl import rng as _rng
-from rcl.methods.base import Batch, Method, MethodConfig
+from rcl.methods.base import Batch, Method, MethodConfig, whole_batch
 from rcl.models import UNet
 
 __all__ = [
@@ -412,11 +412,7 @@ class VADeR(_DenseContrast):
     def _draw(cls, batch: Batch, config: MethodConfig, seed: int, step: int, rank: int, world: int) -> dict:
         """The ``dense_samples`` pixel pairs of each instance (:func:`sample_correspondences`), from the run's
         seed and the step; under DDP drawn for the whole batch (zero offsets elsewhere) and sliced."""
-        offset, per = batch.offset, batch.offset.shape[0]
-        mine = slice(rank * per, (rank + 1) * per)
-        if world > 1:
-            offset = offset.new_zeros((world * per, 2))
-            offset[mine] = batch.offset
+        offset, mine = whole_batch(batch.offset, rank, world)
         h, w = batch.x1.shape[-2:]
         idx1, idx2 = sample_correspondences(offset, h, w, config.dense_samples, _rng.generator(seed, "dense", step))
         return {"idx1": idx1[mine], "idx2": idx2[mine]}
