@@ -22,6 +22,7 @@
 # the six headline runs take about 50 s per 300 steps and the copy-the-input control, a plain reconstruction loss,
 # about as long as N2N's (estimates from the measured step times); the paper's 20,000 steps take about an hour.
 # The file records both.
+# DATA_NOTE says in words what PHOTOS are, recorded in the file (default: the folder's name and its counts).
 # G_E (default random) is the consistency encoder: the paper's ImageNet ResNet-50 needs its weights file, which
 # a machine without network lacks; G_E=imagenet with G_E_WEIGHTS=path/to/resnet50-11ad3fa6.pth uses it.
 # RCL_COMMIT names the commit the tree was copied from where it has no git history (the results file records
@@ -81,7 +82,8 @@ find "$PHOTOS/test" -maxdepth 1 -type f \( -iname '*.png' -o -iname '*.jpg' -o -
 sets=(--set dataset=folder --set "data_dir=$PHOTOS" --set "g_e=$G_E" --set "runs_dir=$RUNS")
 if [ -n "$STEPS" ]; then sets+=(--set "steps=$STEPS"); fi
 if [ -n "${G_E_WEIGHTS:-}" ]; then sets+=(--set "g_e_weights=$G_E_WEIGHTS"); fi
-if phase - 60 $PY -m rcl at-scale --profile "$PROFILE" "${sets[@]}" --test-dir "$held_out" \
+note=${DATA_NOTE:-"$(basename "$(cd "$PHOTOS" && pwd)"): $(find "$PHOTOS/train" -maxdepth 1 -type f | wc -l) files in train/; held out, the first $(ls "$held_out" | wc -l) of test/ by name"}
+if phase - 60 $PY -m rcl at-scale --profile "$PROFILE" "${sets[@]}" --test-dir "$held_out" --data-note "$note" \
     --out "$OUT/at-scale-$PROFILE-$(date -u +%Y%m%dT%H%M%SZ).json" --quiet; then
     rm -rf "$RUNS"  # only the small results file comes back
 fi

@@ -237,10 +237,12 @@ def residual_report(
     seed: int = 0,
     device: torch.device | str = "cpu",
     chunk: int = 32,
+    limit: int | None = None,
 ) -> pd.DataFrame:
     """What each network's residual ``n̂ = x − f(x)`` is: noise, content, or nothing.
 
-    On one Algorithm-1 crop pair per training instance, for each model (``None``: the true noise, the
+    On one Algorithm-1 crop pair per training instance (at most ``limit`` instances, a seeded random subset:
+    the pairwise EMD grows with their square), for each model (``None``: the true noise, the
     reference a perfect denoiser would give): the Pearson correlation of ``n̂`` with the true noise ``n``
     and with the clean image's local detail ``y − blur(y)`` (content a residual may copy), the EMD between
     ``n̂`` and ``n`` (per crop, averaged), the residual's std relative to the noise's, and the mean
@@ -249,8 +251,11 @@ def residual_report(
     """
     g = _rng.generator(seed)
     corners = _data.sample_crop_pairs(dataset.sizes(), crop_size, generator=g)
-    x1, x2 = _data.crop_pairs(dataset.noisy, corners, crop_size)
-    y1, y2 = _data.crop_pairs(dataset.clean, corners, crop_size)
+    keep = list(range(len(corners)))
+    if limit is not None and limit < len(keep):
+        keep = sorted(torch.randperm(len(keep), generator=g)[:limit].tolist())
+    x1, x2 = _data.crop_pairs([dataset.noisy[i] for i in keep], corners[keep], crop_size)
+    y1, y2 = _data.crop_pairs([dataset.clean[i] for i in keep], corners[keep], crop_size)
     n1, n2 = x1 - y1, x2 - y2
     detail = y1 - _blur(y1)
     emd = _distances.get_distance("emd")
@@ -280,6 +285,27 @@ def residual_report(
             }
         )
     return pd.DataFrame(rows).set_index("residual")
+
+
+def what_the_residual_is(report: pd.DataFrame, name: str = "rcl-emd", label: str = "RCL-EMD",
+                         tau: float | None = None) -> str:
+    """One sentence on ``report``'s row ``name`` (a :func:`residual_report`, with its ``true noise`` row): whether
+    the residual is the noise, the image's detail or neither, its size, and whether the true noise would reach
+    a lower contrastive loss (at temperature ``tau``, where given) — whether the loss gives a reason to learn the
+    noise."""
+    r, t = report.loc[name], report.loc["true noise"]
+    cn, cd = r["corr. with noise"], r["corr. with image detail"]
+    kind = ("mostly the noise" if cn > max(0.5, abs(cd)) else
+            "neither the noise nor the image's detail (uncorrelated with both)" if max(abs(cn), abs(cd)) < 0.1 else
+            "partly the noise" if cn > abs(cd) else "more image detail than noise")  # fmt: skip
+    return (
+        f"{label}'s residual is **{kind}**: its correlation with the true noise is {cn:.2f} and with the image "
+        f"detail {cd:.2f}; its size is {r['std / noise std']:.2f}× the noise's. It reaches a contrastive loss of "
+        f"{r['contrastive loss']:.3f} where the true noise would reach {t['contrastive loss']:.3f} on the same crops"
+        + ("" if tau is None else f" at τ = {tau:g}")
+        + (" — the noise itself would *not* lower RCL's loss, so the loss gives no reason to learn it."
+           if t["contrastive loss"] >= r["contrastive loss"] else " — learning the noise would lower the loss further.")
+    )
 
 
 def _corr(a: Tensor, b: Tensor) -> float:

@@ -12,11 +12,16 @@ where each number came from. A file holds:
   what (device type and name, their count, torch's version), when (UTC start and end, seconds), each run's
   steps, training seconds and final loss, and the data: the dataset's name and, per image folder, its
   number of files and a digest of their names, sizes and modification times (what the caches key folders
-  by, :func:`rcl.cache.folder_identity`) — never a path of the machine it ran on;
+  by, :func:`rcl.cache.folder_identity`) — never a path of the machine it ran on — and, where the runner gave
+  one, a note saying in words what the photographs are;
 * ``rows``: per method, task, test condition, pre-training seed and trial, the mean PSNR, MSE and SSIM over
   the held-out test images and their count (and, for networks, the mean PSNR of their own output against
   their input, ``psnr_vs_input``) — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
-  groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones).
+  groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones);
+* ``residuals`` (files written before it was added lack it): per pre-training seed, what each denoising network's
+  residual ``x − f(x)`` is on its own training instances — its correlation with the true noise and with the
+  image's detail, its size, the contrastive loss it reaches beside the true noise's
+  (:func:`rcl.analysis.residual_report`, notebook 03's table): whether RCL learned the noise at this scale.
 
 :func:`load` reads a file back: JSON only (nothing loaded executes code), every field checked, a
 ``ValueError`` naming the file and the field otherwise. :func:`load_folder` reads every file of a folder, newest first.
@@ -43,6 +48,7 @@ import pandas as pd
 import torch
 
 from rcl import __version__
+from rcl import analysis as _analysis
 from rcl import cache as _cache
 from rcl import config as _config
 from rcl import data as _data
@@ -52,7 +58,7 @@ from rcl import profiles as _profiles
 from rcl import runs as _runs
 from rcl import train as _train
 
-__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "run", "training"]
+__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "residuals", "run", "training"]
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
@@ -64,6 +70,14 @@ SCHEMA = 1
 ROW_KEYS = ("method", "task", "condition", "seed", "trial", "psnr", "mse", "ssim", "n")
 #: Columns a row may have: the mean PSNR of the network's own output against its input (not of references).
 OPTIONAL_KEYS = ("psnr_vs_input",)
+#: The columns of a residual row: the pre-training seed, whose residual (a method's, or ``true noise``), the
+#: temperature of its contrastive loss (RCL's), and :func:`rcl.analysis.residual_report`'s numbers.
+RESIDUAL_KEYS = ("seed", "residual", "tau", "corr. with noise", "corr. with image detail", "EMD to noise",
+                 "std / noise std", "contrastive loss", "positive nearest (%)")
+#: At most this many training instances (one crop pair each) in the residual table: a seeded subset, so that
+#: the pairwise EMD of a large dataset stays small; 256 crops of the profile's size hold over half a million
+#: pixels.
+RESIDUAL_INSTANCES = 256
 PROVENANCE_KEYS = ("schema", "profile", "pretrain", "proxy", "methods", "tasks", "seeds", "code", "device",
                    "started", "finished", "seconds", "runs", "data", "command")  # fmt: skip
 
@@ -75,6 +89,8 @@ class AtScale:
     path: Path
     provenance: dict[str, Any]
     rows: pd.DataFrame
+    #: One row per pre-training seed and residual (:data:`RESIDUAL_KEYS`); empty where the file records none.
+    residual_rows: pd.DataFrame
 
 
 def _utc() -> str:
@@ -117,8 +133,12 @@ def _device() -> dict[str, Any]:
             "numerics": _config.numerics(device)}
 
 
-def _folder(dataset: str, data_dir: str | None) -> dict[str, Any]:
-    """A folder's identity without its path: the number of files and a digest of names, sizes and times."""
+def _folder(dataset: str, data_dir: str | None, split: str) -> dict[str, Any]:
+    """A folder's identity without its path: the number of files and a digest of names, sizes and times (of the
+    whole folder, every split in it); for the bundled photographs, the number of the split's, and no digest."""
+    if _data.image_root(dataset, data_dir) is None and dataset in (None, "builtin"):
+        return {"dataset": "builtin", "files": len(_data.BUILTIN_TRAIN if split == "train" else _data.BUILTIN_TEST),
+                "digest": None}
     root = _data.image_root(dataset, data_dir)
     ident = _cache.folder_identity(root)
     digest = hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16] if ident else None
@@ -162,13 +182,32 @@ def _run_summaries(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, d
     return out
 
 
+def _residuals(df: pd.DataFrame, profile: str, pretrain: dict) -> list[dict]:
+    """Per pre-training seed, :func:`rcl.analysis.residual_report` of every network evaluated on denoising (by
+    its label there: the Oracle as ``oracle``) and of the true noise, on that seed's training instances (at
+    most :data:`RESIDUAL_INSTANCES`), at the run's crop and RCL's temperature."""
+    nets = df[(df.task == "denoise") & (df.run != "reference")][["method", "seed", "run"]].drop_duplicates()
+    device = _config.default_device()
+    out = []
+    for seed, part in nets.groupby("seed", sort=True):
+        cfg = _train.make_config("rcl-emd", profile, **{**pretrain, "seed": int(seed), "progress": False})
+        models = {m: _runs.load_model(Path(cfg.runs_dir) / r, device) for m, r in zip(part.method, part.run)}
+        report = _analysis.residual_report(_train.build_data(cfg), cfg.crop, {**models, "true noise": None},
+                                           tau=cfg.tau, seed=int(seed), device=device, limit=RESIDUAL_INSTANCES)
+        out.extend({"seed": int(seed), "residual": name, "tau": cfg.tau, **{k: float(v) for k, v in row.items()}}
+                   for name, row in report.iterrows())  # fmt: skip
+    return out
+
+
 def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, proxy: dict | None = None,
         methods: tuple[str, ...] | list[str] = METHODS, tasks: tuple[str, ...] | list[str] = TASKS,
-        seeds: tuple[int, ...] | list[int] = (0,), command: str = "", progress: bool = True) -> Path:
+        seeds: tuple[int, ...] | list[int] = (0,), command: str = "", progress: bool = True,
+        data_note: str = "") -> Path:
     """Pre-train (or reuse) ``methods`` at ``profile`` with ``pretrain`` overrides (a folder of photographs:
     ``{"dataset": "folder", "data_dir": …}``), evaluate them by the proxy protocol on ``tasks`` with the
     profile's proxy settings updated by ``proxy`` (held-out photographs: ``{"test_dir": …}``), and write the
-    results file ``out`` (atomically; an existing file is an error). Returns its path."""
+    results file ``out`` (atomically; an existing file is an error). ``data_note`` says in words what the
+    photographs are (the file's digests identify them but do not name them). Returns its path."""
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out}: an at-scale results file is never overwritten; give another --out")
@@ -181,6 +220,7 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
     started, t0 = _utc(), time.perf_counter()
     df = _evaluate.study(list(methods), list(tasks), profile, proxy=proxy, pretrain=pretrain, progress=progress,
                          seeds=list(seeds))  # fmt: skip
+    residual_rows = _residuals(df, profile, pretrain) if "denoise" in tasks else []
     provenance = {
         "schema": SCHEMA, "profile": profile, "pretrain": _public(pretrain), "proxy": _public(proxy),
         "methods": list(methods), "tasks": list(tasks), "seeds": list(seeds),
@@ -189,11 +229,12 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
         "device": {**_device(), "torch": torch.__version__},
         "started": started, "finished": _utc(), "seconds": round(time.perf_counter() - t0, 1),
         "runs": _run_summaries(df, base.runs_dir),
-        "data": {"train": _folder(base.dataset, base.data_dir), "test": _folder(*test),
-                 "test_images": int(df.image.nunique())},
+        "data": {"train": _folder(base.dataset, base.data_dir, "train"), "test": _folder(*test, "test"),
+                 "test_images": int(df.image.nunique()), **({"note": data_note} if data_note else {})},
         "command": command,
     }  # fmt: skip
-    _cache.atomic_write_json(out, {"provenance": provenance, "rows": _compact(df)}, indent=1)
+    blob = {"provenance": provenance, "rows": _compact(df), **({"residuals": residual_rows} if residual_rows else {})}
+    _cache.atomic_write_json(out, blob, indent=1)
     return out
 
 
@@ -201,14 +242,16 @@ def _check(path: Path, blob: Any) -> None:
     def bad(what: str) -> ValueError:
         return ValueError(f"{path}: not an at-scale results file of this package ({what})")
 
-    if not isinstance(blob, dict) or set(blob) != {"provenance", "rows"}:
-        raise bad("expected an object with 'provenance' and 'rows'")
+    if not isinstance(blob, dict) or not {"provenance", "rows"} <= set(blob) <= {"provenance", "rows", "residuals"}:
+        raise bad("expected an object with 'provenance' and 'rows', and optionally 'residuals'")
     prov, rows = blob["provenance"], blob["rows"]
     missing = [k for k in PROVENANCE_KEYS if not isinstance(prov, dict) or k not in prov]
     if missing:
         raise bad(f"provenance lacks {missing}")
     if prov["schema"] != SCHEMA:
         raise bad(f"schema {prov['schema']!r}, this package reads schema {SCHEMA}")
+    if not isinstance(prov["data"], dict) or not isinstance(prov["data"].get("note", ""), str):
+        raise bad("provenance's data must be an object, its note text")
     if not isinstance(rows, list) or not rows:
         raise bad("no rows")
     for i, r in enumerate(rows):
@@ -217,6 +260,15 @@ def _check(path: Path, blob: Any) -> None:
         numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
         if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in numbers):
             raise bad(f"row {i}: {', '.join(numbers)} must be numbers")
+    residual_rows = blob.get("residuals", [])
+    if not isinstance(residual_rows, list):
+        raise bad("'residuals' must be a list of rows")
+    for i, r in enumerate(residual_rows):
+        if not isinstance(r, dict) or set(r) != set(RESIDUAL_KEYS):
+            raise bad(f"residual row {i} must have exactly {list(RESIDUAL_KEYS)}")
+        if not isinstance(r["seed"], int) or not isinstance(r["residual"], str) or not all(
+                isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in RESIDUAL_KEYS[2:]):
+            raise bad(f"residual row {i}: seed must be an integer, residual a name, the rest numbers")
 
 
 def load(path: str | os.PathLike) -> AtScale:
@@ -227,7 +279,8 @@ def load(path: str | os.PathLike) -> AtScale:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
     _check(path, blob)
-    return AtScale(path, blob["provenance"], pd.DataFrame(blob["rows"]))
+    return AtScale(path, blob["provenance"], pd.DataFrame(blob["rows"]),
+                   pd.DataFrame(blob.get("residuals", []), columns=list(RESIDUAL_KEYS)))
 
 
 def load_folder(folder: str | os.PathLike) -> list[AtScale]:
@@ -250,6 +303,12 @@ def training(result: AtScale) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+def _data_line(folder: dict, split: str) -> str:
+    if folder["dataset"] == "builtin" and folder["digest"] is None:  # files written before counted none here
+        return "the bundled photographs" + (f" ({folder['files']} {split})" if folder["files"] else "")
+    return f"{folder['dataset']}: a folder of {folder['files']} files (files digest {folder['digest']})"
+
+
 def describe(result: AtScale) -> pd.DataFrame:
     """Where every number of ``result`` came from, one line per fact, for the book."""
     p = result.provenance
@@ -268,10 +327,19 @@ def describe(result: AtScale) -> pd.DataFrame:
                                                          or "none"),
         "pre-training steps": ", ".join(map(str, steps)) or "unknown",
         "methods, tasks, seeds": f"{', '.join(p['methods'])}; {', '.join(p['tasks'])}; seeds {p['seeds']}",
-        "training images": f"{data['train']['dataset']}: {data['train']['files']} files "
-        f"(files digest {data['train']['digest']})",
-        "held-out test images": f"{data['test_images']} ({data['test']['dataset']}, files digest "
-        f"{data['test']['digest']})",
+        "training images": _data_line(data["train"], "training"),
+        **({"the photographs, as described": data["note"]} if data.get("note") else {}),
+        "held-out test images": f"{data['test_images']} evaluated; " + _data_line(data["test"], "test"),
         "proxy protocol": ", ".join(f"{k}={v}" for k, v in p["proxy"].items()),
     }  # fmt: skip
     return pd.DataFrame({"": list(facts.values())}, index=list(facts))
+
+
+def residuals(result: AtScale) -> pd.DataFrame:
+    """What each network's residual is (:func:`rcl.analysis.residual_report`), the mean over the file's
+    pre-training seeds, in the order recorded, with the number of seeds; empty where the file records none."""
+    r = result.residual_rows
+    if r.empty:
+        return pd.DataFrame(columns=[*RESIDUAL_KEYS[2:], "seeds"])
+    g = r.groupby("residual", sort=False)
+    return g[list(RESIDUAL_KEYS[2:])].mean().assign(seeds=g.size())

@@ -291,7 +291,7 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
     pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
     path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, args.seeds,
-                        command=command, progress=not args.quiet)  # fmt: skip
+                        command=command, progress=not args.quiet, data_note=args.data_note)  # fmt: skip
     print(f"at-scale results written to {path}; the book's At scale page shows every file of book/at_scale/")
     return 0
 
@@ -548,6 +548,9 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--tasks", nargs="+", choices=ALL_TASKS, help="downstream tasks (default: denoise sr)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
+    ap.add_argument("--data-note", default="", metavar="TEXT", help="what the photographs are, in words, recorded "
+                    "in the file (its digests identify the files but do not name them), e.g. 'BSDS500: its 200 "
+                    "training photographs; held out, the first 68 of its test set by name'")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     ap.set_defaults(func=_cmd_at_scale)
 

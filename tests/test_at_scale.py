@@ -19,7 +19,7 @@ from paths import ROOT
 from PIL import Image
 
 import rcl
-from rcl import at_scale, cache, cli, config, data, methods, notebooks, summary, train
+from rcl import analysis, at_scale, cache, cli, config, data, methods, notebooks, summary, train
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
         assert ("max_loss" in r) == (not name.startswith("init-"))
         assert "max_loss" not in r or (r["max_loss"] >= r["final_loss"] and 1 <= r["max_loss_step"] <= r["steps"])
     assert p["data"]["test_images"] == len(data.BUILTIN_TEST)
+    assert p["data"]["train"] == {"dataset": "builtin", "files": len(data.BUILTIN_TRAIN), "digest": None}
     rows = result.rows
     assert set(rows.method) >= {"rcl-emd", "consistency", "n2n", "n2s", "oracle", "copy", "init", "noisy input",
                                 "bicubic"}
@@ -145,11 +146,40 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert (rows.n >= 1).all() and rows.groupby(["method", "task", "condition", "seed", "trial"]).size().max() == 1
     facts = at_scale.describe(result)
     assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
+    assert "the photographs, as described" not in facts.index  # no --data-note given: no such line
+    assert facts.loc["training images"].iloc[0] == f"the bundled photographs ({len(data.BUILTIN_TRAIN)} training)"
+    p["data"]["note"] = "BSDS500: its 200 training photographs"
+    assert at_scale.describe(result).loc["the photographs, as described"].iloc[0] == p["data"]["note"]
     runs = at_scale.training(result)  # the book's table of the runs: a spike shows in its largest logged loss
     assert list(runs.index) == list(p["runs"]) and (runs.steps == pd.Series(steps)).all()
     assert runs["used as"].str.len().gt(0).all() and runs["used as"].str.contains(r"oracle \(sr\)").any()
     trained = runs[runs.steps > 0]
     assert (trained["largest logged loss"] >= trained["final loss"]).all() and trained["at step"].between(1, 3).all()
+
+
+def test_a_results_file_says_what_each_denoising_networks_residual_is(smoke_results):
+    """Notebook 03's residual table, per pre-training seed, for every network evaluated on denoising (under its
+    name there) and the true noise, on the run's own training instances."""
+    result = at_scale.load(smoke_results[1])
+    r = result.residual_rows
+    denoisers = set(result.rows[(result.rows.task == "denoise")].method) - {"noisy input"}
+    assert set(r.residual) == denoisers | {"true noise"} and "oracle" in denoisers
+    assert list(r.columns) == list(at_scale.RESIDUAL_KEYS) and set(r.seed) == set(result.provenance["seeds"])
+    assert (r.tau == train.make_config("rcl-emd", "smoke").tau).all()
+    noise = r[r.residual == "true noise"].iloc[0]
+    assert noise["corr. with noise"] == pytest.approx(1.0) and noise["std / noise std"] == pytest.approx(1.0)
+    table = at_scale.residuals(result)
+    assert table.loc["rcl-emd", "seeds"] == len(result.provenance["seeds"]) and "true noise" in table.index
+    assert "RCL-EMD's residual is" in analysis.what_the_residual_is(table, tau=table.tau["rcl-emd"])
+
+
+def test_a_file_written_before_the_residual_table_still_loads(smoke_results, tmp_path):
+    blob = json.loads(smoke_results[1].read_text())
+    del blob["residuals"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(blob))
+    result = at_scale.load(older)
+    assert result.residual_rows.empty and at_scale.residuals(result).empty and len(result.rows)
 
 
 def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
@@ -175,6 +205,11 @@ def test_a_results_file_is_never_overwritten(smoke_results):
     (lambda b: {**b, "rows": [{**b["rows"][0], "psnr": "31.2"}]}, "must be numbers"),
     (lambda b: {**b, "rows": [{**b["rows"][0], "psnr_vs_input": None}]}, "psnr_vs_input must be numbers"),
     (lambda b: {**b, "rows": []}, "no rows"),
+    (lambda b: {**b, "provenance": {**b["provenance"], "data": {**b["provenance"]["data"], "note": 5}}}, "note text"),
+    (lambda b: {**b, "residuals": {"rcl-emd": 0.1}}, "'residuals' must be a list"),
+    (lambda b: {**b, "residuals": [{k: v for k, v in b["residuals"][0].items() if k != "tau"}]}, "must have exactly"),
+    (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 0.5}]}, "seed must be an integer"),
+    (lambda b: {**b, "residuals": [{**b["residuals"][0], "contrastive loss": "2.7"}]}, "the rest numbers"),
 ])  # fmt: skip
 def test_what_is_not_a_results_file_is_refused_naming_it(smoke_results, tmp_path, edit, message):
     _, path = smoke_results
@@ -211,6 +246,7 @@ def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results,
     with_file = texts["with"]
     assert "not recomputed by this book's build" in with_file and path.name in with_file
     assert "computed on" in with_file and "Controls" in with_file
+    assert "What the residuals are" in with_file and "RCL-EMD's residual is" in with_file
     assert "No at-scale results" not in with_file
     book = tmp_path / "book"  # the whole book, the other notebooks unexecuted (execution is off in the build)
     shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "notebooks"))

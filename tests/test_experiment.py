@@ -303,6 +303,31 @@ def test_residual_report_scores_the_true_noise_as_the_noise(rng):
     assert report.loc["zero", "corr. with image detail"] > 0.1  # the image itself as residual carries its detail
 
 
+def test_residual_report_on_at_most_limit_instances_is_a_seeded_subset():
+    images = data.load_images("builtin", "train", limit=2)
+    ds = data.NoisyImages.build(data.tile_images(data.resize_max_side(images, 128), 32), seed=0,
+                                sigma_range=(10.0, 20.0))
+    models = {"true noise": None, "zero": lambda x: 0 * x}
+    whole = analysis.residual_report(ds, 16, models, tau=0.1)
+    assert analysis.residual_report(ds, 16, models, tau=0.1, limit=len(ds)).equals(whole)  # no subset: unchanged
+    part = analysis.residual_report(ds, 16, models, tau=0.1, limit=4)
+    assert part.equals(analysis.residual_report(ds, 16, models, tau=0.1, limit=4))  # the same subset again
+    assert not part.equals(whole) and part.loc["true noise", "corr. with noise"] == pytest.approx(1.0)
+    assert part.loc["true noise", "positive nearest (%)"] % 25 == 0  # four anchors
+
+
+def test_what_the_residual_is_names_noise_detail_or_neither():
+    rows = {"true noise": [1.0, 0.0, 1.0, 3.0], "denoiser": [0.8, 0.1, 0.9, 2.9],
+            "fingerprint": [0.01, -0.01, 1.0, 2.5], "detail": [0.05, 0.4, 1.0, 3.5]}
+    report = pd.DataFrame.from_dict(rows, orient="index", columns=["corr. with noise", "corr. with image detail",
+                                                                   "std / noise std", "contrastive loss"])
+    assert "mostly the noise" in analysis.what_the_residual_is(report, "denoiser")
+    said = analysis.what_the_residual_is(report, "fingerprint", "RCL", tau=0.1)
+    assert said.startswith("RCL's residual is **neither") and "at τ = 0.1" in said and "would *not* lower" in said
+    assert "more image detail" in analysis.what_the_residual_is(report, "detail")
+    assert "would lower the loss further" in analysis.what_the_residual_is(report, "detail")
+
+
 def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
     import subprocess
     import sys
