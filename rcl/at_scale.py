@@ -18,6 +18,10 @@ where each number came from. A file holds:
   the held-out test images and their count (and, for networks, the mean PSNR of their own output against
   their input, ``psnr_vs_input``) — what :mod:`rcl.summary`'s tables aggregate (means of equal-size
   groups, so its per-σ tables, controls and comparisons read these rows as they read per-image ones);
+* ``per_image`` (files written before it was added lack it): for the paper's test setting only (the mixed
+  noise range, and SR's clean cases), each method's, task's and pre-training seed's PSNR per held-out test image
+  (a list in the images' sorted order, each the mean over trials and the image's test cases) — what the
+  comparisons' intervals over seeds × test images need (:func:`agreement`);
 * ``residuals`` (files written before it was added lack it): per pre-training seed, what each denoising network's
   residual ``x − f(x)`` is on its own training instances — its correlation with the true noise and with the
   image's detail, its size, the contrastive loss it reaches beside the true noise's
@@ -56,9 +60,11 @@ from rcl import evaluate as _evaluate
 from rcl import methods as _methods
 from rcl import profiles as _profiles
 from rcl import runs as _runs
+from rcl import summary as _summary
 from rcl import train as _train
 
-__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "describe", "load", "load_folder", "residuals", "run", "training"]
+__all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "agreement", "beside", "describe", "load", "load_folder",
+           "of_the_books_runs", "residuals", "run", "training"]
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
@@ -78,6 +84,8 @@ RESIDUAL_KEYS = ("seed", "residual", "tau", "corr. with noise", "corr. with imag
 #: the pairwise EMD of a large dataset stays small; 256 crops of the profile's size hold over half a million
 #: pixels.
 RESIDUAL_INSTANCES = 256
+#: The sections a file may have beside its provenance and rows (files written before one was added lack it).
+OPTIONAL_SECTIONS = ("per_image", "residuals")
 PROVENANCE_KEYS = ("schema", "profile", "pretrain", "proxy", "methods", "tasks", "seeds", "code", "device",
                    "started", "finished", "seconds", "runs", "data", "command")  # fmt: skip
 
@@ -91,6 +99,9 @@ class AtScale:
     rows: pd.DataFrame
     #: One row per pre-training seed and residual (:data:`RESIDUAL_KEYS`); empty where the file records none.
     residual_rows: pd.DataFrame
+    #: The paper's test setting per test image (method, task, condition, seed, image: its index, psnr); empty
+    #: where the file records none.
+    image_rows: pd.DataFrame
 
 
 def _utc() -> str:
@@ -165,6 +176,25 @@ def _compact(df: pd.DataFrame) -> list[dict]:
              if not (k in OPTIONAL_KEYS and pd.isna(v))} for r in out.reset_index().to_dict("records")]  # fmt: skip
 
 
+#: The keys of a ``per_image`` entry: its PSNR list follows the test images' sorted order.
+PER_IMAGE_KEYS = ("method", "task", "condition", "seed", "psnr")
+
+
+def _per_image(df: pd.DataFrame) -> list[dict]:
+    """The paper's test setting (:func:`rcl.evaluate.paper_cases`) per test image: for each method, task,
+    condition and pre-training seed, the PSNR of every test image (sorted by name; mean over trials and the
+    image's test cases). Entries that lack an image are left out."""
+    images = sorted(df.image.unique())
+    g = _evaluate.paper_cases(df).groupby(["method", "task", "condition", "seed", "image"]).psnr.mean()
+    out = []
+    for (method, task, cond, seed), per in g.groupby(level=[0, 1, 2, 3]):
+        values = per.droplevel([0, 1, 2, 3]).reindex(images)
+        if values.notna().all():
+            out.append({"method": method, "task": task, "condition": cond, "seed": int(seed),
+                        "psnr": [float(v) for v in values]})
+    return out
+
+
 def _run_summaries(df: pd.DataFrame, runs_dir: str | os.PathLike) -> dict[str, dict]:
     """Each pre-training run the rows came from: the rows' methods and tasks it gave (``used_as``), its steps,
     training seconds and final loss, and its largest logged loss with its step (a spike above the first logged
@@ -233,7 +263,8 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
                  "test_images": int(df.image.nunique()), **({"note": data_note} if data_note else {})},
         "command": command,
     }  # fmt: skip
-    blob = {"provenance": provenance, "rows": _compact(df), **({"residuals": residual_rows} if residual_rows else {})}
+    blob = {"provenance": provenance, "rows": _compact(df), "per_image": _per_image(df),
+            **({"residuals": residual_rows} if residual_rows else {})}
     _cache.atomic_write_json(out, blob, indent=1)
     return out
 
@@ -242,8 +273,9 @@ def _check(path: Path, blob: Any) -> None:
     def bad(what: str) -> ValueError:
         return ValueError(f"{path}: not an at-scale results file of this package ({what})")
 
-    if not isinstance(blob, dict) or not {"provenance", "rows"} <= set(blob) <= {"provenance", "rows", "residuals"}:
-        raise bad("expected an object with 'provenance' and 'rows', and optionally 'residuals'")
+    sections = {"provenance", "rows"}
+    if not isinstance(blob, dict) or not sections <= set(blob) <= {*sections, *OPTIONAL_SECTIONS}:
+        raise bad(f"expected an object with 'provenance' and 'rows', and optionally {' and '.join(OPTIONAL_SECTIONS)}")
     prov, rows = blob["provenance"], blob["rows"]
     missing = [k for k in PROVENANCE_KEYS if not isinstance(prov, dict) or k not in prov]
     if missing:
@@ -260,10 +292,17 @@ def _check(path: Path, blob: Any) -> None:
         numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
         if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in numbers):
             raise bad(f"row {i}: {', '.join(numbers)} must be numbers")
-    residual_rows = blob.get("residuals", [])
-    if not isinstance(residual_rows, list):
-        raise bad("'residuals' must be a list of rows")
-    for i, r in enumerate(residual_rows):
+    for section in OPTIONAL_SECTIONS:
+        if not isinstance(blob.get(section, []), list):
+            raise bad(f"'{section}' must be a list of rows")
+    n = prov["data"].get("test_images")
+    for i, r in enumerate(blob.get("per_image", [])):
+        if not isinstance(r, dict) or set(r) != set(PER_IMAGE_KEYS):
+            raise bad(f"per-image row {i} must have exactly {list(PER_IMAGE_KEYS)}")
+        if not isinstance(r["seed"], int) or not isinstance(r["psnr"], list) or len(r["psnr"]) != n or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in r["psnr"]):
+            raise bad(f"per-image row {i}: seed must be an integer, psnr a list of {n} numbers (one per test image)")
+    for i, r in enumerate(blob.get("residuals", [])):
         if not isinstance(r, dict) or set(r) != set(RESIDUAL_KEYS):
             raise bad(f"residual row {i} must have exactly {list(RESIDUAL_KEYS)}")
         if not isinstance(r["seed"], int) or not isinstance(r["residual"], str) or not all(
@@ -279,8 +318,11 @@ def load(path: str | os.PathLike) -> AtScale:
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
     _check(path, blob)
+    per_image = [{**{k: r[k] for k in PER_IMAGE_KEYS[:4]}, "image": i, "psnr": v}
+                 for r in blob.get("per_image", []) for i, v in enumerate(r["psnr"])]  # fmt: skip
     return AtScale(path, blob["provenance"], pd.DataFrame(blob["rows"]),
-                   pd.DataFrame(blob.get("residuals", []), columns=list(RESIDUAL_KEYS)))
+                   pd.DataFrame(blob.get("residuals", []), columns=list(RESIDUAL_KEYS)),
+                   pd.DataFrame(per_image, columns=[*PER_IMAGE_KEYS[:4], "image", "psnr"]))
 
 
 def load_folder(folder: str | os.PathLike) -> list[AtScale]:
@@ -343,3 +385,41 @@ def residuals(result: AtScale) -> pd.DataFrame:
         return pd.DataFrame(columns=[*RESIDUAL_KEYS[2:], "seeds"])
     g = r.groupby("residual", sort=False)
     return g[list(RESIDUAL_KEYS[2:])].mean().assign(seeds=g.size())
+
+
+def of_the_books_runs(found: list[AtScale], profile: str, dataset: str = "builtin") -> list[AtScale]:
+    """The files of ``found`` that evaluate the book's own runs — ``profile``'s settings on ``dataset``, no
+    pre-training override, the profile's proxy protocol — on held-out photographs other than the dataset's
+    (``--test-dir`` or ``--test-dataset``): the book's verdicts checked on more test images."""
+    protocol = {k: v for k, v in _profiles.values("proxy", profile).items() if k in _profiles.PROXY_KEYS}
+    out = []
+    for r in found:
+        p = r.provenance
+        proxy = {k: v for k, v in p["proxy"].items() if k not in ("test_dir", "test_dataset")}
+        if (p["profile"] == profile and p["data"]["train"]["dataset"] == dataset and not p["pretrain"]
+                and proxy == _cache.canonical(protocol) and proxy != p["proxy"]):
+            out.append(r)
+    return out
+
+
+def agreement(result: AtScale) -> pd.DataFrame:
+    """The paper's comparisons on ``result`` (:func:`rcl.summary.agreement`, under the controls of its rows): with
+    several pre-training seeds and the file's per-image PSNRs, each interval is over seeds × test images, as the
+    book's own; a file without them gives intervals over seeds only (the spread over photographs left out)."""
+    checks = _summary.controls(result.rows)
+    several = len(result.provenance["seeds"]) > 1
+    return _summary.agreement(result.image_rows if several and len(result.image_rows) else result.rows, checks)
+
+
+def beside(ours: pd.DataFrame, result: AtScale) -> pd.DataFrame:
+    """The paper's comparisons of ``ours`` (:func:`rcl.summary.agreement` of the book's own test images)
+    beside the same comparisons on ``result``'s test images: each verdict, difference and 95% interval, side by
+    side, with the paper's difference."""
+    n = result.provenance["data"]["test_images"]
+    there = agreement(result)
+    cols = ["verdict", "ours (dB)", "95% CI", "over"]
+    left = ours.set_index(["task", "comparison"])
+    right = there.set_index(["task", "comparison"])[cols]
+    both = pd.concat({"this book's test images": left[cols], f"{n} other held-out photographs": right,
+                      "paper": left[["paper (dB)"]]}, axis=1, join="inner")
+    return both.loc[[k for k in left.index if k in both.index]]  # the book's order

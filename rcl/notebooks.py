@@ -92,7 +92,7 @@ READS = {"03_pretraining": ("backbones",), "06_sensitivity": ("sensitivity",), "
 
 #: Committed files a notebook shows: its parameter naming their folder, the folder's default (in the project)
 #: and the files' pattern. Their names and contents are part of the executed notebook's fingerprint.
-READS_FILES = {"08_at_scale": ("at_scale_dir", "book/at_scale", "*.json")}
+READS_FILES = {name: ("at_scale_dir", "book/at_scale", "*.json") for name in ("07_results_summary", "08_at_scale")}
 
 
 def _folder(notebook: Path, params: Mapping[str, Any], param: str, default: str) -> Path:

@@ -173,13 +173,77 @@ def test_a_results_file_says_what_each_denoising_networks_residual_is(smoke_resu
     assert "RCL-EMD's residual is" in analysis.what_the_residual_is(table, tau=table.tau["rcl-emd"])
 
 
-def test_a_file_written_before_the_residual_table_still_loads(smoke_results, tmp_path):
+def test_a_file_written_before_its_optional_sections_still_loads(smoke_results, tmp_path):
     blob = json.loads(smoke_results[1].read_text())
-    del blob["residuals"]
+    for section in at_scale.OPTIONAL_SECTIONS:
+        del blob[section]
     older = tmp_path / "older.json"
     older.write_text(json.dumps(blob))
     result = at_scale.load(older)
     assert result.residual_rows.empty and at_scale.residuals(result).empty and len(result.rows)
+    assert result.image_rows.empty  # one seed: the comparisons are over trials either way
+    assert at_scale.agreement(result).equals(at_scale.agreement(at_scale.load(smoke_results[1])))
+
+
+def test_per_image_rows_are_the_papers_test_setting_image_by_image(smoke_results):
+    result = at_scale.load(smoke_results[1])
+    per, rows = result.image_rows, result.rows
+    assert set(per.image) == set(range(result.provenance["data"]["test_images"]))
+    assert set(per.condition) == {c for c in rows.condition if c.startswith("σ~U") or c == "clean"}
+    keys = ["method", "task", "condition", "seed"]
+    mean_of_images = per.groupby(keys).psnr.mean()
+    mean_of_rows = rows[rows.condition.isin(set(per.condition))].groupby(keys).psnr.mean()
+    assert np.allclose(mean_of_images.sort_index(), mean_of_rows.sort_index())  # the same cases, image by image
+
+
+def _fake_study(seeds=(0, 1, 2), images=5) -> pd.DataFrame:
+    """Rows as the proxy study gives them, with made-up PSNRs: several seeds, trials and test images."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in ("rcl-emd", "n2n", "n2s", "oracle", "copy", "noisy input"):
+        for seed in seeds:
+            for trial in range(2):
+                for i in range(images):
+                    for cond in ("σ~U[0,20]", "σ=10", "σ=20"):
+                        rows.append({"method": m, "task": "denoise", "condition": cond, "seed": seed, "trial": trial,
+                                     "image": f"p{i}.png", "psnr": 30 + rng.normal() + (m == "oracle") * 4,
+                                     "mse": 1e-3, "ssim": 0.9, "psnr_vs_input": 60.0})
+    return pd.DataFrame(rows)
+
+
+def test_a_files_comparisons_are_over_seeds_and_test_images_as_the_books(smoke_results, tmp_path):
+    """With several pre-training seeds, the per-image section gives each comparison the interval the book's own
+    has (over seeds × test images), which the file's means over images could not: the same table as from the
+    study's own rows."""
+    df = _fake_study()
+    blob = json.loads(smoke_results[1].read_text())
+    blob["provenance"].update(seeds=[0, 1, 2], data={**blob["provenance"]["data"], "test_images": 5})
+    blob.update(rows=at_scale._compact(df), per_image=at_scale._per_image(df))
+    path = tmp_path / "seeds.json"
+    path.write_text(json.dumps(blob))
+    result = at_scale.load(path)
+    ours = at_scale.agreement(result)
+    assert ours.equals(summary.agreement(df)) and (ours.over == "3 seeds × 5 test images").all()
+    del blob["per_image"]  # a file without it: its intervals are over seeds only, and say so
+    path.write_text(json.dumps(blob))
+    assert (at_scale.agreement(at_scale.load(path)).over == "3 seeds").all()
+
+
+def test_a_file_that_evaluates_the_books_runs_elsewhere_is_set_beside_the_books_verdicts(smoke_results):
+    result = at_scale.load(smoke_results[1])
+    assert at_scale.of_the_books_runs([result], "smoke") == []  # tested on the bundled photographs' own split
+    result.provenance["proxy"]["test_dir"] = "FOLDER (see data)"
+    assert at_scale.of_the_books_runs([result], "smoke") == [result]
+    assert at_scale.of_the_books_runs([result], "cpu") == []  # another profile's runs
+    result.provenance["pretrain"]["steps"] = 9
+    assert at_scale.of_the_books_runs([result], "smoke") == []  # runs the book does not make
+    result.provenance["pretrain"].clear()
+    book = at_scale.agreement(result)
+    side = at_scale.beside(book, result)
+    n = result.provenance["data"]["test_images"]
+    assert list(dict.fromkeys(side.columns.get_level_values(0))) == ["this book's test images",
+                                                                     f"{n} other held-out photographs", "paper"]
+    assert len(side) == len(book) and (side["paper"]["paper (dB)"].to_numpy() == book["paper (dB)"].to_numpy()).all()
 
 
 def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
@@ -207,6 +271,8 @@ def test_a_results_file_is_never_overwritten(smoke_results):
     (lambda b: {**b, "rows": []}, "no rows"),
     (lambda b: {**b, "provenance": {**b["provenance"], "data": {**b["provenance"]["data"], "note": 5}}}, "note text"),
     (lambda b: {**b, "residuals": {"rcl-emd": 0.1}}, "'residuals' must be a list"),
+    (lambda b: {**b, "per_image": [{**b["per_image"][0], "psnr": [30.0]}]}, "psnr a list of 4 numbers"),
+    (lambda b: {**b, "per_image": [{**b["per_image"][0], "image": "a.png"}]}, "per-image row 0 must have exactly"),
     (lambda b: {**b, "residuals": [{k: v for k, v in b["residuals"][0].items() if k != "tau"}]}, "must have exactly"),
     (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 0.5}]}, "seed must be an integer"),
     (lambda b: {**b, "residuals": [{**b["residuals"][0], "contrastive loss": "2.7"}]}, "the rest numbers"),
