@@ -249,6 +249,8 @@ def residual_report(
     per-anchor contrastive loss (Eq. 3, EMD, temperature ``tau``) the residuals reach on this batch —
     beside the loss the true noise reaches, the value RCL would have if it had learned the noise.
     """
+    if limit is not None and limit < 2:
+        raise ValueError(f"limit={limit}: give at least 2 instances (a contrastive loss needs a negative), or None")
     g = _rng.generator(seed)
     corners = _data.sample_crop_pairs(dataset.sizes(), crop_size, generator=g)
     keep = list(range(len(corners)))
@@ -295,9 +297,13 @@ def what_the_residual_is(report: pd.DataFrame, name: str = "rcl-emd", label: str
     noise."""
     r, t = report.loc[name], report.loc["true noise"]
     cn, cd = r["corr. with noise"], r["corr. with image detail"]
-    kind = ("mostly the noise" if cn > max(0.5, abs(cd)) else
-            "neither the noise nor the image's detail (uncorrelated with both)" if max(abs(cn), abs(cd)) < 0.1 else
-            "partly the noise" if cn > abs(cd) else "more image detail than noise")  # fmt: skip
+    if max(abs(cn), abs(cd)) < 0.1:
+        kind = "neither the noise nor the image's detail (uncorrelated with both)"
+    elif abs(cn) >= abs(cd):
+        kind = ("mostly the noise" if cn > 0.5 else "partly the noise" if cn > 0 else
+                "anti-correlated with the noise (the network adds to it)")  # fmt: skip
+    else:
+        kind = "more image detail than noise" if cd > 0 else "anti-correlated with the image's detail (it sharpens)"
     return (
         f"{label}'s residual is **{kind}**: its correlation with the true noise is {cn:.2f} and with the image "
         f"detail {cd:.2f}; its size is {r['std / noise std']:.2f}× the noise's. It reaches a contrastive loss of "

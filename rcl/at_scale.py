@@ -29,17 +29,21 @@ where each number came from. A file holds:
 
 :func:`load` reads a file back: JSON only (nothing loaded executes code), every field checked, a
 ``ValueError`` naming the file and the field otherwise. :func:`load_folder` reads every file of a folder, newest first.
+:func:`agreement` gives a file's comparisons with the paper, :func:`residuals` its residual table, :func:`describe`
+and :func:`training` its provenance; :func:`of_the_books_runs` and :func:`beside` set the files that evaluate the
+book's own runs on other photographs beside the book's verdicts (the results summary, section 6).
 An interrupted :func:`run` resumes: finished pre-training runs and proxy evaluations are reused
 (:func:`rcl.evaluate.study`).
 
-Layer: studies (imports the evaluation's study, the engine's run configs, the cache and the configuration;
-never the CLI, plots or notebooks).
+Layer: studies (imports the evaluation's study, the engine's run configs and run folders, the residual analysis,
+the summary's comparisons, the cache and the configuration; never the CLI, plots or notebooks).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import subprocess
 import time
@@ -269,6 +273,10 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
     return out
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _check(path: Path, blob: Any) -> None:
     def bad(what: str) -> ValueError:
         return ValueError(f"{path}: not an at-scale results file of this package ({what})")
@@ -282,41 +290,66 @@ def _check(path: Path, blob: Any) -> None:
         raise bad(f"provenance lacks {missing}")
     if prov["schema"] != SCHEMA:
         raise bad(f"schema {prov['schema']!r}, this package reads schema {SCHEMA}")
-    if not isinstance(prov["data"], dict) or not isinstance(prov["data"].get("note", ""), str):
-        raise bad("provenance's data must be an object, its note text")
+    data = prov["data"]
+    folders = [data.get(k) if isinstance(data, dict) else None for k in ("train", "test")]
+    if not all(isinstance(prov[k], dict) for k in ("pretrain", "proxy", "code", "device", "runs", "data")) or not all(
+            isinstance(f, dict) and {"dataset", "files", "digest"} <= set(f) for f in folders):
+        raise bad("provenance's pretrain, proxy, code, device, runs and data must be objects, data's train and test "
+                  "each with dataset, files and digest")  # fmt: skip
+    if not isinstance(data.get("note", ""), str) or type(data.get("test_images")) is not int:
+        raise bad("provenance's data must have an integer test_images and a note in text, if any")
+    if not isinstance(prov["seeds"], list) or not prov["seeds"] or not all(type(x) is int for x in prov["seeds"]):
+        raise bad("provenance's seeds must be a list of integers")
     if not isinstance(rows, list) or not rows:
         raise bad("no rows")
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS):
             raise bad(f"row {i} lacks one of {list(ROW_KEYS)}")
         numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
-        if not all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in numbers):
-            raise bad(f"row {i}: {', '.join(numbers)} must be numbers")
+        if not all(_number(r[k]) for k in numbers):
+            raise bad(f"row {i}: {', '.join(numbers)} must be finite numbers")
     for section in OPTIONAL_SECTIONS:
         if not isinstance(blob.get(section, []), list):
             raise bad(f"'{section}' must be a list of rows")
-    n = prov["data"].get("test_images")
+    _check_sections(blob, bad)
+
+
+def _check_sections(blob: dict, bad: Any) -> None:
+    n, seeds = blob["provenance"]["data"]["test_images"], set(blob["provenance"]["seeds"])
+    seen = set()
     for i, r in enumerate(blob.get("per_image", [])):
         if not isinstance(r, dict) or set(r) != set(PER_IMAGE_KEYS):
             raise bad(f"per-image row {i} must have exactly {list(PER_IMAGE_KEYS)}")
-        if not isinstance(r["seed"], int) or not isinstance(r["psnr"], list) or len(r["psnr"]) != n or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in r["psnr"]):
-            raise bad(f"per-image row {i}: seed must be an integer, psnr a list of {n} numbers (one per test image)")
+        names = tuple(r[k] for k in PER_IMAGE_KEYS[:3])
+        if not all(isinstance(v, str) for v in names) or r["seed"] not in seeds or type(r["seed"]) is not int:
+            raise bad(f"per-image row {i}: method, task and condition must be names, seed one of the file's seeds")
+        if not isinstance(r["psnr"], list) or len(r["psnr"]) != n or not all(_number(v) for v in r["psnr"]):
+            raise bad(f"per-image row {i}: psnr must be a list of {n} finite numbers (one per test image)")
+        if (*names, r["seed"]) in seen:
+            raise bad(f"per-image row {i} repeats {names} at seed {r['seed']}")
+        seen.add((*names, r["seed"]))
     for i, r in enumerate(blob.get("residuals", [])):
         if not isinstance(r, dict) or set(r) != set(RESIDUAL_KEYS):
             raise bad(f"residual row {i} must have exactly {list(RESIDUAL_KEYS)}")
-        if not isinstance(r["seed"], int) or not isinstance(r["residual"], str) or not all(
-                isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in RESIDUAL_KEYS[2:]):
-            raise bad(f"residual row {i}: seed must be an integer, residual a name, the rest numbers")
+        if r["seed"] not in seeds or type(r["seed"]) is not int or not isinstance(r["residual"], str) or not all(
+                _number(r[k]) for k in RESIDUAL_KEYS[2:]):
+            raise bad(f"residual row {i}: seed must be one of the file's seeds, residual a name, the rest finite "
+                      "numbers")  # fmt: skip
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number a results file may hold")
 
 
 def load(path: str | os.PathLike) -> AtScale:
     """Read an at-scale results file (plain JSON; checked field by field)."""
     path = Path(path)
     try:
-        blob = json.loads(path.read_text())
+        blob = json.loads(path.read_text(), parse_constant=_no_constant)  # NaN and Infinity are refused
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    except ValueError as err:
+        raise ValueError(f"{path}: not an at-scale results file of this package ({err})") from err
     _check(path, blob)
     per_image = [{**{k: r[k] for k in PER_IMAGE_KEYS[:4]}, "image": i, "psnr": v}
                  for r in blob.get("per_image", []) for i, v in enumerate(r["psnr"])]  # fmt: skip
@@ -361,7 +394,8 @@ def describe(result: AtScale) -> pd.DataFrame:
     commit = (code.get("commit") or "unknown")[:12] + (state if code.get("commit") else "")
     facts = {
         "computed on": f"{dev['name']} ({dev['type']}, {dev['count']}), torch {dev['torch']}",
-        "when (UTC)": f"{p['started']} to {p['finished']} ({p['seconds'] / 60:.1f} min)",
+        "written (UTC)": f"{p['started']} to {p['finished']} ({p['seconds'] / 60:.1f} min; evaluations already "
+        "computed by the same code versions are reused, so not necessarily how long they took)",
         "code": f"rcl {code['rcl']}, commit {commit}; training code {code['training']}, "
         f"evaluation code {code['evaluation']}",
         "command": p["command"] or "(not recorded)",
@@ -387,39 +421,49 @@ def residuals(result: AtScale) -> pd.DataFrame:
     return g[list(RESIDUAL_KEYS[2:])].mean().assign(seeds=g.size())
 
 
-def of_the_books_runs(found: list[AtScale], profile: str, dataset: str = "builtin") -> list[AtScale]:
-    """The files of ``found`` that evaluate the book's own runs — ``profile``'s settings on ``dataset``, no
-    pre-training override, the profile's proxy protocol — on held-out photographs other than the dataset's
-    (``--test-dir`` or ``--test-dataset``): the book's verdicts checked on more test images."""
-    protocol = {k: v for k, v in _profiles.values("proxy", profile).items() if k in _profiles.PROXY_KEYS}
+def of_the_books_runs(found: list[AtScale], runs: set[str] | list[str], seeds: list[int], profile: str
+                      ) -> list[AtScale]:  # fmt: skip
+    """The files of ``found`` that evaluate the book's own runs on other held-out photographs: every pre-training
+    run of the file is one of ``runs`` (the book's, by name: a run's name is its key, so its settings, code and
+    numerics are the book's), with the book's pre-training ``seeds`` (the first seeds the test cases) and
+    ``profile``'s proxy protocol, on test images other than the training dataset's own split (``--test-dir``, or
+    ``--test-dataset`` naming another dataset)."""
+    protocol = _cache.canonical({k: v for k, v in _profiles.values("proxy", profile).items()
+                                 if k in _profiles.PROXY_KEYS})  # fmt: skip
     out = []
     for r in found:
-        p = r.provenance
+        p, data = r.provenance, r.provenance["data"]
         proxy = {k: v for k, v in p["proxy"].items() if k not in ("test_dir", "test_dataset")}
-        if (p["profile"] == profile and p["data"]["train"]["dataset"] == dataset and not p["pretrain"]
-                and proxy == _cache.canonical(protocol) and proxy != p["proxy"]):
+        ident = {k: (data[k]["dataset"], data[k]["digest"]) for k in ("train", "test")}
+        elsewhere = ident["test"] != ident["train"]
+        if (p["profile"] == profile and set(p["runs"]) <= set(runs) and p["seeds"] == list(seeds)
+                and proxy == protocol and elsewhere):
             out.append(r)
     return out
 
 
 def agreement(result: AtScale) -> pd.DataFrame:
-    """The paper's comparisons on ``result`` (:func:`rcl.summary.agreement`, under the controls of its rows): with
-    several pre-training seeds and the file's per-image PSNRs, each interval is over seeds × test images, as the
-    book's own; a file without them gives intervals over seeds only (the spread over photographs left out)."""
-    checks = _summary.controls(result.rows)
-    several = len(result.provenance["seeds"]) > 1
-    return _summary.agreement(result.image_rows if several and len(result.image_rows) else result.rows, checks)
+    """The paper's comparisons on ``result`` (:func:`rcl.summary.agreement`, under the controls of its rows): where
+    both methods have several pre-training seeds and the file keeps per-image PSNRs, the interval is over seeds ×
+    test images, as the book's own; where it keeps none, over seeds only (the spread over photographs left out);
+    with one seed, over the trials of one network (the rows)."""
+    both = pd.concat([result.image_rows, result.rows], ignore_index=True)  # grouping drops the other's empty keys
+    return _summary.agreement(both if len(result.image_rows) else result.rows, _summary.controls(result.rows))
+
+
+#: What :func:`beside` says of a comparison of the book's that a file does not hold.
+ABSENT = "not in this file"
 
 
 def beside(ours: pd.DataFrame, result: AtScale) -> pd.DataFrame:
     """The paper's comparisons of ``ours`` (:func:`rcl.summary.agreement` of the book's own test images)
     beside the same comparisons on ``result``'s test images: each verdict, difference and 95% interval, side by
-    side, with the paper's difference."""
+    side, with the paper's difference; a comparison the file does not hold (its methods or tasks) says so."""
     n = result.provenance["data"]["test_images"]
-    there = agreement(result)
     cols = ["verdict", "ours (dB)", "95% CI", "over"]
     left = ours.set_index(["task", "comparison"])
-    right = there.set_index(["task", "comparison"])[cols]
-    both = pd.concat({"this book's test images": left[cols], f"{n} other held-out photographs": right,
-                      "paper": left[["paper (dB)"]]}, axis=1, join="inner")
-    return both.loc[[k for k in left.index if k in both.index]]  # the book's order
+    right = agreement(result).set_index(["task", "comparison"])[cols].reindex(left.index)
+    right = right.astype(object).where(right.notna(), "")
+    right.loc[right.verdict == "", "verdict"] = ABSENT
+    return pd.concat({"this book's test images": left[cols], f"{n} other held-out photographs": right,
+                      "paper": left[["paper (dB)"]]}, axis=1)

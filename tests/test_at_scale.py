@@ -4,6 +4,7 @@ line what to do when the paper's ImageNet ``g_e`` is not on the machine — and 
 (:mod:`rcl.at_scale`) with their provenance, read back strictly and shown by the book's At scale page with
 and without one."""
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -197,53 +198,74 @@ def test_per_image_rows_are_the_papers_test_setting_image_by_image(smoke_results
 
 
 def _fake_study(seeds=(0, 1, 2), images=5) -> pd.DataFrame:
-    """Rows as the proxy study gives them, with made-up PSNRs: several seeds, trials and test images."""
+    """Rows as the proxy study gives them, with made-up PSNRs: several seeds (VADeR+ one, as a method outside
+    ``rcl.methods.SEEDED``), trials and test images, denoising and SR."""
     rng = np.random.default_rng(0)
     rows = []
-    for m in ("rcl-emd", "n2n", "n2s", "oracle", "copy", "noisy input"):
-        for seed in seeds:
-            for trial in range(2):
-                for i in range(images):
-                    for cond in ("σ~U[0,20]", "σ=10", "σ=20"):
-                        rows.append({"method": m, "task": "denoise", "condition": cond, "seed": seed, "trial": trial,
-                                     "image": f"p{i}.png", "psnr": 30 + rng.normal() + (m == "oracle") * 4,
-                                     "mse": 1e-3, "ssim": 0.9, "psnr_vs_input": 60.0})
+    denoisers = ("rcl-emd", "n2n", "n2s", "vader+", "oracle", "copy", "noisy input")
+    tasks = (("denoise", ("σ~U[0,20]", "σ=10", "σ=20"), denoisers),
+             ("sr", ("clean",), ("rcl-emd", "n2n", "sl-den", "oracle", "bicubic")))
+    for task, conds, names in tasks:
+        for m in names:
+            for seed in seeds[:1] if m == "vader+" else seeds:
+                for trial, i, cond in itertools.product(range(2), range(images), conds):
+                    rows.append({"method": m, "task": task, "condition": cond, "seed": seed, "trial": trial,
+                                 "image": f"p{i}.png", "psnr": 30 + rng.normal() + (m == "oracle") * 4,
+                                 "mse": 1e-3, "ssim": 0.9, "psnr_vs_input": 60.0})
     return pd.DataFrame(rows)
+
+
+def _file_of(df: pd.DataFrame, smoke_path: Path, path: Path, per_image: bool = True) -> at_scale.AtScale:
+    """The smoke file's provenance with ``df``'s rows (and per-image section), written to ``path`` and read."""
+    blob = json.loads(smoke_path.read_text())
+    blob["provenance"].update(seeds=sorted(int(x) for x in set(df.seed)),
+                              data={**blob["provenance"]["data"], "test_images": int(df.image.nunique())})
+    blob.update(rows=at_scale._compact(df), per_image=at_scale._per_image(df))
+    blob.pop("residuals", None)
+    if not per_image:
+        del blob["per_image"]
+    path.write_text(json.dumps(blob))
+    return at_scale.load(path)
 
 
 def test_a_files_comparisons_are_over_seeds_and_test_images_as_the_books(smoke_results, tmp_path):
     """With several pre-training seeds, the per-image section gives each comparison the interval the book's own
-    has (over seeds × test images), which the file's means over images could not: the same table as from the
-    study's own rows."""
+    has (over seeds × test images), which the file's means over images could not; a method with one seed is
+    compared over trials, as in the book: the same table as from the study's own rows."""
     df = _fake_study()
-    blob = json.loads(smoke_results[1].read_text())
-    blob["provenance"].update(seeds=[0, 1, 2], data={**blob["provenance"]["data"], "test_images": 5})
-    blob.update(rows=at_scale._compact(df), per_image=at_scale._per_image(df))
-    path = tmp_path / "seeds.json"
-    path.write_text(json.dumps(blob))
-    result = at_scale.load(path)
-    ours = at_scale.agreement(result)
-    assert ours.equals(summary.agreement(df)) and (ours.over == "3 seeds × 5 test images").all()
-    del blob["per_image"]  # a file without it: its intervals are over seeds only, and say so
-    path.write_text(json.dumps(blob))
-    assert (at_scale.agreement(at_scale.load(path)).over == "3 seeds").all()
+    ours = at_scale.agreement(_file_of(df, smoke_results[1], tmp_path / "seeds.json"))
+    assert ours.equals(summary.agreement(df)) and set(ours.task) == {"denoise", "sr"}
+    assert set(ours.over) == {"3 seeds × 5 test images", "2 trials of one seed"}  # N2N − VADeR+: one seed
+    older = at_scale.agreement(_file_of(df, smoke_results[1], tmp_path / "older.json", per_image=False))
+    assert set(older.over) == {"3 seeds", "2 trials of one seed"}  # without it: over seeds only, and it says so
 
 
-def test_a_file_that_evaluates_the_books_runs_elsewhere_is_set_beside_the_books_verdicts(smoke_results):
+def test_a_file_that_evaluates_the_books_runs_elsewhere_is_set_beside_the_books_verdicts(smoke_results, tmp_path):
     result = at_scale.load(smoke_results[1])
-    assert at_scale.of_the_books_runs([result], "smoke") == []  # tested on the bundled photographs' own split
-    result.provenance["proxy"]["test_dir"] = "FOLDER (see data)"
-    assert at_scale.of_the_books_runs([result], "smoke") == [result]
-    assert at_scale.of_the_books_runs([result], "cpu") == []  # another profile's runs
-    result.provenance["pretrain"]["steps"] = 9
-    assert at_scale.of_the_books_runs([result], "smoke") == []  # runs the book does not make
-    result.provenance["pretrain"].clear()
-    book = at_scale.agreement(result)
-    side = at_scale.beside(book, result)
-    n = result.provenance["data"]["test_images"]
+    p = result.provenance
+    runs, seeds = set(p["runs"]), p["seeds"]
+    assert at_scale.of_the_books_runs([result], runs, seeds, "smoke") == []  # tested on the bundled ones' own split
+    p["data"]["test"].update(dataset="folder", digest="0123456789abcdef")  # as --test-dir records it
+    assert at_scale.of_the_books_runs([result], runs, seeds, "smoke") == [result]
+    assert at_scale.of_the_books_runs([result], runs, seeds, "cpu") == []  # another profile's protocol
+    assert at_scale.of_the_books_runs([result], runs - {sorted(runs)[0]}, seeds, "smoke") == []  # a run not the book's
+    assert at_scale.of_the_books_runs([result], runs, [*seeds, 9], "smoke") == []  # not the book's seeds
+    df = _fake_study()
+    book = summary.agreement(df)
+    fewer = _file_of(df[df.task == "denoise"], smoke_results[1], tmp_path / "denoise.json")
+    side = at_scale.beside(book, fewer)
+    n = fewer.provenance["data"]["test_images"]
     assert list(dict.fromkeys(side.columns.get_level_values(0))) == ["this book's test images",
                                                                      f"{n} other held-out photographs", "paper"]
     assert len(side) == len(book) and (side["paper"]["paper (dB)"].to_numpy() == book["paper (dB)"].to_numpy()).all()
+    there = side[f"{n} other held-out photographs"]
+    assert (there.loc["sr", "verdict"] == at_scale.ABSENT).all()  # the file holds no SR: it says so
+    assert list(there.loc["denoise", "ours (dB)"]) == list(book.set_index("task").loc["denoise", "ours (dB)"])
+
+
+def test_every_committed_results_file_loads():
+    found = at_scale.load_folder(ROOT / "book" / "at_scale")
+    assert all(len(r.rows) and r.provenance["schema"] == at_scale.SCHEMA for r in found)
 
 
 def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
@@ -266,16 +288,23 @@ def test_a_results_file_is_never_overwritten(smoke_results):
     (lambda b: {**b, "extra": 1}, "'provenance' and 'rows'"),
     (lambda b: {**b, "provenance": {k: v for k, v in b["provenance"].items() if k != "device"}}, "lacks .*device"),
     (lambda b: {**b, "provenance": {**b["provenance"], "schema": 99}}, "schema 99"),
-    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr": "31.2"}]}, "must be numbers"),
-    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr_vs_input": None}]}, "psnr_vs_input must be numbers"),
+    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr": "31.2"}]}, "must be finite numbers"),
+    (lambda b: {**b, "rows": [{**b["rows"][0], "psnr_vs_input": None}]}, "psnr_vs_input must be finite numbers"),
     (lambda b: {**b, "rows": []}, "no rows"),
-    (lambda b: {**b, "provenance": {**b["provenance"], "data": {**b["provenance"]["data"], "note": 5}}}, "note text"),
+    (lambda b: {**b, "provenance": {**b["provenance"], "data": {**b["provenance"]["data"], "note": 5}}}, "a note in"),
     (lambda b: {**b, "residuals": {"rcl-emd": 0.1}}, "'residuals' must be a list"),
-    (lambda b: {**b, "per_image": [{**b["per_image"][0], "psnr": [30.0]}]}, "psnr a list of 4 numbers"),
+    (lambda b: {**b, "per_image": [{**b["per_image"][0], "psnr": [30.0]}]}, "psnr must be a list of 4 finite"),
     (lambda b: {**b, "per_image": [{**b["per_image"][0], "image": "a.png"}]}, "per-image row 0 must have exactly"),
+    (lambda b: {**b, "per_image": [{**b["per_image"][0], "seed": True}]}, "seed one of the file's seeds"),
+    (lambda b: {**b, "per_image": b["per_image"][:1] * 2}, "repeats"),
+    (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 7}]}, "seed must be one of the file's seeds"),
+    (lambda b: json.dumps(b).replace('"psnr": 1', '"psnr": NaN', 1), "NaN is not a number"),
+    (lambda b: {**b, "provenance": {**b["provenance"], "proxy": []}}, "must be objects"),
+    (lambda b: {**b, "provenance": {**b["provenance"], "data": {**b["provenance"]["data"], "test": {}}}},
+     "data's train and test"),
     (lambda b: {**b, "residuals": [{k: v for k, v in b["residuals"][0].items() if k != "tau"}]}, "must have exactly"),
-    (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 0.5}]}, "seed must be an integer"),
-    (lambda b: {**b, "residuals": [{**b["residuals"][0], "contrastive loss": "2.7"}]}, "the rest numbers"),
+    (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 0.5}]}, "seed must be one of the file's seeds"),
+    (lambda b: {**b, "residuals": [{**b["residuals"][0], "contrastive loss": "2.7"}]}, "the rest finite numbers"),
 ])  # fmt: skip
 def test_what_is_not_a_results_file_is_refused_naming_it(smoke_results, tmp_path, edit, message):
     _, path = smoke_results

@@ -314,11 +314,14 @@ def test_residual_report_on_at_most_limit_instances_is_a_seeded_subset():
     assert part.equals(analysis.residual_report(ds, 16, models, tau=0.1, limit=4))  # the same subset again
     assert not part.equals(whole) and part.loc["true noise", "corr. with noise"] == pytest.approx(1.0)
     assert part.loc["true noise", "positive nearest (%)"] % 25 == 0  # four anchors
+    with pytest.raises(ValueError, match="limit=1: give at least 2 instances"):
+        analysis.residual_report(ds, 16, models, tau=0.1, limit=1)
 
 
 def test_what_the_residual_is_names_noise_detail_or_neither():
     rows = {"true noise": [1.0, 0.0, 1.0, 3.0], "denoiser": [0.8, 0.1, 0.9, 2.9],
-            "fingerprint": [0.01, -0.01, 1.0, 2.5], "detail": [0.05, 0.4, 1.0, 3.5]}
+            "fingerprint": [0.01, -0.01, 1.0, 2.5], "detail": [0.05, 0.4, 1.0, 3.5],
+            "anti": [-0.3, 0.05, 1.0, 3.5], "sharpens": [0.0, -0.6, 0.2, 4.0]}
     report = pd.DataFrame.from_dict(rows, orient="index", columns=["corr. with noise", "corr. with image detail",
                                                                    "std / noise std", "contrastive loss"])
     assert "mostly the noise" in analysis.what_the_residual_is(report, "denoiser")
@@ -326,6 +329,8 @@ def test_what_the_residual_is_names_noise_detail_or_neither():
     assert said.startswith("RCL's residual is **neither") and "at τ = 0.1" in said and "would *not* lower" in said
     assert "more image detail" in analysis.what_the_residual_is(report, "detail")
     assert "would lower the loss further" in analysis.what_the_residual_is(report, "detail")
+    assert "anti-correlated with the noise" in analysis.what_the_residual_is(report, "anti")
+    assert "anti-correlated with the image's detail" in analysis.what_the_residual_is(report, "sharpens")
 
 
 def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
