@@ -68,7 +68,7 @@ from rcl import summary as _summary
 from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "agreement", "beside", "describe", "load", "load_folder",
-           "of_the_books_runs", "residuals", "run", "training"]
+           "not_the_books_runs", "of_the_books_runs", "residuals", "run", "training"]
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
@@ -305,6 +305,8 @@ def _check(path: Path, blob: Any) -> None:
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS):
             raise bad(f"row {i} lacks one of {list(ROW_KEYS)}")
+        if not all(isinstance(r[k], str) for k in ("method", "task", "condition")) or type(r["seed"]) is not int:
+            raise bad(f"row {i}: method, task and condition must be names, seed an integer")
         numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
         if not all(_number(r[k]) for k in numbers):
             raise bad(f"row {i}: {', '.join(numbers)} must be finite numbers")
@@ -328,6 +330,10 @@ def _check_sections(blob: dict, bad: Any) -> None:
         if (*names, r["seed"]) in seen:
             raise bad(f"per-image row {i} repeats {names} at seed {r['seed']}")
         seen.add((*names, r["seed"]))
+    paper = {(r["method"], r["task"], r["condition"], r["seed"]) for r in blob["rows"]
+             if r["condition"].startswith(_evaluate.MIXED) or r["condition"] == "clean"}  # fmt: skip
+    if seen and seen != paper:
+        raise bad(f"per-image rows and rows hold different methods, tasks or seeds ({sorted(seen ^ paper)[:3]} …)")
     for i, r in enumerate(blob.get("residuals", [])):
         if not isinstance(r, dict) or set(r) != set(RESIDUAL_KEYS):
             raise bad(f"residual row {i} must have exactly {list(RESIDUAL_KEYS)}")
@@ -381,7 +387,7 @@ def training(result: AtScale) -> pd.DataFrame:
 def _data_line(folder: dict, split: str) -> str:
     if folder["dataset"] == "builtin" and folder["digest"] is None:  # files written before counted none here
         return "the bundled photographs" + (f" ({folder['files']} {split})" if folder["files"] else "")
-    return f"{folder['dataset']}: a folder of {folder['files']} files (files digest {folder['digest']})"
+    return f"{folder['dataset']}: a folder of {folder['files']} files, every split (files digest {folder['digest']})"
 
 
 def describe(result: AtScale) -> pd.DataFrame:
@@ -421,25 +427,36 @@ def residuals(result: AtScale) -> pd.DataFrame:
     return g[list(RESIDUAL_KEYS[2:])].mean().assign(seeds=g.size())
 
 
-def of_the_books_runs(found: list[AtScale], runs: set[str] | list[str], seeds: list[int], profile: str
-                      ) -> list[AtScale]:  # fmt: skip
-    """The files of ``found`` that evaluate the book's own runs on other held-out photographs: every pre-training
-    run of the file is one of ``runs`` (the book's, by name: a run's name is its key, so its settings, code and
-    numerics are the book's), with the book's pre-training ``seeds`` (the first seeds the test cases) and
-    ``profile``'s proxy protocol, on test images other than the training dataset's own split (``--test-dir``, or
-    ``--test-dataset`` naming another dataset)."""
+def not_the_books_runs(result: AtScale, runs: set[str] | list[str], seeds: list[int], profile: str) -> str:
+    """Why ``result`` is not an evaluation of the book's own runs on other held-out photographs, in words, or
+    ``""`` where it is: every pre-training run of the file is one of ``runs`` (the book's, by name: a run's name
+    is its key, so its settings, training code and numerics are the book's), with the book's pre-training
+    ``seeds`` (the first seeds the test cases), ``profile``'s proxy protocol and this code's evaluation, on test
+    images other than the training dataset's own split (``--test-dir``, or ``--test-dataset`` naming another)."""
+    p, data = result.provenance, result.provenance["data"]
     protocol = _cache.canonical({k: v for k, v in _profiles.values("proxy", profile).items()
                                  if k in _profiles.PROXY_KEYS})  # fmt: skip
-    out = []
-    for r in found:
-        p, data = r.provenance, r.provenance["data"]
-        proxy = {k: v for k, v in p["proxy"].items() if k not in ("test_dir", "test_dataset")}
-        ident = {k: (data[k]["dataset"], data[k]["digest"]) for k in ("train", "test")}
-        elsewhere = ident["test"] != ident["train"]
-        if (p["profile"] == profile and set(p["runs"]) <= set(runs) and p["seeds"] == list(seeds)
-                and proxy == protocol and elsewhere):
-            out.append(r)
-    return out
+    proxy = {k: v for k, v in p["proxy"].items() if k not in ("test_dir", "test_dataset")}
+    ident = {k: (data[k]["dataset"], data[k]["digest"]) for k in ("train", "test")}
+    numerics = _config.numerics(_config.default_device())
+    reasons = [
+        (p["profile"] != profile, f"another profile ({p['profile']})"),
+        (p["seeds"] != list(seeds), f"other pre-training seeds ({p['seeds']}, the book's {list(seeds)})"),
+        (proxy != protocol, "another proxy protocol"),
+        (ident["test"] == ident["train"], "tested on its training data's own test split"),
+        (p["device"].get("numerics") != numerics, f"runs trained with other numerics ({p['device'].get('numerics')}; "
+                                                  f"this build's {numerics})"),
+        (not p["runs"] or not set(p["runs"]) <= set(runs), "runs other than the book's (other settings or code)"),
+        (p["code"].get("evaluation") != _cache.code_version("evaluation"), "evaluated by another evaluation code"),
+    ]  # fmt: skip
+    return "; ".join(why for failed, why in reasons if failed)
+
+
+def of_the_books_runs(found: list[AtScale], runs: set[str] | list[str], seeds: list[int], profile: str
+                      ) -> list[AtScale]:  # fmt: skip
+    """The files of ``found`` that evaluate the book's own runs on other held-out photographs
+    (:func:`not_the_books_runs` finds no reason against them)."""
+    return [r for r in found if not not_the_books_runs(r, runs, seeds, profile)]
 
 
 def agreement(result: AtScale) -> pd.DataFrame:
@@ -462,7 +479,9 @@ def beside(ours: pd.DataFrame, result: AtScale) -> pd.DataFrame:
     n = result.provenance["data"]["test_images"]
     cols = ["verdict", "ours (dB)", "95% CI", "over"]
     left = ours.set_index(["task", "comparison"])
-    right = agreement(result).set_index(["task", "comparison"])[cols].reindex(left.index)
+    there = agreement(result)
+    right = (there.set_index(["task", "comparison"])[cols] if len(there) else pd.DataFrame(columns=cols)
+             ).reindex(left.index)  # fmt: skip
     right = right.astype(object).where(right.notna(), "")
     right.loc[right.verdict == "", "verdict"] = ABSENT
     return pd.concat({"this book's test images": left[cols], f"{n} other held-out photographs": right,

@@ -250,6 +250,12 @@ def test_a_file_that_evaluates_the_books_runs_elsewhere_is_set_beside_the_books_
     assert at_scale.of_the_books_runs([result], runs, seeds, "cpu") == []  # another profile's protocol
     assert at_scale.of_the_books_runs([result], runs - {sorted(runs)[0]}, seeds, "smoke") == []  # a run not the book's
     assert at_scale.of_the_books_runs([result], runs, [*seeds, 9], "smoke") == []  # not the book's seeds
+    result.provenance["device"]["numerics"] = "cuda-bf16"  # the same settings on a machine that computes otherwise
+    assert "other numerics" in at_scale.not_the_books_runs(result, runs, seeds, "smoke")
+    result.provenance["device"]["numerics"] = config.numerics(config.default_device())
+    result.provenance["code"]["evaluation"] = "0" * 12
+    assert at_scale.not_the_books_runs(result, runs, seeds, "smoke") == "evaluated by another evaluation code"
+    result.provenance["code"]["evaluation"] = cache.code_version("evaluation")
     df = _fake_study()
     book = summary.agreement(df)
     fewer = _file_of(df[df.task == "denoise"], smoke_results[1], tmp_path / "denoise.json")
@@ -261,11 +267,23 @@ def test_a_file_that_evaluates_the_books_runs_elsewhere_is_set_beside_the_books_
     there = side[f"{n} other held-out photographs"]
     assert (there.loc["sr", "verdict"] == at_scale.ABSENT).all()  # the file holds no SR: it says so
     assert list(there.loc["denoise", "ours (dB)"]) == list(book.set_index("task").loc["denoise", "ours (dB)"])
+    controls_only = _file_of(df[df.method.isin(["copy", "noisy input"])], smoke_results[1], tmp_path / "c.json")
+    assert (at_scale.beside(book, controls_only)[f"{n} other held-out photographs"].verdict == at_scale.ABSENT).all()
 
 
-def test_every_committed_results_file_loads():
-    found = at_scale.load_folder(ROOT / "book" / "at_scale")
-    assert all(len(r.rows) and r.provenance["schema"] == at_scale.SCHEMA for r in found)
+def test_every_committed_results_file_loads_and_says_whose_runs_it_holds():
+    folder = ROOT / "book" / "at_scale"
+    found = at_scale.load_folder(folder)
+    assert len(found) == len(list(folder.glob("*.json")))
+    for r in found:  # by its own run names, a file of the book's runs is one; trained elsewhere, it is not
+        p = r.provenance
+        why = at_scale.not_the_books_runs(r, set(p["runs"]), p["seeds"], p["profile"]).split("; ")
+        others = {"another proxy protocol", "evaluated by another evaluation code"}
+        others |= {w for w in why if "numerics" in w}
+        if p["data"]["train"]["dataset"] == "builtin":
+            assert set(why) - {""} <= others  # tested elsewhere, with the book's seeds: only code or machine differ
+        else:  # trained on a folder: runs the book (no override) never makes, so their names are never the book's
+            assert "tested on its training data's own test split" not in why and p["pretrain"]["dataset"] != "builtin"
 
 
 def test_the_book_reads_a_results_file_as_it_reads_its_own_rows(smoke_results):
@@ -297,6 +315,8 @@ def test_a_results_file_is_never_overwritten(smoke_results):
     (lambda b: {**b, "per_image": [{**b["per_image"][0], "image": "a.png"}]}, "per-image row 0 must have exactly"),
     (lambda b: {**b, "per_image": [{**b["per_image"][0], "seed": True}]}, "seed one of the file's seeds"),
     (lambda b: {**b, "per_image": b["per_image"][:1] * 2}, "repeats"),
+    (lambda b: {**b, "per_image": b["per_image"][1:]}, "per-image rows and rows hold different"),
+    (lambda b: {**b, "rows": [{**b["rows"][0], "seed": "0"}]}, "seed an integer"),
     (lambda b: {**b, "residuals": [{**b["residuals"][0], "seed": 7}]}, "seed must be one of the file's seeds"),
     (lambda b: json.dumps(b).replace('"psnr": 1', '"psnr": NaN', 1), "NaN is not a number"),
     (lambda b: {**b, "provenance": {**b["provenance"], "proxy": []}}, "must be objects"),
