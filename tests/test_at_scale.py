@@ -20,7 +20,7 @@ from paths import ROOT
 from PIL import Image
 
 import rcl
-from rcl import analysis, at_scale, cache, cli, config, data, methods, notebooks, summary, train
+from rcl import analysis, apply, at_scale, cache, cli, config, data, methods, notebooks, summary, train
 
 
 @pytest.fixture
@@ -374,6 +374,28 @@ def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results,
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     page = (book / "_build" / "html" / "notebooks" / "08_at_scale.html").read_text()
     assert "not recomputed by this book" in page and path.name in page
+
+
+@pytest.mark.slow
+def test_the_results_summary_sets_an_evaluation_of_the_books_runs_beside_its_verdicts(smoke_dir, tmp_path):
+    """Section 6 of notebook 07, with a file that evaluates the smoke book's own runs (notebook 04's methods and
+    seeds) on two photographs written as a folder: the book's verdicts and the file's side by side."""
+    params = json.loads((smoke_dir / "07_results_summary.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+    folders = {k: Path(params[k]) if Path(params[k]).is_absolute() else ROOT / "notebooks" / params[k]
+               for k in ("runs_dir", "results_dir")}  # fmt: skip
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, image in data.builtin_images(data.BUILTIN_TEST[:2]).items():
+        apply.write_png(photos / f"{name}.png", image)
+    smoke = config.settings("proxy", "smoke")
+    files = tmp_path / "files"
+    at_scale.run("smoke", files / "books-runs.json", {"runs_dir": str(folders["runs_dir"])},
+                 {"test_dir": str(photos)}, methods=smoke["methods"], seeds=smoke["seeds"], progress=False)
+    source = next(p for p in notebooks.notebook_paths() if p.name == "07_results_summary.ipynb")
+    shown = _outputs(notebooks.execute(source, tmp_path / "out", {
+        "profile": "smoke", **{k: str(v) for k, v in folders.items()}, "at_scale_dir": str(files)}, progress=False))
+    assert "1 of the 1 committed file(s)" in shown and "books-runs.json" in shown
+    assert "2 other held-out photographs" in shown and "s test images" in shown  # the book's, beside the file's
 
 
 def test_a_copy_without_git_history_records_the_commit_it_is_told(monkeypatch, smoke_results):
