@@ -151,7 +151,7 @@ def _device() -> dict[str, Any]:
 def _folder(dataset: str, data_dir: str | None, split: str) -> dict[str, Any]:
     """A folder's identity without its path: the number of files and a digest of names, sizes and times (of the
     whole folder, every split in it); for the bundled photographs, the number of the split's, and no digest."""
-    if _data.image_root(dataset, data_dir) is None and dataset in (None, "builtin"):
+    if dataset in (None, "builtin"):
         return {"dataset": "builtin", "files": len(_data.BUILTIN_TRAIN if split == "train" else _data.BUILTIN_TEST),
                 "digest": None}
     root = _data.image_root(dataset, data_dir)
@@ -330,8 +330,8 @@ def _check_sections(blob: dict, bad: Any) -> None:
         if (*names, r["seed"]) in seen:
             raise bad(f"per-image row {i} repeats {names} at seed {r['seed']}")
         seen.add((*names, r["seed"]))
-    paper = {(r["method"], r["task"], r["condition"], r["seed"]) for r in blob["rows"]
-             if r["condition"].startswith(_evaluate.MIXED) or r["condition"] == "clean"}  # fmt: skip
+    keys = ["method", "task", "condition", "seed"]
+    paper = set(_evaluate.paper_cases(pd.DataFrame(blob["rows"]))[keys].itertuples(index=False, name=None))
     if seen and seen != paper:
         raise bad(f"per-image rows and rows hold different methods, tasks or seeds ({sorted(seen ^ paper)[:3]} …)")
     for i, r in enumerate(blob.get("residuals", [])):
