@@ -189,3 +189,5 @@ def test_under_ddp_the_oracle_of_another_task_draws_what_one_process_draws_for_t
     halves = [train.build_batch(ds, cfg, 3, rank, 2) for rank in (0, 1)]
     for key in ("x", "y"):
         assert torch.equal(torch.cat([h.prepared[key] for h in halves]), whole.prepared[key])
+        for h in halves:  # its own memory, not a view keeping the whole batch's draw alive
+            assert h.prepared[key].untyped_storage().nbytes() == h.prepared[key].nbytes

@@ -287,6 +287,7 @@ def test_under_ddp_a_process_draws_its_slice_of_the_whole_batch(rng):
     assert set(whole) == set(halves[0]) == {"idx1", "idx2"}
     for key in whole:
         assert torch.equal(torch.cat([h[key] for h in halves]), whole[key])
+        assert all(h[key].untyped_storage().nbytes() == h[key].nbytes for h in halves)  # not views of the whole
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)

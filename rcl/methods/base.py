@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rcl.models import UNet
 
-__all__ = ["Batch", "Method", "MethodConfig", "whole_batch"]
+__all__ = ["Batch", "Method", "MethodConfig", "own_slice", "whole_batch"]
 
 
 @dataclass
@@ -83,6 +83,12 @@ def whole_batch(part: Tensor, rank: int, world: int) -> tuple[Tensor, slice]:
     whole = part.new_zeros((world * part.shape[0], *part.shape[1:]))
     whole[mine] = part
     return whole, mine
+
+
+def own_slice(drawn: Tensor, mine: slice) -> Tensor:
+    """``drawn[mine]``, a process's slice of what was drawn for the whole batch (:func:`whole_batch`), in memory
+    of its own: a view would keep the whole batch's draw alive until the step uses it. One process: ``drawn``."""
+    return drawn if mine == slice(None) else drawn[mine].clone()
 
 
 @dataclass(frozen=True)

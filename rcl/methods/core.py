@@ -23,7 +23,7 @@ from rcl import distances as _distances
 from rcl import losses as _losses
 from rcl import rng as _rng
 from rcl import tasks as _tasks
-from rcl.methods.base import Batch, Method, MethodConfig, whole_batch
+from rcl.methods.base import Batch, Method, MethodConfig, own_slice, whole_batch
 
 __all__ = ["RCL", "Consistency", "CopyInput", "Noise2Noise", "Noise2Self", "Supervised", "grid_masks"]
 
@@ -301,7 +301,7 @@ class Supervised(Method):
             y1, mine = whole_batch(batch.y1, rank, world)
         with torch.autocast("cpu", enabled=False):  # float32 as the test inputs, whatever the caller's context
             x, y = _tasks.make_task(config.supervised_task, y1, g, sigma_range=(0.0, config.sigma_max))
-        return dataclasses.replace(batch, prepared={"x": x[mine], "y": y[mine]})
+        return dataclasses.replace(batch, prepared={"x": own_slice(x, mine), "y": own_slice(y, mine)})
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         if batch.y1 is None:

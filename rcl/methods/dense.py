@@ -67,7 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rcl import rng as _rng
-from rcl.methods.base import Batch, Method, MethodConfig, whole_batch
+from rcl.methods.base import Batch, Method, MethodConfig, own_slice, whole_batch
 from rcl.models import UNet
 
 __all__ = [
@@ -415,7 +415,7 @@ class VADeR(_DenseContrast):
         offset, mine = whole_batch(batch.offset, rank, world)
         h, w = batch.x1.shape[-2:]
         idx1, idx2 = sample_correspondences(offset, h, w, config.dense_samples, _rng.generator(seed, "dense", step))
-        return {"idx1": idx1[mine], "idx2": idx2[mine]}
+        return {"idx1": own_slice(idx1, mine), "idx2": own_slice(idx2, mine)}
 
     def _contrast(self, batch: Batch) -> tuple[dict[str, Tensor], Tensor]:
         f1 = self.model.features(batch.x1)
