@@ -346,10 +346,14 @@ def _outputs(notebook: Path) -> str:
 
 
 @pytest.mark.slow
-def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results, tmp_path):
+def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results, tmp_path, monkeypatch):
     """Notebook 08 at the smoke profile, once with an empty results folder and once with the smoke file;
-    the page with the file is rendered by Jupyter Book as the book is (``-W -n``)."""
+    the page with the file is rendered by Jupyter Book as the book is (``-W -n``). Its ``apply`` section leaves
+    no temporary folder behind."""
     root, path = smoke_results
+    temp = tmp_path / "temp"  # the kernels' temporary folder
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
     source = notebooks.notebook_paths()[-1]
     assert source.name == "08_at_scale.ipynb"
     texts = {}
@@ -358,6 +362,7 @@ def test_the_at_scale_page_builds_with_and_without_a_results_file(smoke_results,
         params = {"profile": "smoke", "runs_dir": str(root / "runs"), "at_scale_dir": str(folder)}
         texts[case] = _outputs(notebooks.execute(source, tmp_path / case, params, progress=False))
     assert "No at-scale results are committed yet" in texts["without"]
+    assert not list(temp.glob("rcl-apply-*")), "notebook 08 left the apply command's folders behind"
     with_file = texts["with"]
     assert "not recomputed by this book's build" in with_file and path.name in with_file
     assert "computed on" in with_file and "Controls" in with_file
