@@ -49,6 +49,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         analysis     the paper's premise measured before any training
         backbones    the backbone study: which U-Net can denoise at a profile's budget
         sensitivity  one factor at a time, each setting evaluated by evaluate.study as in notebook 04
+        workers      independent jobs in worker processes, each with its share of the cores or its own GPU
         at_scale     the headline comparison at a profile on real photographs, saved with its provenance
         summary      tables beside the paper's, and where we agree with it
         paper        the paper's reported numbers, for display only

@@ -109,8 +109,9 @@ def nlf_explorer(y: Tensor, seed: int = 0):
 
 def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabel: str) -> plt.Figure:
     """One panel per factor of the sensitivity study: each setting's mean PSNR with its std over seeds as error
-    bars, the default setting in orange, N2N (solid) and the Oracle (dashed) as horizontal lines, and in the
-    noise panel N2N at each noise range as grey squares (``points`` and ``refs``:
+    bars, the default setting in orange, N2N (solid), the Oracle (dashed) and the test inputs as they are
+    (dotted, red: a setting below it has learnt nothing) as horizontal lines, and in the noise panel N2N (grey
+    squares) and the input (red crosses) at each noise range (``points`` and ``refs``:
     :func:`rcl.sensitivity.factor_points`)."""
     factors = list(dict.fromkeys(points.factor))
     fig, axes = plt.subplots(1, len(factors), figsize=(2.6 * len(factors), 3.6), sharey=True)
@@ -124,9 +125,12 @@ def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabe
             ax.axhline(refs["N2N"], color="k", lw=1, label="N2N")
         if "Oracle" in refs:
             ax.axhline(refs["Oracle"], color="k", lw=1, ls="--", label="Oracle")
+        if "Input" in refs:
+            ax.axhline(refs["Input"], color="C3", lw=1, ls=":", label="input")
         if factor == "noise":
-            for i, value in enumerate(s.n2n):
-                ax.scatter([i], [value], marker="s", color="grey", zorder=2)
+            ax.scatter(x, s.n2n, marker="s", color="grey", zorder=2)
+            if "input" in s:
+                ax.scatter(x, s.input, marker="x", color="C3", zorder=2)
         ax.set_xticks(x, s.setting, rotation=60, ha="right", fontsize=8)
         ax.set_title(factor)
     axes[0].set_ylabel(ylabel)

@@ -12,8 +12,9 @@ data as well, Noise2Noise is also run at each noise range.
 
 :func:`plan` lists the settings; :func:`run` evaluates each distinct setting and seed with
 :func:`rcl.evaluate.study`, called as notebook 04 calls it (:func:`study_arguments`; several settings at
-once in worker processes), and saves the rows, labelled by factor and setting, as the ``sensitivity``
-result (:mod:`rcl.results`). Finished pre-training runs and proxy evaluations are cached by the engine and
+once in worker processes, :mod:`rcl.workers`), and saves the rows, labelled by factor and setting, as the
+``sensitivity`` result (:mod:`rcl.results`), with the test inputs' own rows as the reference ``Input``.
+Finished pre-training runs and proxy evaluations are cached by the engine and
 the evaluation, so an interrupted study, run again, computes only what is missing. :func:`load` finds the
 result again; :func:`analyse`, :func:`factor_points`, :func:`by_task`, :func:`findings` and
 :func:`rank_named` are what notebook 06 shows (the figure: :func:`rcl.plots.sensitivity_factors`). The
@@ -26,18 +27,15 @@ setting, the seeds of ``rcl.profiles.TABLE["sensitivity"]``)::
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from rcl import config, evaluate, paper, profiles, results, stats, train
+from rcl import config, evaluate, paper, profiles, results, stats, train, workers
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
 
@@ -45,6 +43,7 @@ __all__ = [
     "COLUMNS",
     "DATASET",
     "FACTORS",
+    "INPUT",
     "TASKS",
     "analyse",
     "by_task",
@@ -71,6 +70,9 @@ COLUMNS = ["factor", "setting", "default", "method", "task", "seed", "trial", "i
            "ssim"]  # fmt: skip
 #: Which evaluation rows a reference setting keeps: its method's own label (study() labels the Oracle).
 _REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
+#: The reference setting of the test inputs scored as they are (the noisy input on denoising, bicubic on SR), the
+#: bar a network must clear to have learnt anything: from N2N's evaluation at each noise range ("Input, σ ∈ …").
+INPUT = "Input"
 
 
 def _round8(v: float) -> int:
@@ -155,64 +157,27 @@ def settings(profile: str, dataset: str = DATASET, seeds: Sequence[int] | None =
 default_jobs = config.default_jobs  # one rule for sweeps and studies
 
 
-def _start_worker(threads: int, gpus: Any) -> None:
-    """A worker process: ``threads`` CPU threads and, with several GPUs, one GPU of its own (CUDA starts on
-    first use, after this)."""
-    torch.set_num_threads(threads)
-    os.environ.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if gpus is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
-
-
 def _evaluate(arguments: dict[str, Any]) -> pd.DataFrame:
     return evaluate.study(**arguments)
 
 
 def _label(pl: pd.DataFrame, frames: dict[tuple[str, int], pd.DataFrame], seeds: Sequence[int]) -> pd.DataFrame:
     """The rows of every plan setting, over the seeds, labelled by factor, setting and default: an RCL
-    setting keeps its method's rows, a reference its method's (N2N, or the Oracle), not the task inputs'."""
+    setting keeps its method's rows, a reference its method's (N2N, or the Oracle); N2N's evaluations also give
+    the task inputs' rows, as the reference :data:`INPUT` at their noise range."""
     labelled = []
     for r in pl.itertuples():
         for seed in seeds:
-            part = frames[(r.key, seed)]
+            frame = frames[(r.key, seed)]
             keep = [r.method] if r.factor != "reference" else _REFERENCE_LABELS[r.method]
-            part = part[part.method.isin(keep)]
-            labelled.append(part.assign(factor=r.factor, setting=r.setting, default=r.default))
+            labelled.append(frame[frame.method.isin(keep)].assign(factor=r.factor, setting=r.setting,
+                                                                  default=r.default))  # fmt: skip
+            if r.factor == "reference" and r.method == "n2n":
+                inputs = frame[frame.run == "reference"]  # rcl.evaluate.study's rows of the inputs themselves
+                labelled.append(inputs.assign(factor="reference", setting=INPUT + r.setting.removeprefix("N2N"),
+                                              default=False))  # fmt: skip
     table = pd.concat(labelled, ignore_index=True)
     return table[[c for c in COLUMNS if c in table]]
-
-
-def _in_process(todo: list[tuple[str, int, str, dict[str, Any]]], done) -> None:
-    """Evaluate each setting of ``todo`` here, with this process's threads; ``done`` reports each."""
-    for i, (key, seed, label, arguments) in enumerate(todo, 1):
-        try:
-            frame, error = _evaluate(arguments), None
-        except Exception as e:  # reported with the others; the rest still run
-            frame, error = None, e
-        done(i, key, seed, label, frame, error)
-
-
-def _in_pool(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, done) -> None:
-    """Evaluate the settings of ``todo`` in ``jobs`` worker processes (spawned: no state shared with this one),
-    each with ``cores // jobs`` threads and, with several GPUs, a GPU of its own."""
-    context = multiprocessing.get_context("spawn")
-    gpus, queue = config.gpu_ids(), None
-    if len(gpus) > 1:
-        queue = context.Queue()
-        for i in range(jobs):
-            queue.put(gpus[i % len(gpus)])
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                             initargs=(threads, queue)) as pool:  # fmt: skip
-        futures = {pool.submit(_evaluate, arguments): (key, seed, label) for key, seed, label, arguments in todo}
-        try:
-            for i, future in enumerate(as_completed(futures), 1):
-                key, seed, label = futures[future]
-                error = future.exception()
-                done(i, key, seed, label, None if error else future.result(), error)
-        except BaseException:  # Ctrl-C: what has finished is cached; what has not started is dropped
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
 
 
 def _compute(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, progress: bool
@@ -222,7 +187,8 @@ def _compute(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, progre
     frames, failed = {}, []
     bar = tqdm(total=len(todo), desc="sensitivity settings", disable=config.progress_disabled(progress))
 
-    def done(i: int, key: str, seed: int, label: str, frame: pd.DataFrame | None, error: BaseException | None):
+    def done(i: int, tag: tuple[str, int, str], frame: pd.DataFrame | None, error: BaseException | None):
+        key, seed, label = tag
         if error is None:
             frames[(key, seed)] = frame
         else:
@@ -232,10 +198,7 @@ def _compute(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, progre
         config.status(f"sensitivity {i}/{len(todo)}: {label}, seed {seed} {'done' if error is None else 'failed'}")
 
     try:
-        if jobs == 1:
-            _in_process(todo, done)
-        else:
-            _in_pool(todo, jobs, done)
+        workers.run(_evaluate, [((key, seed, label), arguments) for key, seed, label, arguments in todo], jobs, done)
     finally:
         bar.close()
     return frames, failed
@@ -346,7 +309,26 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
                                         "std over seeds": d.std(), "seeds": len(d), "95% CI low": lo,
                                         "95% CI high": hi})  # fmt: skip
     out["distances"] = _distance_differences(per_seed)
+    out["vs_input"] = _against_input(per_seed, comparable)
     return out
+
+
+def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataFrame:
+    """PSNR minus the input's (:data:`INPUT`) paired by seed, with a 95% t interval over seeds: the Oracle (the
+    control), N2N, then the RCL settings scored on the default test set, best first. Empty without input rows."""
+    wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
+    columns = ["setting", "− input (dB)", "95% CI low", "95% CI high", "seeds"]
+    if INPUT not in wide:
+        return pd.DataFrame(columns=columns)
+    rcl = pd.concat([comparable[~comparable.default], comparable[comparable.default].head(1)])  # the default once
+    rows = []
+    for setting in ["Oracle", "N2N", *rcl.sort_values("mean", ascending=False).setting]:
+        if setting in wide:
+            d = (wide[setting] - wide[INPUT]).dropna().to_numpy()
+            lo, hi = stats.t_interval(d)
+            name = "default" if setting in set(rcl.setting[rcl.default]) else setting
+            rows.append(dict(zip(columns, [name, float(d.mean()), lo, hi, len(d)])))
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -367,7 +349,8 @@ def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
 def factor_points(table: pd.DataFrame, pl: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series]:
     """What the factor figure draws for ``task``: per factor (in :data:`FACTORS` order) and setting (in plan
     order) the mean and std over seeds of the per-seed mean PSNR, whether it is the default, and for the
-    noise factor ``n2n``, N2N at the same noise range; and the references' means (N2N, Oracle, …)."""
+    noise factor ``n2n`` and ``input``, N2N and the input at the same noise range; and the references' means
+    (N2N, Oracle, :data:`INPUT`, …)."""
     per_seed = _per_seed(table, task)
     refs = per_seed[per_seed.factor == "reference"].groupby("setting").psnr.mean()
     parts = []
@@ -375,11 +358,14 @@ def factor_points(table: pd.DataFrame, pl: pd.DataFrame, task: str) -> tuple[pd.
         order = list(pl[pl.factor == factor].setting)
         s = per_seed[per_seed.factor == factor].groupby(["setting", "default"]).psnr.agg(["mean", "std"])
         s = s.reset_index().set_index("setting").reindex(order).dropna(subset=["mean"])
-        n2n = [refs.get(f"N2N, {name}", refs.get("N2N") if d else math.nan) for name, d in zip(s.index, s.default)]
-        parts.append(s.assign(factor=factor, n2n=n2n if factor == "noise" else math.nan).reset_index())
-    points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["setting", "default", "mean", "std", "factor", "n2n"])  # fmt: skip
-    return points[["factor", "setting", "default", "mean", "std", "n2n"]], refs
+        at_range = {ref: [refs.get(f"{ref}, {name}", refs.get(ref, math.nan) if d else math.nan)
+                          for name, d in zip(s.index, s.default)] for ref in ("N2N", INPUT)}  # fmt: skip
+        noise = factor == "noise"
+        parts.append(s.assign(factor=factor, n2n=at_range["N2N"] if noise else math.nan,
+                              input=at_range[INPUT] if noise else math.nan).reset_index())  # fmt: skip
+    columns = ["factor", "setting", "default", "mean", "std", "n2n", "input"]
+    points = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return points[columns], refs
 
 
 def by_task(table: pd.DataFrame, pl: pd.DataFrame) -> pd.DataFrame:
@@ -388,7 +374,7 @@ def by_task(table: pd.DataFrame, pl: pd.DataFrame) -> pd.DataFrame:
     agg = per_seed.groupby(["factor", "setting", "task"]).psnr.agg(["mean", "std"])
     cell = (agg["mean"].map("{:.2f}".format) + " ± " + agg["std"].fillna(0).map("{:.2f}".format)).unstack("task")
     order = [(r.factor, r.setting) for r in pl.itertuples() if (r.factor, r.setting) in cell.index]
-    return cell.loc[order]
+    return cell.loc[order + [i for i in cell.index if i not in order]]  # then the inputs, which are not in the plan
 
 
 def _distinct_settings(a: dict[str, Any]) -> pd.DataFrame:
@@ -399,8 +385,9 @@ def _distinct_settings(a: dict[str, Any]) -> pd.DataFrame:
 
 
 def findings(a: dict[str, Any], profile: str) -> list[str]:
-    """The study's conclusions from :func:`analyse`'s output, as Markdown bullet lines: the factors that
-    matter, the default and best settings, the best against N2N and the paper's gap, the paper's setting."""
+    """The study's conclusions from :func:`analyse`'s output, as Markdown bullet lines: the controls and RCL
+    against the input (:func:`_input_lines`), the factors that matter, the default and best settings, the best
+    against N2N and the paper's gap, the paper's setting."""
     s = a["settings"]
     rcl = _distinct_settings(a)
     default = rcl[rcl.default].iloc[0]
@@ -409,7 +396,8 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     paper_setting = rcl[rcl.setting == "τ = 0.1"] if profile != "gpu" else rcl[rcl.default]
     matters = a["factors"][a["factors"].matters].factor.tolist()
     paper_gap = paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0]
-    lines = [
+    lines = _input_lines(a.get("vs_input"), refs, paper_setting.setting.tolist())
+    lines += [
         f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
         + (", ".join(matters) if matters else "none") + ".",
         f"- **Default setting** ({profile}): {default['mean']:.2f} ± {default['std']:.2f} dB on denoising.",
@@ -437,6 +425,28 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
         lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; $g_e$ as available here): "
                      f"{p['mean']:.2f} ± {p['std']:.2f} dB, {p['mean'] - refs.get('N2N', math.nan):+.2f} dB from N2N.")
     return lines
+
+
+def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: list[str]) -> list[str]:
+    """The controls (the Oracle must beat the input) and RCL against the input (:func:`_against_input`) as
+    Markdown bullet lines: how many settings beat it, and the best, default and paper's settings' margins."""
+    if vs is None or not len(vs):
+        return ["- **Controls:** this saved study has no rows of the test inputs (saved by an older rcl): run it "
+                "again to see whether the Oracle, and any RCL setting, beats the input."]
+    by = vs.set_index("setting")
+    up = {k: stats.direction(r["95% CI low"], r["95% CI high"]) == 1 for k, r in by.iterrows()}
+    say = {k: f"{r['− input (dB)']:+.2f} dB [{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" for k, r in by.iterrows()}
+    rcl = [k for k in by.index if k not in ("Oracle", "N2N")]
+    named = [("best", rcl[0])] * bool(rcl) + [("default", "default")] + [("paper's", p) for p in paper_setting]
+    return [
+        f"- **Controls:** the test inputs as they are score {refs.get(INPUT, math.nan):.2f} dB; the Oracle "
+        f"{say.get('Oracle', 'not run')} above them " + ("(holds: the study can see denoising)" if up.get("Oracle")
+        else "(**fails: nothing below says anything about the method**)") + f"; N2N {say.get('N2N', 'not run')}.",
+        f"- **RCL against the input:** {sum(up[k] for k in rcl)} of {len(rcl)} settings score above it (95% interval "
+        "over seeds above zero); "
+        + "; ".join(label + f" ({k})" * (k != label) + f" {say[k]}" for label, k in named if k in say)
+        + ". A setting that does not beat the input has not learnt, by this measure, to denoise at all.",
+    ]  # fmt: skip
 
 
 def rank_named(a: dict[str, Any], pl: pd.DataFrame, named: Named) -> dict[str, Any] | None:

@@ -5,7 +5,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from rcl import config, evaluate, methods, plots, sensitivity, train
+from rcl import config, evaluate, methods, plots, sensitivity, train, workers
 
 matplotlib.use("Agg")
 
@@ -116,6 +116,10 @@ def _known_table():
     plan = pd.DataFrame([{"factor": r["factor"], "setting": r["setting"], "method": "rcl-emd",
                           "overrides": {"tau": 1.0} if r["setting"] == "τ = 1" else {}, "default": r["default"]}
                          for r in rows[:18:2]])  # fmt: skip
+    # the test inputs as they are, at each noise range: references that the study adds, not plan rows
+    rows += [{**r, "setting": r["setting"].replace("N2N", "Input"), "method": "noisy input",
+              "psnr": r["psnr"] - (0.8 if r["setting"] == "N2N" else 0.5)}
+             for r in rows if r["setting"].startswith("N2N")]  # fmt: skip
     return pd.DataFrame(rows), plan
 
 
@@ -132,13 +136,61 @@ def test_analyse_finds_the_factor_that_matters():
     assert a["best_vs_n2n"]["best setting"] == "τ = 1"  # not the noise range scored on other test cases
     assert a["best_vs_n2n"]["best − N2N (dB)"] == pytest.approx(2.0)
     lines = sensitivity.findings(a, "cpu")
-    assert "tau, noise" in lines[0] and "τ = 1 (tau)" in lines[2] and "agrees in sign" in lines[3]
+    assert "tau, noise" in lines[2] and "τ = 1 (tau)" in lines[4] and "agrees in sign" in lines[5]
     rank = sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 1.0}))
     assert rank["setting"] == "τ = 1" and rank["rank"] == 1 and rank["of"] == 3  # default once, no other range
     # without N2N at [0, 10], that range is not compared with N2N at the default range instead
     alone = sensitivity.analyse(table[table.setting != "N2N, σ ∈ [0, 10]"])["factors"].set_index("factor")
     assert alone.loc["noise", "settings"] == 1 and alone.loc["noise", "range (dB)"] == 0
     assert sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 7.0})) is None
+
+
+def test_controls_and_every_setting_against_the_input_paired_by_seed():
+    """The Oracle must beat the test inputs as they are (the control), and each RCL setting is set against them,
+    paired by seed: only τ = 1 beats the input here; the default is 0.2 dB below it on every seed."""
+    table, _ = _known_table()
+    a = sensitivity.analyse(table)
+    vs = a["vs_input"].set_index("setting")
+    assert list(vs.index[:2]) == ["Oracle", "N2N"] and vs.loc["Oracle", "− input (dB)"] == pytest.approx(4.8)
+    assert vs.loc["τ = 1", "− input (dB)"] == pytest.approx(2.8) and vs.loc["τ = 1", "seeds"] == 3
+    assert len(vs) == 5 and vs.loc["default", "95% CI high"] == pytest.approx(-0.2)  # the default once
+    lines = sensitivity.findings(a, "cpu")
+    assert lines[0].startswith("- **Controls:**") and "30.30 dB" in lines[0] and "holds" in lines[0]
+    assert "1 of 3 settings score above it" in lines[1] and "default -0.20 dB" in lines[1]
+    # the Oracle below the input: the study says that nothing it finds means anything
+    broken = table.assign(psnr=table.psnr.where(table.setting != "Oracle", 29.0))
+    assert "fails" in sensitivity.findings(sensitivity.analyse(broken), "cpu")[0]
+    # a study saved before the inputs were kept says so, instead of a verdict without its control
+    old = sensitivity.analyse(table[~table.setting.str.startswith("Input")])
+    assert old["vs_input"].empty and "no rows of the test inputs" in sensitivity.findings(old, "cpu")[0]
+
+
+def test_the_inputs_are_kept_once_per_noise_range_from_n2ns_evaluations():
+    """Every evaluation carries the inputs' rows (run "reference"); the study keeps them once per noise range,
+    from N2N's evaluation at that range, not again from every setting's."""
+    pl = sensitivity.plan("cpu")
+    sensitivity._evaluations(pl)
+    frames = {}
+    for key, method in zip(pl.key, pl.method):
+        label = {"supervised": "oracle"}.get(method, method)
+        rows = [{"method": m, "run": r, "task": t, "seed": 0, "psnr": 30.0}
+                for m, r in ((label, "x"), ({"denoise": "noisy input", "sr": "bicubic"}, "reference"))
+                for t in ("denoise", "sr")]  # fmt: skip
+        frames[(key, 0)] = pd.DataFrame([{**r, "method": r["method"][r["task"]] if isinstance(r["method"], dict)
+                                          else r["method"]} for r in rows])  # fmt: skip
+    table = sensitivity._label(pl, frames, [0])
+    inputs = table[table.setting.str.startswith("Input")]
+    assert sorted(set(inputs.setting)) == ["Input", "Input, σ ∈ [0, 10]", "Input, σ ∈ [0, 40]"]
+    assert (inputs.groupby("setting").size() == 2).all() and set(inputs.method) == {"noisy input", "bicubic"}
+    assert (inputs.factor == "reference").all() and not table[~table.setting.str.startswith("Input")].method.isin(
+        ["noisy input", "bicubic"]).any()
+
+
+def test_workers_report_a_failed_job_and_run_the_others():
+    seen = []
+    workers.run(lambda x: 1 / x, [("a", 2), ("b", 0), ("c", 4)], 1, lambda *report: seen.append(report))
+    assert [(i, tag, result) for i, tag, result, _ in seen] == [(1, "a", 0.5), (2, "b", None), (3, "c", 0.25)]
+    assert [type(e).__name__ if e else None for *_, e in seen] == [None, "ZeroDivisionError", None]
 
 
 def test_factor_points_by_task_and_the_figure():
@@ -149,9 +201,12 @@ def test_factor_points_by_task_and_the_figure():
     assert noise.loc["σ ∈ [0, 10]", "n2n"] == pytest.approx(33.6)  # N2N at that range
     assert noise.loc["σ ∈ [0, 20]", "n2n"] == pytest.approx(31.1)  # the default range: N2N itself
     assert points.loc[points.setting == "τ = 1", "std"].iloc[0] == pytest.approx(0.1)
-    assert refs["Oracle"] == pytest.approx(35.1)
+    assert refs["Oracle"] == pytest.approx(35.1) and refs["Input"] == pytest.approx(30.3)
+    assert noise.loc["σ ∈ [0, 10]", "input"] == pytest.approx(33.1)  # the input at that range
+    assert noise.loc["σ ∈ [0, 20]", "input"] == pytest.approx(30.3) and points.input.isna().sum() == 4
     cells = sensitivity.by_task(table, plan)
     assert list(cells.columns) == ["denoise", "sr"] and cells.loc[("tau", "τ = 1"), "sr"] == "33.10 ± 0.10"
+    assert cells.index[-2:].tolist() == [("reference", "Input"), ("reference", "Input, σ ∈ [0, 10]")]
     fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
     assert len(fig.axes) == 3
 
