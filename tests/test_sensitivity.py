@@ -157,6 +157,7 @@ def test_controls_and_every_setting_against_the_input_paired_by_seed():
     lines = sensitivity.findings(a, "cpu")
     assert lines[0].startswith("- **Controls:**") and "30.30 dB" in lines[0] and "holds" in lines[0]
     assert "1 of 3 settings score above it" in lines[1] and "default -0.20 dB" in lines[1]
+    assert lines[1].startswith("- **RCL against the input")  # notebook 07 picks these two lines by their start
     # the Oracle below the input: the study says that nothing it finds means anything
     broken = table.assign(psnr=table.psnr.where(table.setting != "Oracle", 29.0))
     assert "fails" in sensitivity.findings(sensitivity.analyse(broken), "cpu")[0]
