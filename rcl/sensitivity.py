@@ -315,16 +315,19 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
 
 def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataFrame:
     """PSNR minus the input's (:data:`INPUT`) paired by seed, with a 95% t interval over seeds: the Oracle (the
-    control), N2N, then the RCL settings scored on the default test set, best first. Empty without input rows."""
+    control), N2N, the RCL settings scored on the default test set (best first), then the other noise ranges',
+    each against the input at its own range. Empty without input rows."""
     wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
     columns = ["setting", "− input (dB)", "95% CI low", "95% CI high", "seeds"]
     if INPUT not in wide:
         return pd.DataFrame(columns=columns)
     rcl = pd.concat([comparable[~comparable.default], comparable[comparable.default].head(1)])  # the default once
+    ranges = per_seed[(per_seed.factor == "noise") & ~per_seed.default].setting.unique()
+    pairs = [(k, INPUT) for k in ["Oracle", "N2N", *rcl.sort_values("mean", ascending=False).setting]]
     rows = []
-    for setting in ["Oracle", "N2N", *rcl.sort_values("mean", ascending=False).setting]:
-        if setting in wide:
-            d = (wide[setting] - wide[INPUT]).dropna().to_numpy()
+    for setting, base in pairs + [(k, f"{INPUT}, {k}") for k in ranges]:
+        if setting in wide and base in wide:
+            d = (wide[setting] - wide[base]).dropna().to_numpy()
             lo, hi = stats.t_interval(d)
             name = "default" if setting in set(rcl.setting[rcl.default]) else setting
             rows.append(dict(zip(columns, [name, float(d.mean()), lo, hi, len(d)])))
@@ -396,7 +399,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     paper_setting = rcl[rcl.setting == "τ = 0.1"] if profile != "gpu" else rcl[rcl.default]
     matters = a["factors"][a["factors"].matters].factor.tolist()
     paper_gap = paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0]
-    lines = _input_lines(a.get("vs_input"), refs, paper_setting.setting.tolist())
+    lines = _input_lines(a.get("vs_input"), refs, "τ = 0.1" if profile != "gpu" else "default")
     lines += [
         f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
         + (", ".join(matters) if matters else "none") + ".",
@@ -427,26 +430,41 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     return lines
 
 
-def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: list[str]) -> list[str]:
+def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -> list[str]:
     """The controls (the Oracle must beat the input) and RCL against the input (:func:`_against_input`) as
-    Markdown bullet lines: how many settings beat it, and the best, default and paper's settings' margins."""
+    Markdown bullet lines: how many settings beat it, and the best, default and paper's (``paper_setting``, its
+    name in ``vs``: ``"default"`` where the default is the paper's) settings' margins. One seed gives no interval:
+    then nothing is judged, and the lines say so."""
     if vs is None or not len(vs):
         return ["- **Controls:** this saved study has no rows of the test inputs (saved by an older rcl): run it "
                 "again to see whether the Oracle, and any RCL setting, beats the input."]
     by = vs.set_index("setting")
-    up = {k: stats.direction(r["95% CI low"], r["95% CI high"]) == 1 for k, r in by.iterrows()}
-    say = {k: f"{r['− input (dB)']:+.2f} dB [{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" for k, r in by.iterrows()}
+    judged = {k: not math.isnan(r["95% CI low"]) for k, r in by.iterrows()}
+    up = {k: judged[k] and stats.direction(r["95% CI low"], r["95% CI high"]) == 1 for k, r in by.iterrows()}
+    say = {k: f"{r['− input (dB)']:+.2f} dB " + (f"[{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" if judged[k]
+           else "(one seed: no interval)") for k, r in by.iterrows()}  # fmt: skip
+    if "Oracle" not in by.index:
+        control = "this study has no Oracle, so whether it can see denoising at all is not checked"
+    else:
+        control = f"the Oracle {say['Oracle']} above them " + (
+            "(holds: the study can see denoising)" if up["Oracle"] else "(cannot be judged on one seed)"
+            if not judged["Oracle"] else "(**fails: nothing below says anything about the method**)")
     rcl = [k for k in by.index if k not in ("Oracle", "N2N")]
-    named = [("best", rcl[0])] * bool(rcl) + [("default", "default")] + [("paper's", p) for p in paper_setting]
+    labels: dict[str, list[str]] = {}
+    for label, k in [("best", rcl[0] if rcl else None), ("default", "default"), ("paper's", paper_setting)]:
+        if k in by.index:
+            labels.setdefault(k, []).append(label)
+    named = "; ".join(" and ".join(ls) + f" ({k})" * (k != "default") + f" {say[k]}" for k, ls in labels.items())
+    count = (f"{sum(up[k] for k in rcl)} of {len(rcl)} settings score above it (each against the input at its own "
+             "noise range; 95% interval over seeds above zero)"
+             if all(judged[k] for k in rcl) else f"{len(rcl)} settings on one seed: no interval says whether any "
+             "beats it")  # fmt: skip
     return [
-        f"- **Controls:** the test inputs as they are score {refs.get(INPUT, math.nan):.2f} dB; the Oracle "
-        f"{say.get('Oracle', 'not run')} above them " + ("(holds: the study can see denoising)" if up.get("Oracle")
-        else "(**fails: nothing below says anything about the method**)") + f"; N2N {say.get('N2N', 'not run')}.",
-        f"- **RCL against the input:** {sum(up[k] for k in rcl)} of {len(rcl)} settings score above it (95% interval "
-        "over seeds above zero); "
-        + "; ".join(label + f" ({k})" * (k != label) + f" {say[k]}" for label, k in named if k in say)
-        + ". A setting that does not beat the input has not learnt, by this measure, to denoise at all.",
-    ]  # fmt: skip
+        f"- **Controls:** the test inputs as they are score {refs.get(INPUT, math.nan):.2f} dB; {control}; N2N "
+        f"{say.get('N2N', 'not run')}.",
+        f"- **RCL against the input:** {count}; {named}. A setting that does not beat the input has not learnt, by "
+        "this measure, to denoise at all.",
+    ]
 
 
 def rank_named(a: dict[str, Any], pl: pd.DataFrame, named: Named) -> dict[str, Any] | None:

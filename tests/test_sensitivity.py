@@ -147,20 +147,30 @@ def test_analyse_finds_the_factor_that_matters():
 
 def test_controls_and_every_setting_against_the_input_paired_by_seed():
     """The Oracle must beat the test inputs as they are (the control), and each RCL setting is set against them,
-    paired by seed: only τ = 1 beats the input here; the default is 0.2 dB below it on every seed."""
+    paired by seed (another noise range's against the input at that range): τ = 1 and σ ∈ [0, 10] beat the
+    input here; the default is 0.2 dB below it on every seed."""
     table, _ = _known_table()
     a = sensitivity.analyse(table)
     vs = a["vs_input"].set_index("setting")
     assert list(vs.index[:2]) == ["Oracle", "N2N"] and vs.loc["Oracle", "− input (dB)"] == pytest.approx(4.8)
     assert vs.loc["τ = 1", "− input (dB)"] == pytest.approx(2.8) and vs.loc["τ = 1", "seeds"] == 3
-    assert len(vs) == 5 and vs.loc["default", "95% CI high"] == pytest.approx(-0.2)  # the default once
+    assert len(vs) == 6 and vs.loc["default", "95% CI high"] == pytest.approx(-0.2)  # the default once
+    assert vs.index[-1] == "σ ∈ [0, 10]" and vs.loc["σ ∈ [0, 10]", "− input (dB)"] == pytest.approx(1.0)
     lines = sensitivity.findings(a, "cpu")
     assert lines[0].startswith("- **Controls:**") and "30.30 dB" in lines[0] and "holds" in lines[0]
-    assert "1 of 3 settings score above it" in lines[1] and "default -0.20 dB" in lines[1]
+    assert "2 of 4 settings score above it" in lines[1] and "default -0.20 dB" in lines[1]
+    assert "best (τ = 1) +2.80 dB" in lines[1] and "paper's" not in lines[1]  # no τ = 0.1 in this study
+    assert "default and paper's -0.20 dB" in sensitivity.findings(a, "gpu")[1]  # at gpu the default is the paper's
     assert lines[1].startswith("- **RCL against the input")  # notebook 07 picks these two lines by their start
     # the Oracle below the input: the study says that nothing it finds means anything
     broken = table.assign(psnr=table.psnr.where(table.setting != "Oracle", 29.0))
     assert "fails" in sensitivity.findings(sensitivity.analyse(broken), "cpu")[0]
+    # one seed gives no interval: nothing is judged, and the lines say so rather than "fails"
+    one = sensitivity.findings(sensitivity.analyse(table[table.seed == 0]), "cpu")
+    assert "cannot be judged on one seed" in one[0] and "fails" not in one[0] and "nan" not in " ".join(one[:2])
+    assert "4 settings on one seed: no interval" in one[1]
+    no_oracle = sensitivity.findings(sensitivity.analyse(table[table.setting != "Oracle"]), "cpu")[0]
+    assert "has no Oracle" in no_oracle and "fails" not in no_oracle
     # a study saved before the inputs were kept says so, instead of a verdict without its control
     old = sensitivity.analyse(table[~table.setting.str.startswith("Input")])
     assert old["vs_input"].empty and "no rows of the test inputs" in sensitivity.findings(old, "cpu")[0]
