@@ -396,10 +396,11 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     default = rcl[rcl.default].iloc[0]
     best = rcl.loc[rcl["mean"].idxmax()]
     refs = s[s.factor == "reference"].set_index("setting")["mean"]
-    paper_setting = rcl[rcl.setting == "τ = 0.1"] if profile != "gpu" else rcl[rcl.default]
+    paper_name = "τ = 0.1" if profile != "gpu" else "default"  # at gpu the profile's default is the paper's
+    paper_setting = rcl[rcl.default] if paper_name == "default" else rcl[rcl.setting == paper_name]
     matters = a["factors"][a["factors"].matters].factor.tolist()
     paper_gap = paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0]
-    lines = _input_lines(a.get("vs_input"), refs, "τ = 0.1" if profile != "gpu" else "default")
+    lines = _input_lines(a.get("vs_input"), refs, paper_name)
     lines += [
         f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
         + (", ".join(matters) if matters else "none") + ".",
@@ -445,10 +446,12 @@ def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -
            else "(one seed: no interval)") for k, r in by.iterrows()}  # fmt: skip
     if "Oracle" not in by.index:
         control = "this study has no Oracle, so whether it can see denoising at all is not checked"
+    elif not judged["Oracle"]:
+        control = f"the Oracle {say['Oracle']} above them (cannot be judged on one seed)"
+    elif up["Oracle"]:
+        control = f"the Oracle {say['Oracle']} above them (holds: the study can see denoising)"
     else:
-        control = f"the Oracle {say['Oracle']} above them " + (
-            "(holds: the study can see denoising)" if up["Oracle"] else "(cannot be judged on one seed)"
-            if not judged["Oracle"] else "(**fails: nothing below says anything about the method**)")
+        control = f"the Oracle {say['Oracle']} above them (**fails: nothing below says anything about the method**)"
     rcl = [k for k in by.index if k not in ("Oracle", "N2N")]
     labels: dict[str, list[str]] = {}
     for label, k in [("best", rcl[0] if rcl else None), ("default", "default"), ("paper's", paper_setting)]:

@@ -78,6 +78,7 @@ def test_rows_are_notebook_04s_evaluation_rows_and_the_study_resumes(tmp_path, m
     oracle = evaluate.study(["supervised"], **args)
     expected = {"rcl-emd": rcl[rcl.method == "rcl-emd"], "oracle": oracle[oracle.method == "oracle"]}
     assert set(oracle.task[oracle.method == "oracle"]) == {"denoise", "sr"}  # the task's own Oracle on sr
+    assert set(rcl.method[rcl.run == "reference"]) == {"noisy input", "bicubic"}  # the inputs' rows, as _label reads
     cols = ["method", "task", "seed", "trial", "image", "condition", "psnr", "mse", "ssim"]
     for (_, setting), part in table.groupby(["factor", "setting"], sort=False):
         want = expected["oracle" if setting == "Oracle" else "rcl-emd"]
@@ -220,6 +221,7 @@ def test_factor_points_by_task_and_the_figure():
     assert cells.index[-2:].tolist() == [("reference", "Input"), ("reference", "Input, σ ∈ [0, 10]")]
     fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
     assert len(fig.axes) == 3
+    assert "input" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # the input's line is drawn
 
 
 def test_distances_are_compared_paired_by_seed_with_a_t_interval():
