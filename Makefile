@@ -36,7 +36,7 @@ book: notebooks
 	@echo
 	@echo "The book is ready: open book/_build/html/index.html"
 	@test -n "$$(ls results/sensitivity-*-$(PROFILE)-*.csv 2>/dev/null)" || \
-		echo "(notebook 06 shows no study yet: run make sensitivity, then make book again)"
+		echo "(notebooks 03 and 06 show the published backbone and sensitivity studies of book/studies/, not computed by this build: make backbones and make sensitivity compute them, then make book shows yours)"
 
 sensitivity: $(STAMP)
 	$(BIN)/python -m rcl sensitivity --profile $(PROFILE)

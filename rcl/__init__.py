@@ -45,7 +45,8 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         datasets     the registry of real datasets, checksummed downloads, archives, layouts
 
     studies: the experiments the book reports; import anything below, and the sweeps.
-        results      saved result tables with their settings and code version
+        provenance   where a committed result came from: the code's commit, the machine, the time
+        results      saved result tables with their settings and code version; published copies
         analysis     the paper's premise measured before any training
         backbones    the backbone study: which U-Net can denoise at a profile's budget
         sensitivity  one factor at a time, each setting evaluated by evaluate.study as in notebook 04

@@ -45,15 +45,12 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 
 from rcl import __version__
 from rcl import analysis as _analysis
@@ -63,6 +60,7 @@ from rcl import data as _data
 from rcl import evaluate as _evaluate
 from rcl import methods as _methods
 from rcl import profiles as _profiles
+from rcl import provenance as _provenance
 from rcl import runs as _runs
 from rcl import summary as _summary
 from rcl import train as _train
@@ -106,46 +104,6 @@ class AtScale:
     #: The paper's test setting per test image (method, task, condition, seed, image: its index, psnr); empty
     #: where the file records none.
     image_rows: pd.DataFrame
-
-
-def _utc() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-#: Where a copy of the code runs without its git history (a copied working tree), this environment variable
-#: names the commit it was copied from; the file then records it with ``modified`` unknown (None).
-COMMIT_ENV = "RCL_COMMIT"
-
-
-def _git() -> dict[str, Any]:
-    """The commit of the package's checkout and whether it had uncommitted changes; outside a checkout the
-    commit :data:`COMMIT_ENV` names (or None), with ``modified`` None."""
-    root = Path(__file__).resolve().parent.parent
-    unknown = {"commit": os.environ.get(COMMIT_ENV) or None, "modified": None}
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "rcl"], cwd=root, capture_output=True,
-                               text=True, timeout=10)  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return unknown
-    if commit.returncode != 0:
-        return unknown
-    return {"commit": commit.stdout.strip(), "modified": bool(dirty.stdout.strip())}
-
-
-def _device() -> dict[str, Any]:
-    device = _config.default_device()
-    if device.type == "cuda":  # with the numerics of the runs' keys: autocast precision and float32 modes (TF32)
-        return {"type": "cuda", "name": torch.cuda.get_device_name(), "count": torch.cuda.device_count(),
-                "numerics": _config.numerics(device)}
-    name = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {"type": device.type, "name": name or device.type, "count": os.cpu_count(),
-            "numerics": _config.numerics(device)}
 
 
 def _folder(dataset: str, data_dir: str | None, split: str) -> dict[str, Any]:
@@ -251,17 +209,17 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
     base = _train.make_config(methods[0], profile, progress=False, **pretrain)
     held_out = proxy.get("test_dataset") or proxy.get("test_dir")  # else the training dataset's test split
     test = (proxy.get("test_dataset") or "folder", proxy.get("test_dir")) if held_out else (base.dataset, base.data_dir)
-    started, t0 = _utc(), time.perf_counter()
+    started, t0 = _provenance.utc(), time.perf_counter()
     df = _evaluate.study(list(methods), list(tasks), profile, proxy=proxy, pretrain=pretrain, progress=progress,
                          seeds=list(seeds))  # fmt: skip
     residual_rows = _residuals(df, profile, pretrain) if "denoise" in tasks else []
     provenance = {
         "schema": SCHEMA, "profile": profile, "pretrain": _public(pretrain), "proxy": _public(proxy),
         "methods": list(methods), "tasks": list(tasks), "seeds": list(seeds),
-        "code": {"rcl": __version__, **_git(), "training": _cache.code_version("training"),
+        "code": {"rcl": __version__, **_provenance.git(), "training": _cache.code_version("training"),
                  "evaluation": _cache.code_version("evaluation")},
-        "device": {**_device(), "torch": torch.__version__},
-        "started": started, "finished": _utc(), "seconds": round(time.perf_counter() - t0, 1),
+        "device": _provenance.device(),
+        "started": started, "finished": _provenance.utc(), "seconds": round(time.perf_counter() - t0, 1),
         "runs": _run_summaries(df, base.runs_dir),
         "data": {"train": _folder(base.dataset, base.data_dir, "train"), "test": _folder(*test, "test"),
                  "test_images": int(df.image.nunique()), **({"note": data_note} if data_note else {})},

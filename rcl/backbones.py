@@ -8,8 +8,9 @@ and under the proxy protocol (only the last layer refitted). The copy control is
 own input (``psnr_vs_input``): a backbone that cannot reproduce its input cannot denoise either.
 
 ``python -m rcl backbones`` (``make backbones``) runs it and saves the table as the ``backbones`` result
-(:mod:`rcl.results`); notebook 03 shows it. The runs of the default backbone are the book's own runs,
-so only the other backbones cost extra.
+(:mod:`rcl.results`); notebook 03 shows it, or where the build computed none its published copy
+(``--publish``: the means per :data:`PUBLISHED_BY`, committed under ``book/studies/``). The runs of the
+default backbone are the book's own runs, so only the other backbones cost extra.
 
 Layer: studies (above :mod:`rcl.train` and :mod:`rcl.evaluate`; never imported by them).
 """
@@ -26,10 +27,13 @@ from rcl import config as _config
 from rcl import evaluate, results, train
 from rcl.models import SKIPS
 
-__all__ = ["CONTROLS", "run", "settings", "summary"]
+__all__ = ["CONTROLS", "PUBLISHED_BY", "copy_control", "describe", "load", "run", "settings", "summary"]
 
 #: What each backbone is trained with: the controls first, then RCL and its ablation.
 CONTROLS = ("copy", "supervised", "n2n", "rcl-emd", "consistency")
+#: What a published copy keeps (:func:`rcl.results.publish`): the means per backbone, method, protocol, test
+#: condition and trial, which :func:`summary` and :func:`copy_control` read as they read the per-image rows.
+PUBLISHED_BY = ("skip", "method", "protocol", "condition", "trial")
 
 
 def settings(profile: str, dataset: str = "builtin", seed: int = 0, data_dir: str | None = None) -> dict[str, Any]:
@@ -78,9 +82,12 @@ def summary(table: pd.DataFrame, value: str = "psnr") -> pd.DataFrame:
 
 
 def copy_control(table: pd.DataFrame) -> pd.Series:
-    """Each backbone's copy-the-input control: mean PSNR of ``f(x)`` against its own input ``x``, end to end."""
+    """Each backbone's copy-the-input control: mean PSNR of ``f(x)`` against its own input ``x``, end to end, over
+    every test case (a published copy's group means weighted by their row counts ``n``)."""
     sel = table[(table.method == "copy") & (table.protocol == "end to end")]
-    return sel.groupby("skip").psnr_vs_input.mean().round(2)
+    n = sel["n"] if "n" in sel else pd.Series(1.0, index=sel.index)
+    weighted = (sel.psnr_vs_input * n).groupby(sel.skip).sum() / n.groupby(sel.skip).sum()
+    return weighted.rename("psnr_vs_input").round(2)
 
 
 def cached(profile: str, results_dir: str | os.PathLike = "results", runs_dir: str | os.PathLike = "runs",
@@ -91,7 +98,14 @@ def cached(profile: str, results_dir: str | os.PathLike = "results", runs_dir: s
                           lambda: run(profile, runs_dir, dataset, data_dir, seed, progress=progress))
 
 
-def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str = "builtin",
-         seed: int = 0) -> pd.DataFrame | None:
-    """The saved study computed by the library as it is now, or None (run ``python -m rcl backbones``)."""
-    return results.load("backbones", settings(profile, dataset, seed), results_dir)
+def describe(saved: results.Saved) -> str:
+    """Where the study shown came from (:func:`rcl.results.describe`), with the command that computes it again."""
+    return results.describe(saved, f"python -m rcl backbones --profile {saved.settings.get('profile')}")
+
+
+def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str = "builtin", seed: int = 0,
+         studies_dir: str | os.PathLike | None = None):
+    """The saved study to show (a :class:`rcl.results.Saved`), or None (run ``python -m rcl backbones``): from
+    ``results_dir`` or, where ``studies_dir`` is given, its published copy (:func:`rcl.results.find`)."""
+    return results.find("backbones", [results_dir, studies_dir], profile=profile, dataset=dataset, seed=seed,
+                        data_dir=None)

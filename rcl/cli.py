@@ -221,7 +221,21 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     runs_dir, results_dir = _project_dirs(args)
     table = sensitivity.run(args.profile, seeds, runs_dir, results_dir, args.jobs, progress=not args.quiet)
     print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {results_dir}/")
+    if args.publish:
+        _publish(sensitivity.load(args.profile, results_dir), sensitivity.PUBLISHED_BY, args)
     return 0
+
+
+def _publish(saved, by: tuple[str, ...], args: argparse.Namespace) -> None:
+    """Publish the study just run or reloaded (:func:`rcl.results.publish`) into ``--studies-dir``."""
+    from rcl import results
+    from rcl.notebooks import project_dir
+
+    folder = args.studies_dir or project_dir(results.STUDIES_DIR)
+    seed = f" --seed {args.seed}" if getattr(args, "seed", 0) else ""
+    command = f"python -m rcl {args.command} --profile {args.profile}{seed} --publish"
+    path = results.publish(saved, by, folder, command)
+    print(f"published {path} and its sidecar (commit both; the book shows them where its build computed none)")
 
 
 def _project_dirs(args: argparse.Namespace) -> tuple[str, str]:
@@ -241,6 +255,8 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     print("copy-the-input control (PSNR of f(x) against x, end to end):")
     print(backbones.copy_control(table).to_string())
     print(f"{'reloaded' if reused else 'saved'} {path}")
+    if args.publish:
+        _publish(backbones.load(args.profile, results_dir, seed=args.seed), backbones.PUBLISHED_BY, args)
     return 0
 
 
@@ -474,6 +490,10 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
     se.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
     se.add_argument("--plan", action="store_true", help="print the settings it would run, and exit")
+    se.add_argument("--publish", action="store_true",
+                    help="then copy the study's means, with its provenance (commit, machine, dates), into the "
+                    "published studies the book shows where its build computed none (commit them)")
+    se.add_argument("--studies-dir", help="where --publish writes (default: the project's book/studies/)")
     se.add_argument("--quiet", action="store_true", help="no progress bars")
     se.set_defaults(func=_cmd_sensitivity)
 
@@ -492,6 +512,10 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
     bb.add_argument("--seed", type=int, default=0, help="pre-training and test seed (default: %(default)s)")
     bb.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
     bb.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
+    bb.add_argument("--publish", action="store_true",
+                    help="then copy the study's means, with its provenance (commit, machine, dates), into the "
+                    "published studies the book shows where its build computed none (commit them)")
+    bb.add_argument("--studies-dir", help="where --publish writes (default: the project's book/studies/)")
     bb.add_argument("--quiet", action="store_true", help="no progress bars")
     bb.set_defaults(func=_cmd_backbones)
 

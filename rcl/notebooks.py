@@ -8,8 +8,8 @@ An executed copy records, in its metadata, the digest of its source notebook (:f
 the library's code version (:func:`rcl.cache.code_version` of kind ``"notebooks"``: every module of the
 package, since a notebook may show anything the library computes), its parameters and — for a notebook that
 shows a separately computed study (:data:`READS`: the backbone and sensitivity studies) — the saved results
-of that study it found, and for one that shows committed files (:data:`READS_FILES`: the at-scale results)
-their names and contents. When the walk is run again into the same folder with
+of that study it found, and for one that shows committed files (:data:`READS_FILES`: the at-scale results, the
+published studies) their names and contents. When the walk is run again into the same folder with
 the same parameters, a notebook whose copy is current — same source, same library, same parameters, same
 studies, and every notebook before it current too — is not executed again (``force=True`` executes
 everything). So ``make backbones`` or ``make sensitivity`` followed by ``make book`` shows the new study,
@@ -90,9 +90,16 @@ def project_dir(name: str) -> str:
 READS = {"03_pretraining": ("backbones",), "06_sensitivity": ("sensitivity",), "07_results_summary": ("sensitivity",)}
 
 
-#: Committed files a notebook shows: its parameter naming their folder, the folder's default (in the project)
-#: and the files' pattern. Their names and contents are part of the executed notebook's fingerprint.
-READS_FILES = {name: ("at_scale_dir", "book/at_scale", "*.json") for name in ("07_results_summary", "08_at_scale")}
+#: The published copies of the studies (rcl.results.STUDIES_DIR, kept equal by a test): the notebooks'
+#: parameter naming their folder, and its default in the project.
+STUDIES = ("studies_dir", "book/studies")
+_AT_SCALE = ("at_scale_dir", "book/at_scale", "*.json")
+#: Committed files a notebook shows, each as its parameter naming their folder, the folder's default (in the
+#: project) and the files' pattern: the at-scale results, and the published copies of the studies it reads
+#: (:data:`READS`). Their names and contents are part of the executed notebook's fingerprint.
+READS_FILES = {name: [(*STUDIES, f"{kind}-*") for kind in kinds] for name, kinds in READS.items()}
+for _name in ("07_results_summary", "08_at_scale"):
+    READS_FILES.setdefault(_name, []).insert(0, _AT_SCALE)
 
 
 def _folder(notebook: Path, params: Mapping[str, Any], param: str, default: str) -> Path:
@@ -105,7 +112,7 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
     the committed files it shows (:data:`READS_FILES`: names and contents) and of the folders of images its
     ``data_dir`` and ``test_dir`` parameters name (names, sizes, modification times)."""
     kinds = READS.get(notebook.stem, ())
-    files = READS_FILES.get(notebook.stem)
+    files = READS_FILES.get(notebook.stem, [])
     images = [(params.get(ds, "folder"), notebook.parent / str(params[k]))
               for k, ds in (("data_dir", "dataset"), ("test_dir", "test_dataset")) if params.get(k)]
     if images:  # rcl.data imports torch: only where a folder is named
@@ -117,8 +124,7 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
     folder = _folder(notebook, params, "results_dir", "results")
     names: list = sorted(p.name for k in kinds for p in folder.glob(f"{k}-*.json"))
     names += [cache.folder_identity(f) for f in images]  # a user's folder of images, whose contents may change
-    if files:
-        param, default, pattern = files
+    for param, default, pattern in files:
         shown = sorted(_folder(notebook, params, param, default).glob(pattern))
         names += [[p.name, cache.file_digest(p)] for p in shown]
     return cache.key(names, length=16)

@@ -11,7 +11,16 @@ last, so a file without its sidecar is never taken for a result.
 file, every result a process saves or reloads is also appended to it as one JSON line — this is how a
 sweep learns which results each of its notebook executions produced.
 
-Layer: studies (imports :mod:`rcl.cache` and the configuration; never the engine or the evaluation).
+A study too long for the book's build (the sensitivity and backbone studies) can be *published*: :func:`publish`
+copies a current saved result, reduced to the means the book reads (:func:`reduce`), into a committed folder
+(:data:`STUDIES_DIR`, ``book/studies/``) with its provenance — the commit, the machine, when it was computed and
+published, the command. It stays a saved result (same name, settings and code version; :func:`saved` reads it)
+whose :attr:`Saved.provenance` is set. :func:`find` (:func:`preferred`) picks what a notebook shows: a result of
+the current library before an older one, one computed here before a published copy; :func:`describe` says in a
+line where it came from, and whether the library has changed since.
+
+Layer: studies (imports :mod:`rcl.cache`, :mod:`rcl.provenance` and the configuration; never the engine or the
+evaluation).
 """
 
 from __future__ import annotations
@@ -19,31 +28,39 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from rcl import cache
+from rcl import cache, provenance
 from rcl.config import numerics
 
 __all__ = [
     "FOLDER_KEYS",
     "LOG_ENV",
+    "STUDIES_DIR",
     "Saved",
     "cached",
     "code_version",
+    "describe",
+    "find",
     "key",
     "load",
     "path_for",
+    "preferred",
+    "publish",
+    "reduce",
     "save",
     "saved",
 ]
 
 #: Environment variable naming a JSON-lines file that records each result saved or reloaded.
 LOG_ENV = "RCL_RESULTS_LOG"
+#: The project's folder of published studies (committed), relative to the project's root.
+STUDIES_DIR = "book/studies"
 
 def code_version() -> str:
     """The version of the code that computes saved results (:data:`rcl.cache.CODE` ``"results"``) and of
@@ -144,6 +161,8 @@ class Saved:
     settings: dict[str, Any]
     code: str
     created: float
+    #: A published copy's provenance (:func:`publish`); None for a result computed into a results folder.
+    provenance: dict[str, Any] | None = None
 
     def frame(self) -> pd.DataFrame:
         return pd.read_csv(self.path)
@@ -152,6 +171,11 @@ class Saved:
     def current(self) -> bool:
         """Computed by the library as it is now (not by an older version of the code)."""
         return self.code == code_version()
+
+    @property
+    def published(self) -> bool:
+        """A published copy (committed with its provenance), not a result computed into a results folder."""
+        return self.provenance is not None
 
 
 def saved(results_dir: str | os.PathLike, kind: str | None = None, **match: Any) -> list[Saved]:
@@ -171,5 +195,83 @@ def saved(results_dir: str | os.PathLike, kind: str | None = None, **match: Any)
         settings = meta.get("settings", {})
         if any(settings.get(k) != _canonical({k: v})[k] for k, v in match.items()):
             continue
-        out.append(Saved(csv, meta["kind"], settings, meta.get("code", ""), float(meta.get("created", 0))))
+        prov = meta.get("provenance")
+        out.append(Saved(csv, meta["kind"], settings, meta.get("code", ""), float(meta.get("created", 0)),
+                         prov if isinstance(prov, dict) else None))  # fmt: skip
     return sorted(out, key=lambda s: s.created, reverse=True)
+
+
+def preferred(found: list[Saved]) -> Saved | None:
+    """What a notebook shows of ``found``: a result of the current library before one of an older version, one
+    computed into a results folder before a published copy, then the newest; None if ``found`` is empty."""
+    return max(found, key=lambda s: (s.current, not s.published, s.created), default=None)
+
+
+def _utc(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+#: The values a published copy keeps, each as its mean over a group (the other columns are its keys, or dropped).
+VALUES = ("psnr", "mse", "ssim", "psnr_vs_input")
+
+
+def reduce(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per group of ``by`` (in order of appearance), the mean of each of :data:`VALUES` the frame has, and the
+    group's row count ``n``: what a published copy keeps of a result whose readers average over the rest."""
+    g = frame.groupby(list(by), sort=False)
+    out = g[[c for c in VALUES if c in frame]].mean()
+    out["n"] = g.size()
+    return out.reset_index()
+
+
+def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, command: str = "") -> Path:
+    """Publish ``result`` — a saved result of the current library — in ``folder``, reduced to its means per group
+    of ``by`` (:func:`reduce`), under its own name, with its settings, code version and creation time and a
+    ``provenance``: the commit (and whether ``rcl/`` had uncommitted changes), the device, when it was computed
+    and published, how many rows the full result had, ``command``. Other published copies of the same kind,
+    dataset and profile in ``folder`` are removed once the new one is written (one per study and profile: git
+    keeps the history). Returns the CSV's path."""
+    if not result.current:
+        raise ValueError(f"{result.path}: computed by library version {result.code}, not the current "
+                         f"{code_version()}; run the study again, then publish it")  # fmt: skip
+    folder, full = Path(folder), result.frame()
+    older = saved(folder, result.kind, dataset=result.settings.get("dataset"), profile=result.settings.get("profile"))
+    path = folder / result.path.name
+    cache.atomic_write_text(path, reduce(full, by).to_csv(index=False))
+    prov = {**provenance.git(), "device": provenance.device(), "computed": _utc(result.created),
+            "published": provenance.utc(), "rows_computed": len(full), "command": command}  # fmt: skip
+    meta = {"kind": result.kind, "settings": result.settings, "code": result.code, "created": result.created,
+            "provenance": prov}  # fmt: skip
+    cache.atomic_write_json(path.with_suffix(".json"), meta)
+    for old in older:
+        if old.path != path:
+            old.path.with_suffix(".json").unlink(missing_ok=True)  # the sidecar first: never a result without it
+            old.path.unlink(missing_ok=True)
+    return path
+
+
+def find(kind: str, folders: Sequence[str | os.PathLike | None], **match: Any) -> Saved | None:
+    """The result of ``kind`` a notebook shows, among those saved in ``folders`` (a results folder and the
+    published studies; None is skipped) with the given settings values: :func:`preferred`."""
+    return preferred([s for f in folders if f is not None for s in saved(f, kind, **match)])
+
+
+def describe(result: Saved, refresh: str) -> str:
+    """Where ``result`` came from, in a Markdown sentence for the book: a published copy's commit, device and
+    dates, marked as not recomputed by this build; and whether the library has changed since (``refresh``: the
+    command that computes it again)."""
+    if result.published:
+        p = result.provenance or {}
+        dev = p.get("device", {})
+        state = {True: " with uncommitted changes", False: ""}.get(p.get("modified"), " (uncommitted changes unknown)")
+        where = (f"the **published** study `{result.path.name}` (committed under `{STUDIES_DIR}/`; not recomputed by "
+                 f"this build): computed {p.get('computed', '?')} at commit `{str(p.get('commit') or 'unknown')[:12]}`"
+                 f"{state} on {dev.get('name', '?')} ({dev.get('type', '?')}, {dev.get('count', '?')}; torch "
+                 f"{dev.get('torch', '?')}, {dev.get('numerics', '?')}), published {p.get('published', '?')} "
+                 f"with {p.get('rows_computed', '?')} rows reduced to {len(result.frame())}")  # fmt: skip
+    else:
+        where = f"`{result.path.name}`, computed {_utc(result.created)} into this project's results folder"
+    code = (f"by library version `{result.code}`, the current one" if result.current else
+            f"by library version `{result.code}` (**the library has changed since**: now `{code_version()}`; "
+            f"`{refresh}` computes it again)")  # fmt: skip
+    return f"Read {where}, {code}."

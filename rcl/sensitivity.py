@@ -16,7 +16,8 @@ once in worker processes, :mod:`rcl.workers`), and saves the rows, labelled by f
 ``sensitivity`` result (:mod:`rcl.results`), with the test inputs' own rows as the reference ``Input``.
 Finished pre-training runs and proxy evaluations are cached by the engine and
 the evaluation, so an interrupted study, run again, computes only what is missing. :func:`load` finds the
-result again; :func:`analyse`, :func:`factor_points`, :func:`by_task`, :func:`findings` and
+result again (or its published copy, :data:`PUBLISHED_BY`, committed under ``book/studies/`` by
+``python -m rcl sensitivity --publish``); :func:`analyse`, :func:`factor_points`, :func:`by_task`, :func:`findings` and
 :func:`rank_named` are what notebook 06 shows (the figure: :func:`rcl.plots.sensitivity_factors`). The
 profile decides the scale (``smoke`` one seed and one alternative per factor; ``cpu`` and ``gpu`` every
 setting, the seeds of ``rcl.profiles.TABLE["sensitivity"]``)::
@@ -44,10 +45,12 @@ __all__ = [
     "DATASET",
     "FACTORS",
     "INPUT",
+    "PUBLISHED_BY",
     "TASKS",
     "analyse",
     "by_task",
     "default_jobs",
+    "describe",
     "factor_points",
     "findings",
     "load",
@@ -70,6 +73,8 @@ COLUMNS = ["factor", "setting", "default", "method", "task", "seed", "trial", "i
            "ssim"]  # fmt: skip
 #: Which evaluation rows a reference setting keeps: its method's own label (study() labels the Oracle).
 _REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
+#: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task and seed, all it shows.
+PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed")
 #: The reference setting of the test inputs scored as they are (the noisy input on denoising, bicubic on SR), the
 #: bar a network must clear to have learnt anything: from N2N's evaluation at each noise range ("Input, σ ∈ …").
 INPUT = "Input"
@@ -238,10 +243,16 @@ def run(
     return table
 
 
-def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str = DATASET):
-    """The newest saved ``sensitivity`` result at ``profile`` (a :class:`rcl.results.Saved`), or None."""
-    found = results.saved(results_dir, "sensitivity", profile=profile, dataset=dataset)
-    return found[0] if found else None
+def describe(saved: results.Saved) -> str:
+    """Where the study shown came from (:func:`rcl.results.describe`), with the command that computes it again."""
+    return results.describe(saved, f"python -m rcl sensitivity --profile {saved.settings.get('profile')}")
+
+
+def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str = DATASET,
+         studies_dir: str | os.PathLike | None = None):
+    """The saved ``sensitivity`` result at ``profile`` to show (a :class:`rcl.results.Saved`), or None: from
+    ``results_dir`` or, where ``studies_dir`` is given, its published copy (:func:`rcl.results.find`)."""
+    return results.find("sensitivity", [results_dir, studies_dir], profile=profile, dataset=dataset)
 
 
 # --- what the study shows (notebook 06) -------------------------------------------------------------------

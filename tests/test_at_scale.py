@@ -20,7 +20,7 @@ from paths import ROOT
 from PIL import Image
 
 import rcl
-from rcl import analysis, apply, at_scale, cache, cli, config, data, methods, notebooks, summary, train
+from rcl import analysis, apply, at_scale, cache, cli, config, data, methods, notebooks, provenance, summary, train
 
 
 @pytest.fixture
@@ -410,10 +410,10 @@ def test_a_copy_without_git_history_records_the_commit_it_is_told(monkeypatch, s
         raise FileNotFoundError("git")
 
     monkeypatch.setattr(subprocess, "run", no_git)
-    monkeypatch.delenv(at_scale.COMMIT_ENV, raising=False)
-    assert at_scale._git() == {"commit": None, "modified": None}
-    monkeypatch.setenv(at_scale.COMMIT_ENV, "0123456789abcdef")
-    assert at_scale._git() == {"commit": "0123456789abcdef", "modified": None}
+    monkeypatch.delenv(provenance.COMMIT_ENV, raising=False)
+    assert provenance.git() == {"commit": None, "modified": None}
+    monkeypatch.setenv(provenance.COMMIT_ENV, "0123456789abcdef")
+    assert provenance.git() == {"commit": "0123456789abcdef", "modified": None}
     result = at_scale.load(smoke_results[1])
     result.provenance["code"].update(commit="0123456789abcdef", modified=None)
     assert "0123456789ab (given, run from a copy without git history" in at_scale.describe(result).loc["code"].iloc[0]

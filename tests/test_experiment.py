@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rcl import analysis, data, evaluate, stats, summary, train
+from rcl import analysis, data, evaluate, results, stats, summary, train
 from rcl.methods import core
 from rcl.models import SKIPS, UNet, UNetConfig
 
@@ -369,6 +369,14 @@ def test_backbone_study_reports_controls_per_backbone_and_condition(tmp_path):
     assert set(copy.index) == {"residual", "none"}
     # the residual backbone starts near the identity: its copy control is far closer to its input
     assert copy["residual"] > copy["none"]
+    # a published copy (the means per backbone, method, protocol, condition and trial) shows the same tables,
+    # also where its conditions hold different numbers of test cases (the copy control weighs them by their counts)
+    uneven = table.drop(index=table.index[(table.method == "copy") & (table.condition == "σ=0")][:3])
+    reduced = results.reduce(uneven, backbones.PUBLISHED_BY)
+    assert len(reduced) < len(uneven) and reduced.n.nunique() > 1
+    pd.testing.assert_frame_equal(backbones.summary(reduced), backbones.summary(uneven))
+    pd.testing.assert_series_equal(backbones.copy_control(reduced), backbones.copy_control(uneven))
+    assert not backbones.copy_control(reduced.drop(columns="n")).equals(backbones.copy_control(uneven))  # unweighted
 
 
 def test_a_new_saved_study_makes_the_notebook_that_shows_it_stale(tmp_path):
@@ -387,6 +395,13 @@ def test_a_new_saved_study_makes_the_notebook_that_shows_it_stale(tmp_path):
     (tmp_path / "results" / "proxy-builtin-smoke-abc.json").write_text("{}")  # not a study 03 reads
     assert notebooks.is_current(src, out, params)
     (tmp_path / "results" / "backbones-builtin-smoke-abc.json").write_text("{}")
+    assert not notebooks.is_current(src, out, params)
+    # so does a published copy of it, in the studies folder the notebook is given
+    params["studies_dir"] = str(tmp_path / "studies")
+    notebooks._stamp(out / src.name, src, params)
+    assert notebooks.is_current(src, out, params)
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "backbones-builtin-cpu-abc.csv").write_text("skip,psnr\n")
     assert not notebooks.is_current(src, out, params)
 
 

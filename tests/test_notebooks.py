@@ -227,3 +227,24 @@ def test_a_notebook_on_a_folder_of_images_is_executed_again_when_the_images_chan
     (photos / "b.png").write_bytes(b"two")
     assert notebooks._studies(source, {"data_dir": "photos"}) != before
     assert notebooks._studies(source, {}) == ""
+
+
+@pytest.mark.slow
+def test_the_sensitivity_page_shows_a_published_study_where_this_build_computed_none(smoke_dir, tmp_path):
+    """``python -m rcl sensitivity --publish`` copies the study into a studies folder; notebook 06, given a results
+    folder without a study, shows the published copy and says where it came from."""
+    from rcl import cli
+
+    given = json.loads((smoke_dir / "06_sensitivity.ipynb").read_text())["metadata"]["papermill"]["parameters"]
+    runs, res = (str(p if p.is_absolute() else ROOT / "notebooks" / p)
+                 for p in (Path(given["runs_dir"]), Path(given["results_dir"])))  # fmt: skip
+    studies = tmp_path / "studies"
+    assert cli.main(["sensitivity", "--profile", "smoke", "--quiet", "--runs-dir", runs, "--results-dir", res,
+                     "--publish", "--studies-dir", str(studies)]) == 0  # fmt: skip
+    assert len(list(studies.glob("sensitivity-builtin-smoke-*.csv"))) == 1
+    params = {"profile": "smoke", "results_dir": str(tmp_path / "empty"), "runs_dir": runs, "studies_dir": str(studies)}
+    out = notebooks.execute(SOURCES[5], tmp_path / "out", params, progress=False)
+    shown = "".join("".join(o.get("data", {}).get("text/markdown", "")) for c in json.loads(out.read_text())["cells"]
+                    if c["cell_type"] == "code" for o in c.get("outputs", []))  # fmt: skip
+    assert "the **published** study `sensitivity-builtin-smoke-" in shown and "not recomputed by this build" in shown
+    assert "- **Controls:**" in shown and "No sensitivity study" not in shown

@@ -89,3 +89,67 @@ def test_a_registered_datasets_key_follows_its_images_not_its_download_root(tmp_
     assert results.key(s) == k
     (images / "b.png").write_bytes(b"two")
     assert results.key(s) != k
+
+
+def _study(seed_offset=0.0):
+    """Two settings × two seeds × three test cases: what a study's rows look like."""
+    rows = [{"setting": s, "seed": seed, "image": i, "condition": "σ~U[0,20]", "psnr": 30 + k + seed + i * 0.25
+             + seed_offset, "mse": 0.001 * (i + 1), "ssim": 0.5}
+            for k, s in enumerate(["a", "b"]) for seed in (0, 1) for i in range(3)]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(tmp_path, monkeypatch):
+    settings = {"profile": "cpu", "dataset": "builtin", "seeds": [0, 1]}
+    results.save(_study(), "study", settings, tmp_path / "results")
+    (here,) = results.saved(tmp_path / "results", "study")
+    folder = tmp_path / "studies"
+    path = results.publish(here, ["setting", "seed"], folder, "python -m rcl study --publish")
+    (copy,) = results.saved(folder, "study", profile="cpu")
+    assert copy.path == path and path.name == here.path.name and copy.published and copy.current
+    assert not here.published and copy.created == here.created and copy.settings == here.settings
+    got = copy.frame()
+    want = _study().groupby(["setting", "seed"]).agg(psnr=("psnr", "mean"), mse=("mse", "mean"),
+                                                     ssim=("ssim", "mean"), n=("psnr", "size")).reset_index()
+    pd.testing.assert_frame_equal(got, want)  # the means of each group, its size, nothing of the machine
+    prov = copy.provenance
+    assert {"commit", "modified", "device", "computed", "published", "rows_computed", "command"} <= set(prov)
+    assert prov["rows_computed"] == 12 and prov["command"] == "python -m rcl study --publish"
+    assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
+    said = results.describe(copy, "python -m rcl study")
+    assert "**published**" in said and "not recomputed by this build" in said and "the current one" in said
+    assert "12 rows reduced to 4" in said and "published**" not in results.describe(here, "python -m rcl study")
+    # a second publication of the same study and profile replaces the first; another profile is kept
+    results.save(_study(1.0), "study", {**settings, "seeds": [0, 1, 2]}, tmp_path / "results")
+    newer = results.saved(tmp_path / "results", "study", seeds=[0, 1, 2])[0]
+    results.publish(newer, ["setting", "seed"], folder)
+    results.save(_study(), "study", {**settings, "profile": "smoke"}, tmp_path / "results")
+    results.publish(results.saved(tmp_path / "results", "study", profile="smoke")[0], ["setting"], folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [newer.path.name, newer.path.with_suffix(".json").name, *(p.name for p in folder.glob("study-*-smoke-*"))])
+    assert len(list(folder.iterdir())) == 4
+    # the library changes: the copy says so and how to compute it again; a stale result cannot be published
+    monkeypatch.setattr(results, "code_version", lambda: "changed")
+    stale = results.saved(folder, "study", profile="cpu")[0]
+    assert "**the library has changed since**" in results.describe(stale, "python -m rcl study") and not stale.current
+    assert "`python -m rcl study` computes it again" in results.describe(stale, "python -m rcl study")
+    with pytest.raises(ValueError, match=r"study-builtin-cpu-.*\.csv: computed by library version .* run the study "
+                                         "again, then publish it"):  # fmt: skip
+        results.publish(stale, ["setting"], folder)
+
+
+def test_what_a_notebook_shows_current_first_then_computed_here_then_newest(tmp_path, monkeypatch):
+    s = {"profile": "cpu", "dataset": "builtin"}
+    results.save(_study(), "study", s, tmp_path / "results")
+    here = results.saved(tmp_path / "results")[0]
+    results.publish(here, ["setting"], tmp_path / "studies")
+    folders = [tmp_path / "results", tmp_path / "studies"]
+    assert not results.find("study", folders).published  # both current: the one computed here
+    assert results.find("study", [None, tmp_path / "studies"]).published  # none here: the published copy
+    assert results.find("study", folders, profile="gpu") is None and results.find("other", folders) is None
+    monkeypatch.setattr(results, "code_version", lambda: "changed")
+    results.save(_study(), "study", {**s, "seeds": [0]}, tmp_path / "studies-src")
+    new = results.saved(tmp_path / "studies-src")[0]
+    results.publish(new, ["setting"], tmp_path / "studies")  # published by the changed library: current
+    assert results.find("study", folders).path.parent == tmp_path / "studies"
+    assert results.find("study", folders).current

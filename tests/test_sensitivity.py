@@ -5,7 +5,7 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from rcl import config, evaluate, methods, plots, sensitivity, train, workers
+from rcl import config, evaluate, methods, plots, results, sensitivity, train, workers
 
 matplotlib.use("Agg")
 
@@ -175,6 +175,31 @@ def test_controls_and_every_setting_against_the_input_paired_by_seed():
     # a study saved before the inputs were kept says so, instead of a verdict without its control
     old = sensitivity.analyse(table[~table.setting.str.startswith("Input")])
     assert old["vs_input"].empty and "no rows of the test inputs" in sensitivity.findings(old, "cpu")[0]
+
+
+def test_a_published_copy_shows_what_the_whole_study_shows(tmp_path):
+    """The published copy keeps one mean per setting, task and seed (rcl.results.publish): every table, finding
+    and figure point notebook 06 shows from it equals what the whole study gives, trials and test images with
+    different scores included; and notebook 06 finds it where no study was computed here."""
+    table, plan = _known_table()
+    cases = [(trial, image, 0.3 * trial - 0.2 * k) for trial in (0, 1) for k, image in enumerate("abc")]
+    full = pd.concat([table.assign(trial=t, image=i, psnr=table.psnr + d, condition="σ~U[0,20]", mse=0.001, ssim=0.5)
+                      for t, i, d in cases], ignore_index=True)  # fmt: skip
+    results.save(full, "sensitivity", sensitivity.settings("smoke"), tmp_path / "results")
+    here = sensitivity.load("smoke", tmp_path / "results")
+    results.publish(here, sensitivity.PUBLISHED_BY, tmp_path / "studies")
+    copy = sensitivity.load("smoke", tmp_path / "nothing", studies_dir=tmp_path / "studies")
+    assert copy.published and len(copy.frame()) == len(table) and not here.published
+    a, b = sensitivity.analyse(full), sensitivity.analyse(copy.frame())
+    for k in a:
+        (pd.testing.assert_series_equal if isinstance(a[k], pd.Series) else pd.testing.assert_frame_equal)(a[k], b[k])
+    assert sensitivity.findings(a, "cpu") == sensitivity.findings(b, "cpu")
+    pd.testing.assert_frame_equal(sensitivity.by_task(full, plan), sensitivity.by_task(copy.frame(), plan))
+    for task in ("denoise", "sr"):
+        points = sensitivity.factor_points(full, plan, task), sensitivity.factor_points(copy.frame(), plan, task)
+        for x, y in zip(*points):
+            (pd.testing.assert_series_equal if isinstance(x, pd.Series) else pd.testing.assert_frame_equal)(x, y)
+    assert sensitivity.load("smoke", tmp_path / "results", studies_dir=tmp_path / "studies").path == here.path
 
 
 def test_the_inputs_are_kept_once_per_noise_range_from_n2ns_evaluations():
