@@ -142,11 +142,14 @@ def seeds_of(profile: str, seeds: Sequence[int] | None = None) -> list[int]:
 
 
 def study_arguments(profile: str, methods: Sequence[str], overrides: dict[str, Any], seed: int,
-                    runs_dir: str | os.PathLike = "runs") -> dict[str, Any]:
+                    runs_dir: str | os.PathLike = "runs", test_seed: int | None = None) -> dict[str, Any]:
     """The arguments of :func:`rcl.evaluate.study` for one setting and seed: those notebook 04 passes with
     ``methods``, ``overrides``, ``seed``, ``seeds=[seed]``, the study's tasks and ``proxy={"sigma_grid": []}``
-    (the paper's mixed noise range only: the "noise" factor varies it, so no fixed σ grid)."""
+    (the paper's mixed noise range only: the "noise" factor varies it, so no fixed σ grid), and the test set's
+    seed ``test_seed`` (default ``seed``): the study gives every pre-training seed its first seed's test cases,
+    as notebook 04 does, so the spread over seeds is the pre-training's, not the test noise's."""
     proxy = {k: profiles.values("proxy", profile)[k] for k in profiles.PROXY_KEYS} | {"sigma_grid": []}
+    proxy["seed"] = seed if test_seed is None else test_seed
     pretrain = {"dataset": DATASET, "data_dir": None, "seed": seed, "runs_dir": str(Path(runs_dir).resolve()),
                 **overrides}  # fmt: skip
     return {"methods": list(methods), "tasks": list(TASKS), "profile": profile, "proxy": proxy,
@@ -232,7 +235,7 @@ def run(
     jobs = max(1, int(jobs if jobs is not None else default_jobs()))
     pl = plan(profile)
     distinct = _evaluations(pl)
-    todo = [(r.key, seed, r.label, study_arguments(profile, r.method.split(","), r.overrides, seed, runs_dir))
+    todo = [(r.key, seed, r.label, study_arguments(profile, r.method.split(","), r.overrides, seed, runs_dir, seeds[0]))
             for seed in seeds for r in distinct.itertuples()]  # fmt: skip
     frames, failed = _compute(todo, min(jobs, len(todo)), progress)
     if failed:

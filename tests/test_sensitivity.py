@@ -37,6 +37,16 @@ def test_evaluations_share_the_default_run():
     assert sensitivity.seeds_of("cpu") == config.settings("sensitivity", "cpu")["seeds"]
 
 
+def test_every_pre_training_seed_is_evaluated_on_the_first_seeds_test_cases(monkeypatch, tmp_path):
+    """As in notebook 04 (rcl.evaluate.study's proxy seed): the spread over seeds is the pre-training's alone."""
+    seen = []
+    monkeypatch.setattr(sensitivity, "_compute", lambda todo, jobs, progress: (seen.extend(todo), ({}, ["x"]))[1])
+    with pytest.raises(RuntimeError, match="1 setting"):
+        sensitivity.run("smoke", seeds=[3, 4], runs_dir=tmp_path, results_dir=tmp_path, jobs=1, progress=False)
+    assert {a["proxy"]["seed"] for *_, a in seen} == {3} and {a["pretrain"]["seed"] for *_, a in seen} == {3, 4}
+    assert all(a["seeds"] == [a["pretrain"]["seed"]] for *_, a in seen)
+
+
 def test_named_configuration_resolves_to_its_method_and_overrides(monkeypatch):
     named = methods.Named("rcl-emd-x", "rcl-emd", "RCL-EMD (x)", {"tau": 0.5}, "test")
     monkeypatch.setitem(config.NAMED_CONFIGS, "rcl-emd-x", named)
