@@ -13,7 +13,7 @@ sweep learns which results each of its notebook executions produced.
 
 A study too long for the book's build (the sensitivity and backbone studies) can be *published*: :func:`publish`
 copies a current saved result, reduced to the means the book reads (:func:`reduce`), into a committed folder
-(:data:`STUDIES_DIR`, ``book/studies/``) with its provenance — the commit, the machine, when it was computed and
+(:data:`STUDIES_DIR`, ``book/studies/``) with its provenance — the commit, the machine, when it was saved and
 published, the command. It stays a saved result (same name, settings and code version; :func:`saved` reads it)
 whose :attr:`Saved.provenance` is set. :func:`find` (:func:`preferred`) picks what a notebook shows: a result of
 the current library before an older one, one computed here before a published copy; :func:`describe` says in a
@@ -227,10 +227,11 @@ def reduce(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, command: str = "") -> Path:
     """Publish ``result`` — a saved result of the current library — in ``folder``, reduced to its means per group
     of ``by`` (:func:`reduce`), under its own name, with its settings, code version and creation time and a
-    ``provenance``: the commit (and whether ``rcl/`` had uncommitted changes), the device, when it was computed
-    and published, how many rows the full result had, ``command``. Other published copies of the same kind,
-    dataset and profile in ``folder`` are removed once the new one is written (one per study and profile: git
-    keeps the history). Returns the CSV's path."""
+    ``provenance``: the commit (and whether ``rcl/`` had uncommitted changes), the device, when the result was
+    saved (a study saves its table each time it runs, from its cached runs and evaluations) and published, how
+    many rows the full result had, ``command``. Other published copies of the same kind, dataset and profile in
+    ``folder`` are removed once the new one is written (one per study and profile: git keeps the history).
+    Returns the CSV's path."""
     if not result.current:
         raise ValueError(f"{result.path}: computed by library version {result.code}, not the current "
                          f"{code_version()}; run the study again, then publish it")  # fmt: skip
@@ -238,7 +239,7 @@ def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, command
     older = saved(folder, result.kind, dataset=result.settings.get("dataset"), profile=result.settings.get("profile"))
     path = folder / result.path.name
     cache.atomic_write_text(path, reduce(full, by).to_csv(index=False))
-    prov = {**provenance.git(), "device": provenance.device(), "computed": _utc(result.created),
+    prov = {**provenance.git(), "device": provenance.device(), "saved": _utc(result.created),
             "published": provenance.utc(), "rows_computed": len(full), "command": command}  # fmt: skip
     meta = {"kind": result.kind, "settings": result.settings, "code": result.code, "created": result.created,
             "provenance": prov}  # fmt: skip
@@ -265,7 +266,7 @@ def describe(result: Saved, refresh: str) -> str:
         dev = p.get("device", {})
         state = {True: " with uncommitted changes", False: ""}.get(p.get("modified"), " (uncommitted changes unknown)")
         where = (f"the **published** study `{result.path.name}` (committed under `{STUDIES_DIR}/`; not recomputed by "
-                 f"this build): computed {p.get('computed', '?')} at commit `{str(p.get('commit') or 'unknown')[:12]}`"
+                 f"this build): saved {p.get('saved', '?')} at commit `{str(p.get('commit') or 'unknown')[:12]}`"
                  f"{state} on {dev.get('name', '?')} ({dev.get('type', '?')}, {dev.get('count', '?')}; torch "
                  f"{dev.get('torch', '?')}, {dev.get('numerics', '?')}), published {p.get('published', '?')} "
                  f"with {p.get('rows_computed', '?')} rows reduced to {len(result.frame())}")  # fmt: skip

@@ -113,7 +113,7 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
                                                      ssim=("ssim", "mean"), n=("psnr", "size")).reset_index()
     pd.testing.assert_frame_equal(got, want)  # the means of each group, its size, nothing of the machine
     prov = copy.provenance
-    assert {"commit", "modified", "device", "computed", "published", "rows_computed", "command"} <= set(prov)
+    assert {"commit", "modified", "device", "saved", "published", "rows_computed", "command"} <= set(prov)
     assert prov["rows_computed"] == 12 and prov["command"] == "python -m rcl study --publish"
     assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
     said = results.describe(copy, "python -m rcl study")
