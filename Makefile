@@ -35,8 +35,11 @@ book: notebooks
 	$(BIN)/jupyter-book build book -W -n --keep-going
 	@echo
 	@echo "The book is ready: open book/_build/html/index.html"
-	@test -n "$$(ls results/sensitivity-*-$(PROFILE)-*.csv 2>/dev/null)" || \
-		echo "(notebooks 03 and 06 show the published backbone and sensitivity studies of book/studies/, not computed by this build: make backbones and make sensitivity compute them, then make book shows yours)"
+	@for s in sensitivity:06 backbones:03; do study=$${s%:*}; nb=$${s#*:}; \
+		if ls results/$$study-*-$(PROFILE)-*.csv > /dev/null 2>&1; then :; \
+		elif ls book/studies/$$study-*-$(PROFILE)-*.csv > /dev/null 2>&1; then \
+			echo "(notebook $$nb shows the published $$study study of book/studies/, not computed here: make $$study computes it)"; \
+		else echo "(notebook $$nb shows no $$study study: run make $$study, then make book again)"; fi; done
 
 sensitivity: $(STAMP)
 	$(BIN)/python -m rcl sensitivity --profile $(PROFILE)

@@ -27,13 +27,17 @@ from rcl import config as _config
 from rcl import evaluate, results, train
 from rcl.models import SKIPS
 
-__all__ = ["CONTROLS", "PUBLISHED_BY", "copy_control", "describe", "load", "run", "settings", "summary"]
+__all__ = ["CONTROLS", "PUBLISHED_BY", "PUBLISHED_PER", "cached", "copy_control", "describe", "load", "run", "settings",
+           "summary"]
 
 #: What each backbone is trained with: the controls first, then RCL and its ablation.
 CONTROLS = ("copy", "supervised", "n2n", "rcl-emd", "consistency")
 #: What a published copy keeps (:func:`rcl.results.publish`): the means per backbone, method, protocol, test
 #: condition and trial, which :func:`summary` and :func:`copy_control` read as they read the per-image rows.
 PUBLISHED_BY = ("skip", "method", "protocol", "condition", "trial")
+#: The settings that name a published study (what :func:`load` matches on): publishing replaces the copy with the
+#: same values.
+PUBLISHED_PER = ("profile", "dataset", "seed", "data_dir")
 
 
 def settings(profile: str, dataset: str = "builtin", seed: int = 0, data_dir: str | None = None) -> dict[str, Any]:
@@ -107,5 +111,5 @@ def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str 
          studies_dir: str | os.PathLike | None = None):
     """The saved study to show (a :class:`rcl.results.Saved`), or None (run ``python -m rcl backbones``): from
     ``results_dir`` or, where ``studies_dir`` is given, its published copy (:func:`rcl.results.find`)."""
-    return results.find("backbones", [results_dir, studies_dir], profile=profile, dataset=dataset, seed=seed,
-                        data_dir=None)
+    return results.find("backbones", [results_dir, studies_dir], **dict(zip(PUBLISHED_PER,
+                                                                          (profile, dataset, seed, None))))

@@ -207,7 +207,7 @@ examples:
 
 
 def _cmd_sensitivity(args: argparse.Namespace) -> int:
-    from rcl import sensitivity
+    from rcl import results, sensitivity
 
     try:
         seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else None
@@ -222,20 +222,23 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     table = sensitivity.run(args.profile, seeds, runs_dir, results_dir, args.jobs, progress=not args.quiet)
     print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {results_dir}/")
     if args.publish:
-        _publish(sensitivity.load(args.profile, results_dir), sensitivity.PUBLISHED_BY, args)
+        path = results.path_for("sensitivity", sensitivity.settings(args.profile, seeds=seeds), results_dir)
+        _publish(path, sensitivity, args, f" --seeds {args.seeds}" if args.seeds else "")
     return 0
 
 
-def _publish(saved, by: tuple[str, ...], args: argparse.Namespace) -> None:
-    """Publish the study just run or reloaded (:func:`rcl.results.publish`) into ``--studies-dir``."""
+def _publish(path, study, args: argparse.Namespace, options: str) -> None:
+    """Publish the saved result at ``path`` of ``study`` (:mod:`rcl.sensitivity` or :mod:`rcl.backbones`: its
+    ``PUBLISHED_BY`` and ``PUBLISHED_PER``), just run or reloaded, into ``--studies-dir``
+    (:func:`rcl.results.publish`); the command recorded is this one with ``options``."""
     from rcl import results
     from rcl.notebooks import project_dir
 
+    result = next(s for s in results.saved(Path(path).parent, args.command) if s.path == Path(path))
     folder = args.studies_dir or project_dir(results.STUDIES_DIR)
-    seed = f" --seed {args.seed}" if getattr(args, "seed", 0) else ""
-    command = f"python -m rcl {args.command} --profile {args.profile}{seed} --publish"
-    path = results.publish(saved, by, folder, command)
-    print(f"published {path} and its sidecar (commit both; the book shows them where its build computed none)")
+    command = f"python -m rcl {args.command} --profile {args.profile}{options} --publish"
+    out = results.publish(result, study.PUBLISHED_BY, folder, study.PUBLISHED_PER, command)
+    print(f"published {out} and its sidecar (commit both; the book shows them where a build computed none)")
 
 
 def _project_dirs(args: argparse.Namespace) -> tuple[str, str]:
@@ -256,7 +259,7 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
     print(backbones.copy_control(table).to_string())
     print(f"{'reloaded' if reused else 'saved'} {path}")
     if args.publish:
-        _publish(backbones.load(args.profile, results_dir, seed=args.seed), backbones.PUBLISHED_BY, args)
+        _publish(path, backbones, args, f" --seed {args.seed}" if args.seed else "")
     return 0
 
 

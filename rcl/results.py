@@ -62,11 +62,11 @@ LOG_ENV = "RCL_RESULTS_LOG"
 #: The project's folder of published studies (committed), relative to the project's root.
 STUDIES_DIR = "book/studies"
 
-def code_version() -> str:
+def code_version(machine_numerics: str | None = None) -> str:
     """The version of the code that computes saved results (:data:`rcl.cache.CODE` ``"results"``) and of
     this machine's numerics (:func:`rcl.config.numerics`: runs trained in bfloat16 on this CPU are other
-    runs, so the results from them are other results)."""
-    return cache.key({"numerics": numerics()}, code="results")
+    runs, so the results from them are other results), or of ``machine_numerics`` where given."""
+    return cache.key({"numerics": numerics() if machine_numerics is None else machine_numerics}, code="results")
 
 
 def _canonical(settings: Mapping[str, Any]) -> Any:
@@ -168,9 +168,16 @@ class Saved:
         return pd.read_csv(self.path)
 
     @property
+    def numerics(self) -> str | None:
+        """A published copy's numerics (those of the machine that computed it); None for a result computed here."""
+        return (self.provenance or {}).get("device", {}).get("numerics") if self.published else None
+
+    @property
     def current(self) -> bool:
-        """Computed by the library as it is now (not by an older version of the code)."""
-        return self.code == code_version()
+        """Computed by the library as it is now (not by an older version of the code): with this machine's
+        numerics, or for a published copy with the numerics it records (another machine's runs are other runs,
+        not an older library's)."""
+        return self.code == code_version(self.numerics)
 
     @property
     def published(self) -> bool:
@@ -202,9 +209,9 @@ def saved(results_dir: str | os.PathLike, kind: str | None = None, **match: Any)
 
 
 def preferred(found: list[Saved]) -> Saved | None:
-    """What a notebook shows of ``found``: a result of the current library before one of an older version, one
-    computed into a results folder before a published copy, then the newest; None if ``found`` is empty."""
-    return max(found, key=lambda s: (s.current, not s.published, s.created), default=None)
+    """What a notebook shows of ``found``: a result of the current library before one of an older version, and
+    among those one computed here before a published copy; then the newest. None if ``found`` is empty."""
+    return max(found, key=lambda s: (s.current, s.current and not s.published, s.created), default=None)
 
 
 def _utc(seconds: float) -> str:
@@ -218,31 +225,38 @@ VALUES = ("psnr", "mse", "ssim", "psnr_vs_input")
 def reduce(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Per group of ``by`` (in order of appearance), the mean of each of :data:`VALUES` the frame has, and the
     group's row count ``n``: what a published copy keeps of a result whose readers average over the rest."""
-    g = frame.groupby(list(by), sort=False)
+    g = frame.groupby(list(by), sort=False, dropna=False)  # a row without a key is kept, in a group of its own
     out = g[[c for c in VALUES if c in frame]].mean()
     out["n"] = g.size()
     return out.reset_index()
 
 
-def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, command: str = "") -> Path:
+def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: Sequence[str], command: str = ""
+            ) -> Path:  # fmt: skip
     """Publish ``result`` — a saved result of the current library — in ``folder``, reduced to its means per group
     of ``by`` (:func:`reduce`), under its own name, with its settings, code version and creation time and a
-    ``provenance``: the commit (and whether ``rcl/`` had uncommitted changes), the device, when the result was
-    saved (a study saves its table each time it runs, from its cached runs and evaluations) and published, how
-    many rows the full result had, ``command``. Other published copies of the same kind, dataset and profile in
-    ``folder`` are removed once the new one is written (one per study and profile: git keeps the history).
-    Returns the CSV's path."""
+    ``provenance``: the commit at publication (and whether ``rcl/`` had uncommitted changes), the device, when
+    the result was saved (a study saves its table each time it runs, from its cached runs and evaluations) and
+    published, how many rows the full result had, ``command``. The published copies in ``folder`` of the same
+    study — the same kind and the same values of the settings ``same`` (what its reader matches on) — are
+    removed once the new one is written (git keeps the history). Returns the CSV's path."""
+    folder = Path(folder)
     if not result.current:
         raise ValueError(f"{result.path}: computed by library version {result.code}, not the current "
                          f"{code_version()}; run the study again, then publish it")  # fmt: skip
-    folder, full = Path(folder), result.frame()
-    older = saved(folder, result.kind, dataset=result.settings.get("dataset"), profile=result.settings.get("profile"))
-    path = folder / result.path.name
-    cache.atomic_write_text(path, reduce(full, by).to_csv(index=False))
+    if folder.resolve() == result.path.parent.resolve():
+        raise ValueError(f"--studies-dir {folder}: the folder the result was saved in; publish into another")
+    full = result.frame()
+    rows = reduce(full, by)
+    if int(rows.n.sum()) != len(full):
+        raise ValueError(f"{result.path}: its {len(full)} rows reduce to {int(rows.n.sum())}; not published")
     prov = {**provenance.git(), "device": provenance.device(), "saved": _utc(result.created),
             "published": provenance.utc(), "rows_computed": len(full), "command": command}  # fmt: skip
     meta = {"kind": result.kind, "settings": result.settings, "code": result.code, "created": result.created,
             "provenance": prov}  # fmt: skip
+    older = saved(folder, result.kind, **{k: result.settings.get(k) for k in same})
+    path = folder / result.path.name
+    cache.atomic_write_text(path, rows.to_csv(index=False))
     cache.atomic_write_json(path.with_suffix(".json"), meta)
     for old in older:
         if old.path != path:
@@ -258,21 +272,24 @@ def find(kind: str, folders: Sequence[str | os.PathLike | None], **match: Any) -
 
 
 def describe(result: Saved, refresh: str) -> str:
-    """Where ``result`` came from, in a Markdown sentence for the book: a published copy's commit, device and
-    dates, marked as not recomputed by this build; and whether the library has changed since (``refresh``: the
-    command that computes it again)."""
+    """Where ``result`` came from, in a Markdown sentence for the book: a published copy's folder, commit, device
+    and dates, marked as not recomputed by this build (and its numerics where this machine's differ); and
+    whether the library has changed since (``refresh``: the command that computes it again)."""
     if result.published:
         p = result.provenance or {}
         dev = p.get("device", {})
         state = {True: " with uncommitted changes", False: ""}.get(p.get("modified"), " (uncommitted changes unknown)")
-        where = (f"the **published** study `{result.path.name}` (committed under `{STUDIES_DIR}/`; not recomputed by "
-                 f"this build): saved {p.get('saved', '?')} at commit `{str(p.get('commit') or 'unknown')[:12]}`"
-                 f"{state} on {dev.get('name', '?')} ({dev.get('type', '?')}, {dev.get('count', '?')}; torch "
-                 f"{dev.get('torch', '?')}, {dev.get('numerics', '?')}), published {p.get('published', '?')} "
-                 f"with {p.get('rows_computed', '?')} rows reduced to {len(result.frame())}")  # fmt: skip
+        count = f"{dev.get('count', '?')} {'GPU' if dev.get('type') == 'cuda' else 'core'}(s)"
+        where = (f"the **published** study `{result.path.name}` (from `{result.path.parent.name}/`; not recomputed "
+                 f"by this build): saved {p.get('saved', '?')}, published {p.get('published', '?')} at commit "
+                 f"`{str(p.get('commit') or 'unknown')[:12]}`{state}, on {dev.get('name', '?')} ({count}; torch "
+                 f"{dev.get('torch', '?')}, numerics `{result.numerics}`), its {p.get('rows_computed', '?')} rows "
+                 f"reduced to {len(result.frame())} means")  # fmt: skip
+        if result.numerics != numerics():
+            where += f" (this machine's numerics are `{numerics()}`: runs trained here would differ slightly)"
     else:
         where = f"`{result.path.name}`, computed {_utc(result.created)} into this project's results folder"
     code = (f"by library version `{result.code}`, the current one" if result.current else
-            f"by library version `{result.code}` (**the library has changed since**: now `{code_version()}`; "
-            f"`{refresh}` computes it again)")  # fmt: skip
+            f"by library version `{result.code}` (**the library has changed since**: now "
+            f"`{code_version(result.numerics)}`; `{refresh}` computes it again)")  # fmt: skip
     return f"Read {where}, {code}."

@@ -40,27 +40,9 @@ from rcl import config, evaluate, paper, profiles, results, stats, train, worker
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
 
-__all__ = [
-    "COLUMNS",
-    "DATASET",
-    "FACTORS",
-    "INPUT",
-    "PUBLISHED_BY",
-    "TASKS",
-    "analyse",
-    "by_task",
-    "default_jobs",
-    "describe",
-    "factor_points",
-    "findings",
-    "load",
-    "plan",
-    "rank_named",
-    "run",
-    "seeds_of",
-    "settings",
-    "study_arguments",
-]
+__all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "TASKS", "analyse", "by_task",
+           "default_jobs", "describe", "factor_points", "findings", "load", "plan", "rank_named", "run", "seeds_of",
+           "settings", "study_arguments"]
 
 #: Factors in the order the notebook shows them.
 FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise")
@@ -73,8 +55,10 @@ COLUMNS = ["factor", "setting", "default", "method", "task", "seed", "trial", "i
            "ssim"]  # fmt: skip
 #: Which evaluation rows a reference setting keeps: its method's own label (study() labels the Oracle).
 _REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
-#: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task and seed, all it shows.
+#: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task and seed, all it shows;
+#: and the settings that name it (what :func:`load` matches on): publishing replaces the copy with the same.
 PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed")
+PUBLISHED_PER = ("profile", "dataset")
 #: The reference setting of the test inputs scored as they are (the noisy input on denoising, bicubic on SR), the
 #: bar a network must clear to have learnt anything: from N2N's evaluation at each noise range ("Input, σ ∈ …").
 INPUT = "Input"
@@ -255,7 +239,7 @@ def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str 
          studies_dir: str | os.PathLike | None = None):
     """The saved ``sensitivity`` result at ``profile`` to show (a :class:`rcl.results.Saved`), or None: from
     ``results_dir`` or, where ``studies_dir`` is given, its published copy (:func:`rcl.results.find`)."""
-    return results.find("sensitivity", [results_dir, studies_dir], profile=profile, dataset=dataset)
+    return results.find("sensitivity", [results_dir, studies_dir], **dict(zip(PUBLISHED_PER, (profile, dataset))))
 
 
 # --- what the study shows (notebook 06) -------------------------------------------------------------------

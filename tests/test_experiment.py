@@ -379,6 +379,23 @@ def test_backbone_study_reports_controls_per_backbone_and_condition(tmp_path):
     assert not backbones.copy_control(reduced.drop(columns="n")).equals(backbones.copy_control(uneven))  # unweighted
 
 
+@pytest.mark.slow
+def test_the_backbone_study_is_published_per_seed_and_notebook_03_finds_it(tmp_path):
+    """``python -m rcl backbones --seed 1 --publish`` publishes that seed's study beside the seed-0 copy, records
+    the command, and notebook 03's loader shows it where no study was computed."""
+    from rcl import backbones, cli
+
+    dirs = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), "--studies-dir",
+            str(tmp_path / "studies")]  # fmt: skip
+    for seed in ("0", "1"):
+        assert cli.main(["backbones", "--profile", "smoke", "--quiet", "--seed", seed, "--publish", *dirs]) == 0
+    copies = results.saved(tmp_path / "studies", "backbones")
+    assert sorted(c.settings["seed"] for c in copies) == [0, 1] and all(c.published and c.current for c in copies)
+    shown = backbones.load("smoke", tmp_path / "none", seed=1, studies_dir=tmp_path / "studies")
+    assert shown.provenance["command"] == "python -m rcl backbones --profile smoke --seed 1 --publish"
+    assert "**published**" in backbones.describe(shown) and len(backbones.summary(shown.frame()))
+
+
 def test_a_new_saved_study_makes_the_notebook_that_shows_it_stale(tmp_path):
     import shutil
 

@@ -1,11 +1,14 @@
 """Saved results: keyed by settings and code, atomic, listed with their settings, logged for sweeps."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from rcl import results
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def frame(v=1.0):
@@ -104,7 +107,7 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     results.save(_study(), "study", settings, tmp_path / "results")
     (here,) = results.saved(tmp_path / "results", "study")
     folder = tmp_path / "studies"
-    path = results.publish(here, ["setting", "seed"], folder, "python -m rcl study --publish")
+    path = results.publish(here, ["setting", "seed"], folder, ["profile", "dataset"], "python -m rcl study --publish")
     (copy,) = results.saved(folder, "study", profile="cpu")
     assert copy.path == path and path.name == here.path.name and copy.published and copy.current
     assert not here.published and copy.created == here.created and copy.settings == here.settings
@@ -118,38 +121,93 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
     said = results.describe(copy, "python -m rcl study")
     assert "**published**" in said and "not recomputed by this build" in said and "the current one" in said
-    assert "12 rows reduced to 4" in said and "published**" not in results.describe(here, "python -m rcl study")
+    assert "12 rows reduced to 4 means" in said and "published**" not in results.describe(here, "python -m rcl study")
     # a second publication of the same study and profile replaces the first; another profile is kept
     results.save(_study(1.0), "study", {**settings, "seeds": [0, 1, 2]}, tmp_path / "results")
     newer = results.saved(tmp_path / "results", "study", seeds=[0, 1, 2])[0]
-    results.publish(newer, ["setting", "seed"], folder)
+    results.publish(newer, ["setting", "seed"], folder, ["profile", "dataset"])
     results.save(_study(), "study", {**settings, "profile": "smoke"}, tmp_path / "results")
-    results.publish(results.saved(tmp_path / "results", "study", profile="smoke")[0], ["setting"], folder)
+    results.publish(results.saved(tmp_path / "results", "study", profile="smoke")[0], ["setting"], folder,
+                    ["profile", "dataset"])
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [newer.path.name, newer.path.with_suffix(".json").name, *(p.name for p in folder.glob("study-*-smoke-*"))])
     assert len(list(folder.iterdir())) == 4
     # the library changes: the copy says so and how to compute it again; a stale result cannot be published
-    monkeypatch.setattr(results, "code_version", lambda: "changed")
+    monkeypatch.setattr(results, "code_version", lambda *numerics: "changed")
     stale = results.saved(folder, "study", profile="cpu")[0]
     assert "**the library has changed since**" in results.describe(stale, "python -m rcl study") and not stale.current
     assert "`python -m rcl study` computes it again" in results.describe(stale, "python -m rcl study")
     with pytest.raises(ValueError, match=r"study-builtin-cpu-.*\.csv: computed by library version .* run the study "
                                          "again, then publish it"):  # fmt: skip
-        results.publish(stale, ["setting"], folder)
+        results.publish(stale, ["setting"], folder, ["profile"])
 
 
 def test_what_a_notebook_shows_current_first_then_computed_here_then_newest(tmp_path, monkeypatch):
     s = {"profile": "cpu", "dataset": "builtin"}
     results.save(_study(), "study", s, tmp_path / "results")
     here = results.saved(tmp_path / "results")[0]
-    results.publish(here, ["setting"], tmp_path / "studies")
+    results.publish(here, ["setting"], tmp_path / "studies", ["profile"])
     folders = [tmp_path / "results", tmp_path / "studies"]
     assert not results.find("study", folders).published  # both current: the one computed here
     assert results.find("study", [None, tmp_path / "studies"]).published  # none here: the published copy
     assert results.find("study", folders, profile="gpu") is None and results.find("other", folders) is None
-    monkeypatch.setattr(results, "code_version", lambda: "changed")
+    monkeypatch.setattr(results, "code_version", lambda *numerics: "changed")
     results.save(_study(), "study", {**s, "seeds": [0]}, tmp_path / "studies-src")
     new = results.saved(tmp_path / "studies-src")[0]
-    results.publish(new, ["setting"], tmp_path / "studies")  # published by the changed library: current
+    results.publish(new, ["setting"], tmp_path / "studies", ["profile"])  # by the changed library: current
     assert results.find("study", folders).path.parent == tmp_path / "studies"
     assert results.find("study", folders).current
+
+
+def test_a_published_copy_is_current_with_the_numerics_it_records(tmp_path, monkeypatch):
+    """Another machine's numerics (float32 where this one autocasts) make its runs other runs, not an older
+    library: the copy stays current, says whose numerics it has, and is shown before a stale local result."""
+    results.save(_study(), "study", {"profile": "cpu", "dataset": "builtin"}, tmp_path / "results")
+    here = results.saved(tmp_path / "results")[0]
+    results.publish(here, ["setting"], tmp_path / "studies", ["profile"])
+    mine = results.numerics()
+    monkeypatch.setattr(results, "numerics", lambda: "elsewhere")
+    copy = results.saved(tmp_path / "studies")[0]
+    assert copy.current and copy.numerics == mine and not results.saved(tmp_path / "results")[0].current
+    said = results.describe(copy, "python -m rcl study")
+    assert f"numerics `{mine}`" in said and "this machine's numerics are `elsewhere`" in said
+    assert "changed since" not in said and "the current one" in said
+    assert results.find("study", [tmp_path / "results", tmp_path / "studies"]).published
+
+
+def test_publishing_replaces_only_the_same_study_and_never_writes_into_its_results_folder(tmp_path):
+    res, studies = tmp_path / "results", tmp_path / "studies"
+    for seed in (0, 1):
+        results.save(_study(seed), "study", {"profile": "cpu", "dataset": "builtin", "seed": seed}, res)
+        results.publish(results.saved(res, seed=seed)[0], ["setting"], studies, ["profile", "dataset", "seed"])
+    assert {s.settings["seed"] for s in results.saved(studies)} == {0, 1}  # another seed is another study
+    with pytest.raises(ValueError, match="the folder the result was saved in; publish into another"):
+        results.publish(results.saved(res)[0], ["setting"], res, ["profile"])
+    assert not any(s.published for s in results.saved(res))
+
+
+def test_reduce_keeps_rows_without_a_key_and_counts_every_row():
+    frame = _study().astype({"seed": "float"})
+    frame.loc[0, "seed"] = float("nan")
+    out = results.reduce(frame, ["setting", "seed"])
+    assert out.n.sum() == len(frame) and out.seed.isna().sum() == 1
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / results.STUDIES_DIR).glob("*.csv")), ids=lambda p: p.stem)
+def test_every_committed_study_is_a_complete_published_copy_its_notebook_can_read(path):
+    """Each copy in book/studies carries its provenance, holds every row of the study it reduces, and gives
+    its notebook's tables (whether it is current is for the book to say, not this test)."""
+    from rcl import backbones, notebooks, sensitivity
+
+    (copy,) = [s for s in results.saved(path.parent) if s.path == path]
+    prov, frame = copy.provenance, copy.frame()
+    assert copy.published and {"commit", "modified", "device", "saved", "published", "rows_computed",
+                               "command"} <= set(prov)  # fmt: skip
+    assert prov["command"].startswith(f"python -m rcl {copy.kind} --profile {copy.settings['profile']}")
+    assert int(frame.n.sum()) == prov["rows_computed"] and str(ROOT) not in path.with_suffix(".json").read_text()
+    if copy.kind == "sensitivity":
+        assert set(sensitivity.PUBLISHED_BY) < set(frame.columns)
+        assert sensitivity.findings(sensitivity.analyse(frame), copy.settings["profile"])
+    else:
+        assert copy.kind == "backbones" and len(backbones.summary(frame)) and len(backbones.copy_control(frame))
+    assert notebooks.STUDIES[1] == results.STUDIES_DIR

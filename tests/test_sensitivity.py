@@ -197,7 +197,7 @@ def test_a_published_copy_shows_what_the_whole_study_shows(tmp_path):
                       for t, i, d in cases], ignore_index=True)  # fmt: skip
     results.save(full, "sensitivity", sensitivity.settings("smoke"), tmp_path / "results")
     here = sensitivity.load("smoke", tmp_path / "results")
-    results.publish(here, sensitivity.PUBLISHED_BY, tmp_path / "studies")
+    results.publish(here, sensitivity.PUBLISHED_BY, tmp_path / "studies", sensitivity.PUBLISHED_PER)
     copy = sensitivity.load("smoke", tmp_path / "nothing", studies_dir=tmp_path / "studies")
     assert copy.published and len(copy.frame()) == len(table) and not here.published
     a, b = sensitivity.analyse(full), sensitivity.analyse(copy.frame())
