@@ -81,10 +81,8 @@ _EVALUATION = (*_TRAINING, "datasets/__init__.py", "datasets/archives.py", "data
 CODE: dict[str, tuple[str, ...]] = {
     "training": _TRAINING,  # pre-training runs and their encoders
     "evaluation": _EVALUATION,  # proxy, reference and label-efficiency evaluations
-    # saved result tables (and their published copies, which results.py reduces); a table's settings name a
-    # profile, not its values, so the profile table counts
-    "results": (*_EVALUATION, "config.py", "profiles.py", "results.py", "analysis.py", "backbones.py",
-                "sensitivity.py"),
+    # saved result tables; a table's settings name a profile, not its values, so the profile table counts
+    "results": (*_EVALUATION, "config.py", "profiles.py", "analysis.py", "backbones.py", "sensitivity.py"),
     "notebooks": ("*",),
 }
 

@@ -53,6 +53,7 @@ __all__ = [
     "preferred",
     "publish",
     "reduce",
+    "reduction",
     "save",
     "saved",
 ]
@@ -176,8 +177,9 @@ class Saved:
     def current(self) -> bool:
         """Computed by the library as it is now (not by an older version of the code): with this machine's
         numerics, or for a published copy with the numerics it records (another machine's runs are other runs,
-        not an older library's)."""
-        return self.code == code_version(self.numerics)
+        not an older library's) and reduced by this module as it is now (:func:`reduction`)."""
+        reduced = not self.published or (self.provenance or {}).get("reduction") == reduction()
+        return self.code == code_version(self.numerics) and reduced
 
     @property
     def published(self) -> bool:
@@ -222,6 +224,13 @@ def _utc(seconds: float) -> str:
 VALUES = ("psnr", "mse", "ssim", "psnr_vs_input")
 
 
+def reduction() -> str:
+    """The version of the code that reduces a published copy (this module's digest): a copy reduced by another
+    is not current. (This module is not among the modules of :func:`code_version`, whose change would rename
+    every run: :mod:`rcl.cache` counts in the training code.)"""
+    return cache.file_digest(__file__)[:12]
+
+
 def reduce(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     """Per group of ``by`` (in order of appearance), the mean of each of :data:`VALUES` the frame has, and the
     group's row count ``n``: what a published copy keeps of a result whose readers average over the rest."""
@@ -251,7 +260,8 @@ def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: S
     if int(rows.n.sum()) != len(full):
         raise ValueError(f"{result.path}: its {len(full)} rows reduce to {int(rows.n.sum())}; not published")
     prov = {**provenance.git(), "device": provenance.device(), "saved": _utc(result.created),
-            "published": provenance.utc(), "rows_computed": len(full), "command": command}  # fmt: skip
+            "published": provenance.utc(), "rows_computed": len(full), "reduction": reduction(),
+            "command": command}  # fmt: skip
     meta = {"kind": result.kind, "settings": result.settings, "code": result.code, "created": result.created,
             "provenance": prov}  # fmt: skip
     older = saved(folder, result.kind, **{k: result.settings.get(k) for k in same})

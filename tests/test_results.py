@@ -116,7 +116,7 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
                                                      ssim=("ssim", "mean"), n=("psnr", "size")).reset_index()
     pd.testing.assert_frame_equal(got, want)  # the means of each group, its size, nothing of the machine
     prov = copy.provenance
-    assert {"commit", "modified", "device", "saved", "published", "rows_computed", "command"} <= set(prov)
+    assert {"commit", "modified", "device", "saved", "published", "rows_computed", "reduction", "command"} <= set(prov)
     assert prov["rows_computed"] == 12 and prov["command"] == "python -m rcl study --publish"
     assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
     said = results.describe(copy, "python -m rcl study")
@@ -137,6 +137,10 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     stale = results.saved(folder, "study", profile="cpu")[0]
     assert "**the library has changed since**" in results.describe(stale, "python -m rcl study") and not stale.current
     assert "`python -m rcl study` computes it again" in results.describe(stale, "python -m rcl study")
+    monkeypatch.undo()
+    assert results.saved(folder, "study", profile="cpu")[0].current
+    monkeypatch.setattr(results, "reduction", lambda: "another")  # reduced by another version of this module
+    assert not results.saved(folder, "study", profile="cpu")[0].current
     with pytest.raises(ValueError, match=r"study-builtin-cpu-.*\.csv: computed by library version .* run the study "
                                          "again, then publish it"):  # fmt: skip
         results.publish(stale, ["setting"], folder, ["profile"])
@@ -201,7 +205,7 @@ def test_every_committed_study_is_a_complete_published_copy_its_notebook_can_rea
 
     (copy,) = [s for s in results.saved(path.parent) if s.path == path]
     prov, frame = copy.provenance, copy.frame()
-    assert copy.published and {"commit", "modified", "device", "saved", "published", "rows_computed",
+    assert copy.published and {"commit", "modified", "device", "saved", "published", "rows_computed", "reduction",
                                "command"} <= set(prov)  # fmt: skip
     assert prov["command"].startswith(f"python -m rcl {copy.kind} --profile {copy.settings['profile']}")
     assert int(frame.n.sum()) == prov["rows_computed"] and str(ROOT) not in path.with_suffix(".json").read_text()
