@@ -42,7 +42,7 @@ from rcl.methods import Named
 
 __all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "TASKS", "analyse", "by_task",
            "default_jobs", "describe", "factor_points", "findings", "load", "plan", "rank_named", "run", "seeds_of",
-           "settings", "study_arguments"]
+           "per_noise_level", "settings", "study_arguments"]
 
 #: Factors in the order the notebook shows them.
 FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise")
@@ -55,9 +55,9 @@ COLUMNS = ["factor", "setting", "default", "method", "task", "seed", "trial", "i
            "ssim"]  # fmt: skip
 #: Which evaluation rows a reference setting keeps: its method's own label (study() labels the Oracle).
 _REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
-#: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task and seed, all it shows;
+#: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task, seed and test condition;
 #: and the settings that name it (what :func:`load` matches on): publishing replaces the copy with the same.
-PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed")
+PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed", "condition")
 PUBLISHED_PER = ("profile", "dataset")
 #: The reference setting of the test inputs scored as they are (the noisy input on denoising, bicubic on SR), the
 #: bar a network must clear to have learnt anything: from N2N's evaluation at each noise range ("Input, σ ∈ …").
@@ -128,11 +128,11 @@ def seeds_of(profile: str, seeds: Sequence[int] | None = None) -> list[int]:
 def study_arguments(profile: str, methods: Sequence[str], overrides: dict[str, Any], seed: int,
                     runs_dir: str | os.PathLike = "runs", test_seed: int | None = None) -> dict[str, Any]:
     """The arguments of :func:`rcl.evaluate.study` for one setting and seed: those notebook 04 passes with
-    ``methods``, ``overrides``, ``seed``, ``seeds=[seed]``, the study's tasks and ``proxy={"sigma_grid": []}``
-    (the paper's mixed noise range only: the "noise" factor varies it, so no fixed σ grid), and the test set's
-    seed ``test_seed`` (default ``seed``): the study gives every pre-training seed its first seed's test cases,
-    as notebook 04 does, so the spread over seeds is the pre-training's, not the test noise's."""
-    proxy = {k: profiles.values("proxy", profile)[k] for k in profiles.PROXY_KEYS} | {"sigma_grid": []}
+    ``methods``, ``overrides``, ``seed``, ``seeds=[seed]`` and the study's tasks (the profile's proxy protocol,
+    its σ grid included: the paper's mixed range for the tables, each σ for :func:`per_noise_level`), and the test
+    set's seed ``test_seed`` (default ``seed``): the study gives every pre-training seed its first seed's test
+    cases, as notebook 04 does, so the spread over seeds is the pre-training's, not the test noise's."""
+    proxy = {k: profiles.values("proxy", profile)[k] for k in profiles.PROXY_KEYS}
     proxy["seed"] = seed if test_seed is None else test_seed
     pretrain = {"dataset": DATASET, "data_dir": None, "seed": seed, "runs_dir": str(Path(runs_dir).resolve()),
                 **overrides}  # fmt: skip
@@ -245,9 +245,11 @@ def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str 
 # --- what the study shows (notebook 06) -------------------------------------------------------------------
 
 
-def _per_seed(table: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Per setting and seed, the mean PSNR over trials and test images."""
+def _per_seed(table: pd.DataFrame, task: str, condition: str | None = None) -> pd.DataFrame:
+    """Per setting and seed, the mean PSNR over trials and test images: in the paper's test setting (the mixed
+    noise range, SR's clean cases: :func:`rcl.evaluate.paper_cases`), or at one ``condition`` (``"σ=20"``)."""
     t = table[table.task == task]
+    t = evaluate.paper_cases(t) if condition is None else t[t.condition == condition]
     return t.groupby(["factor", "setting", "default", "seed"]).psnr.mean().reset_index()
 
 
@@ -332,6 +334,21 @@ def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataF
     return pd.DataFrame(rows, columns=columns)
 
 
+def per_noise_level(table: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
+    """:func:`analyse`'s ``vs_input`` at each noise level σ of the grid (columns ``σ=…``): each setting's PSNR
+    minus the input's at that σ, paired by seed, as ``"+0.12 [-0.05, 0.29]"``; empty for a study without a grid.
+    The mixed range's mean runs from nearly clean cases, where changing the input least scores highest, to σ =
+    20: here a setting shows whether it denoises where there is noise to remove."""
+    grid = sorted({c for c in table.condition.unique() if c.startswith("σ=")}, key=lambda c: float(c[2:]))
+    s = _per_seed(table, task).groupby(["factor", "setting", "default"]).psnr.agg(["mean"]).reset_index()
+    cells = {}
+    for c in grid:
+        vs = _against_input(_per_seed(table, task, c), s[_own_test_set(s)]).set_index("setting")
+        cells[c] = pd.Series({k: f"{r['− input (dB)']:+.2f} [{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]"
+                              for k, r in vs.iterrows()})  # fmt: skip
+    return pd.DataFrame(cells)
+
+
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
     """The distance factor's settings against EMD, paired by pre-training seed: the mean difference, its
     95% Student's t interval over seeds and their number (Table 1's EMD − BD and EMD − MMD, with the seed's
@@ -370,8 +387,9 @@ def factor_points(table: pd.DataFrame, pl: pd.DataFrame, task: str) -> tuple[pd.
 
 
 def by_task(table: pd.DataFrame, pl: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds of the per-seed mean PSNR, per (factor, setting) in plan order and per task."""
-    per_seed = table.groupby(["task", "factor", "setting", "seed"]).psnr.mean().reset_index()
+    """Mean ± std over seeds of the per-seed mean PSNR in the paper's test setting, per (factor, setting) in plan
+    order and per task."""
+    per_seed = evaluate.paper_cases(table).groupby(["task", "factor", "setting", "seed"]).psnr.mean().reset_index()
     agg = per_seed.groupby(["factor", "setting", "task"]).psnr.agg(["mean", "std"])
     cell = (agg["mean"].map("{:.2f}".format) + " ± " + agg["std"].fillna(0).map("{:.2f}".format)).unstack("task")
     order = [(r.factor, r.setting) for r in pl.itertuples() if (r.factor, r.setting) in cell.index]

@@ -79,8 +79,8 @@ def test_rows_are_notebook_04s_evaluation_rows_and_the_study_resumes(tmp_path, m
     assert saved is not None and len(saved.frame()) == len(table)
 
     # notebook 04's call for the same settings (its parameters cell: seed, seeds=[seed], tasks, the proxy
-    # section's values with sigma_grid=[], overrides), in a separate runs folder: computed afresh
-    proxy = {k: config.settings("proxy", "smoke")[k] for k in config.PROXY_KEYS} | {"sigma_grid": []}
+    # section's values, its σ grid included, overrides), in a separate runs folder: computed afresh
+    proxy = {k: config.settings("proxy", "smoke")[k] for k in config.PROXY_KEYS}
     pretrain = {"dataset": "builtin", "data_dir": None, "seed": 0, "runs_dir": str(tmp_path / "fresh")}
     args = {"tasks": ["denoise", "sr"], "profile": "smoke", "proxy": proxy, "pretrain": pretrain, "seeds": [0],
             "progress": False}  # fmt: skip
@@ -210,6 +210,22 @@ def test_a_published_copy_shows_what_the_whole_study_shows(tmp_path):
         for x, y in zip(*points):
             (pd.testing.assert_series_equal if isinstance(x, pd.Series) else pd.testing.assert_frame_equal)(x, y)
     assert sensitivity.load("smoke", tmp_path / "results", studies_dir=tmp_path / "studies").path == here.path
+
+
+def test_every_setting_against_the_input_at_each_noise_level():
+    """The grid's rows stay out of the paper-setting tables; at each σ every setting is set against the input,
+    paired by seed: τ = 1 gains 0.5 dB more at σ = 20 than on the mixed range, the others as there."""
+    table, plan = _known_table()
+    mixed = table.assign(condition="σ~U[0,20]")
+    at20 = table.assign(condition="σ=20", psnr=table.psnr - 8 + 0.5 * (table.setting == "τ = 1"))
+    both = pd.concat([mixed, at20, at20.assign(condition="σ=5")], ignore_index=True)
+    a, b = sensitivity.analyse(mixed), sensitivity.analyse(both)
+    pd.testing.assert_frame_equal(a["vs_input"], b["vs_input"])
+    pd.testing.assert_frame_equal(sensitivity.by_task(mixed, plan), sensitivity.by_task(both, plan))
+    per = sensitivity.per_noise_level(both)
+    assert list(per.columns) == ["σ=5", "σ=20"] and list(per.index) == list(a["vs_input"].setting)
+    assert per.loc["τ = 1", "σ=20"].startswith("+3.30 [") and per.loc["Oracle", "σ=20"].startswith("+4.80 [")
+    assert per.loc["default", "σ=20"] == per.loc["default", "σ=5"] and sensitivity.per_noise_level(mixed).empty
 
 
 def test_the_inputs_are_kept_once_per_noise_range_from_n2ns_evaluations():
