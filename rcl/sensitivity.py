@@ -3,22 +3,20 @@
 Layer: studies (imports the engine, the evaluation and the configuration; notebook 06 and the command line
 call it).
 
-The study varies the temperature τ (absolute, and relative to the batch's median distance), the weight α of
-the contrastive term, the consistency encoder ``g_e`` (none: the contrastive loss alone), the residual
-distance, the crop size and the noise range of the data, and measures RCL's representation with the proxy
-protocol of notebook 04 on denoising and super-resolution, over several seeds. Noise2Noise and the
-supervised Oracle, at the default setting, are its references; because the noise range changes the test
-data as well, Noise2Noise is also run at each noise range.
+The study varies the temperature τ (absolute, and relative to the batch's median distance), the weight α of the
+contrastive term, the consistency encoder ``g_e`` (none: the contrastive loss alone), the residual distance, the
+crop size and the noise range of the data, and measures RCL's representation with the proxy protocol of notebook
+04 on denoising and super-resolution, over several seeds. Noise2Noise and the supervised Oracle, at the default
+setting, are its references; Noise2Noise is also run at each noise range (which changes the test data too).
 
 :func:`plan` lists the settings; :func:`run` evaluates each distinct setting and seed with
 :func:`rcl.evaluate.study`, called as notebook 04 calls it (:func:`study_arguments`; several settings at
 once in worker processes, :mod:`rcl.workers`), and saves the rows, labelled by factor and setting, as the
 ``sensitivity`` result (:mod:`rcl.results`), with the test inputs' own rows as the reference ``Input``.
-Finished pre-training runs and proxy evaluations are cached by the engine and
-the evaluation, so an interrupted study, run again, computes only what is missing. :func:`load` finds the
-result again (or its published copy, :data:`PUBLISHED_BY`, committed under ``book/studies/`` by
-``python -m rcl sensitivity --publish``); :func:`analyse`, :func:`factor_points`, :func:`by_task`, :func:`findings` and
-:func:`rank_named` are what notebook 06 shows (the figure: :func:`rcl.plots.sensitivity_factors`). The
+Runs and evaluations are cached, so an interrupted study computes only what is missing. :func:`load` finds the
+result again (or its published copy under ``book/studies/``, ``--publish``); :func:`analyse` (with
+:func:`per_noise_level`), :func:`factor_points`, :func:`by_task`, :func:`findings` and :func:`rank_named` are what
+notebook 06 shows (the figure: :func:`rcl.plots.sensitivity_factors`). The
 profile decides the scale (``smoke`` one seed and one alternative per factor; ``cpu`` and ``gpu`` every
 setting, the seeds of ``rcl.profiles.TABLE["sensitivity"]``)::
 
@@ -59,8 +57,7 @@ _REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
 #: and the settings that name it (what :func:`load` matches on): publishing replaces the copy with the same.
 PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed", "condition")
 PUBLISHED_PER = ("profile", "dataset")
-#: The reference setting of the test inputs scored as they are (the noisy input on denoising, bicubic on SR), the
-#: bar a network must clear to have learnt anything: from N2N's evaluation at each noise range ("Input, σ ∈ …").
+#: The test inputs scored as they are (noisy input, bicubic), from N2N's evaluation at each noise range: the bar.
 INPUT = "Input"
 
 
@@ -69,11 +66,9 @@ def _round8(v: float) -> int:
 
 
 def plan(profile: str = "cpu") -> pd.DataFrame:
-    """The settings of the study: one row per (factor, setting), with the method and the pre-training
-    overrides it runs, whether it is the profile's default, and the reference runs (``factor="reference"``).
-
-    The default setting (the profile's own values) is run once and belongs to every factor.
-    """
+    """The settings of the study: one row per (factor, setting), with the method and the pre-training overrides it
+    runs, whether it is the profile's default (its own values: run once, under every factor), and the reference
+    runs (``factor="reference"``)."""
     config.check_profile(profile)
     cfg = train.make_config("rcl-emd", profile)
     p = {f: getattr(cfg, f) for f in ("tau", "alpha", "crop", "sigma_max", "g_e", "g_e_arch", "tile")}
@@ -196,14 +191,8 @@ def _compute(todo: list[tuple[str, int, str, dict[str, Any]]], jobs: int, progre
     return frames, failed
 
 
-def run(
-    profile: str = "cpu",
-    seeds: Sequence[int] | None = None,
-    runs_dir: str | os.PathLike = "runs",
-    results_dir: str | os.PathLike = "results",
-    jobs: int | None = None,
-    progress: bool = True,
-) -> pd.DataFrame:
+def run(profile: str = "cpu", seeds: Sequence[int] | None = None, runs_dir: str | os.PathLike = "runs",
+        results_dir: str | os.PathLike = "results", jobs: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Run (or resume) the study and save its rows as the ``sensitivity`` result.
 
     Each distinct (methods, overrides) of :func:`plan` is evaluated once per seed by
@@ -310,6 +299,7 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
                                         "95% CI high": hi})  # fmt: skip
     out["distances"] = _distance_differences(per_seed)
     out["vs_input"] = _against_input(per_seed, comparable)
+    out["per_sigma"] = per_noise_level(table, task)
     return out
 
 
@@ -335,18 +325,28 @@ def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataF
 
 
 def per_noise_level(table: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
-    """:func:`analyse`'s ``vs_input`` at each noise level σ of the grid (columns ``σ=…``): each setting's PSNR
-    minus the input's at that σ, paired by seed, as ``"+0.12 [-0.05, 0.29]"``; empty for a study without a grid.
-    The mixed range's mean runs from nearly clean cases, where changing the input least scores highest, to σ =
-    20: here a setting shows whether it denoises where there is noise to remove."""
-    grid = sorted({c for c in table.condition.unique() if c.startswith("σ=")}, key=lambda c: float(c[2:]))
+    """:func:`analyse`'s ``vs_input`` at each noise level of the grid (column ``σ``, ``"σ=20"``): every setting's
+    PSNR minus the input's there, paired by seed; empty for a study without a grid. The mixed range's mean runs
+    from nearly clean cases, where changing the input least scores highest, to σ = 20: here a setting shows
+    whether it denoises where there is noise to remove."""
+    grid = sorted({c for c in table.get("condition", pd.Series(dtype=str)).unique() if c.startswith("σ=")},
+                  key=lambda c: float(c[2:]))  # an old study's rows may have no condition
     s = _per_seed(table, task).groupby(["factor", "setting", "default"]).psnr.agg(["mean"]).reset_index()
-    cells = {}
-    for c in grid:
-        vs = _against_input(_per_seed(table, task, c), s[_own_test_set(s)]).set_index("setting")
-        cells[c] = pd.Series({k: f"{r['− input (dB)']:+.2f} [{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]"
-                              for k, r in vs.iterrows()})  # fmt: skip
-    return pd.DataFrame(cells)
+    parts = [_against_input(_per_seed(table, task, c), s[_own_test_set(s)]).assign(σ=c) for c in grid]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["setting", "σ"])
+
+
+def _noise_level_line(per: pd.DataFrame | None) -> list[str]:
+    """How many RCL settings beat the input at each σ > 0 of :func:`per_noise_level`, at most by how much (a line)."""
+    if per is None or not len(per) or per["95% CI low"].isna().all():
+        return []
+    parts = []
+    for c, g in per[per.σ != "σ=0"].groupby("σ", sort=False):
+        rcl, oracle = g[~g.setting.isin(["Oracle", "N2N"])], g[g.setting == "Oracle"]["− input (dB)"]
+        top = rcl.loc[rcl["− input (dB)"].idxmax()]
+        parts.append(f"{c}: {int((rcl['95% CI low'] > 0).sum())} of {len(rcl)} (at most {top['− input (dB)']:+.2f} dB, "
+                     f"{top.setting}; the Oracle {oracle.iloc[0] if len(oracle) else math.nan:+.2f})")
+    return ["- **Per noise level** (RCL settings above the input, 95% interval over seeds): " + "; ".join(parts) + "."]
 
 
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -416,7 +416,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     paper_setting = rcl[rcl.default] if paper_name == "default" else rcl[rcl.setting == paper_name]
     matters = a["factors"][a["factors"].matters].factor.tolist()
     paper_gap = paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0]
-    lines = _input_lines(a.get("vs_input"), refs, paper_name)
+    lines = _input_lines(a.get("vs_input"), refs, paper_name) + _noise_level_line(a.get("per_sigma"))
     lines += [
         f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
         + (", ".join(matters) if matters else "none") + ".",

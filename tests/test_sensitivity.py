@@ -222,10 +222,14 @@ def test_every_setting_against_the_input_at_each_noise_level():
     a, b = sensitivity.analyse(mixed), sensitivity.analyse(both)
     pd.testing.assert_frame_equal(a["vs_input"], b["vs_input"])
     pd.testing.assert_frame_equal(sensitivity.by_task(mixed, plan), sensitivity.by_task(both, plan))
-    per = sensitivity.per_noise_level(both)
-    assert list(per.columns) == ["σ=5", "σ=20"] and list(per.index) == list(a["vs_input"].setting)
-    assert per.loc["τ = 1", "σ=20"].startswith("+3.30 [") and per.loc["Oracle", "σ=20"].startswith("+4.80 [")
-    assert per.loc["default", "σ=20"] == per.loc["default", "σ=5"] and sensitivity.per_noise_level(mixed).empty
+    per = sensitivity.per_noise_level(both).set_index(["σ", "setting"])["− input (dB)"]
+    assert list(b["per_sigma"].σ.unique()) == ["σ=5", "σ=20"]
+    assert list(per["σ=20"].index) == list(a["vs_input"].setting)
+    assert per["σ=20", "τ = 1"] == pytest.approx(3.3) and per["σ=20", "Oracle"] == pytest.approx(4.8)
+    assert per["σ=20", "default"] == per["σ=5", "default"] and sensitivity.per_noise_level(mixed).empty
+    line = next(x for x in sensitivity.findings(b, "cpu") if x.startswith("- **Per noise level**"))
+    assert "σ=5: 2 of 4 (at most +3.30 dB, τ = 1; the Oracle +4.80)" in line and "σ=20: 2 of 4" in line
+    assert not any("Per noise level" in x for x in sensitivity.findings(a, "cpu"))
 
 
 def test_the_inputs_are_kept_once_per_noise_range_from_n2ns_evaluations():
