@@ -38,21 +38,21 @@ from rcl import config, evaluate, paper, profiles, results, stats, train, worker
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
 
-__all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "TASKS", "analyse", "by_task",
-           "default_jobs", "describe", "factor_points", "findings", "load", "plan", "rank_named", "run", "seeds_of",
-           "per_noise_level", "settings", "study_arguments"]
+__all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "TASKS",
+           "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load", "per_noise_level",
+           "plan", "rank_named", "run", "seeds_of", "settings", "study_arguments"]
 
-#: Factors in the order the notebook shows them.
-FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise")
-#: The tasks every setting is evaluated on.
-TASKS = ("denoise", "sr")
+FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise")  # in the order the notebook shows them
+TASKS = ("denoise", "sr")  # every setting is evaluated on these
 #: The study pre-trains on the built-in photographs at every profile (notebook 04's default dataset).
 DATASET = "builtin"
 #: The result's columns.
 COLUMNS = ["factor", "setting", "default", "method", "task", "seed", "trial", "image", "condition", "psnr", "mse",
            "ssim"]  # fmt: skip
 #: Which evaluation rows a reference setting keeps: its method's own label (study() labels the Oracle).
-_REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"]}
+_REFERENCE_LABELS = {"n2n": ["n2n"], "supervised": ["oracle"], "init": ["init"]}
+#: The networks the study sets beside RCL's settings: the two that denoise, and the untrained one (random init).
+REFERENCES = ("Oracle", "N2N", "Random init")
 #: What a published copy keeps (:func:`rcl.results.publish`): the mean per setting, task, seed and test condition;
 #: and the settings that name it (what :func:`load` matches on): publishing replaces the copy with the same.
 PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed", "condition")
@@ -96,7 +96,7 @@ def plan(profile: str = "cpu") -> pd.DataFrame:
             kept = [k for k in kept if k[3]] + [k for k in kept if not k[3]][:1]
         for label, method, over, default in kept:
             rows.append({"factor": factor, "setting": label, "method": method, "overrides": over, "default": default})
-    refs = [("N2N", ["n2n"], {}), ("Oracle", ["supervised"], {})]
+    refs = [("N2N", ["n2n"], {}), ("Oracle", ["supervised"], {}), ("Random init", ["init"], {})]
     refs += [(f"N2N, σ ∈ [0, {r['overrides']['sigma_max']:g}]", ["n2n"], {"sigma_max": r["overrides"]["sigma_max"]})
              for r in rows if r["factor"] == "noise" and not r["default"]]  # fmt: skip
     for label, methods, over in refs:
@@ -226,8 +226,7 @@ def describe(saved: results.Saved) -> str:
 
 def load(profile: str, results_dir: str | os.PathLike = "results", dataset: str = DATASET,
          studies_dir: str | os.PathLike | None = None):
-    """The saved ``sensitivity`` result at ``profile`` to show (a :class:`rcl.results.Saved`), or None: from
-    ``results_dir`` or, where ``studies_dir`` is given, its published copy (:func:`rcl.results.find`)."""
+    """The ``sensitivity`` result to show, from ``results_dir`` or its copy in ``studies_dir`` (results.find)."""
     return results.find("sensitivity", [results_dir, studies_dir], **dict(zip(PUBLISHED_PER, (profile, dataset))))
 
 
@@ -243,9 +242,8 @@ def _per_seed(table: pd.DataFrame, task: str, condition: str | None = None) -> p
 
 
 def _own_test_set(settings_: pd.DataFrame) -> pd.Series:
-    """Which RCL settings were scored on the default test set: not those of the noise factor other than the
-    default, which change the noise range of the test cases as well as of the training data (their PSNR is
-    not comparable with the others': a narrower range has cleaner inputs and scores higher whatever it learnt)."""
+    """Which RCL settings were scored on the default test set: not the noise factor's others, which change the test
+    cases' noise range too (a narrower range has cleaner inputs and scores higher whatever it learnt)."""
     return (settings_.factor != "reference") & ((settings_.factor != "noise") | settings_.default)
 
 
@@ -313,7 +311,7 @@ def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataF
         return pd.DataFrame(columns=columns)
     rcl = pd.concat([comparable[~comparable.default], comparable[comparable.default].head(1)])  # the default once
     ranges = per_seed[(per_seed.factor == "noise") & ~per_seed.default].setting.unique()
-    pairs = [(k, INPUT) for k in ["Oracle", "N2N", *rcl.sort_values("mean", ascending=False).setting]]
+    pairs = [(k, INPUT) for k in [*REFERENCES, *rcl.sort_values("mean", ascending=False).setting]]
     rows = []
     for setting, base in pairs + [(k, f"{INPUT}, {k}") for k in ranges]:
         if setting in wide and base in wide:
@@ -342,11 +340,13 @@ def _noise_level_line(per: pd.DataFrame | None) -> list[str]:
         return []
     parts = []
     for c, g in per[per.σ != "σ=0"].groupby("σ", sort=False):
-        rcl, oracle = g[~g.setting.isin(["Oracle", "N2N"])], g[g.setting == "Oracle"]["− input (dB)"]
+        rcl, ref = g[~g.setting.isin(REFERENCES)], g.set_index("setting")["− input (dB)"]
         top = rcl.loc[rcl["− input (dB)"].idxmax()]
         parts.append(f"{c}: {int((rcl['95% CI low'] > 0).sum())} of {len(rcl)} (at most {top['− input (dB)']:+.2f} dB, "
-                     f"{top.setting}; the Oracle {oracle.iloc[0] if len(oracle) else math.nan:+.2f})")
-    return ["- **Per noise level** (RCL settings above the input, 95% interval over seeds): " + "; ".join(parts) + "."]
+                     f"{top.setting}; random init {ref.get('Random init', math.nan):+.2f}, the Oracle "
+                     f"{ref.get('Oracle', math.nan):+.2f})")
+    return ["- **Per noise level** (RCL settings above the input, 95% interval over seeds; an untrained network's "
+            "features, random init, are the bar for having learnt anything): " + "; ".join(parts) + "."]
 
 
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
@@ -397,8 +397,8 @@ def by_task(table: pd.DataFrame, pl: pd.DataFrame) -> pd.DataFrame:
 
 
 def _distinct_settings(a: dict[str, Any]) -> pd.DataFrame:
-    """The RCL settings of :func:`analyse` scored on the default test set, each once (the default is listed
-    under every factor; the noise factor's other settings are tested at other noise ranges)."""
+    """The RCL settings of :func:`analyse` scored on the default test set, each once (the default is under every
+    factor)."""
     s = a["settings"]
     return s[_own_test_set(s)].drop_duplicates("setting")
 
@@ -468,7 +468,7 @@ def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -
         control = f"the Oracle {say['Oracle']} above them (holds: the study can see denoising)"
     else:
         control = f"the Oracle {say['Oracle']} above them (**fails: nothing below says anything about the method**)"
-    rcl = [k for k in by.index if k not in ("Oracle", "N2N")]
+    rcl = [k for k in by.index if k not in REFERENCES]
     labels: dict[str, list[str]] = {}
     for label, k in [("best", rcl[0] if rcl else None), ("default", "default"), ("paper's", paper_setting)]:
         if k in by.index:
@@ -480,7 +480,7 @@ def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -
              "beats it")  # fmt: skip
     return [
         f"- **Controls:** the test inputs as they are score {refs.get(INPUT, math.nan):.2f} dB; {control}; N2N "
-        f"{say.get('N2N', 'not run')}.",
+        f"{say.get('N2N', 'not run')}; an untrained network (random init) {say.get('Random init', 'not run')}.",
         f"- **RCL against the input:** {count}; {named}. A setting that does not beat the input has not learnt, by "
         "this measure, to denoise at all.",
     ]

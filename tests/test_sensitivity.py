@@ -216,6 +216,8 @@ def test_every_setting_against_the_input_at_each_noise_level():
     """The grid's rows stay out of the paper-setting tables; at each σ every setting is set against the input,
     paired by seed: τ = 1 gains 0.5 dB more at σ = 20 than on the mixed range, the others as there."""
     table, plan = _known_table()
+    init = table[table.setting == "N2N"].assign(setting="Random init", psnr=lambda d: d.psnr - 0.5)
+    table = pd.concat([table, init], ignore_index=True)  # the untrained network: 0.3 dB above the input
     mixed = table.assign(condition="σ~U[0,20]")
     at20 = table.assign(condition="σ=20", psnr=table.psnr - 8 + 0.5 * (table.setting == "τ = 1"))
     both = pd.concat([mixed, at20, at20.assign(condition="σ=5")], ignore_index=True)
@@ -228,7 +230,9 @@ def test_every_setting_against_the_input_at_each_noise_level():
     assert per["σ=20", "τ = 1"] == pytest.approx(3.3) and per["σ=20", "Oracle"] == pytest.approx(4.8)
     assert per["σ=20", "default"] == per["σ=5", "default"] and sensitivity.per_noise_level(mixed).empty
     line = next(x for x in sensitivity.findings(b, "cpu") if x.startswith("- **Per noise level**"))
-    assert "σ=5: 2 of 4 (at most +3.30 dB, τ = 1; the Oracle +4.80)" in line and "σ=20: 2 of 4" in line
+    assert "σ=5: 2 of 4 (at most +3.30 dB, τ = 1; random init +0.30, the Oracle +4.80)" in line
+    assert "σ=20: 2 of 4" in line
+    assert "an untrained network (random init) +0.30 dB [" in sensitivity.findings(b, "cpu")[0]
     assert not any("Per noise level" in x for x in sensitivity.findings(a, "cpu"))
 
 
