@@ -25,6 +25,7 @@ evaluation).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -224,6 +225,7 @@ def _utc(seconds: float) -> str:
 VALUES = ("psnr", "mse", "ssim", "psnr_vs_input")
 
 
+@functools.lru_cache(maxsize=1)
 def reduction() -> str:
     """The version of the code that reduces a published copy (this module's digest): a copy reduced by another
     is not current. (This module is not among the modules of :func:`code_version`, whose change would rename

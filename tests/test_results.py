@@ -215,3 +215,9 @@ def test_every_committed_study_is_a_complete_published_copy_its_notebook_can_rea
     else:
         assert copy.kind == "backbones" and len(backbones.summary(frame)) and len(backbones.copy_control(frame))
     assert notebooks.STUDIES[1] == results.STUDIES_DIR
+
+
+def test_the_notebooks_default_folder_of_published_studies_is_the_librarys():
+    from rcl import notebooks
+
+    assert notebooks.STUDIES[1] == results.STUDIES_DIR
