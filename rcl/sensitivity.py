@@ -21,6 +21,10 @@ profile decides the scale (``smoke`` one seed and one alternative per factor; ``
 setting, the seeds of ``rcl.profiles.TABLE["sensitivity"]``)::
 
     python -m rcl sensitivity --profile cpu        # or: make sensitivity
+
+Why one module: the plan, its run and its reading share the factors, the reference labels, the input's row and
+the per-seed layout of one saved table, and :data:`PUBLISHED_BY` ties the published copy to what the reading
+groups by; split, these would become an API that only this study uses.
 """
 
 from __future__ import annotations
@@ -417,6 +421,11 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     matters = a["factors"][a["factors"].matters].factor.tolist()
     paper_gap = paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0]
     lines = _input_lines(a.get("vs_input"), refs, paper_name) + _noise_level_line(a.get("per_sigma"))
+    lows = a["vs_input"][~a["vs_input"].setting.isin(REFERENCES)]["95% CI low"] if "vs_input" in a else pd.Series()
+    if len(lows) and lows.notna().all() and not (lows > 0).any():
+        lines.append("- **Read what follows as closeness to the input:** no RCL setting beats the input, so the "
+                     "factors, the best setting and the distances below order networks by how close they stay to "
+                     "their input, not by how well they denoise.")
     lines += [
         f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
         + (", ".join(matters) if matters else "none") + ".",

@@ -28,6 +28,7 @@ from rcl.results import saved
 from rcl.stats import direction, paired_difference, seeds_by_images
 
 __all__ = [
+    "BEATS_INPUT",
     "CLAIMS",
     "COPY_MIN_DB",
     "FLOOR",
@@ -39,6 +40,7 @@ __all__ = [
     "book_result",
     "claims_per_sigma",
     "controls",
+    "improves_on_input",
     "input_margins",
     "interval_over",
     "interval_table",
@@ -50,6 +52,7 @@ __all__ = [
     "method_table",
     "over_init",
     "per_sigma",
+    "per_condition_reading",
     "per_trial",
     "rank_correlation",
     "table1",
@@ -132,7 +135,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
 
     copy = df[df.method == "copy"] if "method" in df else df.iloc[:0]
     scored = copy.dropna(subset=["psnr_vs_input"]) if "psnr_vs_input" in copy else copy.iloc[:0]
-    check = f"copy-the-input: f(x) vs x end to end ≥ {copy_min_db:g}"
+    check = f"copy-the-input: f(x) vs x end to end (every task's test cases) ≥ {copy_min_db:g}"
     if len(scored):  # a mean over test cases (rows that are means over ``n`` images count ``n`` times)
         v = float(np.average(scored.psnr_vs_input, weights=scored.n if "n" in scored else None))
         add(check, v, v >= copy_min_db)
@@ -233,8 +236,45 @@ PAPER_DATASETS = {"denoise": ("VOC", "MIT", "Stanford"), "sr": ("Stanford",), "j
 NO_VERDICT = {
     "controls": "no verdict: controls fail",
     "seed": "no verdict: one pre-training seed",
+    "input": "no verdict: neither improves on the input",
     "paper": "no verdict: the paper's datasets disagree",
 }
+
+#: :func:`agreement`'s column saying which of a comparison's two methods improve on the task's input.
+BEATS_INPUT = "beats the input"
+
+
+def _input_of(df: pd.DataFrame, task: str) -> str | None:
+    """The reference row of ``task`` in ``df``: the task's input scored as the output (noisy input, bicubic,
+    noisy bicubic), None where it was not scored."""
+    scored = df[(df.task == task) & df.psnr.notna()]
+    return next((m for m in scored.method.unique() if m not in ORDER), None)
+
+
+def improves_on_input(df: pd.DataFrame, task: str, method: str) -> bool | None:
+    """Whether ``method`` improves on ``task``'s input in ``df``'s rows: the 95% interval of its PSNR minus the
+    input's, paired by pre-training seed (Student's t over the seeds' means on these test images, as the
+    sensitivity study's; over trials with one seed: :func:`rcl.stats.paired_difference`), lies wholly above
+    zero; None where the input was not scored. The test images are held fixed: the question is whether the
+    pre-training improves these inputs, not how far a difference carries to other photographs (four images
+    are too few for that: even the Oracle's interval over seeds × images includes zero on the mixed range)."""
+    d = _vs_input(df, task, method)
+    return None if d is None else bool(d["ci95"][0] > 0)
+
+
+def _vs_input(df: pd.DataFrame, task: str, method: str) -> dict | None:
+    """:func:`improves_on_input`'s paired difference of ``method`` minus ``task``'s input (None: not scored)."""
+    ref = _input_of(df, task)
+    return None if ref is None else paired_difference(df.drop(columns="image", errors="ignore"), method, ref, task)
+
+
+def _beats(df: pd.DataFrame, task: str, a: str, b: str) -> tuple[bool, str]:
+    """Whether either of ``a`` and ``b`` improves on ``task``'s input, and which do, in words."""
+    ok = {m: improves_on_input(df, task, m) for m in (a, b)}
+    if None in ok.values():
+        return False, "input not scored"
+    which = [_name(m) for m, v in ok.items() if v]
+    return bool(which), "both" if len(which) == 2 else which[0] if which else "neither"
 
 
 def _paper_diffs(task: str, a: str, b: str) -> dict[str, float]:
@@ -257,18 +297,22 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     includes zero. "paper in CI" says whether the paper's size, not only its sign, lies in our interval.
     A comparison carries **no verdict** (:data:`NO_VERDICT`) when the experiment's controls (``checks``,
     default :func:`controls` of ``df``) fail or cannot be computed, when either method has one pre-training
-    seed (its interval covers trials of one network and leaves out the seed's variation), or when the
-    paper's own datasets disagree on the sign. Columns: the unit and count the interval is over, the
-    paper's difference on the dataset named (and on its other datasets).
+    seed (its interval covers trials of one network and leaves out the seed's variation), when neither method
+    improves on the task's input (:func:`improves_on_input`; column :data:`BEATS_INPUT` says which do: two
+    networks that both fall short of their input are ordered by how close they stay to it, which is not the
+    restoration the paper compares), or when the paper's own datasets disagree on the sign. Columns: the unit
+    and count the interval is over, which methods beat the input, the paper's difference on the dataset named
+    (and on its other datasets).
     """
     checks = controls(df) if checks is None else checks
     controls_hold = bool(len(checks)) and bool(checks.holds.all())
-    rows = []
+    rows, cases = [], paper_cases(df)
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
         if a not in present or b not in present:
             continue
-        d = paired_difference(paper_cases(df), a, b, task)
+        d = paired_difference(cases, a, b, task)
+        learnt, beats = _beats(cases, task, a, b)
         diffs = _paper_diffs(task, a, b)
         first = next(iter(diffs), None)
         p_d = diffs[first] if first else float("nan")
@@ -278,6 +322,8 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             verdict = NO_VERDICT["controls"]
         elif not d["unit"].startswith("seed"):
             verdict = NO_VERDICT["seed"]
+        elif not learnt:
+            verdict = NO_VERDICT["input"]
         elif len(signs) != 1:
             verdict = NO_VERDICT["paper"]
         elif not direction(lo, hi):
@@ -292,6 +338,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "ours (dB)": round(d["mean_diff_db"], 2),
                 "95% CI": f"[{lo:.2f}, {hi:.2f}]",
                 "over": interval_over(d),
+                BEATS_INPUT: beats,
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
                 "paper in CI": bool(lo <= p_d <= hi),
@@ -331,6 +378,23 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "n", "unit"])
 
 
+def per_condition_reading(long: pd.DataFrame) -> str:
+    """Where one comparison's 95% intervals at the fixed noise levels (its rows of :func:`claims_per_sigma`)
+    exclude zero, in words: a mixed-range mean whose interval includes zero can balance opposite differences at
+    low and high σ, and one that excludes zero can come from the near-clean cases alone."""
+    fixed = [r for r in long.to_dict("records") if r["condition"].startswith("σ=")]
+    clear = [(r["condition"], r["diff (dB)"], direction(r["lo"], r["hi"])) for r in fixed]
+    clear = [c for c in clear if c[2]]
+    if not fixed:
+        return "no noise level was tested on its own."
+    if not clear:
+        return "at no single noise level does its interval exclude zero either."
+    text = "per noise level its interval excludes zero at " + ", ".join(f"{c} ({d:+.2f} dB)" for c, d, _ in clear)
+    if len({s for *_, s in clear}) > 1:
+        text += " — in opposite directions, which the mixed-range mean balances"
+    return text + "."
+
+
 #: The random-init control (:class:`rcl.methods.core.RandomInit`): the U-Net as its seed initialises it, the
 #: baseline :func:`over_init` reads every method against.
 FLOOR = "init"
@@ -360,14 +424,22 @@ def interval_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_counts(table: pd.DataFrame) -> str:
-    """One sentence from :func:`agreement`'s table: how many comparisons agree, disagree, are inconclusive,
-    and carry no verdict, and why."""
-    c = table.verdict.value_counts()
-    text = (f"Of {len(table)} comparisons the paper makes, ours **agree** on {c.get('agrees', 0)}, **disagree** on "
-            f"{c.get('disagrees', 0)} and are **inconclusive** on {c.get('inconclusive', 0)}")
+    """One sentence from :func:`agreement`'s table: how many of the paper's comparisons it holds (naming those
+    whose methods were not run), and of those how many agree, disagree, are inconclusive, and carry no verdict,
+    and why."""
+    c = table.verdict.value_counts() if len(table) else pd.Series(dtype=int)
+    held = set(zip(table.task, table.comparison)) if len(table) else set()
+    missing = [f"{_name(a)} − {_name(b)} on {t}" for t, a, b in CLAIMS if (t, f"{_name(a)} − {_name(b)}") not in held]
+    text = f"Of the paper's {len(CLAIMS)} comparisons, "
+    if missing:
+        text += (f"{len(CLAIMS) - len(missing)} are between methods run here (not {', '.join(missing)}); of "
+                 f"{'it' if len(CLAIMS) - len(missing) == 1 else 'them'}, ")
+    text += (f"ours **agree** on {c.get('agrees', 0)}, **disagree** on {c.get('disagrees', 0)} and are "
+             f"**inconclusive** on {c.get('inconclusive', 0)}")
     why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items()}
     if sum(why.values()):
         reasons = {"controls": "the controls fail", "seed": "a method pre-trained with one seed",
+                   "input": "neither method improves on the task's input",
                    "paper": "the paper's datasets disagree on the sign"}
         n = sum(why.values())
         text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(
@@ -386,10 +458,12 @@ def rank_correlation(df: pd.DataFrame) -> tuple[float, int]:
     return float(rho.statistic), len(common)
 
 
-def input_margins(df: pd.DataFrame) -> pd.DataFrame:
+def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
     """Per task, the best self-supervised method's mean PSNR minus the task input's (the reference row): the
-    methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control."""
-    pt = per_trial(df)
+    methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control; and
+    ``method``'s (the paper's, by default) with its 95% interval over pre-training seeds
+    (:func:`improves_on_input`'s), where it was run."""
+    pt, cases = per_trial(df), paper_cases(df)
     refs = pt[~pt.method.isin(ORDER)].groupby("task").psnr.mean()
     learnt = _methods.self_supervised()
     best = pt[pt.method.isin(learnt)].groupby(["task", "method"]).psnr.mean()
@@ -405,6 +479,10 @@ def input_margins(df: pd.DataFrame) -> pd.DataFrame:
                 "margin (dB)": round(top_psnr - refs[task], 2),
             }
         )
+        d = _vs_input(cases, task, method) if method in set(cases[cases.task == task].method) else None
+        if d is not None:
+            rows[-1] |= {f"{_name(method)} margin (dB)": round(d["mean_diff_db"], 2),
+                         f"{_name(method)} 95% CI": f"[{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]"}
     return pd.DataFrame(rows)
 
 

@@ -185,6 +185,11 @@ def test_controls_and_every_setting_against_the_input_paired_by_seed():
     # a study saved before the inputs were kept says so, instead of a verdict without its control
     old = sensitivity.analyse(table[~table.setting.str.startswith("Input")])
     assert old["vs_input"].empty and "no rows of the test inputs" in sensitivity.findings(old, "cpu")[0]
+    # no setting above the input: what ranks the settings is how close they stay to it, and the findings say so
+    assert not any("closeness to the input" in x for x in lines + one)
+    below = table.assign(psnr=table.psnr.where(~table.setting.isin(["τ = 1", "σ ∈ [0, 10]"]), 29.0))
+    low = sensitivity.findings(sensitivity.analyse(below), "cpu")
+    assert "0 of 4 settings" in low[1] and low[2].startswith("- **Read what follows as closeness to the input")
 
 
 def test_a_published_copy_shows_what_the_whole_study_shows(tmp_path):

@@ -407,3 +407,54 @@ def test_the_input_margin_is_the_best_self_supervised_methods():
                       extra.assign(method="copy", psnr=extra.psnr + 20)], ignore_index=True)  # fmt: skip
     m = summary.input_margins(rows).set_index("task")
     assert m.loc["denoise", "best method"] == "RCL-EMD"
+
+
+def test_the_input_margins_give_rcl_emds_own_margin_with_its_interval_over_seeds():
+    rows = study_rows(gap=1.0, one_seed=("copy",))  # RCL-EMD at 31, the input at 25 dB
+    m = summary.input_margins(rows).set_index("task")
+    assert m.loc["denoise", "RCL-EMD margin (dB)"] == pytest.approx(6.0, abs=0.2)
+    lo, hi = (float(v) for v in m.loc["denoise", "RCL-EMD 95% CI"].strip("[]").split(","))
+    assert 0 < lo < 6.0 < hi
+    assert "N2N margin (dB)" in summary.input_margins(rows, "n2n")
+
+
+def test_no_verdict_where_neither_method_improves_on_the_input():
+    """Two networks that both score below the noisy input are ordered by how close they stay to it: the
+    comparison is reported, says that neither beats the input, and carries no verdict; one that sets such a
+    network against a method that denoises keeps its verdict."""
+    rows = study_rows(gap=1.0, noise=0.05, one_seed=("copy",))
+    below = rows.method.isin(["rcl-emd", "rcl-mmd"])
+    rows.loc[below, "psnr"] -= 7.0  # RCL-EMD 24, RCL-MMD 23 dB: both below the input's 25, N2N at 30
+    a = summary.agreement(rows)
+    pair = _row(a, "RCL-EMD − RCL-MMD")
+    assert pair.verdict == summary.NO_VERDICT["input"] and pair[summary.BEATS_INPUT] == "neither"
+    assert pair["ours (dB)"] == pytest.approx(1.0, abs=0.1)  # the difference is still shown
+    vs_n2n = _row(a, "RCL-EMD − N2N")
+    assert vs_n2n.verdict == "disagrees" and vs_n2n[summary.BEATS_INPUT] == "N2N"
+    assert _row(summary.agreement(study_rows(one_seed=("copy",))), "RCL-EMD − N2N")[summary.BEATS_INPUT] == "both"
+    cases = rows[rows.condition == "σ~U[0,20]"]
+    assert summary.improves_on_input(cases, "denoise", "n2n") and not summary.improves_on_input(cases, "denoise",
+                                                                                               "rcl-emd")
+    assert summary.improves_on_input(cases.assign(task="sr"), "denoise", "n2n") is None  # no input scored
+    assert "1: neither method improves on the task's input" in summary.verdict_counts(a)
+
+
+def test_verdict_counts_names_the_papers_comparisons_whose_methods_were_not_run():
+    line = summary.verdict_counts(summary.agreement(study_rows(one_seed=("copy",))))
+    assert line.startswith(f"Of the paper's {len(summary.CLAIMS)} comparisons, 3 are between methods run here (not ")
+    assert "N2N − VADeR+ on denoise" in line and "RCL-EMD − N2S on denoise" in line
+
+
+def test_per_condition_reading_names_the_noise_levels_whose_interval_excludes_zero():
+    """A mixed-range difference that includes zero can balance opposite differences at low and high σ: the
+    reading names each noise level whose interval excludes zero, and says when they point both ways."""
+    def long(cells):
+        return pd.DataFrame([{"comparison": "A − B", "condition": c, "diff (dB)": d, "lo": d - w, "hi": d + w}
+                             for c, d, w in cells])  # fmt: skip
+    both = summary.per_condition_reading(long([("σ=0", 8.0, 3.0), ("σ=10", 0.0, 0.1), ("σ=20", -0.1, 0.05),
+                                                ("σ~U[0,20]", 0.2, 0.5)]))  # fmt: skip
+    assert "σ=0 (+8.00 dB), σ=20 (-0.10 dB)" in both and "σ=10" not in both and "opposite directions" in both
+    one = summary.per_condition_reading(long([("σ=10", 1.0, 0.1), ("σ=20", 0.0, 0.1)]))
+    assert "σ=10 (+1.00 dB)" in one and "opposite" not in one
+    assert summary.per_condition_reading(long([("σ=10", 0.0, 0.1), ("σ~U[0,20]", 1.0, 0.1)])).startswith("at no")
+    assert summary.per_condition_reading(long([("σ~U[0,20]", 1.0, 0.1)])) == "no noise level was tested on its own."
