@@ -79,14 +79,24 @@ def nlf_curves(params: _noise.NLFParams, ax: plt.Axes | None = None, labels: Seq
 def nlf_explorer(y: Tensor, seed: int = 0):
     """An ipywidgets explorer: sliders for λ_shot and λ_read, showing the noisy image and its NLF curve.
 
-    ``y`` is one clean ``3×H×W`` image. Slider ranges cover the paper's σ ∈ [0, 20] (0–255 scale).
+    ``y`` is one clean ``3×H×W`` image. Slider ranges cover the paper's σ ∈ [0, 20] (0–255 scale). The figure is
+    drawn into an ``Image`` widget as PNG bytes, redrawn when a slider moves — not by ``ipywidgets.interactive``,
+    whose ``Output`` widget captures the figure as it is drawn: a notebook that displayed one in a cell hung
+    papermill (nbclient 0.11; ipykernel 7 and 6) in about half its runs, with the kernel idle and the reply never
+    read, where this widget ran 15 times in 15.
     """
+    import io
+
     import ipywidgets as widgets
 
     vmax = (20 / 255) ** 2
+    slider = dict(min=0.0, max=2 * vmax, step=vmax / 100, readout_format=".2e", continuous_update=False)
+    shot = widgets.FloatSlider(value=vmax / 2, description="λ_shot", **slider)
+    read = widgets.FloatSlider(value=vmax / 4, description="λ_read", **slider)
+    image = widgets.Image(format="png")
 
-    def show(lambda_shot: float, lambda_read: float) -> None:
-        p = _noise.NLFParams(torch.tensor([lambda_shot]), torch.tensor([lambda_read]))
+    def draw(_=None) -> None:
+        p = _noise.NLFParams(torch.tensor([shot.value]), torch.tensor([read.value]))
         x = _noise.add_noise(y[None], p, _noise.make_generator(seed), clip=True)[0]
         sigma = float(_noise.image_sigma(y[None], p)[0])
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
@@ -97,14 +107,15 @@ def nlf_explorer(y: Tensor, seed: int = 0):
         nlf_curves(p, axes[2])
         axes[2].set_ylim(0, 30)
         fig.tight_layout()
-        plt.show()
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        plt.close(fig)
+        image.value = png.getvalue()
 
-    slider = dict(min=0.0, max=2 * vmax, step=vmax / 100, readout_format=".2e", continuous_update=False)
-    return widgets.interactive(
-        show,
-        lambda_shot=widgets.FloatSlider(value=vmax / 2, description="λ_shot", **slider),
-        lambda_read=widgets.FloatSlider(value=vmax / 4, description="λ_read", **slider),
-    )
+    shot.observe(draw, "value")
+    read.observe(draw, "value")
+    draw()
+    return widgets.VBox([shot, read, image])
 
 
 def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabel: str) -> plt.Figure:
