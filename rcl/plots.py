@@ -25,9 +25,11 @@ __all__ = ["image_grid", "nlf_curves", "nlf_explorer", "sensitivity_factors", "s
 
 
 def set_style() -> None:
-    """The book's figure style."""
+    """The book's figure style, and its tables': a cell's text is shown whole (a control's name, a provenance
+    line), not cut at pandas' 50 characters."""
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "image.interpolation": "nearest"})
+    pd.set_option("display.max_colwidth", None)
 
 
 def to_numpy_image(img: Tensor) -> np.ndarray:

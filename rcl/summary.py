@@ -447,15 +447,16 @@ def verdict_counts(table: pd.DataFrame) -> str:
     return text + "."
 
 
-def rank_correlation(df: pd.DataFrame) -> tuple[float, int]:
-    """Spearman ρ between our denoising PSNR ordering and the paper's VOC column, over the shared methods."""
+def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
+    """Spearman ρ between our denoising PSNR ordering and the paper's VOC column, over the shared methods: ρ,
+    the number of methods, and the two-sided p-value of ρ = 0 (a handful of methods can only show a large ρ)."""
     pt = per_trial(df)
     ours = pt[pt.task == "denoise"].groupby("method").psnr.mean()
     common = [m for m in paper.TABLE1 if m in ours.index]
     if len(common) < 3:
-        return float("nan"), len(common)
+        return float("nan"), len(common), float("nan")
     rho = scipy_stats.spearmanr([ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common])
-    return float(rho.statistic), len(common)
+    return float(rho.statistic), len(common), float(rho.pvalue)
 
 
 def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:

@@ -19,3 +19,12 @@ def test_the_nlf_explorer_redraws_its_png_when_a_slider_moves_and_captures_no_ou
     shot.value = shot.max
     assert bytes(image.value).startswith(b"\x89PNG") and bytes(image.value) != before
     assert shot.description == "λ_shot" and read.description == "λ_read"
+
+
+def test_the_book_style_shows_a_tables_text_whole():
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 50):
+        plots.set_style()
+        long = "copy-the-input: f(x) vs x end to end (every task's test cases) ≥ 38"
+        assert long in pd.DataFrame({"check": [long]}).to_html()

@@ -458,3 +458,9 @@ def test_per_condition_reading_names_the_noise_levels_whose_interval_excludes_ze
     assert "σ=10 (+1.00 dB)" in one and "opposite" not in one
     assert summary.per_condition_reading(long([("σ=10", 0.0, 0.1), ("σ~U[0,20]", 1.0, 0.1)])).startswith("at no")
     assert summary.per_condition_reading(long([("σ~U[0,20]", 1.0, 0.1)])) == "no noise level was tested on its own."
+
+
+def test_rank_correlation_gives_its_p_value_over_the_shared_methods():
+    rho, n, p = summary.rank_correlation(study_rows(gap=1.0, one_seed=("copy",)))
+    assert n == 4 and -1 <= rho <= 1 and 0 <= p <= 1  # N2N, RCL-EMD, RCL-MMD and the Oracle are in Table 1
+    assert np.isnan(summary.rank_correlation(proxy_rows())[2])  # two shared methods: no correlation
