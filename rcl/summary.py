@@ -16,6 +16,8 @@ would become an API that only these tables use.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
@@ -39,6 +41,7 @@ __all__ = [
     "agreement",
     "book_result",
     "claims_per_sigma",
+    "clear_conditions",
     "controls",
     "improves_on_input",
     "input_margins",
@@ -55,6 +58,7 @@ __all__ = [
     "per_condition_reading",
     "per_trial",
     "rank_correlation",
+    "residual_contrast_reading",
     "table1",
     "table2",
     "verdict_counts",
@@ -236,6 +240,7 @@ PAPER_DATASETS = {"denoise": ("VOC", "MIT", "Stanford"), "sr": ("Stanford",), "j
 NO_VERDICT = {
     "controls": "no verdict: controls fail",
     "seed": "no verdict: one pre-training seed",
+    "no input": "no verdict: the task's input was not scored",
     "input": "no verdict: neither improves on the input",
     "paper": "no verdict: the paper's datasets disagree",
 }
@@ -246,9 +251,27 @@ BEATS_INPUT = "beats the input"
 
 def _input_of(df: pd.DataFrame, task: str) -> str | None:
     """The reference row of ``task`` in ``df``: the task's input scored as the output (noisy input, bicubic,
-    noisy bicubic), None where it was not scored."""
+    noisy bicubic) — the one scored label of the task that is not a method of :data:`ORDER`; None where there is
+    none, or more than one (which is the input is then not known)."""
     scored = df[(df.task == task) & df.psnr.notna()]
-    return next((m for m in scored.method.unique() if m not in ORDER), None)
+    refs = [m for m in scored.method.unique() if m not in ORDER]
+    return refs[0] if len(refs) == 1 else None
+
+
+def _vs_input(df: pd.DataFrame, task: str, method: str) -> dict | None:
+    """``method``'s PSNR minus ``task``'s input's (:func:`rcl.stats.paired_difference`), paired by pre-training
+    seed on the test cases both have a finite score on, the test images held fixed (each seed's mean over them);
+    None where the input was not scored."""
+    ref = _input_of(df, task)
+    if ref is None:
+        return None
+    sel = df[(df.task == task) & df.method.isin([method, ref])]
+    keys = [k for k in ("seed", "trial", "image", "condition") if k in sel]
+    cells = sel.pivot_table(index=keys, columns="method", values="psnr", aggfunc="mean").dropna()
+    if method not in cells or ref not in cells:
+        return None
+    both = cells[[method, ref]].stack().rename("psnr").reset_index().assign(task=task)
+    return paired_difference(both.drop(columns="image", errors="ignore"), method, ref, task)
 
 
 def improves_on_input(df: pd.DataFrame, task: str, method: str) -> bool | None:
@@ -256,23 +279,18 @@ def improves_on_input(df: pd.DataFrame, task: str, method: str) -> bool | None:
     input's, paired by pre-training seed (Student's t over the seeds' means on these test images, as the
     sensitivity study's; over trials with one seed: :func:`rcl.stats.paired_difference`), lies wholly above
     zero; None where the input was not scored. The test images are held fixed: the question is whether the
-    pre-training improves these inputs, not how far a difference carries to other photographs (four images
-    are too few for that: even the Oracle's interval over seeds × images includes zero on the mixed range)."""
+    pre-training improves these inputs, not how far a difference carries to other photographs (the verdicts'
+    intervals, over seeds × images, ask that)."""
     d = _vs_input(df, task, method)
     return None if d is None else bool(d["ci95"][0] > 0)
 
 
-def _vs_input(df: pd.DataFrame, task: str, method: str) -> dict | None:
-    """:func:`improves_on_input`'s paired difference of ``method`` minus ``task``'s input (None: not scored)."""
-    ref = _input_of(df, task)
-    return None if ref is None else paired_difference(df.drop(columns="image", errors="ignore"), method, ref, task)
-
-
-def _beats(df: pd.DataFrame, task: str, a: str, b: str) -> tuple[bool, str]:
-    """Whether either of ``a`` and ``b`` improves on ``task``'s input, and which do, in words."""
+def _beats(df: pd.DataFrame, task: str, a: str, b: str) -> tuple[bool | None, str]:
+    """Whether either of ``a`` and ``b`` improves on ``task``'s input (None: the input was not scored), and which
+    do, in words."""
     ok = {m: improves_on_input(df, task, m) for m in (a, b)}
     if None in ok.values():
-        return False, "input not scored"
+        return None, "input not scored"
     which = [_name(m) for m, v in ok.items() if v]
     return bool(which), "both" if len(which) == 2 else which[0] if which else "neither"
 
@@ -322,6 +340,8 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             verdict = NO_VERDICT["controls"]
         elif not d["unit"].startswith("seed"):
             verdict = NO_VERDICT["seed"]
+        elif learnt is None:
+            verdict = NO_VERDICT["no input"]
         elif not learnt:
             verdict = NO_VERDICT["input"]
         elif len(signs) != 1:
@@ -378,21 +398,64 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "n", "unit"])
 
 
+def clear_conditions(long: pd.DataFrame) -> list[tuple[str, float, int]]:
+    """The fixed noise levels (``σ=…``) at which a comparison's 95% interval (its rows of :func:`claims_per_sigma`)
+    excludes zero: ``(condition, difference, sign)`` each."""
+    rows = [r for r in long.to_dict("records") if r["condition"].startswith("σ=")]
+    return [(r["condition"], r["diff (dB)"], s) for r in rows if (s := direction(r["lo"], r["hi"]))]
+
+
 def per_condition_reading(long: pd.DataFrame) -> str:
     """Where one comparison's 95% intervals at the fixed noise levels (its rows of :func:`claims_per_sigma`)
-    exclude zero, in words: a mixed-range mean whose interval includes zero can balance opposite differences at
-    low and high σ, and one that excludes zero can come from the near-clean cases alone."""
-    fixed = [r for r in long.to_dict("records") if r["condition"].startswith("σ=")]
-    clear = [(r["condition"], r["diff (dB)"], direction(r["lo"], r["hi"])) for r in fixed]
-    clear = [c for c in clear if c[2]]
-    if not fixed:
+    exclude zero, in words (:func:`clear_conditions`): a mixed-range mean whose interval includes zero can balance
+    opposite differences at low and high σ, and one that excludes zero can come from the near-clean cases alone."""
+    n = sum(c.startswith("σ=") for c in long.condition) if len(long) else 0
+    clear = clear_conditions(long) if n else []
+    if not n:
         return "no noise level was tested on its own."
     if not clear:
-        return "at no single noise level does its interval exclude zero either."
-    text = "per noise level its interval excludes zero at " + ", ".join(f"{c} ({d:+.2f} dB)" for c, d, _ in clear)
+        return f"at none of the {n} noise levels tested on their own does its interval exclude zero."
+    text = ("per noise level its interval excludes zero at " + ", ".join(f"{c} ({d:+.2f} dB)" for c, d, _ in clear)
+            + f" (each level's own interval, not corrected for testing {n})")
     if len({s for *_, s in clear}) > 1:
         text += " — in opposite directions, which the mixed-range mean balances"
     return text + "."
+
+
+def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = None, task: str = "denoise") -> str:
+    """What RCL-EMD minus its consistency-only ablation says about the residual contrast, in words: its mixed-range
+    difference (as :func:`agreement`'s) and where it lies per noise level (:func:`per_condition_reading`) — no
+    conclusion where the controls (``checks``, default :func:`controls`) fail or one pre-training seed is all
+    there is, and said to rank closeness to the input where neither network improves on it."""
+    a, b = "rcl-emd", "consistency"
+    if not {a, b} <= set(df[df.task == task].method):
+        return f"{_name(a)} and {_name(b)} are not both among the methods: no comparison."
+    checks = controls(df) if checks is None else checks
+    d = paired_difference(paper_cases(df), a, b, task)
+    lo, hi = d["ci95"]
+    head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{d['mean_diff_db']:+.3f} dB** (95% CI [{lo:.3f}, "
+            f"{hi:.3f}] over {interval_over(d)}) — ")
+    if not (len(checks) and checks.holds.all()):
+        return head + ("no conclusion: **the controls do not all hold**, so it is not evidence about the residual "
+                       "contrast.")
+    if not d["unit"].startswith("seed"):
+        return head + "one pre-training seed: no conclusion."
+    long = claims_per_sigma(df, task, [(task, a, b)])
+    per_level, side = per_condition_reading(long), direction(lo, hi)
+    if side == 0 and not clear_conditions(long):
+        text = (f"the interval includes zero, and {per_level} **At this profile the residual contrast does not "
+                "measurably change the result**; RCL-EMD behaves as its consistency term.")
+    elif side == 0:
+        text = (f"the interval includes zero on the mixed range, but {per_level} **The residual contrast does change "
+                "the network**; the paper's mixed-range mean does not show it.")
+    else:
+        text = ("the residual contrast **improves** on consistency only" if side > 0 else
+                "the residual contrast **hurts** compared with consistency only") + f" on the mixed range; {per_level}"
+    cases = paper_cases(df)
+    if not any(improves_on_input(cases, task, m) for m in (a, b)):
+        text += (" Neither network improves on the task's input, so these differences say which stays closer to its "
+                 "input, not which restores better.")
+    return head + text
 
 
 #: The random-init control (:class:`rcl.methods.core.RandomInit`): the U-Net as its seed initialises it, the
@@ -432,13 +495,15 @@ def verdict_counts(table: pd.DataFrame) -> str:
     missing = [f"{_name(a)} − {_name(b)} on {t}" for t, a, b in CLAIMS if (t, f"{_name(a)} − {_name(b)}") not in held]
     text = f"Of the paper's {len(CLAIMS)} comparisons, "
     if missing:
-        text += (f"{len(CLAIMS) - len(missing)} are between methods run here (not {', '.join(missing)}); of "
-                 f"{'it' if len(CLAIMS) - len(missing) == 1 else 'them'}, ")
+        run = len(CLAIMS) - len(missing)
+        text += (f"{run} {'was' if run == 1 else 'were'} run here (not {', '.join(missing)}: a method or task not "
+                 f"run); of {'it' if run == 1 else 'them'}, ")
     text += (f"ours **agree** on {c.get('agrees', 0)}, **disagree** on {c.get('disagrees', 0)} and are "
              f"**inconclusive** on {c.get('inconclusive', 0)}")
     why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items()}
     if sum(why.values()):
         reasons = {"controls": "the controls fail", "seed": "a method pre-trained with one seed",
+                   "no input": "the task's input was not scored",
                    "input": "neither method improves on the task's input",
                    "paper": "the paper's datasets disagree on the sign"}
         n = sum(why.values())
@@ -449,23 +514,31 @@ def verdict_counts(table: pd.DataFrame) -> str:
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
     """Spearman ρ between our denoising PSNR ordering and the paper's VOC column, over the shared methods: ρ,
-    the number of methods, and the two-sided p-value of ρ = 0 (a handful of methods can only show a large ρ)."""
+    the number of methods, and the two-sided p-value of no association (a handful of methods can only show a
+    large ρ) — exact, over every ordering, up to eight methods; the t approximation beyond."""
     pt = per_trial(df)
     ours = pt[pt.task == "denoise"].groupby("method").psnr.mean()
     common = [m for m in paper.TABLE1 if m in ours.index]
     if len(common) < 3:
         return float("nan"), len(common), float("nan")
-    rho = scipy_stats.spearmanr([ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common])
-    return float(rho.statistic), len(common), float(rho.pvalue)
+    x, y = [ours[m] for m in common], [paper.TABLE1[m]["VOC"][0] for m in common]
+    rho = scipy_stats.spearmanr(x, y)
+    if len(common) > 8:
+        return float(rho.statistic), len(common), float(rho.pvalue)
+    rx, ry = scipy_stats.rankdata(x), scipy_stats.rankdata(y)
+    orders = np.array(list(itertools.permutations(range(len(common)))))
+    rhos = np.array([np.corrcoef(rx, ry[o])[0, 1] for o in orders])
+    return float(rho.statistic), len(common), float(np.mean(np.abs(rhos) >= abs(rho.statistic) - 1e-12))
 
 
 def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
     """Per task, the best self-supervised method's mean PSNR minus the task input's (the reference row): the
     methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control; and
-    ``method``'s (the paper's, by default) with its 95% interval over pre-training seeds
-    (:func:`improves_on_input`'s), where it was run."""
+    ``method``'s (the paper's, by default) with its 95% interval (:func:`improves_on_input`'s, over pre-training
+    seeds, or trials of one network: column ``over``), where it was run."""
     pt, cases = per_trial(df), paper_cases(df)
-    refs = pt[~pt.method.isin(ORDER)].groupby("task").psnr.mean()
+    inputs = {t: _input_of(pt, t) for t in pt.task.unique()}
+    refs = pd.Series({t: pt[(pt.task == t) & (pt.method == m)].psnr.mean() for t, m in inputs.items() if m})
     learnt = _methods.self_supervised()
     best = pt[pt.method.isin(learnt)].groupby(["task", "method"]).psnr.mean()
     rows = []
@@ -483,7 +556,9 @@ def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
         d = _vs_input(cases, task, method) if method in set(cases[cases.task == task].method) else None
         if d is not None:
             rows[-1] |= {f"{_name(method)} margin (dB)": round(d["mean_diff_db"], 2),
-                         f"{_name(method)} 95% CI": f"[{d['ci95'][0]:.2f}, {d['ci95'][1]:.2f}]"}
+                         f"{_name(method)} 95% CI low": round(d["ci95"][0], 2),
+                         f"{_name(method)} 95% CI high": round(d["ci95"][1], 2),
+                         f"{_name(method)} over": interval_over(d)}
     return pd.DataFrame(rows)
 
 

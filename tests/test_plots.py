@@ -1,5 +1,6 @@
 """Figures and widgets of the outer shell: properties of what they draw, not pixels."""
 
+import pytest
 import torch
 
 from rcl import plots
@@ -8,7 +9,7 @@ from rcl import plots
 def test_the_nlf_explorer_redraws_its_png_when_a_slider_moves_and_captures_no_output():
     """Two sliders and an image of PNG bytes, redrawn when a slider moves. No ``Output`` widget: one that captured
     a figure as the cell ran hung papermill in about half its runs (rcl.plots.nlf_explorer)."""
-    import ipywidgets as widgets
+    widgets = pytest.importorskip("ipywidgets")
 
     explorer = plots.nlf_explorer(torch.rand(3, 32, 32), seed=0)
     shot, read, image = explorer.children
