@@ -267,6 +267,9 @@ def _vs_input(df: pd.DataFrame, task: str, method: str) -> dict | None:
         return None
     sel = df[(df.task == task) & df.method.isin([method, ref])]
     keys = [k for k in ("seed", "trial", "image", "condition") if k in sel]
+    # a key a row lacks (an at-scale file's per-image rows have no trial, its per-trial rows no image) is a
+    # value of its own, so that such rows pair with their own kind and are not dropped
+    sel = sel.assign(**{k: sel[k].astype(object).where(sel[k].notna(), "-") for k in keys if k != "seed"})
     cells = sel.pivot_table(index=keys, columns="method", values="psnr", aggfunc="mean").dropna()
     if method not in cells or ref not in cells:
         return None
