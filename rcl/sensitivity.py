@@ -251,11 +251,12 @@ def _own_test_set(settings_: pd.DataFrame) -> pd.Series:
     return (settings_.factor != "reference") & ((settings_.factor != "noise") | settings_.default)
 
 
-def _against_n2n_at_same_range(per_seed: pd.DataFrame) -> pd.DataFrame:
-    """The noise factor's per-seed PSNR minus N2N's trained and tested at the same noise range."""
+def _against_at_same_range(per_seed: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """The noise factor's per-seed PSNR minus the ``reference``'s (:data:`INPUT`, or N2N trained there) at the same
+    noise range."""
     refs = per_seed[per_seed.factor == "reference"].pivot_table(index="seed", columns="setting", values="psnr")
     s = per_seed[per_seed.factor == "noise"].copy()
-    ref = ["N2N" if default else f"N2N, {name}" for name, default in zip(s.setting, s.default)]  # missing: NaN
+    ref = [reference if default else f"{reference}, {name}" for name, default in zip(s.setting, s.default)]
     s["psnr"] = [v - (refs.at[seed, r] if r in refs and seed in refs.index else math.nan)
                  for v, seed, r in zip(s.psnr, s.seed, ref)]  # fmt: skip
     return s
@@ -266,7 +267,9 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
     factor the spread of its settings against the seed noise; the best setting against N2N, paired by seed.
 
     The noise factor changes the test cases' noise range too, so its settings are compared by their PSNR
-    *minus N2N's at the same range* (column ``measure``), and they take no part in the best setting overall.
+    *minus the input's at the same range* (column ``measure``; N2N's at that range for a study saved without
+    the input's rows — a reference that can itself fail to beat its input), and they take no part in the best
+    setting overall.
     """
     per_seed = _per_seed(table, task)
     settings_ = per_seed.groupby(["factor", "setting", "default"]).psnr.agg(["mean", "std", "count"]).reset_index()
@@ -278,9 +281,10 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
     for factor in [f for f in FACTORS if f in set(rcl.factor)]:
         s, measure = rcl[rcl.factor == factor], "PSNR"
         if factor == "noise":
-            rel = _against_n2n_at_same_range(per_seed)
+            ref = INPUT if INPUT in set(per_seed.setting) else "N2N"
+            rel = _against_at_same_range(per_seed, ref)
             s = rel.groupby(["setting", "default"]).psnr.mean().rename("mean").reset_index().dropna(subset=["mean"])
-            measure = "PSNR − N2N at the same noise range"
+            measure = f"PSNR − {'input' if ref == INPUT else ref} at the same noise range"
             if not len(s):
                 continue
         best, spread = s.loc[s["mean"].idxmax()], s["mean"].max() - s["mean"].min()

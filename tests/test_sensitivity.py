@@ -135,23 +135,27 @@ def _known_table():
 
 
 def test_analyse_finds_the_factor_that_matters():
-    """σ ∈ [0, 10] scores highest (34 dB) only because its test cases are cleaner: against N2N at the same
-    range it gains 0.5 dB, against the default's −1 dB. It matters, but it is not the best setting overall."""
+    """σ ∈ [0, 10] scores highest (34 dB) only because its test cases are cleaner: against the input at the same
+    range it gains 1.0 dB, against the default's −0.2 dB. It matters, but it is not the best setting overall. A
+    study saved without the input's rows compares the ranges with N2N at each (+0.5 against −1 dB)."""
     table, plan = _known_table()
     a = sensitivity.analyse(table)
     f = a["factors"].set_index("factor")
     assert f.loc["tau", "matters"] and not f.loc["alpha", "matters"]
     assert f.loc["tau", "best setting"] == "τ = 1" and f.loc["tau", "best − default (dB)"] == pytest.approx(3.0)
-    assert f.loc["noise", "measure"] == "PSNR − N2N at the same noise range" and f.loc["noise", "matters"]
-    assert f.loc["noise", "best − default (dB)"] == pytest.approx(1.5) and f.loc["tau", "measure"] == "PSNR"
+    assert f.loc["noise", "measure"] == "PSNR − input at the same noise range" and f.loc["noise", "matters"]
+    assert f.loc["noise", "best − default (dB)"] == pytest.approx(1.2) and f.loc["tau", "measure"] == "PSNR"
+    older = sensitivity.analyse(table[~table.setting.str.startswith("Input")])["factors"].set_index("factor")
+    assert older.loc["noise", "measure"] == "PSNR − N2N at the same noise range"
+    assert older.loc["noise", "best − default (dB)"] == pytest.approx(1.5)
     assert a["best_vs_n2n"]["best setting"] == "τ = 1"  # not the noise range scored on other test cases
     assert a["best_vs_n2n"]["best − N2N (dB)"] == pytest.approx(2.0)
     lines = sensitivity.findings(a, "cpu")
     assert "tau, noise" in lines[2] and "τ = 1 (tau)" in lines[4] and "agrees in sign" in lines[5]
     rank = sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 1.0}))
     assert rank["setting"] == "τ = 1" and rank["rank"] == 1 and rank["of"] == 3  # default once, no other range
-    # without N2N at [0, 10], that range is not compared with N2N at the default range instead
-    alone = sensitivity.analyse(table[table.setting != "N2N, σ ∈ [0, 10]"])["factors"].set_index("factor")
+    # without the input at [0, 10], that range is not compared with the input at the default range instead
+    alone = sensitivity.analyse(table[table.setting != "Input, σ ∈ [0, 10]"])["factors"].set_index("factor")
     assert alone.loc["noise", "settings"] == 1 and alone.loc["noise", "range (dB)"] == 0
     assert sensitivity.rank_named(a, plan, methods.Named("t", "rcl-emd", "T", {"tau": 7.0})) is None
 
