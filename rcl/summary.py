@@ -433,8 +433,8 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
     a, b = "rcl-emd", "consistency"
     if not {a, b} <= set(df[df.task == task].method):
         return f"{_name(a)} and {_name(b)} are not both among the methods: no comparison."
-    checks = controls(df) if checks is None else checks
-    d = paired_difference(paper_cases(df), a, b, task)
+    checks, cases = controls(df) if checks is None else checks, paper_cases(df)
+    d = paired_difference(cases, a, b, task)
     lo, hi = d["ci95"]
     head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{d['mean_diff_db']:+.3f} dB** (95% CI [{lo:.3f}, "
             f"{hi:.3f}] over {interval_over(d)}) — ")
@@ -454,7 +454,6 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
     else:
         text = ("the residual contrast **improves** on consistency only" if side > 0 else
                 "the residual contrast **hurts** compared with consistency only") + f" on the mixed range; {per_level}"
-    cases = paper_cases(df)
     if not any(improves_on_input(cases, task, m) for m in (a, b)):
         text += (" Neither network improves on the task's input, so these differences say which stays closer to its "
                  "input, not which restores better.")
