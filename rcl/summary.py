@@ -216,7 +216,8 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def table2(df: pd.DataFrame) -> pd.DataFrame:
-    """Table 2 (×2 SR, joint denoising + SR): ours beside the paper's PSNR (Stanford)."""
+    """Table 2 (×2 SR, joint denoising + SR): ours beside the paper's PSNR (Stanford); "–" where a row is not
+    the task's (one task's input is not the other's)."""
     keep_methods = ["n2n", "n2s", "rcl-bd", "rcl-mmd", "rcl-emd", "sl-den", "oracle"]
     parts = []
     for task in [t for t in ("sr", "jdensr") if t in set(df.task)]:
@@ -229,7 +230,8 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
         ]
         o.columns = pd.MultiIndex.from_product([[task.upper()], o.columns])
         parts.append(o)
-    return pd.concat(parts, axis=1) if parts else pd.DataFrame()
+    # each task's input row (bicubic, noisy bicubic) is no row of the other's: a dash there, not NaN
+    return pd.concat(parts, axis=1).fillna("–") if parts else pd.DataFrame()
 
 
 #: The datasets of the paper's table a comparison on ``task`` reads: the first is shown as "paper (dB)" (VOC,

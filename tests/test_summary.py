@@ -36,6 +36,17 @@ def test_table1_quotes_the_paper_only_in_paper_columns():
     assert not any(f"{paper.TABLE1['rcl-emd']['VOC'][0]:.2f}" in v for v in t["PSNR (ours)"])
 
 
+def test_table2_puts_a_dash_where_a_row_is_not_the_tasks():
+    """SR's input (bicubic) and joint denoising + SR's (noisy bicubic) are rows of one task each: the other task's
+    cells say "–", not NaN; the paper's values stay in their own column."""
+    sr = proxy_rows().replace({"task": {"denoise": "sr"}, "method": {"noisy input": "bicubic"}})
+    jd = proxy_rows(seed=1).replace({"task": {"denoise": "jdensr"}, "method": {"noisy input": "noisy bicubic"}})
+    t = summary.table2(pd.concat([sr, jd]))
+    assert not t.isna().any().any()
+    assert t.loc["bicubic", ("JDENSR", "PSNR (ours)")] == "–" and t.loc["noisy bicubic", ("SR", "PSNR (ours)")] == "–"
+    assert t.loc["RCL-EMD", ("SR", "PSNR (paper)")] == f"{paper.TABLE2['rcl-emd']['sr'][0]:.2f}"
+
+
 def study_rows(gap=1.0, noise=0.05, seeds=(0, 1, 2), trials=2, oracle_margin=5.5, one_seed=("rcl-mmd", "copy"), seed=0,
                copy_vs_input=45.0):
     """A proxy table as notebook 04 saves it: RCL-EMD beats N2N by ``gap`` dB at every test condition, the
