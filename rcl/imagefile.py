@@ -2,9 +2,9 @@
 viewer shows it, without letting a crafted file run away with memory.
 
 Pillow decodes most formats (under its decompression-bomb limit, its EXIF orientation applied, CMYK turned
-into RGB); pypng decodes 16-bit PNGs exactly, tifffile TIFFs, and NumPy binary PPM/PGM files with more than
-8 bits (a raw converter's 16-bit output, which Pillow reduces to 8 bits) — each after its header's size has
-been checked against Pillow's limit. Content of none of the supported formats never reaches a decoder.
+into RGB); pypng decodes 16-bit PNGs exactly, tifffile TIFFs, and NumPy PPM/PGM files with more than 8 bits,
+binary or plain text (a raw converter's 16-bit output, which Pillow reduces to 8 bits) — each after its
+header's size has been checked against Pillow's limit. Content of none of the supported formats never reaches a decoder.
 
 Layer: ground floor (imports no other module of rcl).
 """
@@ -61,6 +61,7 @@ def _to_float_rgb(arr: np.ndarray, source: str) -> Tensor:
 
 _TIFF = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 #: What files of the supported formats start with (and WebP: "RIFF", 4 bytes, "WEBP").
+_PNM = (b"P2", b"P3", b"P5", b"P6")  # the Netpbm formats with a maxval: grayscale and colour, plain and binary
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", *_TIFF, b"BM", *(b"P%d" % i for i in range(1, 8)))
 FORMATS = "PNG, JPEG, TIFF, BMP, PPM/PGM/PBM or WebP"
 
@@ -71,14 +72,15 @@ def _is_png16(head: bytes) -> bool:
     return head[:8] == _SIGNATURES[0] and head[12:16] == b"IHDR" and head[24:25] == b"\x10"
 
 
-def _pnm16_header(path: Path) -> tuple[int, int, int, int, int] | None:
-    """``(width, height, channels, maxval, offset of the pixels)`` of a binary PPM (P6) or PGM (P5) whose
-    maxval exceeds 255 (two big-endian bytes a sample); None for any other file, which Pillow reads (and names
-    when it cannot). Netpbm's header: the magic, then whitespace-separated width, height and maxval, comments
-    from "#" through the next CR or LF anywhere before the single whitespace byte that ends it."""
+def _pnm16_header(path: Path) -> tuple[int, int, int, int, int, bool] | None:
+    """``(width, height, channels, maxval, offset of the pixels, plain)`` of a PPM (P6, or P3 in plain text) or
+    PGM (P5, P2) whose maxval exceeds 255 (two big-endian bytes a sample, or decimal numbers when ``plain``);
+    None for any other file, which Pillow reads (and names when it cannot). Netpbm's header: the magic, then
+    whitespace-separated width, height and maxval, comments from "#" through the next CR or LF anywhere before
+    the single whitespace byte that ends it."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    if head[:2] not in (b"P5", b"P6") or not head[2:3].isspace() and head[2:3] != b"#":
+    if head[:2] not in _PNM or not head[2:3].isspace() and head[2:3] != b"#":
         return None
     tokens, i, n = [], 2, len(head)
 
@@ -106,18 +108,30 @@ def _pnm16_header(path: Path) -> tuple[int, int, int, int, int] | None:
     if not all(t.isdigit() and len(t) <= 10 for t in tokens) or not head[i : i + 1].isspace():
         return None  # not a header Pillow reads either: its error names the file
     width, height, maxval = (int(t) for t in tokens)
-    return (width, height, 3 if head[:2] == b"P6" else 1, maxval, i + 1) if maxval > 255 else None
+    channels, plain = (3 if head[:2] in (b"P6", b"P3") else 1), head[:2] in (b"P2", b"P3")
+    return (width, height, channels, maxval, i + 1, plain) if maxval > 255 else None
 
 
-def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int, offset: int) -> np.ndarray:
-    """A binary PPM/PGM with more than 8 bits (:func:`_pnm16_header`), as float32 in [0, 1]: each sample over
-    the maxval; check its size with :func:`_check_pixels` first."""
+def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int, offset: int,
+                plain: bool) -> np.ndarray:
+    """A PPM/PGM with more than 8 bits (:func:`_pnm16_header`), binary or plain text, as float32 in [0, 1]: each
+    sample over the maxval; check its size with :func:`_check_pixels` first."""
     if not 0 < maxval < 65536 or width < 1 or height < 1:
         raise ValueError(f"maxval {maxval} and size {width}×{height} are not those of a PPM/PGM (maxval 256–65535)")
-    n = width * height * channels
-    if path.stat().st_size - offset < 2 * n:  # before anything is allocated for the samples
-        raise ValueError(f"truncated: {max(path.stat().st_size - offset, 0) // 2} of its {n} samples")
-    arr = np.fromfile(path, dtype=">u2", count=n, offset=offset)
+    n, size = width * height * channels, path.stat().st_size - offset
+    if size < (2 * n - 1 if plain else 2 * n):  # a digit and a space a sample at least: before allocating
+        raise ValueError(f"truncated: {max(size, 0) // 2} of its {n} samples")
+    if plain:
+        with open(path, "rb") as f:
+            text = f.read()[offset:]
+        if not text.translate(None, b"0123456789 \t\n\r\v\f").strip() == b"":
+            raise ValueError("its plain-text samples hold something other than decimal numbers")
+        arr = np.fromstring(text, dtype=np.int64, sep=" ")  # " " matches any run of whitespace
+        if arr.size < n:
+            raise ValueError(f"truncated: {arr.size} of its {n} samples")
+        arr = arr[:n]
+    else:
+        arr = np.fromfile(path, dtype=">u2", count=n, offset=offset)
     if arr.max(initial=0) > maxval:
         raise ValueError(f"a sample exceeds its maxval {maxval}")
     return (arr.astype(np.float32) / np.float32(maxval)).reshape(height, width, channels)
@@ -185,9 +199,9 @@ def _upright(path: Path, arr: np.ndarray) -> np.ndarray:
 
 def _read_pillow(path: Path) -> np.ndarray:
     """An image Pillow decodes, turned upright by its EXIF orientation (as a viewer shows it) and with CMYK
-    converted to RGB (four CMYK channels are not RGBA). Pillow decodes a 16-bit grayscale file it reads (a
-    plain-text PGM whose maxval exceeds 255; binary ones are :func:`_read_pnm16`'s) into 32-bit integers already
-    scaled by its maxval to 0–65535: they are returned as 16-bit values."""
+    converted to RGB (four CMYK channels are not RGBA). Should Pillow decode a 16-bit grayscale file (PPM/PGM
+    with more than 8 bits are :func:`_read_pnm16`'s) into 32-bit integers scaled to 0–65535, they are returned
+    as 16-bit values."""
     with _PILImage.open(path) as im:
         mode = im.mode
     arr = iio.imread(path, rotate=True, **({"mode": "RGB"} if mode == "CMYK" else {}))
@@ -214,7 +228,7 @@ def load_image(path: str | os.PathLike) -> Tensor:
     if not (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")):
         # decided here, not by imageio, whose message for such content suggests installing video plugins
         raise ValueError(f"{path}: not a readable image: its content is not {FORMATS}")
-    pnm16 = _pnm16_header(path) if head[:2] in (b"P5", b"P6") else None
+    pnm16 = _pnm16_header(path) if head[:2] in _PNM else None
     size = pnm16[:2] if pnm16 else _size_to_check(path, head)
     if size is not None:  # pypng, tifffile and NumPy have no pixel limit of their own: check before decoding
         _check_pixels(path, *size)
