@@ -27,6 +27,7 @@ folders, the one-line errors); split by command, every part would import those f
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -360,12 +361,65 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if any(e["status"] == "failed" for e in manifest["executions"]) else 0
 
 
+#: What each ``--set`` key of ``pretrain`` means, in one line (a test keeps it equal to rcl.train.config_keys()).
+SET_KEYS = {
+    "tau": "RCL's contrastive temperature (Eq. 3)",
+    "tau_scale": "'absolute', or 'median': tau times the batch's median residual distance",
+    "alpha": "weight of the contrastive term against the consistency term (Eq. 6)",
+    "distance": "RCL's residual distance: emd, bd or mmd",
+    "distance_reduction": "'pooled' (a residual's values over channels as one distribution) or 'per_channel'",
+    "contrast_reduction": "'sum' (Algorithm 1) or 'mean' over anchors",
+    "g_e": "the consistency loss's frozen encoder: imagenet, random, self-supervised or none (no consistency term)",
+    "g_e_arch": "g_e's torchvision ResNet, e.g. resnet18 or resnet50",
+    "g_e_layers": "g_e's stages whose features the consistency loss compares, e.g. layer1,layer2",
+    "n2s_grid": "Noise2Self's mask: one pixel masked in each grid × grid cell",
+    "n2s_replace": "what replaces Noise2Self's masked pixels: interpolate (its neighbours' mean) or zero",
+    "proj_dim": "dense contrastive baselines: projection width",
+    "queue_size": "dense contrastive baselines: images whose keys the negative queue holds",
+    "momentum": "dense contrastive baselines: key encoder's momentum",
+    "dense_samples": "dense contrastive baselines: pixels sampled per image",
+    "tau_dense": "dense contrastive baselines: temperature (None: each method's own)",
+    "loss_norm": "the reconstruction losses' norm: l1 or l2",
+    "supervised_task": "the task the supervised baseline (the Oracle) learns: denoise, sr, jdensr, demosaic, jdd",
+    "sigma_max": "top of the training noise range, σ on the 0–255 scale",
+    "method": "the method (as --method)",
+    "dataset": "builtin, folder (with data_dir) or a registered dataset (rcl datasets list)",
+    "data_dir": "the folder of images (dataset=folder) or a dataset's root",
+    "max_side": "images are resized so their longer side is at most this (None: as they are)",
+    "tile": "instances are tiles of this size, each with its own noise parameters",
+    "overlap_min": "smallest overlap (area fraction) of a positive pair's two crops",
+    "overlap_max": "largest overlap of a positive pair's two crops",
+    "crop": "crop size of a training pair, smaller than tile",
+    "batch_size": "instances per step (each one's other crop is the others' negative)",
+    "steps": "optimisation steps",
+    "lr": "Adam's learning rate",
+    "beta1": "Adam's β1",
+    "beta2": "Adam's β2",
+    "eps": "Adam's ε (the paper's 1e-7)",
+    "seed": "the run's seed (initial weights, noise, batches)",
+    "width": "the U-Net's channels at the first level",
+    "depth": "the U-Net's levels",
+    "norm": "the U-Net's normalisation: none, batch, group or instance",
+    "skip": "the U-Net's global skip: residual (f(x) = x + h), none or concat",
+    "g_e_weights": "a local torchvision ResNet state dict for g_e=imagenet (offline)",
+    "g_e_steps": "SimCLR steps that train g_e=self-supervised",
+    "amp": "bfloat16 autocast where the device supports it (the precision is part of a run's key)",
+    "checkpoint_every": "steps between checkpoints (an interrupted run resumes from the last)",
+    "log_every": "steps between logged losses",
+    "runs_dir": "where runs are stored",
+    "device": "cuda, cpu, … (None: the GPU when there is one)",
+    "progress": "show a progress bar",
+}
+
+
 def _add_pretrain(sub: argparse._SubParsersAction) -> None:
     from rcl import methods, train
 
     named = "".join(f"\nnamed configuration {n.name}: {n.method} with {n.overrides}" for n in NAMED_CONFIGS.values())
     profile_values = "\n".join(f"  {p}: " + ", ".join(f"{k}={v}" for k, v in vals.items())
                                for p, vals in TABLE["pretrain"].items())  # fmt: skip
+    defaults = {f.name: f.default for f in dataclasses.fields(train.PretrainConfig)}
+    key_lines = "\n".join(f"  {k} ({defaults[k]}): {SET_KEYS.get(k, '')}" for k in train.config_keys())
     pt = sub.add_parser(
         "pretrain",
         help="pre-train a U-Net with RCL or a baseline",
@@ -374,7 +428,8 @@ def _add_pretrain(sub: argparse._SubParsersAction) -> None:
         "and stored under runs/; an interrupted run resumes from its last checkpoint. Multi-GPU: "
         "torchrun --nproc_per_node=N -m rcl pretrain ...",
         epilog="methods: " + ", ".join(methods.METHODS) + named
-        + "\n\nkeys for --set: " + ", ".join(train.config_keys())
+        + "\n\nkeys for --set (the default, then what it means; a profile changes some: profile values below, "
+        "and --print-config shows a run's every value):\n" + key_lines
         + "\n\nprofile values:\n" + profile_values,
     )  # fmt: skip
     pt.add_argument("--method", default="rcl-emd", help="one of the methods listed below (default: %(default)s)")
@@ -562,8 +617,9 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
                         "held-out photographs, and write one small JSON file with the results and their provenance "
                         "(settings, code, device, time), which the book's At scale page shows. Resumes: finished "
                         "runs and evaluations are reused. Example: "
-                        "python -m rcl at-scale --profile gpu --set dataset=folder --set data_dir=PHOTOS "
-                        "--set steps=2000 --test-dir HELD_OUT")  # fmt: skip
+                        "python -m rcl at-scale --profile gpu --seeds 0 1 2 3 4 --set dataset=folder "
+                        "--set data_dir=PHOTOS --test-dir HELD_OUT (add --set steps=2000 for a shorter look "
+                        "than the paper's 20,000)")  # fmt: skip
     ap.add_argument("--profile", choices=PROFILES, default="gpu", help="pre-training and evaluation settings "
                     "(default: %(default)s; smoke checks the mechanism in seconds)")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a pre-training key (as pretrain --set)")
@@ -573,7 +629,8 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--methods", nargs="+", default=list(HEADLINE_AND_CONTROLS),
                     help="(default: %(default)s; without 'copy' and 'supervised' the controls cannot hold)")
     ap.add_argument("--tasks", nargs="+", choices=ALL_TASKS, help="downstream tasks (default: denoise sr)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0)")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0, the cheapest "
+                    "look; one seed gives no verdicts: name several, e.g. the gpu profile's 0 1 2 3 4)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
     ap.add_argument("--data-note", default="", metavar="TEXT", help="what the photographs are, in words, recorded "
                     "in the file (its digests identify the files but do not name them), e.g. 'BSDS500: its 200 "

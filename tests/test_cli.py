@@ -73,7 +73,18 @@ def test_pretrain_help_lists_methods_named_configurations_and_profile_values(cap
         assert f"named configuration {name}: {named.method} with {named.overrides}" in out
     for profile, values in profiles.TABLE["pretrain"].items():
         assert f"  {profile}: " + ", ".join(f"{k}={v}" for k, v in values.items()) in out
-    assert "keys for --set:" in out and all(m in out for m in methods.METHODS)
+    assert "keys for --set (" in out and all(m in out for m in methods.METHODS)
+
+
+def test_pretrain_help_says_what_every_set_key_means_and_its_default(capsys):
+    from dataclasses import fields
+
+    from rcl import train
+
+    assert set(cli.SET_KEYS) == set(train.config_keys())  # a new key needs its line of help
+    out = _help(capsys, "pretrain")
+    for f in fields(train.PretrainConfig):
+        assert f"  {f.name} ({f.default}): {cli.SET_KEYS[f.name]}" in out
 
 
 def test_every_command_has_its_options():
