@@ -127,7 +127,9 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
     ``copy_min_db`` dB PSNR against its own input (``psnr_vs_input``, mean over its test cases): the network
     can reproduce its input. Denoising: the Oracle beats the noisy input by ``margin_db`` at σ = 10, 15 and
     20, and is not below it on the mixed range under either aggregation; N2N is within ``n2n_gap_db`` of the
-    Oracle (mixed range). SR: the Oracle beats bicubic. Each row: the check, the measured value (dB) and
+    Oracle (mixed range). SR: the Oracle beats bicubic. Joint denoising + SR: the Oracle beats noisy bicubic
+    at σ = 10, 15 and 20 and on the mixed range (by any margin: ×2 upsampling caps what a network can add, and
+    the bar is that supervision learnt the task at all). Each row: the check, the measured value (dB) and
     whether it holds. Where the table lacks the copy control, or a task's Oracle or input rows, a row says so
     and does not hold (value ``nan``): a control that was not run is not a control that passed.
     """
@@ -176,6 +178,16 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
         else:
             add("sr: Oracle − bicubic > 0 (not run: needs 'supervised' among the methods and the bicubic rows)", nan,
                 False)
+    if "jdensr" in set(df.task):
+        t = per_sigma(df, "jdensr", "psnr").rename(index=_key)
+        ref = _input_of(df, "jdensr")
+        if ref is None or "oracle" not in t.index:
+            add("jdensr: Oracle − noisy bicubic > 0 (not run: needs 'supervised' among the methods and the noisy "
+                "bicubic rows)", nan, False)
+        else:
+            for c in [c for c in t.columns if c in ("σ=10", "σ=15", "σ=20") or c.startswith("σ~U")]:
+                d = t.loc["oracle", c] - t.loc[ref, c]
+                add(f"jdensr, {c}: Oracle − noisy bicubic > 0", d, d > 0)
     return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
 
 

@@ -120,6 +120,24 @@ def test_the_copy_the_input_control_must_reproduce_the_input_or_no_verdict(copy_
     assert not summary.controls(sr_only).holds.all()
 
 
+@pytest.mark.parametrize("oracle_margin, holds", [(2.0, True), (-0.5, False)])
+def test_joint_denoising_and_sr_needs_an_oracle_that_beats_noisy_bicubic(oracle_margin, holds):
+    """JDenSR's Oracle must beat its input, noisy bicubic, at σ = 10, 15, 20 and on the mixed range, or no
+    comparison carries a verdict; without its Oracle or input rows the check is there and does not hold."""
+    jd = study_rows(oracle_margin=oracle_margin, seed=1).assign(task="jdensr").replace(
+        {"method": {"noisy input": "noisy bicubic"}})
+    rows = pd.concat([study_rows(), jd], ignore_index=True)
+    checks = summary.controls(rows)
+    jd_checks = checks[checks.check.str.startswith("jdensr")]
+    assert list(jd_checks.check.str.extract(r"jdensr, (σ\S+):")[0]) == ["σ=10", "σ=15", "σ=20", "σ~U[0,20]"]
+    assert bool(jd_checks.holds.all()) == holds
+    assert jd_checks["value (dB)"].iloc[-1] == pytest.approx(oracle_margin, abs=0.1)
+    verdicts = set(summary.agreement(rows).verdict)
+    assert (verdicts == {summary.NO_VERDICT["controls"]}) != holds
+    missing = summary.controls(pd.concat([study_rows(), jd[jd.method != "oracle"]], ignore_index=True))
+    assert not missing[missing.check.str.startswith("jdensr")].holds.any()
+
+
 def test_no_verdict_from_one_pre_training_seed():
     """An interval over the trials of one network leaves out the seed: a method pre-trained once, or a
     whole table of one seed, gives differences and intervals but no verdict."""
@@ -510,7 +528,9 @@ def test_the_verdict_rules_apply_in_order_and_a_missing_input_is_named():
     assert _row(summary.agreement(rows), "RCL-EMD − RCL-MMD").verdict == summary.NO_VERDICT["seed"]
     good = study_rows(gap=1.0, noise=0.05, one_seed=("copy",))
     jdensr = good[~good.method.isin(["noisy input", "copy"])].assign(task="jdensr")  # no input row for JDenSR
-    a = summary.agreement(pd.concat([good, jdensr], ignore_index=True))
+    both = pd.concat([good, jdensr], ignore_index=True)
+    assert set(summary.agreement(both).verdict) == {summary.NO_VERDICT["controls"]}  # JDenSR's Oracle: no input
+    a = summary.agreement(both, checks=summary.controls(good))  # the rule after the controls, as if they held
     row = a[(a.task == "jdensr") & (a.comparison == "RCL-EMD − N2N")].iloc[0]
     assert row.verdict == summary.NO_VERDICT["no input"] and row[summary.BEATS_INPUT] == "input not scored"
     assert "the task's input was not scored" in summary.verdict_counts(a)
