@@ -353,8 +353,10 @@ def _noise_level_line(per: pd.DataFrame | None) -> list[str]:
         parts.append(f"{c}: {int((rcl['95% CI low'] > 0).sum())} of {len(rcl)} (at most {top['− input (dB)']:+.2f} dB, "
                      f"{top.setting}; random init {ref.get('Random init', math.nan):+.2f}, the Oracle "
                      f"{ref.get('Oracle', math.nan):+.2f})")
-    return ["- **Per noise level** (RCL settings above the input, 95% interval over seeds; an untrained network's "
-            "features, random init, are the bar for having learnt anything): " + "; ".join(parts) + "."]
+    return ["- **Per noise level** (RCL settings above the input, each by its own 95% interval over seeds, not "
+            "corrected for the many settings and levels compared: a setting no better than the input passes one "
+            "time in forty; an untrained network's features, random init, are the bar for having learnt "
+            "anything): " + "; ".join(parts) + "."]
 
 
 def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:

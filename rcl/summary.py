@@ -34,6 +34,7 @@ __all__ = [
     "CLAIMS",
     "COPY_MIN_DB",
     "FLOOR",
+    "HOLM",
     "NAMES",
     "NO_VERDICT",
     "ORDER",
@@ -43,6 +44,7 @@ __all__ = [
     "claims_per_sigma",
     "clear_conditions",
     "controls",
+    "holm",
     "improves_on_input",
     "input_margins",
     "interval_over",
@@ -383,7 +385,24 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if len(table):  # the family: the comparisons that carry a verdict; they share runs, which Holm allows
+        judged = table.verdict.isin(["agrees", "disagrees", "inconclusive"])
+        table.insert(table.columns.get_loc("paired p") + 1, HOLM, holm(table["paired p"].where(judged)).round(4))
+    return table
+
+
+#: :func:`agreement`'s column of Holm-adjusted p-values over the comparisons that carry a verdict.
+HOLM = "Holm p"
+
+
+def holm(p: pd.Series) -> pd.Series:
+    """Holm's step-down adjusted p-values of the non-NaN entries of ``p`` (NaN stays NaN): the i-th smallest
+    of m is multiplied by m − i + 1, then made monotone. Rejecting where the adjusted value is below α holds
+    the chance of any false rejection among the m at most α, whatever the dependence between the tests."""
+    q = p.dropna().sort_values()
+    adj = (q * np.arange(len(q), 0, -1)).cummax().clip(upper=1.0)
+    return adj.reindex(p.index)
 
 
 def interval_over(d: dict) -> str:
@@ -525,6 +544,12 @@ def verdict_counts(table: pd.DataFrame) -> str:
         n = sum(why.values())
         text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(
             f"{n}: {reasons[k]}" for k, n in why.items() if n) + ")"
+    sided = table[table.verdict.isin(["agrees", "disagrees"])] if len(table) else table
+    if len(sided) and HOLM in table:
+        m, kept = int(table[HOLM].notna().sum()), int((sided[HOLM] < 0.05).sum())
+        text += (f". Each verdict reads its own 95% interval; corrected for making {m} comparisons at once "
+                 f"(Holm's method, valid although they share runs), {kept} of the {len(sided)} that agree or "
+                 f"disagree keep p < 0.05")
     return text + "."
 
 

@@ -138,6 +138,19 @@ def test_joint_denoising_and_sr_needs_an_oracle_that_beats_noisy_bicubic(oracle_
     assert not missing[missing.check.str.startswith("jdensr")].holds.any()
 
 
+def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_how_many_survive():
+    """Holm's step-down: sorted p-values times m, m − 1, …, made monotone, capped at 1; NaN (a comparison with
+    no verdict) is outside the family. The verdict count says how many one-sided verdicts survive it."""
+    adj = summary.holm(pd.Series([0.01, 0.04, np.nan, 0.03, 0.5]))
+    assert np.allclose(adj.iloc[[0, 1, 3, 4]], [0.04, 0.09, 0.09, 0.5]) and np.isnan(adj.iloc[2])
+    a = summary.agreement(study_rows(gap=1.0, noise=0.05))
+    judged = a.verdict.isin(["agrees", "disagrees", "inconclusive"])
+    assert a.loc[~judged, summary.HOLM].isna().all() and (a.loc[judged, summary.HOLM] >= a.loc[judged, "paired p"]).all()
+    sided = a.verdict.isin(["agrees", "disagrees"])
+    kept = int((a.loc[sided, summary.HOLM] < 0.05).sum())
+    assert f"{kept} of the {int(sided.sum())} that agree or disagree keep p < 0.05" in summary.verdict_counts(a)
+
+
 def test_no_verdict_from_one_pre_training_seed():
     """An interval over the trials of one network leaves out the seed: a method pre-trained once, or a
     whole table of one seed, gives differences and intervals but no verdict."""
