@@ -15,7 +15,8 @@
 #   step.txt            benchmarks/pretrain_step.py: RCL-EMD against N2N with the same crops through the U-Net
 #   flops.txt           benchmarks/flops.py: FLOPs, ms/step and share of the bf16 peak; then the engine's layout
 #                       against the default one, torch.compile and CUDA graphs (interleaved)
-#   more.txt            benchmarks/consistency_encoder.py (g_e folded against as loaded) and evaluation.py
+#   more.txt            benchmarks/consistency_encoder.py (g_e folded against as loaded), evaluation.py and
+#                       apply.py (a 4000×3000 photograph denoised tile by tile: time and peak memory)
 #   log.txt             everything printed, with each phase's start and the seconds left
 # STEPS (default 1000 at the gpu profile) sets the pre-training steps of the at-scale runs and TEST_IMAGES (default 68, the size of
 # the field's CBSD68) how many of test/'s photographs (the first by name) they are evaluated on: on one H200
@@ -100,6 +101,8 @@ phase step.txt 40 $PY benchmarks/pretrain_step.py --profile "$PROFILE" --methods
 phase flops.txt 40 $PY benchmarks/flops.py --profile "$PROFILE" --methods n2n rcl-emd consistency --steps 10
 phase more.txt 30 $PY benchmarks/consistency_encoder.py --profile "$PROFILE"
 phase more.txt 20 $PY benchmarks/evaluation.py --profile "$PROFILE" --size 512
+apply_size=(); [ "$PROFILE" = smoke ] && apply_size=(--width 400 --height 300)  # the smoke check on a CPU: small
+phase more.txt 30 $PY benchmarks/apply.py --profile "$PROFILE" "${apply_size[@]}"
 phase flops.txt 90 $PY benchmarks/flops.py --profile "$PROFILE" --methods rcl-emd n2n --steps 10 \
     --compare-layouts --compile
 
