@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import struct
 import warnings
 from pathlib import Path
@@ -119,22 +120,42 @@ def _read_pnm16(path: Path, width: int, height: int, channels: int, maxval: int,
     if not 0 < maxval < 65536 or width < 1 or height < 1:
         raise ValueError(f"maxval {maxval} and size {width}×{height} are not those of a PPM/PGM (maxval 256–65535)")
     n, size = width * height * channels, path.stat().st_size - offset
-    if size < (2 * n - 1 if plain else 2 * n):  # a digit and a space a sample at least: before allocating
-        raise ValueError(f"truncated: {max(size, 0) // 2} of its {n} samples")
     if plain:
-        with open(path, "rb") as f:
-            text = f.read()[offset:]
-        if not text.translate(None, b"0123456789 \t\n\r\v\f").strip() == b"":
-            raise ValueError("its plain-text samples hold something other than decimal numbers")
-        arr = np.fromstring(text, dtype=np.int64, sep=" ")  # " " matches any run of whitespace
-        if arr.size < n:
-            raise ValueError(f"truncated: {arr.size} of its {n} samples")
-        arr = arr[:n]
+        arr = _plain_samples(path, offset, n, size)
+    elif size < 2 * n:  # before anything is allocated for the samples
+        raise ValueError(f"truncated: {max(size, 0) // 2} of its {n} samples")
     else:
         arr = np.fromfile(path, dtype=">u2", count=n, offset=offset)
     if arr.max(initial=0) > maxval:
         raise ValueError(f"a sample exceeds its maxval {maxval}")
     return (arr.astype(np.float32) / np.float32(maxval)).reshape(height, width, channels)
+
+
+#: The most bytes a plain-text PPM/PGM sample may take with its whitespace and comments: only that much of a file
+#: is read (what follows its samples is ignored, as Pillow ignores it), so a crafted one cannot fill memory.
+PLAIN_BYTES_PER_SAMPLE = 16
+
+
+def _plain_samples(path: Path, offset: int, n: int, size: int) -> np.ndarray:
+    """The first ``n`` decimal samples of a plain-text PPM/PGM after its header (``offset``; ``size`` bytes
+    follow it), comments ("#" to the end of the line) skipped, reading at most :data:`PLAIN_BYTES_PER_SAMPLE`
+    bytes a sample. Anything but digits and whitespace before the ``n``-th sample is an error."""
+    if size < 2 * n - 1:  # a digit and a whitespace byte a sample at least: before reading anything
+        raise ValueError(f"truncated: fewer than its {n} samples")
+    limit = PLAIN_BYTES_PER_SAMPLE * n + 4096
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = re.sub(rb"#[^\r\n]*", b" ", f.read(limit))
+    bad = re.search(rb"[^0-9 \t\n\r\v\f]", text)  # trailing data (another image, say) may follow the samples
+    body = text[: bad.start()].rstrip(b"0123456789") if bad else text  # a number the bad byte ends is not one
+    arr = np.fromstring(body, dtype=np.int64, sep=" ")  # " ": any run of whitespace
+    if arr.size >= n:
+        return arr[:n]
+    if bad:
+        raise ValueError("its plain-text samples hold something other than decimal numbers and comments")
+    if size > limit:
+        raise ValueError(f"its plain-text samples take more than {PLAIN_BYTES_PER_SAMPLE} bytes each: not read")
+    raise ValueError(f"truncated: {arr.size} of its {n} samples")
 
 
 def _size_to_check(path: Path, head: bytes) -> tuple[int, int] | None:

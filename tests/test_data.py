@@ -110,21 +110,25 @@ def test_16bit_ppm_keeps_its_16_bits_and_bad_ones_are_named(tmp_path):
 
 def test_plain_text_ppm_and_pgm_keep_their_bits_and_bad_ones_are_named(tmp_path):
     """A plain-text PPM (P3) or PGM (P2) with a maxval above 255, which Pillow would reduce to 8 bits: each
-    sample over its maxval exactly, whatever whitespace separates them. Letters, signs, too few samples or one
-    above the maxval are one-line errors naming the file."""
+    sample over its maxval exactly, whatever whitespace and comments separate them, whatever follows them.
+    Letters, signs, fractions, too few samples, samples padded beyond what is read (a crafted file cannot fill
+    memory) or one above the maxval are one-line errors naming the file."""
     rng = np.random.default_rng(1)
     for magic, channels in ((b"P3", 3), (b"P2", 1)):
         for maxval in (65535, 4095):
             values = rng.integers(0, maxval + 1, size=(5, 6, channels))
             body = b"\n".join(b" \t".join(b"%d" % v for v in row.ravel()) for row in values) + b"\n\n"
             path = tmp_path / f"p{channels}-{maxval}.pnm"
-            path.write_bytes(magic + b"\n# plain\n6 5\n%d\n" % maxval + body)
+            path.write_bytes(magic + b"\n# plain\n6 5\n%d\n" % maxval + b"# a comment among the samples\n" + body
+                             + magic + b"\n1 1\n255\n0 0 0\n")  # another image after it: ignored, as Pillow does
             img = data.load_image(path)
             want = torch.from_numpy((values.astype(np.float32) / np.float32(maxval)).transpose(2, 0, 1))
             assert torch.equal(img, want.expand(3, -1, -1))
     for name, samples, reason in [("letter", b"4095 0 x", "other than decimal numbers"),
                                   ("sign", b"4095 0 -1", "other than decimal numbers"),
+                                  ("fraction", b"4095 0 1.5", "other than decimal numbers"),
                                   ("short", b"4095 0", "truncated: 2 of its 3 samples"),
+                                  ("padded", b"4095 0" + b" " * 5000 + b"1", "more than 16 bytes each: not read"),
                                   ("over", b"4095 0 4096", "exceeds its maxval 4095"),
                                   ("huge", b"4095 0 99999999999999999999999", "exceeds its maxval 4095")]:
         path = tmp_path / f"{name}.ppm"
