@@ -1,7 +1,8 @@
 """``python -m rcl apply`` on one large photograph: its time, its rate and the process's peak memory.
 
 A user's photographs are large (a 12-megapixel camera gives 4000×3000). :func:`rcl.apply.apply_folder` runs
-the U-Net over them tile by tile, so that memory stays bounded whatever their size. This script writes one
+the U-Net over them tile by tile, so that its memory is that of one tile plus the image and its output,
+whatever their size. This script writes one
 synthetic photograph of the given size (smooth colour fields, edges and noise: the network's cost does not
 depend on the content) as a PNG into a temporary folder, applies a profile's U-Net to it (random weights: the
 cost does not depend on them either) and prints the wall time, the megapixels per second, the process's peak

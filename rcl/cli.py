@@ -377,7 +377,7 @@ SET_KEYS = {
     "proj_dim": "dense contrastive baselines: projection width",
     "queue_size": "dense contrastive baselines: images whose keys the negative queue holds",
     "momentum": "dense contrastive baselines: key encoder's momentum",
-    "dense_samples": "dense contrastive baselines: pixels sampled per image",
+    "dense_samples": "dense baselines: pixels VADeR samples per image; DenseCL, PixContrast pool to √n × √n",
     "tau_dense": "dense contrastive baselines: temperature (None: each method's own)",
     "loss_norm": "the reconstruction losses' norm: l1 or l2",
     "supervised_task": "the task the supervised baseline (the Oracle) learns: denoise, sr, jdensr, demosaic, jdd",
@@ -403,11 +403,11 @@ SET_KEYS = {
     "skip": "the U-Net's global skip: residual (f(x) = x + h), none or concat",
     "g_e_weights": "a local torchvision ResNet state dict for g_e=imagenet (offline)",
     "g_e_steps": "SimCLR steps that train g_e=self-supervised",
-    "amp": "bfloat16 autocast where the device supports it (the precision is part of a run's key)",
+    "amp": "autocast: bfloat16 where the device has it, else float16 on a GPU (the precision is in a run's key)",
     "checkpoint_every": "steps between checkpoints (an interrupted run resumes from the last)",
     "log_every": "steps between logged losses",
     "runs_dir": "where runs are stored",
-    "device": "cuda, cpu, … (None: the GPU when there is one)",
+    "device": "cuda, mps, cpu, … (None: a GPU when there is one, else the CPU)",
     "progress": "show a progress bar",
 }
 
@@ -619,7 +619,7 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
                         "runs and evaluations are reused. Example: "
                         "python -m rcl at-scale --profile gpu --seeds 0 1 2 3 4 --set dataset=folder "
                         "--set data_dir=PHOTOS --test-dir HELD_OUT (add --set steps=2000 for a shorter look "
-                        "than the paper's 20,000)")  # fmt: skip
+                        "than the gpu profile's 20,000)")  # fmt: skip
     ap.add_argument("--profile", choices=PROFILES, default="gpu", help="pre-training and evaluation settings "
                     "(default: %(default)s; smoke checks the mechanism in seconds)")
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="a pre-training key (as pretrain --set)")

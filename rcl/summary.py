@@ -157,6 +157,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
         if ref is None or "oracle" not in set(den.method):
             add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: needs 'supervised' among the methods and "
                 "the noisy input's rows)", nan, False)
+        before = len(rows)
         for agg in ("psnr", "psnr_of_mse"):
             t = per_sigma(df, "denoise", agg).rename(index=_key)
             if ref not in t.index or "oracle" not in t.index:
@@ -171,6 +172,9 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
                     if agg == "psnr" and "n2n" in t.index:
                         g = t.loc["n2n", c] - t.loc["oracle", c]
                         add(f"denoise, {c}: |N2N − Oracle| ≤ {n2n_gap_db:g}", g, abs(g) <= n2n_gap_db)
+        if len(rows) == before and ref is not None and "oracle" in set(den.method):
+            add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: no test condition at σ = 10, 15, 20 or the "
+                "mixed range)", nan, False)
     if "sr" in set(df.task):
         pt = per_trial(df[df.task == "sr"]).groupby("method").psnr.mean()
         ref = next((m for m in pt.index if m not in ORDER), None)
@@ -187,9 +191,13 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
             add("jdensr: Oracle − noisy bicubic > 0 (not run: needs 'supervised' among the methods and the noisy "
                 "bicubic rows)", nan, False)
         else:
-            for c in [c for c in t.columns if c in ("σ=10", "σ=15", "σ=20") or c.startswith("σ~U")]:
+            conds = [c for c in t.columns if c in ("σ=10", "σ=15", "σ=20") or c.startswith("σ~U")]
+            for c in conds:
                 d = t.loc["oracle", c] - t.loc[ref, c]
                 add(f"jdensr, {c}: Oracle − noisy bicubic > 0", d, d > 0)
+            if not conds:
+                add("jdensr: Oracle − noisy bicubic > 0 (not run: no test condition at σ = 10, 15, 20 or the mixed "
+                    "range)", nan, False)
     return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
 
 
@@ -381,14 +389,17 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
                 "paper in CI": bool(lo <= p_d <= hi),
-                "paired p": round(d["p_value"], 4),
+                "paired p": d["p_value"],  # rounded below, after Holm's adjustment has read it whole
                 "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
             }
         )
     table = pd.DataFrame(rows)
     if len(table):  # the family: the comparisons that carry a verdict; they share runs, which Holm allows
         judged = table.verdict.isin(["agrees", "disagrees", "inconclusive"])
-        table.insert(table.columns.get_loc("paired p") + 1, HOLM, holm(table["paired p"].where(judged)).round(4))
+        # a judged comparison without a p-value (every difference equal) is still one of the family: p = 0 there
+        p = table["paired p"].where(judged).mask(judged & table["paired p"].isna(), 0.0)
+        table.insert(table.columns.get_loc("paired p") + 1, HOLM, holm(p).round(4))
+        table["paired p"] = table["paired p"].round(4)
     return table
 
 

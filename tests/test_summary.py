@@ -136,6 +136,9 @@ def test_joint_denoising_and_sr_needs_an_oracle_that_beats_noisy_bicubic(oracle_
     assert (verdicts == {summary.NO_VERDICT["controls"]}) != holds
     missing = summary.controls(pd.concat([study_rows(), jd[jd.method != "oracle"]], ignore_index=True))
     assert not missing[missing.check.str.startswith("jdensr")].holds.any()
+    elsewhere = summary.controls(pd.concat([study_rows(), jd.assign(condition="σ=5")], ignore_index=True))
+    gone = elsewhere[elsewhere.check.str.startswith("jdensr")]  # evaluated, but at none of the checked levels
+    assert len(gone) == 1 and "not run" in gone.check.iloc[0] and not gone.holds.iloc[0]
 
 
 def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_how_many_survive():
@@ -145,10 +148,15 @@ def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_ho
     assert np.allclose(adj.iloc[[0, 1, 3, 4]], [0.04, 0.09, 0.09, 0.5]) and np.isnan(adj.iloc[2])
     a = summary.agreement(study_rows(gap=1.0, noise=0.05))
     judged = a.verdict.isin(["agrees", "disagrees", "inconclusive"])
-    assert a.loc[~judged, summary.HOLM].isna().all() and (a.loc[judged, summary.HOLM] >= a.loc[judged, "paired p"]).all()
-    sided = a.verdict.isin(["agrees", "disagrees"])
-    kept = int((a.loc[sided, summary.HOLM] < 0.05).sum())
-    assert f"{kept} of the {int(sided.sum())} that agree or disagree keep p < 0.05" in summary.verdict_counts(a)
+    assert a.loc[~judged, summary.HOLM].isna().all()
+    assert (a.loc[judged, summary.HOLM] >= a.loc[judged, "paired p"]).all()
+    # three verdicts: a disagreement at p = 0.03 is one at its own 95% level but not once adjusted for three
+    t = pd.DataFrame({"task": "denoise", "comparison": ["RCL-EMD − N2N", "RCL-EMD − N2S", "RCL-EMD − Oracle"],
+                      "verdict": ["agrees", "disagrees", "inconclusive"], "paired p": [0.001, 0.03, 0.4]})
+    t[summary.HOLM] = summary.holm(t["paired p"])
+    assert np.allclose(t[summary.HOLM], [0.003, 0.06, 0.4])
+    assert "making 3 comparisons at once" in summary.verdict_counts(t)
+    assert "1 of the 2 that agree or disagree keep p < 0.05" in summary.verdict_counts(t)
 
 
 def test_no_verdict_from_one_pre_training_seed():
