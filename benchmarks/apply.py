@@ -46,8 +46,8 @@ def _photograph(width: int, height: int, seed: int = 0) -> np.ndarray:
 
 
 def _apply(args: argparse.Namespace, src: Path, out: Path) -> None:
-    """The measured part, in a process of its own: its peak memory is the apply's and the imports', not the
-    synthetic photograph's making."""
+    """The measured part, in this process: its peak memory is then the apply's and the imports', not the
+    synthetic photograph's making, which runs in a child process (its peak is its own)."""
     device = torch.device(args.device) if args.device else config.default_device()
     cfg = train.make_config("n2n", args.profile, progress=False)
     torch.manual_seed(0)
@@ -78,18 +78,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="output PNG depth (default: %(default)s)")
     p.add_argument("--tile", type=int, default=512, help="apply's tile core (default: %(default)s, apply's)")
     p.add_argument("--device", default=None, help="(default: CUDA if available, else the CPU)")
-    p.add_argument("--folder", help=argparse.SUPPRESS)  # the child's: the folder holding in/photo.png
+    p.add_argument("--make-photo", help=argparse.SUPPRESS)  # the child's: write the photograph there, and stop
     args = p.parse_args(argv)
-    if args.folder:
-        _apply(args, Path(args.folder) / "in", Path(args.folder) / "out")
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "in").mkdir()
+    if args.make_photo:
         from PIL import Image
 
-        Image.fromarray(_photograph(args.width, args.height)).save(Path(tmp) / "in" / "photo.png")
-        subprocess.run([sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]), "--folder", tmp],
-                       check=True)
+        Image.fromarray(_photograph(args.width, args.height)).save(args.make_photo)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in"
+        src.mkdir()
+        subprocess.run([sys.executable, __file__, "--width", str(args.width), "--height", str(args.height),
+                        "--make-photo", str(src / "photo.png")], check=True)
+        _apply(args, src, Path(tmp) / "out")
 
 
 if __name__ == "__main__":
