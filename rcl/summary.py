@@ -39,6 +39,7 @@ __all__ = [
     "NO_VERDICT",
     "ORDER",
     "PAPER_DATASETS",
+    "VERDICTS",
     "agreement",
     "book_result",
     "claims_per_sigma",
@@ -153,7 +154,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
         add(f"{check} (not run: add 'copy' to the methods)", nan, False)
     if "denoise" in set(df.task):
         den = df[df.task == "denoise"]
-        ref = next((m for m in den.method.unique() if m not in ORDER), None)
+        ref = _input_of(df, "denoise")
         if ref is None or "oracle" not in set(den.method):
             add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: needs 'supervised' among the methods and "
                 "the noisy input's rows)", nan, False)
@@ -177,7 +178,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
                 "mixed range)", nan, False)
     if "sr" in set(df.task):
         pt = per_trial(df[df.task == "sr"]).groupby("method").psnr.mean()
-        ref = next((m for m in pt.index if m not in ORDER), None)
+        ref = _input_of(df, "sr")
         if ref is not None and "oracle" in pt.index:
             d = pt["oracle"] - pt[ref]
             add("sr: Oracle − bicubic > 0", d, d > 0)
@@ -260,14 +261,19 @@ def table2(df: pd.DataFrame) -> pd.DataFrame:
 #: the natural photographs closest to ours, as in :func:`rank_correlation`; Table 2 has Stanford only).
 PAPER_DATASETS = {"denoise": ("VOC", "MIT", "Stanford"), "sr": ("Stanford",), "jdensr": ("Stanford",)}
 
-#: Why a comparison carries no verdict (``agreement``'s verdict column, besides agrees/disagrees/inconclusive).
-NO_VERDICT = {
-    "controls": "no verdict: controls fail",
-    "seed": "no verdict: one pre-training seed",
-    "no input": "no verdict: the task's input was not scored",
-    "input": "no verdict: neither improves on the input",
-    "paper": "no verdict: the paper's datasets disagree",
+#: The verdicts ``agreement`` gives a comparison it can judge (the family Holm's adjustment is over).
+VERDICTS = ("agrees", "disagrees", "inconclusive")
+
+#: Why a comparison carries no verdict: its label in ``agreement``'s verdict column, and the reason in words
+#: (:func:`verdict_counts`).
+_NO_VERDICT = {
+    "controls": ("no verdict: controls fail", "the controls fail"),
+    "seed": ("no verdict: one pre-training seed", "a method pre-trained with one seed"),
+    "no input": ("no verdict: the task's input was not scored", "the task's input was not scored"),
+    "input": ("no verdict: neither improves on the input", "neither method improves on the task's input"),
+    "paper": ("no verdict: the paper's datasets disagree", "the paper's datasets disagree on the sign"),
 }
+NO_VERDICT = {k: label for k, (label, _) in _NO_VERDICT.items()}
 
 #: :func:`agreement`'s column saying which of a comparison's two methods improve on the task's input.
 BEATS_INPUT = "beats the input"
@@ -345,9 +351,10 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     seed (its interval covers trials of one network and leaves out the seed's variation), when neither method
     improves on the task's input (:func:`improves_on_input`; column :data:`BEATS_INPUT` says which do: two
     networks that both fall short of their input are ordered by how close they stay to it, which is not the
-    restoration the paper compares), or when the paper's own datasets disagree on the sign. Columns: the unit
-    and count the interval is over, which methods beat the input, the paper's difference on the dataset named
-    (and on its other datasets).
+    restoration the paper compares), or when the paper's own datasets disagree on the sign. Columns: the
+    verdict, our difference, its interval, paired p and Holm p (:data:`HOLM`), the paper's difference on the
+    dataset named, which methods beat the input, the unit and count the interval is over, and the paper's
+    difference on its other datasets.
     """
     checks = controls(df) if checks is None else checks
     controls_hold = bool(len(checks)) and bool(checks.holds.all())
@@ -381,21 +388,21 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             {
                 "task": task,
                 "comparison": f"{_name(a)} − {_name(b)}",
-                "verdict": verdict,  # early: the table is wide, and a page shows its first columns
+                "verdict": verdict,  # the verdict and its statistics first: the table is wide, a page shows its start
                 "ours (dB)": round(d["mean_diff_db"], 2),
                 "95% CI": f"[{lo:.2f}, {hi:.2f}]",
-                "over": interval_over(d),
-                BEATS_INPUT: beats,
+                "paired p": d["p_value"],  # rounded below, after Holm's adjustment (beside it) has read it whole
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
                 "paper in CI": bool(lo <= p_d <= hi),
-                "paired p": d["p_value"],  # rounded below, after Holm's adjustment has read it whole
+                BEATS_INPUT: beats,
+                "over": interval_over(d),
                 "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
             }
         )
     table = pd.DataFrame(rows)
     if len(table):  # the family: the comparisons that carry a verdict; they share runs, which Holm allows
-        judged = table.verdict.isin(["agrees", "disagrees", "inconclusive"])
+        judged = table.verdict.isin(VERDICTS)
         # a judged comparison without a p-value (every difference equal) is still one of the family: p = 0 there
         p = table["paired p"].where(judged).mask(judged & table["paired p"].isna(), 0.0)
         table.insert(table.columns.get_loc("paired p") + 1, HOLM, holm(p).round(4))
@@ -548,14 +555,10 @@ def verdict_counts(table: pd.DataFrame) -> str:
              f"**inconclusive** on {c.get('inconclusive', 0)}")
     why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items()}
     if sum(why.values()):
-        reasons = {"controls": "the controls fail", "seed": "a method pre-trained with one seed",
-                   "no input": "the task's input was not scored",
-                   "input": "neither method improves on the task's input",
-                   "paper": "the paper's datasets disagree on the sign"}
         n = sum(why.values())
         text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(
-            f"{n}: {reasons[k]}" for k, n in why.items() if n) + ")"
-    sided = table[table.verdict.isin(["agrees", "disagrees"])] if len(table) else table
+            f"{n}: {_NO_VERDICT[k][1]}" for k, n in why.items() if n) + ")"
+    sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
         m, kept = int(table[HOLM].notna().sum()), int((sided[HOLM] < 0.05).sum())
         text += (f". Each verdict reads its own 95% interval; corrected for making {m} comparisons at once "

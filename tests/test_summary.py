@@ -147,7 +147,8 @@ def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_ho
     adj = summary.holm(pd.Series([0.01, 0.04, np.nan, 0.03, 0.5]))
     assert np.allclose(adj.iloc[[0, 1, 3, 4]], [0.04, 0.09, 0.09, 0.5]) and np.isnan(adj.iloc[2])
     a = summary.agreement(study_rows(gap=1.0, noise=0.05))
-    judged = a.verdict.isin(["agrees", "disagrees", "inconclusive"])
+    judged = a.verdict.isin(summary.VERDICTS)
+    assert set(a.verdict) <= set(summary.VERDICTS) | set(summary.NO_VERDICT.values())
     assert a.loc[~judged, summary.HOLM].isna().all()
     assert (a.loc[judged, summary.HOLM] >= a.loc[judged, "paired p"]).all()
     # three verdicts: a disagreement at p = 0.03 is one at its own 95% level but not once adjusted for three
