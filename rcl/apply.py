@@ -133,13 +133,14 @@ def apply_tiled(model: torch.nn.Module, image: Tensor, tile: int = 512, overlap:
 
 def input_files(source: str | os.PathLike) -> list[Path]:
     """The images to apply a run to: ``source`` itself if it is a file, else the image files of the folder
-    ``source`` (not recursive, sorted, by the extensions of :data:`rcl.data.IMAGE_EXTENSIONS`)."""
+    ``source`` (:func:`rcl.data.image_files`: not recursive, sorted, by the extensions of
+    :data:`rcl.data.IMAGE_EXTENSIONS`, hidden files left out)."""
     source = Path(source)
     if source.is_file():
         return [source]
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: no such image file or folder")
-    files = sorted(p for p in source.iterdir() if p.suffix.lower() in data.IMAGE_EXTENSIONS and p.is_file())
+    files = data.image_files(source)
     if not files:
         raise ValueError(f"{source}: no image files found (looked for {', '.join(data.IMAGE_EXTENSIONS)})")
     return files
@@ -234,7 +235,7 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     _config.check_choice("bits", bits, (8, 16))
     _config.check_choice("head", head, HEADS)
     pairs = output_paths(source, output_dir)
-    device = torch.device(device) if device is not None else _config.default_device()
+    device = _config.device(device)
     if isinstance(run, torch.nn.Module):
         model = run.to(device, memory_format=memory_format(device)).eval()
     else:

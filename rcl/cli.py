@@ -141,7 +141,6 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
 
     from rcl import config, evaluate, runs
 
@@ -151,7 +150,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                         "are options")
     cfg = evaluate.proxy_config(run, task=args.task, seed=args.seed, test_dataset=args.test_dataset,
                                 test_dir=args.test_dir, **proxy)
-    device = torch.device(args.device) if args.device else config.default_device()
+    device = config.device(args.device)
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
     print(f"{trained['method']} on {args.task}, test images: "
@@ -265,7 +264,6 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-    import torch
 
     from rcl import apply, config
 
@@ -285,7 +283,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     elif args.labels_dir or args.labels_dataset or args.proxy or args.profile != "cpu":
         raise ValueError("--labels-dir, --labels-dataset, --proxy and --profile choose how the proxy head is fitted: "
                          "add --head proxy, or drop them")
-    device = torch.device(args.device) if args.device else config.default_device()
+    device = config.device(args.device)
     network, about = apply.load_network(args.run, args.head, device, proxy)
     if about["head"] == "proxy":
         print(f"proxy head fitted on {about['labels']} ({about['steps']} steps, σ ~ U[0, {about['sigma_max']:g}], "

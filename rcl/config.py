@@ -41,6 +41,7 @@ __all__ = [
     "check_profile",
     "cpu_has_bf16",
     "default_device",
+    "device",
     "default_jobs",
     "gpu_ids",
     "numerics",
@@ -145,6 +146,27 @@ def default_device() -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def device(name: str | torch.device | None = None) -> torch.device:
+    """The device named by ``name`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``), checked to be one this
+    machine has, with a one-line error naming what is valid here; :func:`default_device` for None or ``""``."""
+    if name is None or name == "":
+        return default_device()
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    here = ["cpu", *(f"cuda:{i}" for i in range(n))]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        here.append("mps")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={name!r}: not a device name; valid here: {', '.join(here)}") from None
+    if dev.type == "cuda":
+        if n == 0 or (dev.index is not None and dev.index >= n):
+            raise ValueError(f"device={name!r}: this machine has {n} CUDA device(s); valid here: {', '.join(here)}")
+    elif dev.type != "cpu" and dev.type not in here:
+        raise ValueError(f"device={name!r}: not available on this machine; valid here: {', '.join(here)}")
+    return dev
 
 
 def cpu_has_bf16() -> bool:

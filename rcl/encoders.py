@@ -233,7 +233,9 @@ def _read_state_dict(path: Path, arch: str) -> dict[str, Tensor]:
 def load_resnet_weights(
     path: str | os.PathLike, arch: str = "resnet50", stages: Sequence[str] = RESNET_STAGES
 ) -> dict[str, Tensor]:
-    """Read and check a local torchvision-ResNet state dict, e.g. ``resnet50-0676ba61.pth``.
+    """Read and check a local torchvision-ResNet state dict, e.g. ``resnet50-11ad3fa6.pth``
+    (torchvision's ``IMAGENET1K_V2``, what :func:`resnet_builder` downloads; the older V1 file
+    ``resnet50-0676ba61.pth`` is another encoder, and another run key).
 
     The file is read with ``torch.load(path, map_location="cpu", weights_only=True)`` (no code runs while
     loading). It may hold a plain state dict, or a dict whose ``"state_dict"`` or ``"model"`` entry is one
@@ -343,10 +345,10 @@ def load_encoder(
     uncached it raises :class:`ImageNetWeightsUnavailable` naming the expected file and the alternatives,
     among them a local weights file.
     ``kind="imagenet"`` with ``weights=PATH`` (the config's ``g_e_weights``) never touches the network: it
-    loads a torchvision ``arch`` state dict the user already has, e.g. ``resnet50-0676ba61.pth``, checked by
-    :func:`load_resnet_weights` (only the stem and ``stages`` must be present; what the file lacks, such as
-    ``fc``, keeps its seeded random init and is unused). ``weights`` with any other ``kind`` is a
-    :class:`ValueError`.
+    loads a torchvision ``arch`` state dict the user already has, e.g. ``resnet50-11ad3fa6.pth`` (the V2
+    weights the download gives; a V1 file is another encoder), checked by :func:`load_resnet_weights` (only
+    the stem and ``stages`` must be present; what the file lacks, such as ``fc``, keeps its seeded random
+    init and is unused). ``weights`` with any other ``kind`` is a :class:`ValueError`.
     ``kind="random"`` is seeded (:func:`build_resnet`); ``kind="self-supervised"`` needs ``state_dict`` (a
     path or a dict from :func:`train_simclr_encoder`), whose keys must match the architecture.
     """

@@ -99,9 +99,10 @@ class ConsistencyLoss(nn.Module):
     only if the caller disables it; gradients flow to ``f(x)`` but never into ``g_e``.
 
     ``weights`` (a local file path, the config's ``g_e_weights``) makes ``g_e="imagenet"`` load a
-    torchvision ResNet state dict the user already has (e.g. ``resnet50-0676ba61.pth``) instead of going
-    through torchvision's cache and downloader; the file must fit ``arch`` up to the last stage in
-    ``layers`` (see :func:`rcl.encoders.load_resnet_weights`). It is an error with any other ``g_e``.
+    torchvision ResNet state dict the user already has (e.g. ``resnet50-11ad3fa6.pth``, the V2 weights the
+    download gives) instead of going through torchvision's cache and downloader; the file must fit ``arch``
+    up to the last stage in ``layers`` (see :func:`rcl.encoders.load_resnet_weights`). It is an error with
+    any other ``g_e``.
     """
 
     def __init__(

@@ -42,10 +42,10 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
     # The pre-training engine (rcl.train.PretrainConfig fields).
     "pretrain": {
         "smoke": {"max_side": 128, "tile": 64, "crop": 32, "batch_size": 4, "steps": 3, "width": 8, "depth": 2,
-                  "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 8,
+                  "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 4,
                   "momentum": 0.99, "dense_samples": 32, "g_e_steps": 3, "checkpoint_every": 2, "log_every": 1},
         "cpu": {"max_side": 512, "tile": 128, "crop": 48, "batch_size": 8, "steps": 400, "width": 24, "depth": 3,
-                "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 40,
+                "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 16,
                 "momentum": 0.99},
         "gpu": {"max_side": None, "tile": 256, "crop": 128, "batch_size": 64, "steps": 20000, "width": 32, "depth": 4,
                 "g_e": "imagenet", "g_e_arch": "resnet50", "g_e_layers": ("layer1", "layer2", "layer3"),

@@ -99,7 +99,11 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> U
     ``device`` in the layout it convolves fastest in there (:func:`rcl.models.memory_format`)."""
     path = Path(path)
     if not (path / "model.pt").exists():
-        raise FileNotFoundError(f"{path}: no model.pt — the run has not finished")
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path}: not a run directory (no config.json): give a folder that `python -m rcl "
+                                    "pretrain` made, runs/<method>-<key>")  # fmt: skip
+        raise FileNotFoundError(f"{path}: the run has not finished (no model.pt); run the `python -m rcl pretrain` "
+                                "command that started it again to resume it")  # fmt: skip
     try:
         blob = torch.load(path / "model.pt", map_location=device, weights_only=True)
         model = UNet(UNetConfig(**blob["unet"])).to(device)

@@ -100,18 +100,20 @@ class PretrainConfig(_methods.MethodConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _methods.method_class(self.method)  # raises with the list of valid methods
+        bad = [k for k in ("tile", "crop", "lr", "eps", "width", "depth") if not getattr(self, k) > 0]
+        if bad:
+            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} must be > 0")
         if self.crop >= self.tile:  # instances are tiles: two crops as large as the tile are the same pixels
             raise ValueError(f"crop={self.crop} must be smaller than tile={self.tile}: a positive pair's two crops "
                              "would be the same pixels (a trivial positive); lower crop or raise tile")
+        if self.device:
+            _config.device(self.device)  # a device this machine lacks is named before anything is written
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
         if not 0 < self.overlap_min <= self.overlap_max <= 1:
             raise ValueError(f"need 0 < overlap_min <= overlap_max <= 1, got {self.overlap_min}, {self.overlap_max}")
         if self.steps < 1 or self.checkpoint_every < 1 or self.log_every < 1 or self.g_e_steps < 1:
             raise ValueError("steps, checkpoint_every, log_every and g_e_steps must be >= 1")
-        bad = [k for k in ("tile", "crop", "lr", "eps", "width", "depth") if not getattr(self, k) > 0]
-        if bad:
-            raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} must be > 0")
         if not self.sigma_max >= 0:
             raise ValueError(f"sigma_max={self.sigma_max!r} must be >= 0 (noise std on the 0–255 scale)")
         if self.data_dir is not None and self.dataset == "builtin":
@@ -292,7 +294,7 @@ def _distributed() -> tuple[int, int, int]:
 
 def _device(cfg: PretrainConfig, local_rank: int) -> torch.device:
     if cfg.device:
-        return torch.device(cfg.device)
+        return _config.device(cfg.device)
     dev = _config.default_device()
     return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
 

@@ -136,8 +136,15 @@ def test_command_line_end_to_end(run, tmp_path, capsys):
     assert cli.main(["apply", str(run), str(src), str(src), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rcl: error: ") and "input folder" in err and "\n" not in err
-    assert cli.main(["apply", str(tmp_path), str(src), str(tmp_path / "o2"), "--quiet"]) == 2  # not a finished run
-    assert "model.pt" in capsys.readouterr().err
+    assert cli.main(["apply", str(tmp_path), str(src), str(tmp_path / "o2"), "--quiet"]) == 2  # not a run at all
+    assert "not a run directory (no config.json)" in capsys.readouterr().err
+    (run / "model.pt").rename(run / "model.keep")  # a run that has not finished: how to resume it
+    assert cli.main(["apply", str(run), str(src), str(tmp_path / "o2"), "--quiet"]) == 2
+    assert "has not finished" in capsys.readouterr().err and not (tmp_path / "o2").exists()
+    (run / "model.keep").rename(run / "model.pt")
+    assert cli.main(["apply", str(run), str(src), str(tmp_path / "o3"), "--device", "nonesuch", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "device='nonesuch'" in err and "valid here: cpu" in err and "\n" not in err
 
 
 def _proxy(run, **fields):
