@@ -173,6 +173,8 @@ def output_paths(source: str | os.PathLike, output_dir: str | os.PathLike) -> li
 
 def _outputs(files: list[Path], output_dir: Path, source: Path) -> list[Path]:
     """``<stem>.png`` in ``output_dir`` for each input; refused where one would overwrite an input."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ValueError(f"{output_dir}: a file, not a folder; OUTPUT must be a folder (made if missing)")
     if source.is_dir() and output_dir.resolve() == source.resolve():
         raise ValueError(f"{output_dir}: the output folder is the input folder; give another folder "
                          "(outputs never overwrite the inputs)")
@@ -228,7 +230,8 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     Writes ``<stem>.png`` per input into ``output_dir`` (8 or 16 bits per sample; an earlier output is
     replaced, an input never: that, and ``output_dir`` being the input folder, is a ``ValueError`` naming
     the file). Runs on ``device`` (default: the best available), tile by tile (:func:`apply_tiled`).
-    Returns the written paths.
+    Returns the written paths. An input that cannot be read does not stop the others: after the last one, a
+    ``ValueError`` names every unreadable input and says how many were written.
     """
     from tqdm.auto import tqdm
 
@@ -241,11 +244,22 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     else:
         model, _ = load_network(run, head, device, proxy, trial, profile)
     hidden = _config.progress_disabled(progress)
-    tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=hidden)
+    images = tqdm(pairs, desc="apply", unit="image", disable=hidden)
+    tiles = tqdm(desc="tiles", unit="tile", leave=False, disable=hidden, position=1)  # under the images' bar
+    written, unreadable = [], []
     try:
-        for path, out in tqdm(pairs, desc="apply", unit="image", disable=hidden):
-            result = apply_tiled(model, data.load_image(path), tile, overlap, device, progress=tiles)
-            write_png(out, result, bits)
+        for path, out in images:
+            try:
+                image = data.load_image(path)
+            except (ValueError, OSError) as err:  # one unreadable file does not stop the others
+                unreadable.append(str(err))
+                continue
+            write_png(out, apply_tiled(model, image, tile, overlap, device, progress=tiles), bits)
+            written.append(out)
     finally:
         tiles.close()
-    return [out for _, out in pairs]
+        images.close()
+    if unreadable:
+        raise ValueError(f"{len(unreadable)} of {len(pairs)} input(s) not read, the other {len(written)} written: "
+                         + "; ".join(unreadable))
+    return written

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -102,6 +103,14 @@ def _parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+#: What pre-training does with a user's images, said before it starts (README: "Denoise your own photographs").
+_DATA_NOTE = ("note: dataset={dataset} reads every training image as clean{resize} and adds simulated camera noise up "
+              "to σ = {sigma:g} (0–255 scale): photographs that are noisy already get more. --set sigma_max=0 adds "
+              "none, so that the methods that need no second draw (Noise2Self, RCL) see only the images' own noise "
+              "(N2N then learns the identity). A folder without train/ and test/ subfolders holds out every fifth "
+              "image for testing.")
+
+
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from rcl import train
 
@@ -110,6 +119,9 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         for key, value in sorted(vars(cfg).items()):
             print(f"{key} = {value!r}")
         return 0
+    if cfg.dataset != "builtin" and int(os.environ.get("RANK", "0")) == 0:
+        resize = f", downscaled to at most {cfg.max_side} px on its longer side," if cfg.max_side else ""
+        print(_DATA_NOTE.format(dataset=cfg.dataset, sigma=cfg.sigma_max, resize=resize))
     result = train.pretrain(cfg)
     state = "reused" if result.reused else "finished"
     if int(os.environ.get("RANK", "0")) == 0:
@@ -140,6 +152,10 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
     return proxy
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from rcl import config, evaluate, runs
@@ -153,9 +169,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = config.device(args.device)
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
+    order = {c: i for i, c in enumerate(dict.fromkeys(rows.condition))}  # as evaluated: σ=0, 5, …, then mixed
+    table = table.sort_values("condition", key=lambda c: c.map(order)).reset_index(drop=True)
     print(f"{trained['method']} on {args.task}, test images: "
           f"{args.test_dir or args.test_dataset or trained['dataset'] + ' test split'} "
-          f"({rows.image.nunique()} images, {cfg.trials} trials)")
+          f"({_count(rows.image.nunique(), 'image')}, {_count(cfg.trials, 'trial')})")
     print(table.round(3).to_string(index=False))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -672,6 +690,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        if _debug(args):
+            raise
+        print("rcl: interrupted; nothing half-written is left, and pre-training, evaluations, sweeps and studies "
+              "resume from their finished parts when the same command runs again: python -m rcl "
+              f"{shlex.join(sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
+        return 130
     except Exception as err:
         line = None if _debug(args) else user_error(err)
         if line is None:

@@ -124,6 +124,25 @@ def test_one_file_and_refusals_to_overwrite_an_input(run, tmp_path):
     assert [p.name for p in apply.apply_folder(run, photo, tmp_path / "one", progress=False)] == ["a.png"]
 
 
+def test_an_unreadable_input_stops_no_other_and_hidden_files_are_not_inputs(run, tmp_path):
+    """A truncated photograph among good ones: the good ones are written, then one error names the bad one and
+    the count; macOS's ``._`` metadata files are not read as images at all; an OUTPUT that is a file is refused."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "a.png", 20, 20)
+    _photo(src / "c.png", 20, 20)
+    (src / "b.png").write_bytes((src / "a.png").read_bytes()[:40])  # truncated
+    (src / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    assert [p.name for p in apply.input_files(src)] == ["a.png", "b.png", "c.png"]
+    with pytest.raises(ValueError, match=r"1 of 3 input\(s\) not read, the other 2 written: .*b\.png") as err:
+        apply.apply_folder(run, src, tmp_path / "out", progress=False)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ValueError, match="afile: a file, not a folder"):
+        apply.apply_folder(run, src, tmp_path / "afile", progress=False)
+
+
 def test_command_line_end_to_end(run, tmp_path, capsys):
     src = tmp_path / "photos"
     src.mkdir()

@@ -2,6 +2,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from paths import ROOT
@@ -212,3 +213,18 @@ def test_documented_commands_parse(capsys):
                 bad.append(f"{where}: python -m rcl {text}: {err.strip().splitlines()[-1]}")
         capsys.readouterr()
     assert not bad, "\n".join(bad)
+
+
+def test_pretrain_on_ones_own_images_says_they_are_read_as_clean_and_get_simulated_noise(monkeypatch, capsys):
+    """The premise of the command is a folder of the user's photographs: before training it says what is done to
+    them (read as clean, downscaled, simulated noise added) and how to train on their own noise alone."""
+    from rcl import train
+
+    seen = []
+    monkeypatch.setattr(train, "pretrain", lambda cfg: seen.append(cfg) or train.RunResult(Path("r"), cfg))
+    assert cli.main(["pretrain", "--profile", "cpu", "--set", "dataset=folder", "--set", "data_dir=photos"]) == 0
+    out = capsys.readouterr().out
+    assert "reads every training image as clean, downscaled to at most 512 px" in out and "up to σ = 20" in out
+    assert "--set sigma_max=0 adds none" in out and seen[0].data_dir == "photos"
+    assert cli.main(["pretrain", "--profile", "smoke"]) == 0  # the bundled photographs: nothing to say
+    assert "as clean" not in capsys.readouterr().out

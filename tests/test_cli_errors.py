@@ -24,6 +24,9 @@ CASES = {
     "missing image folder": (["pretrain", "--profile", "smoke", "--set", "dataset=folder", "--set",
                               "data_dir=no/such/photos", "--set", "runs_dir=no/such/runs"], "no/such/photos"),
     "unknown -p name": (["notebooks", "-p", "nonsense", "1"], "no parameter 'nonsense'"),
+    "a device not here": (["pretrain", "--profile", "smoke", "--set", "device=nonesuch", "--print-config"],
+                          "device='nonesuch': not a device name; valid here: cpu"),
+    "tile=0": (["pretrain", "--profile", "smoke", "--set", "tile=0", "--print-config"], "tile=0 must be > 0"),
     "two values to one -p": (["notebooks", "-p", "seeds", "0,1"], "'[0, 1]'"),
 }
 
@@ -81,6 +84,22 @@ def test_a_bug_still_shows_its_traceback(bug, monkeypatch):
     monkeypatch.setattr(cli, "_cmd_datasets", broken)
     with pytest.raises(type(bug)):
         cli.main(["datasets", "list"])
+
+
+def test_an_interrupt_is_one_line_naming_the_command_that_resumes(monkeypatch, capsys):
+    """Ctrl-C: no traceback, status 130, and the command that resumes (with --debug, the interrupt itself)."""
+    monkeypatch.delenv("RCL_DEBUG", raising=False)
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_datasets", interrupted)
+    assert cli.main(["datasets", "list"]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("rcl: interrupted;") and err.count("\n") == 1
+    assert err.endswith("python -m rcl datasets list\n")
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["datasets", "list", "--debug"])
 
 
 def test_which_exceptions_are_the_users_input():

@@ -345,10 +345,11 @@ def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
     run = train.pretrain(cfg).path
     args = [sys.executable, "-m", "rcl", "evaluate", str(run), "--test-dir", str(tmp_path / "photos"),
             "--set", "trials=1", "--set", "n_labels=2", "--set", "label_size=32", "--set", "head_steps=5",
-            "--set", "sigma_grid=10,20", "--set", "test_draws=1", "--out", str(tmp_path / "rows.csv")]
+            "--set", "sigma_grid=5,10,20", "--set", "test_draws=1", "--out", str(tmp_path / "rows.csv")]
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "σ=10" in out.stdout and "σ=20" in out.stdout and "1 images" in out.stdout
+    assert "(1 image, 1 trial)" in out.stdout
+    assert out.stdout.index("σ=5 ") < out.stdout.index("σ=10") < out.stdout.index("σ=20")  # by σ, not as text
     assert set(pd.read_csv(tmp_path / "rows.csv").image) == {"p0.png"}
     # a folder holding one of the run's training images is refused with one line
     _write_images(tmp_path / "photos", {"copy": data.load_images("folder", "train", str(tmp_path / "train"))["t0.png"]})
