@@ -575,3 +575,20 @@ def test_the_residual_contrast_is_read_under_the_controls_the_seeds_and_the_inpu
     one = summary.residual_contrast_reading(_with_consistency(study_rows(seeds=(0,)), 1.0))
     assert "one pre-training seed: no conclusion" in one
     assert "not both among" in summary.residual_contrast_reading(study_rows())
+
+
+def test_a_residual_contrast_seen_at_one_noise_level_is_read_after_correcting_for_the_levels(monkeypatch):
+    """The mixed-range difference includes zero, one level's excludes it: "does change the network" only where
+    that level survives Holm's correction over the levels tested; otherwise "weak evidence at most"."""
+    rows = study_rows(gap=1.0, one_seed=("copy",))
+    rng = np.random.default_rng(1)
+    cons = rows[rows.method == "rcl-emd"].copy()
+    cons["method"] = "consistency"
+    cons["psnr"] = cons.psnr - np.where(cons.condition == "σ=10", 1.0, 0.0) + rng.normal(0, 0.05, len(cons))
+    table = pd.concat([rows, cons], ignore_index=True)
+    strong = summary.residual_contrast_reading(table)
+    assert "**The residual contrast does change the network** (at least one level keeps p < 0.05 after Holm's " \
+           "correction for 3)" in strong and "σ=10 (+1.0" in strong
+    monkeypatch.setattr(summary, "holm", lambda p: p * 0 + 1.0)  # no level survives the correction
+    weak = summary.residual_contrast_reading(table)
+    assert "**weak evidence at most**" in weak and "does change" not in weak
