@@ -144,11 +144,14 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
     parse = {"sigma_grid": lambda v: tuple(float(x) for x in v.split(",") if x),
              "test_crop": lambda v: None if v.lower() in ("none", "") else int(v)}
     defaults = evaluate.ProxyConfig()
-    try:
-        for k, v in proxy.items():
-            proxy[k] = parse[k](v) if k in parse else type(getattr(defaults, k))(v)
-    except ValueError as err:
-        raise ValueError(f"{option} {k}={v!r}: {err}") from err
+    words = {"sigma_grid": "comma-separated numbers, e.g. 0,10,20", "test_crop": "a whole number of pixels or none"}
+    for k, v in proxy.items():
+        kind = type(getattr(defaults, k))
+        try:
+            proxy[k] = parse[k](v) if k in parse else kind(v)
+        except ValueError:
+            expected = words.get(k, {int: "a whole number", float: "a number"}.get(kind, kind.__name__))
+            raise ValueError(f"{option} {k}={v!r}: expected {expected}") from None
     return proxy
 
 

@@ -166,3 +166,13 @@ def test_apply_refuses_bad_tile_sizes_before_loading_the_run(flag, value, text, 
     assert _status(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("rcl: error: ") and text in err and "no-run" not in err, err
+
+
+def test_a_proxy_setting_of_the_wrong_kind_names_what_is_expected():
+    """``--set``/``--proxy`` values of the proxy protocol: the key, the value and what would be valid, in words."""
+    for item, text in [("n_labels=abc", "n_labels='abc': expected a whole number"),
+                       ("sigma_grid=a,b", "expected comma-separated numbers"),
+                       ("test_crop=x", "expected a whole number of pixels or none")]:  # fmt: skip
+        with pytest.raises(ValueError, match=text):
+            cli._proxy_sets([item], "--proxy", "why")
+    assert cli._proxy_sets(["trials=3", "sigma_grid=0,10"], "--proxy", "why") == {"trials": 3, "sigma_grid": (0.0, 10.0)}
