@@ -175,4 +175,5 @@ def test_a_proxy_setting_of_the_wrong_kind_names_what_is_expected():
                        ("test_crop=x", "expected a whole number of pixels or none")]:  # fmt: skip
         with pytest.raises(ValueError, match=text):
             cli._proxy_sets([item], "--proxy", "why")
-    assert cli._proxy_sets(["trials=3", "sigma_grid=0,10"], "--proxy", "why") == {"trials": 3, "sigma_grid": (0.0, 10.0)}
+    parsed = cli._proxy_sets(["trials=3", "sigma_grid=0,10"], "--proxy", "why")
+    assert parsed == {"trials": 3, "sigma_grid": (0.0, 10.0)}
