@@ -142,7 +142,10 @@ def input_files(source: str | os.PathLike) -> list[Path]:
         raise FileNotFoundError(f"{source}: no such image file or folder")
     files = data.image_files(source)
     if not files:
-        raise ValueError(f"{source}: no image files found (looked for {', '.join(data.IMAGE_EXTENSIONS)})")
+        hidden = [p.name for p in source.iterdir()
+                  if p.name.startswith(".") and p.suffix.lower() in data.IMAGE_EXTENSIONS]
+        skipped = f"; {len(hidden)} hidden file(s) such as {hidden[0]} are not images" if hidden else ""
+        raise ValueError(f"{source}: no image files found (looked for {', '.join(data.IMAGE_EXTENSIONS)}){skipped}")
     return files
 
 
@@ -238,6 +241,8 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     _config.check_choice("bits", bits, (8, 16))
     _config.check_choice("head", head, HEADS)
     pairs = output_paths(source, output_dir)
+    if len(pairs) == 1:
+        data.load_image(pairs[0][0])  # one input: an unreadable one is named before any network is loaded
     device = _config.device(device)
     if isinstance(run, torch.nn.Module):
         model = run.to(device, memory_format=memory_format(device)).eval()
@@ -253,6 +258,7 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
                 image = data.load_image(path)
             except (ValueError, OSError) as err:  # one unreadable file does not stop the others
                 unreadable.append(str(err))
+                out.unlink(missing_ok=True)  # an earlier output of other content is not left beside it
                 continue
             write_png(out, apply_tiled(model, image, tile, overlap, device, progress=tiles), bits)
             written.append(out)
@@ -260,6 +266,6 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
         tiles.close()
         images.close()
     if unreadable:
-        raise ValueError(f"{len(unreadable)} of {len(pairs)} input(s) not read, the other {len(written)} written: "
-                         + "; ".join(unreadable))
+        raise ValueError(f"{len(unreadable)} of {len(pairs)} input(s) not read (and no output of theirs kept), the "
+                         f"other {len(written)} written: " + "; ".join(unreadable))
     return written

@@ -103,12 +103,15 @@ def _parse_sets(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-#: What pre-training does with a user's images, said before it starts (README: "Denoise your own photographs").
-_DATA_NOTE = ("note: dataset={dataset} reads every training image as clean{resize} and adds simulated camera noise up "
-              "to σ = {sigma:g} (0–255 scale): photographs that are noisy already get more. --set sigma_max=0 adds "
-              "none, so that the methods that need no second draw (Noise2Self, RCL) see only the images' own noise "
-              "(N2N then learns the identity). A folder without train/ and test/ subfolders holds out every fifth "
-              "image for testing.")
+#: What pre-training does with a folder of the user's images, said before it starts (README: "Denoise your own
+#: photographs"); the second sentence is for ``sigma_max > 0``, the third for ``sigma_max = 0``.
+_DATA_NOTE = ("note: dataset=folder reads every training image as clean{resize}; a folder without train/ and test/ "
+              "subfolders holds out every fifth image for testing. ",
+              "Simulated camera noise up to σ = {sigma:g} (0–255 scale) is added, so photographs that are noisy "
+              "already get more; --set sigma_max=0 adds none, and the methods that need no second draw (Noise2Self, "
+              "RCL) then see only the images' own noise.",
+              "sigma_max=0: no noise is added, so the methods that need no second draw (Noise2Self, RCL) see only the "
+              "images' own noise, and N2N learns the identity (its two draws are the same image).")
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
@@ -119,9 +122,10 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         for key, value in sorted(vars(cfg).items()):
             print(f"{key} = {value!r}")
         return 0
-    if cfg.dataset != "builtin" and int(os.environ.get("RANK", "0")) == 0:
-        resize = f", downscaled to at most {cfg.max_side} px on its longer side," if cfg.max_side else ""
-        print(_DATA_NOTE.format(dataset=cfg.dataset, sigma=cfg.sigma_max, resize=resize))
+    if cfg.dataset == "folder" and int(os.environ.get("RANK", "0")) == 0:
+        resize = f", downscaled to at most {cfg.max_side} px on its longer side" if cfg.max_side else ""
+        noise = _DATA_NOTE[1 if cfg.sigma_max > 0 else 2].format(sigma=cfg.sigma_max)
+        print(_DATA_NOTE[0].format(resize=resize) + noise)
     result = train.pretrain(cfg)
     state = "reused" if result.reused else "finished"
     if int(os.environ.get("RANK", "0")) == 0:
@@ -155,13 +159,20 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
     return proxy
 
 
+def _by_sigma(condition: str) -> tuple[int, float]:
+    """A test condition's place in a table: the fixed levels ``σ=5`` by σ, then the rest (``σ~U[0,20]``)."""
+    try:
+        return (0, float(condition.removeprefix("σ="))) if condition.startswith("σ=") else (1, 0.0)
+    except ValueError:
+        return (1, 0.0)
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-
-    from rcl import config, evaluate, runs
+    from rcl import cache, config, evaluate, runs
 
     run = Path(args.run)
     trained = runs.read_config(run)
@@ -172,15 +183,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = config.device(args.device)
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
-    order = {c: i for i, c in enumerate(dict.fromkeys(rows.condition))}  # as evaluated: σ=0, 5, …, then mixed
-    table = table.sort_values("condition", key=lambda c: c.map(order)).reset_index(drop=True)
+    table = table.sort_values("condition", key=lambda c: c.map(_by_sigma)).reset_index(drop=True)
     print(f"{trained['method']} on {args.task}, test images: "
           f"{args.test_dir or args.test_dataset or trained['dataset'] + ' test split'} "
           f"({_count(rows.image.nunique(), 'image')}, {_count(cfg.trials, 'trial')})")
     print(table.round(3).to_string(index=False))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        rows.to_csv(args.out, index=False)
+        cache.atomic_write_text(args.out, rows.to_csv(index=False))  # never half-written, even when interrupted
         print(f"per-case rows written to {args.out}")
     return 0
 
@@ -285,7 +295,6 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_apply(args: argparse.Namespace) -> int:
-
     from rcl import apply, config
 
     apply.output_paths(args.input, args.output)  # bad folders are refused before anything is loaded or fitted

@@ -501,7 +501,10 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
                 "measurably change the result**; RCL-EMD behaves as its consistency term.")
     elif side == 0:
         levels = [c for c in _conditions(df[df.task == task]) if c.startswith("σ=")]  # as claims_per_sigma's
-        p = holm(pd.Series([paired_difference(df, a, b, task, condition=c)["p_value"] for c in levels]))
+        ds = [paired_difference(df, a, b, task, condition=c) for c in levels]
+        # a level whose differences are all equal has no p-value; one that excludes zero is one of the family at
+        # p = 0, as in agreement()
+        p = holm(pd.Series([0.0 if np.isnan(d["p_value"]) and direction(*d["ci95"]) else d["p_value"] for d in ds]))
         if (p < 0.05).any():
             text = (f"the interval includes zero on the mixed range, but {per_level} **The residual contrast does "
                     f"change the network** (at least one level keeps p < 0.05 after Holm's correction for "

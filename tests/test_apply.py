@@ -134,10 +134,30 @@ def test_an_unreadable_input_stops_no_other_and_hidden_files_are_not_inputs(run,
     (src / "b.png").write_bytes((src / "a.png").read_bytes()[:40])  # truncated
     (src / "._a.jpg").write_bytes(b"\x00\x05\x16\x07 resource fork")
     assert [p.name for p in apply.input_files(src)] == ["a.png", "b.png", "c.png"]
-    with pytest.raises(ValueError, match=r"1 of 3 input\(s\) not read, the other 2 written: .*b\.png") as err:
+    text = r"1 of 3 input\(s\) not read \(and no output of theirs kept\), the other 2 written: .*b\.png"
+    with pytest.raises(ValueError, match=text) as err:
         apply.apply_folder(run, src, tmp_path / "out", progress=False)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    _photo(src / "b.png", 20, 20)  # readable now: an output for it is written ...
+    apply.apply_folder(run, src, tmp_path / "out", progress=False)
+    (src / "b.png").write_bytes((src / "a.png").read_bytes()[:40])  # ... and not kept once it is unreadable again
+    with pytest.raises(ValueError, match="no output of theirs kept"):
+        apply.apply_folder(run, src, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "b.png").exists()
+
+    def never(*args, **kwargs):
+        raise AssertionError("a network was loaded for one unreadable input")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(apply, "load_network", never)
+        with pytest.raises(ValueError, match=r"b\.png"):
+            apply.apply_folder("runs/any", src / "b.png", tmp_path / "one", progress=False)
+    hidden_only = tmp_path / "hidden"
+    hidden_only.mkdir()
+    (hidden_only / "._a.jpg").write_bytes(b"\x00")
+    with pytest.raises(ValueError, match=r"1 hidden file\(s\) such as \._a\.jpg are not images"):
+        apply.input_files(hidden_only)
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ValueError, match="afile: a file, not a folder"):
         apply.apply_folder(run, src, tmp_path / "afile", progress=False)

@@ -226,5 +226,28 @@ def test_pretrain_on_ones_own_images_says_they_are_read_as_clean_and_get_simulat
     out = capsys.readouterr().out
     assert "reads every training image as clean, downscaled to at most 512 px" in out and "up to σ = 20" in out
     assert "--set sigma_max=0 adds none" in out and seen[0].data_dir == "photos"
-    assert cli.main(["pretrain", "--profile", "smoke"]) == 0  # the bundled photographs: nothing to say
-    assert "as clean" not in capsys.readouterr().out
+    argv = ["pretrain", "--profile", "cpu", "--set", "dataset=folder", "--set", "data_dir=photos"]
+    assert cli.main([*argv, "--set", "sigma_max=0", "--set", "max_side=none"]) == 0
+    out = capsys.readouterr().out
+    assert "sigma_max=0: no noise is added" in out and "up to σ" not in out and "downscaled" not in out
+    for other in (["--profile", "smoke"], ["--profile", "smoke", "--set", "dataset=bsds500", "--set", "data_dir=d"]):
+        assert cli.main(["pretrain", *other]) == 0  # the bundled photographs, a registered dataset: nothing to say
+        assert "as clean" not in capsys.readouterr().out
+
+
+def test_a_device_is_checked_against_the_machine(monkeypatch):
+    """``cpu`` and ``cpu:0`` always; ``cuda`` and ``cuda:i`` only where that many CUDA devices are; one line naming
+    what is valid here otherwise."""
+    import torch
+
+    assert config.device("cpu:0").type == "cpu" and config.device("") == config.default_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match=r"device='cuda': this machine has 0 CUDA device\(s\); valid here: cpu$"):
+        config.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert config.device("cuda:0") == torch.device("cuda", 0) and config.device("cuda") == torch.device("cuda")
+    with pytest.raises(ValueError, match="device='cuda:1': this machine has 1 CUDA device.*valid here: cpu, cuda:0"):
+        config.device("cuda:1")
+    with pytest.raises(ValueError, match="device='gpu': not a device name"):
+        config.device("gpu")

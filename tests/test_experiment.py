@@ -345,7 +345,7 @@ def test_cli_evaluates_a_finished_run_on_a_folder_it_never_trained_on(tmp_path):
     run = train.pretrain(cfg).path
     args = [sys.executable, "-m", "rcl", "evaluate", str(run), "--test-dir", str(tmp_path / "photos"),
             "--set", "trials=1", "--set", "n_labels=2", "--set", "label_size=32", "--set", "head_steps=5",
-            "--set", "sigma_grid=5,10,20", "--set", "test_draws=1", "--out", str(tmp_path / "rows.csv")]
+            "--set", "sigma_grid=20,5,10", "--set", "test_draws=1", "--out", str(tmp_path / "rows.csv")]
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "(1 image, 1 trial)" in out.stdout
