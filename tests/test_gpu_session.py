@@ -38,6 +38,7 @@ def test_the_gpu_session_script_runs_every_phase_at_the_smoke_profile(tmp_path):
     assert result.provenance["profile"] == "smoke" and len(at_scale.training(result)) >= 7
     assert result.provenance["data"]["test_images"] == 2  # the held-out photographs, all evaluated
     # in words, what they were (DATA_NOTE's default): the folder's name and its counts
-    assert result.provenance["data"]["note"] == "photos: 7 files in train/; held out, the first 2 of test/ by name"
+    assert result.provenance["data"]["note"] == (f"photos: {len(data.BUILTIN_TRAIN)} files in train/; held out, the "
+                                                 "first 2 of test/ by name")
     assert not result.residual_rows.empty  # what each network's residual is, at the file's scale
     assert not runs.exists()  # removed once the at-scale run succeeded: only the small results file comes back

@@ -158,18 +158,28 @@ def test_runs_and_results_default_to_the_projects_folders_whatever_the_working_d
 
 def test_gpu_parameters_say_what_to_set_on_the_bundled_images():
     """At the gpu profile the bundled photographs give fewer instances than a batch: the parameters cells of
-    the notebooks that pre-train say so, with the right numbers, and the batch they suggest fits."""
+    the notebooks that pre-train say so, with the right numbers, and the overrides they suggest build every
+    method of the profile offline (the batch fits, the dense baselines' queues too, no ImageNet weights)."""
+    import ast
+
     from rcl import train
 
     cfg = train.make_config("rcl-emd", "gpu", dataset="builtin", progress=False)
-    n = len(train.build_data(cfg))
+    ds = train.build_data(cfg)
+    n = len(ds)
     assert n < cfg.batch_size
+    suggestions = set()
     for source in SOURCES[2:5]:
         cell = _parameters_cell(source)
         assert f"batches of {cfg.batch_size} instances" in cell and f"({n} tiles of {cfg.tile} px)" in cell
         assert "python -m rcl datasets download voc2012" in cell and 'dataset = "voc2012"' in cell
-        suggested = int(cell.split('overrides = {"batch_size": ')[1].split("}")[0])
-        assert suggested <= n
+        suggestions.add(cell.split("overrides = ")[1].split("\n")[0].rstrip(".").strip())
+    (suggested,) = suggestions  # the same advice in every notebook
+    overrides = ast.literal_eval(suggested)
+    for method in ("rcl-emd", "vader", "densecl+"):
+        small = train.make_config(method, "gpu", dataset="builtin", progress=False, **overrides)
+        assert train._check_batch(ds, small) <= n
+        train.build_method(small, ds)  # a queue too large for the tiles, or weights to download, would raise
 
 
 def test_command_line_values_are_read_as_sweeps_read_one():

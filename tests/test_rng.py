@@ -39,8 +39,15 @@ def fp32_modes():
     set_modes(*saved[1:])
 
 
+def _a_gpu_machine(monkeypatch):
+    """This machine as one with a CUDA device, so that configs naming ``device="cuda"`` are accepted here."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+
+
 def test_the_precision_of_a_run_is_in_its_key(monkeypatch, fp32_modes):
     fp32_modes("ieee", "ieee")
+    _a_gpu_machine(monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
     assert config.numerics("cuda", amp=True).startswith("cuda-bf16-fp32:")
     assert config.numerics("cuda", amp=False).startswith("cuda-fp32-fp32:")
@@ -57,6 +64,7 @@ def test_tf32_on_a_gpu_is_in_the_key(monkeypatch, fp32_modes):
     API set it — the fp32_precision settings or the legacy allow_tf32 flags (mixing them made the legacy flags
     unreadable, so they are not what the key reads)."""
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    _a_gpu_machine(monkeypatch)
     seen = {}
     for matmul, conv in itertools.product(("ieee", "tf32"), repeat=2):
         fp32_modes(matmul, conv)
