@@ -241,8 +241,8 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     _config.check_choice("bits", bits, (8, 16))
     _config.check_choice("head", head, HEADS)
     pairs = output_paths(source, output_dir)
-    if len(pairs) == 1:
-        data.load_image(pairs[0][0])  # one input: an unreadable one is named before any network is loaded
+    # one input: read first, so that an unreadable one is named before any network is loaded (and read once)
+    first = {pairs[0][0]: data.load_image(pairs[0][0])} if len(pairs) == 1 else {}
     device = _config.device(device)
     if isinstance(run, torch.nn.Module):
         model = run.to(device, memory_format=memory_format(device)).eval()
@@ -255,7 +255,7 @@ def apply_folder(run: str | os.PathLike | torch.nn.Module, source: str | os.Path
     try:
         for path, out in images:
             try:
-                image = data.load_image(path)
+                image = first.pop(path) if path in first else data.load_image(path)
             except (ValueError, OSError) as err:  # one unreadable file does not stop the others
                 unreadable.append(str(err))
                 out.unlink(missing_ok=True)  # an earlier output of other content is not left beside it

@@ -159,20 +159,12 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
     return proxy
 
 
-def _by_sigma(condition: str) -> tuple[int, float]:
-    """A test condition's place in a table: the fixed levels ``σ=5`` by σ, then the rest (``σ~U[0,20]``)."""
-    try:
-        return (0, float(condition.removeprefix("σ="))) if condition.startswith("σ=") else (1, 0.0)
-    except ValueError:
-        return (1, 0.0)
-
-
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from rcl import cache, config, evaluate, runs
+    from rcl import cache, config, evaluate, runs, summary
 
     run = Path(args.run)
     trained = runs.read_config(run)
@@ -183,7 +175,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     device = config.device(args.device)
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
-    table = table.sort_values("condition", key=lambda c: c.map(_by_sigma)).reset_index(drop=True)
+    table = table.set_index("condition").loc[summary.conditions(rows)].reset_index()  # by σ, then the mixed range
     print(f"{trained['method']} on {args.task}, test images: "
           f"{args.test_dir or args.test_dataset or trained['dataset'] + ' test split'} "
           f"({_count(rows.image.nunique(), 'image')}, {_count(cfg.trials, 'trial')})")

@@ -44,6 +44,7 @@ __all__ = [
     "book_result",
     "claims_per_sigma",
     "clear_conditions",
+    "conditions",
     "controls",
     "holm",
     "improves_on_input",
@@ -93,7 +94,7 @@ def per_trial(df: pd.DataFrame) -> pd.DataFrame:
     return paper_cases(df).groupby(keys)[["psnr", "ssim"]].mean().reset_index()
 
 
-def _conditions(df: pd.DataFrame) -> list[str]:
+def conditions(df: pd.DataFrame) -> list[str]:
     """The test conditions present, fixed noise levels by σ first, then the mixed range and 'clean'."""
     present = set(df.condition) if "condition" in df else set()
     fixed = sorted((c for c in present if c.startswith("σ=")), key=lambda c: float(c[2:]))
@@ -113,7 +114,7 @@ def per_sigma(df: pd.DataFrame, task: str = "denoise", value: str = "psnr") -> p
     wide = aggregate(sel, ["method", "condition", *keys]).groupby(["method", "condition"])[value].mean().unstack()
     refs = [m for m in wide.index if m not in ORDER]
     order = refs + [m for m in ORDER if m in wide.index]
-    return wide.reindex(index=order, columns=_conditions(sel)).rename(index=_name).round(2)
+    return wide.reindex(index=order, columns=conditions(sel)).rename(index=_name).round(2)
 
 
 #: The copy-the-input control's bar: a network trained to reproduce its noisy input must, end to end, score at
@@ -358,7 +359,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     """
     checks = controls(df) if checks is None else checks
     controls_hold = bool(len(checks)) and bool(checks.holds.all())
-    rows, cases = [], paper_cases(df)
+    rows, family, cases = [], [], paper_cases(df)
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
         if a not in present or b not in present:
@@ -384,6 +385,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
             verdict = "inconclusive"
         else:
             verdict = "agrees" if direction(lo, hi) == signs.pop() else "disagrees"
+        family.append(_holm_p(d))
         rows.append(
             {
                 "task": task,
@@ -403,8 +405,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     table = pd.DataFrame(rows)
     if len(table):  # the family: the comparisons that carry a verdict; they share runs, which Holm allows
         judged = table.verdict.isin(VERDICTS)
-        # a judged comparison without a p-value (every difference equal) is still one of the family: p = 0 there
-        p = table["paired p"].where(judged).mask(judged & table["paired p"].isna(), 0.0)
+        p = pd.Series(family, index=table.index).where(judged)
         table.insert(table.columns.get_loc("paired p") + 1, HOLM, holm(p).round(4))
         table["paired p"] = table["paired p"].round(4)
     return table
@@ -412,6 +413,12 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
 
 #: :func:`agreement`'s column of Holm-adjusted p-values over the comparisons that carry a verdict.
 HOLM = "Holm p"
+
+
+def _holm_p(d: dict) -> float:
+    """A paired difference's (:func:`rcl.stats.paired_difference`) p-value as one of Holm's family: its own, or
+    where every difference was equal (no p-value) 0 if its interval excludes zero, else 1."""
+    return d["p_value"] if not np.isnan(d["p_value"]) else (0.0 if direction(*d["ci95"]) else 1.0)
 
 
 def holm(p: pd.Series) -> pd.Series:
@@ -445,7 +452,7 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     for t, a, b in CLAIMS if claims is None else claims:
         if t != task or a not in present or b not in present:
             continue
-        for c in _conditions(sel):
+        for c in conditions(sel):
             d = paired_difference(df, a, b, task, condition=c)
             rows.append({"comparison": f"{_name(a)} − {_name(b)}", "condition": c, "diff (dB)": d["mean_diff_db"],
                          "lo": d["ci95"][0], "hi": d["ci95"][1], "n": d["n"], "unit": d["unit"]})
@@ -500,11 +507,8 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
         text = (f"the interval includes zero, and {per_level} **At this profile the residual contrast does not "
                 "measurably change the result**; RCL-EMD behaves as its consistency term.")
     elif side == 0:
-        levels = [c for c in _conditions(df[df.task == task]) if c.startswith("σ=")]  # as claims_per_sigma's
-        ds = [paired_difference(df, a, b, task, condition=c) for c in levels]
-        # a level whose differences are all equal has no p-value; one that excludes zero is one of the family at
-        # p = 0, as in agreement()
-        p = holm(pd.Series([0.0 if np.isnan(d["p_value"]) and direction(*d["ci95"]) else d["p_value"] for d in ds]))
+        levels = [c for c in conditions(df[df.task == task]) if c.startswith("σ=")]  # as claims_per_sigma's
+        p = holm(pd.Series([_holm_p(paired_difference(df, a, b, task, condition=c)) for c in levels]))
         if (p < 0.05).any():
             text = (f"the interval includes zero on the mixed range, but {per_level} **The residual contrast does "
                     f"change the network** (at least one level keeps p < 0.05 after Holm's correction for "
@@ -658,7 +662,7 @@ def label_controls(df: pd.DataFrame, margin_db: float = 3.0) -> pd.DataFrame:
     sl = per.loc["SL"]
     counts = sorted(set(sl.index.get_level_values("labels")))
     lo, hi = counts[0], counts[-1]
-    conds = _conditions(df)
+    conds = conditions(df)
     if REFERENCE in per.index.get_level_values("arm"):
         ref = per.loc[REFERENCE].groupby("condition").mean()
         fixed = [c for c in ("σ=10", "σ=15", "σ=20") if c in ref.index and (hi, c) in sl.index]
@@ -742,7 +746,7 @@ def label_gains_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     per = _arms(df).groupby(["arm", "labels", "seed", "condition"]).psnr.mean().unstack("arm").dropna()
     gain = (per["RCL+SL"] - per["SL"]).groupby(["labels", "condition"]).mean().unstack()
-    return gain.reindex(columns=_conditions(df)).rename_axis(index="# labels (crops)", columns=None).round(2)
+    return gain.reindex(columns=conditions(df)).rename_axis(index="# labels (crops)", columns=None).round(2)
 
 
 def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", seed: int = 0):

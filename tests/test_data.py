@@ -311,3 +311,28 @@ def test_photographs_load_as_a_viewer_shows_them(tmp_path):
     with open(tmp_path / "twelve.png", "wb") as f:  # written as 16 bits with an sBIT chunk of 12
         png.Writer(4, 2, greyscale=False, bitdepth=12).write(f, np.full((2, 12), 4095).tolist())
     assert data.load_image(tmp_path / "twelve.png").min() == 1.0
+
+
+def test_the_differences_page_states_the_data_as_the_code_has_it():
+    """book/differences.md quotes counts the code decides — the cpu profile's training tiles, the same-photograph
+    share of negative pairs, the dense queues, the share of labelled pixels the proxy head is fitted on: a change
+    of the code that moves one must move the page too."""
+    from collections import Counter
+
+    from paths import ROOT
+
+    from rcl import evaluate, profiles, train
+
+    page = (ROOT / "book" / "differences.md").read_text()
+    cfg = train.make_config("rcl-emd", "cpu", progress=False)
+    imgs = data.tile_images(data.resize_max_side(data.builtin_images(data.BUILTIN_TRAIN), cfg.max_side), cfg.tile)
+    n, per_photo = len(imgs), Counter(k.split("[")[0] for k in imgs)
+    assert n == len(train.build_data(cfg))  # the instances pre-training draws from
+    assert "four for training" in page and len(data.BUILTIN_TRAIN) == 4 and f"{n} tiles at `cpu`" in page
+    same = sum(k * (k - 1) for k in per_photo.values()) / (n * (n - 1))
+    assert 0.2 <= same < 0.3 and "about a quarter of a batch's negative pairs" in page
+    queue = {p: profiles.TABLE["pretrain"][p]["queue_size"] for p in ("cpu", "gpu")}
+    assert f"({queue['cpu']} at `cpu`, {queue['gpu']} at `gpu`;" in page
+    proxy = profiles.TABLE["proxy"]
+    share = {p: evaluate.ProxyConfig().pixels / (proxy[p]["n_labels"] * proxy[p]["label_size"] ** 2) for p in proxy}
+    assert f"({round(100 * share['cpu'])}% of them at `cpu`, about {round(100 * share['gpu'])}% at `gpu`" in page

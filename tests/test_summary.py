@@ -80,6 +80,8 @@ def _row(table, comparison):
 @pytest.mark.parametrize("gap, verdict", [(1.0, "agrees"), (-1.0, "disagrees"), (0.0, "inconclusive")])
 def test_agreement_verdict_follows_sign_and_interval_over_seeds(gap, verdict):
     a = summary.agreement(study_rows(gap=gap, noise=0.05 if gap else 0.5))
+    # the verdict and its statistics first: a narrow page shows a wide table's first columns
+    assert list(a.columns[:7]) == ["task", "comparison", "verdict", "ours (dB)", "95% CI", "paired p", summary.HOLM]
     row = _row(a, "RCL-EMD − N2N")
     assert row.verdict == verdict and row.over == "3 seeds × 2 test images"
     assert row["paper (dB)"] == pytest.approx(paper.TABLE1["rcl-emd"]["VOC"][0] - paper.TABLE1["n2n"]["VOC"][0])
@@ -589,6 +591,10 @@ def test_a_residual_contrast_seen_at_one_noise_level_is_read_after_correcting_fo
     strong = summary.residual_contrast_reading(table)
     assert "**The residual contrast does change the network** (at least one level keeps p < 0.05 after Holm's " \
            "correction for 3)" in strong and "σ=10 (+1.0" in strong
+    exact = table.copy()  # every difference at σ=10 exactly +1 dB: no p-value there, but a clear member of the family
+    exact.loc[(exact.method == "consistency") & (exact.condition == "σ=10"), "psnr"] = (
+        table.loc[(table.method == "rcl-emd") & (table.condition == "σ=10"), "psnr"].to_numpy() - 1.0)
+    assert "**The residual contrast does change the network**" in summary.residual_contrast_reading(exact)
     monkeypatch.setattr(summary, "holm", lambda p: p * 0 + 1.0)  # no level survives the correction
     weak = summary.residual_contrast_reading(table)
     assert "**weak evidence at most**" in weak and "does change" not in weak
