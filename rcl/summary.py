@@ -39,6 +39,7 @@ __all__ = [
     "NO_VERDICT",
     "ORDER",
     "PAPER_DATASETS",
+    "SIDES",
     "VERDICTS",
     "agreement",
     "book_result",
@@ -48,6 +49,7 @@ __all__ = [
     "controls",
     "holm",
     "improves_on_input",
+    "level_sides",
     "input_margins",
     "interval_over",
     "interval_table",
@@ -442,8 +444,9 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     """The paper's comparisons on ``task`` (:data:`CLAIMS`, or the ``(task, a, b)`` of ``claims``) at each test
     condition (σ=0 … σ=20, then the mixed range the paper and :func:`agreement` report): our paired difference
     and its 95% interval (:func:`rcl.stats.paired_difference`, over pre-training seeds × test images where both
-    methods have several seeds). One row per (comparison, condition): ``diff (dB)``, ``lo``, ``hi``, ``n`` and
-    ``unit``. It shows where a mixed-range difference comes from — near-clean cases, where a network that
+    methods have several seeds). One row per (comparison, condition): ``diff (dB)``, ``lo``, ``hi``, ``p`` (its
+    paired p-value, uncorrected — :func:`level_sides` corrects a level's; as :func:`_holm_p` where it has none),
+    ``n`` and ``unit``. It shows where a mixed-range difference comes from — near-clean cases, where a network that
     changes little scores high, or noisy ones. Descriptive: the verdicts stay :func:`agreement`'s, on the mixed
     range; :func:`interval_table` lays it out."""
     sel = df[df.task == task]
@@ -455,8 +458,27 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
         for c in conditions(sel):
             d = paired_difference(df, a, b, task, condition=c)
             rows.append({"comparison": f"{_name(a)} − {_name(b)}", "condition": c, "diff (dB)": d["mean_diff_db"],
-                         "lo": d["ci95"][0], "hi": d["ci95"][1], "n": d["n"], "unit": d["unit"]})
-    return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "n", "unit"])
+                         "lo": d["ci95"][0], "hi": d["ci95"][1], "p": _holm_p(d), "n": d["n"], "unit": d["unit"]})
+    return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "p", "n", "unit"])
+
+
+#: :func:`level_sides`' words for a difference's side of zero, by :func:`rcl.stats.direction`.
+SIDES = {1: "above", -1: "below", 0: "not distinguishable from"}
+
+
+def level_sides(long: pd.DataFrame, condition: str) -> pd.DataFrame:
+    """The comparisons of :func:`claims_per_sigma` (or :func:`over_init`) at one ``condition``, each with its
+    Holm-adjusted p-value over the comparisons made at that condition (``Holm p``) and its side of zero in words
+    (``side``, :data:`SIDES`): "above" or "below" where its own 95% interval excludes zero, followed by ", not after
+    Holm's correction for N" where the adjusted p-value is not below 0.05 — one interval of many that excludes zero
+    by a little is weak evidence."""
+    rows = long[long.condition == condition].copy()
+    rows[HOLM] = holm(rows["p"]) if len(rows) else pd.Series(dtype=float)
+    n = len(rows)
+    late = f", not after Holm's correction for {n}"
+    rows["side"] = [SIDES[s := direction(lo, hi)] + (late if s and q >= 0.05 else "")
+                    for lo, hi, q in zip(rows.lo, rows.hi, rows[HOLM])]
+    return rows
 
 
 def clear_conditions(long: pd.DataFrame) -> list[tuple[str, float, int]]:
@@ -555,9 +577,10 @@ def interval_table(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_counts(table: pd.DataFrame) -> str:
-    """One sentence from :func:`agreement`'s table: how many of the paper's comparisons it holds (naming those
+    """A few sentences from :func:`agreement`'s table: how many of the paper's comparisons it holds (naming those
     whose methods were not run), and of those how many agree, disagree, are inconclusive, and carry no verdict,
-    and why."""
+    and why; how many of the sided verdicts survive Holm's correction, and which way those go; and in how many of
+    them the method under test does not itself improve on its input (column :data:`BEATS_INPUT`)."""
     c = table.verdict.value_counts() if len(table) else pd.Series(dtype=int)
     held = set(zip(table.task, table.comparison)) if len(table) else set()
     missing = [f"{_name(a)} − {_name(b)} on {t}" for t, a, b in CLAIMS if (t, f"{_name(a)} − {_name(b)}") not in held]
@@ -575,10 +598,20 @@ def verdict_counts(table: pd.DataFrame) -> str:
             f"{n}: {_NO_VERDICT[k][1]}" for k, n in why.items() if n) + ")"
     sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
-        m, kept = int(table[HOLM].notna().sum()), int((sided[HOLM] < 0.05).sum())
+        m, kept = int(table[HOLM].notna().sum()), sided[sided[HOLM] < 0.05]
         text += (f". Each verdict reads its own 95% interval; corrected for making {m} comparisons at once "
-                 f"(Holm's method, valid although they share runs), {kept} of the {len(sided)} that agree or "
-                 f"disagree keep p < 0.05")
+                 f"(Holm's method, valid although they share runs), {len(kept)} of the {len(sided)} that agree or "
+                 f"disagree keep p < 0.05: after the correction ours agree on {int((kept.verdict == 'agrees').sum())} "
+                 f"and disagree on {int((kept.verdict == 'disagrees').sum())}")
+    if len(sided) and BEATS_INPUT in table:
+        idle = [r for r in sided.to_dict("records")
+                if r[BEATS_INPUT] not in ("both", r["comparison"].split(" − ")[0])]
+        if idle:
+            tested = sorted({r["comparison"].split(" − ")[0] for r in idle})
+            text += (f". In {len(idle)} of the {len(sided)}, {' and '.join(tested)} itself does not improve on the "
+                     f"task's input (column '{BEATS_INPUT}'): "
+                     f"{'that verdict compares' if len(idle) == 1 else 'those compare'} a network that does not yet "
+                     "restore at this budget")
     return text + "."
 
 
@@ -603,7 +636,9 @@ def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
 
 def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
     """Per task, the best self-supervised method's mean PSNR minus the task input's (the reference row): the
-    methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control; and
+    methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control — and
+    whether its 95% interval lies above the input (:func:`improves_on_input`: a best mean above the input's can
+    be the noise of picking the largest of several); and
     ``method``'s (the paper's, by default) with its 95% interval (:func:`improves_on_input`'s, over pre-training
     seeds, or trials of one network: column ``over``), where it was run."""
     pt, cases = per_trial(df), paper_cases(df)
@@ -621,6 +656,7 @@ def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
                 "best PSNR": round(top_psnr, 2),
                 "input PSNR": round(refs[task], 2),
                 "margin (dB)": round(top_psnr - refs[task], 2),
+                "best beats the input": improves_on_input(cases, task, top),
             }
         )
         d = _vs_input(cases, task, method) if method in set(cases[cases.task == task].method) else None

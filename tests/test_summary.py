@@ -159,7 +159,22 @@ def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_ho
     t[summary.HOLM] = summary.holm(t["paired p"])
     assert np.allclose(t[summary.HOLM], [0.003, 0.06, 0.4])
     assert "making 3 comparisons at once" in summary.verdict_counts(t)
-    assert "1 of the 2 that agree or disagree keep p < 0.05" in summary.verdict_counts(t)
+    assert "1 of the 2 that agree or disagree keep p < 0.05: after the correction ours agree on 1 and disagree on 0" \
+        in summary.verdict_counts(t)
+
+
+def test_verdict_counts_say_where_the_method_under_test_does_not_itself_beat_the_input():
+    """A sided verdict whose first method does not improve on its input compares a network that does not restore:
+    the count says in how many; none is said where the method under test beats the input."""
+    t = pd.DataFrame({"task": "sr", "comparison": ["RCL-EMD − N2N", "RCL-EMD − Oracle", "N2N − VADeR+"],
+                      "verdict": ["disagrees", "disagrees", "agrees"], "paired p": [0.001, 0.002, 0.003],
+                      summary.BEATS_INPUT: ["N2N", "both", "N2N"]})
+    t[summary.HOLM] = summary.holm(t["paired p"])
+    line = summary.verdict_counts(t)
+    assert "In 1 of the 3, RCL-EMD itself does not improve on the task's input" in line
+    assert "that verdict compares a network that does not yet restore" in line
+    t.loc[0, summary.BEATS_INPUT] = "both"
+    assert "does not improve" not in summary.verdict_counts(t)
 
 
 def test_no_verdict_from_one_pre_training_seed():
@@ -435,6 +450,22 @@ def test_over_init_is_every_learnt_methods_paired_difference_with_the_random_ini
     assert summary.over_init(rows).empty  # no random-init rows: no floor
 
 
+def test_a_levels_sides_are_read_after_holms_correction_over_its_comparisons():
+    """At one condition: Holm over that level's comparisons; a difference whose own interval excludes zero but
+    whose adjusted p-value does not stay below 0.05 is said to be so."""
+    long = pd.DataFrame({"comparison": ["A − X", "B − X", "C − X", "A − X"], "condition": ["σ=20"] * 3 + ["σ=10"],
+                         "diff (dB)": [1.0, -0.3, 0.1, 2.0], "lo": [0.5, -0.55, -0.2, 1.0],
+                         "hi": [1.5, -0.01, 0.4, 3.0], "p": [0.001, 0.04, 0.5, 0.001]})
+    level = summary.level_sides(long, "σ=20").set_index("comparison")
+    assert len(level) == 3 and level[summary.HOLM].to_numpy() == pytest.approx([0.003, 0.08, 0.5])
+    assert level.side.to_dict() == {"A − X": "above", "B − X": "below, not after Holm's correction for 3",
+                                    "C − X": "not distinguishable from"}
+    assert summary.level_sides(long, "σ=5").empty
+    floor = summary.over_init(pd.concat([study_rows(gap=1.0), study_rows(gap=1.0).query("method == 'n2n'")
+                                         .assign(method="init")], ignore_index=True))
+    assert floor.p.between(0, 1).all()  # claims_per_sigma carries each cell's uncorrected p-value
+
+
 @pytest.mark.parametrize("args, message", [
     ({"tasks": ["denosie"]}, "denosie"),
     ({"proxy": {"trials": 0}}, "trials"),
@@ -460,6 +491,7 @@ def test_the_input_margin_is_the_best_self_supervised_methods():
                       extra.assign(method="copy", psnr=extra.psnr + 20)], ignore_index=True)  # fmt: skip
     m = summary.input_margins(rows).set_index("task")
     assert m.loc["denoise", "best method"] == "RCL-EMD"
+    assert m.loc["denoise", "best beats the input"]  # its interval, not only its mean, lies above the input
 
 
 def test_the_input_margins_give_rcl_emds_own_margin_with_its_interval_over_seeds():
