@@ -565,14 +565,8 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se.add_argument("--jobs", type=int, default=None,
                     help="settings evaluated at once, each in its own process with cores/N threads (default: one "
                     "per CUDA GPU, else a quarter of the CPU cores, at least 1)")  # fmt: skip
-    se.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
-    se.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
     se.add_argument("--plan", action="store_true", help="print the settings it would run, and exit")
-    se.add_argument("--publish", action="store_true",
-                    help="then copy the study's means, with its provenance (commit, machine, dates), into the "
-                    "published studies the book shows where its build computed none (commit them)")
-    se.add_argument("--studies-dir", help="where --publish writes (default: the project's book/studies/)")
-    se.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_study_options(se)
     se.set_defaults(func=_cmd_sensitivity)
 
 
@@ -588,14 +582,19 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
     bb.add_argument("--profile", choices=PROFILES, default="cpu",
                     help="the study's scale: smoke (seconds) or cpu (minutes) (default: %(default)s)")
     bb.add_argument("--seed", type=int, default=0, help="pre-training and test seed (default: %(default)s)")
-    bb.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
-    bb.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
-    bb.add_argument("--publish", action="store_true",
-                    help="then copy the study's means, with its provenance (commit, machine, dates), into the "
-                    "published studies the book shows where its build computed none (commit them)")
-    bb.add_argument("--studies-dir", help="where --publish writes (default: the project's book/studies/)")
-    bb.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_study_options(bb)
     bb.set_defaults(func=_cmd_backbones)
+
+
+def _add_study_options(parser: argparse.ArgumentParser) -> None:
+    """The options every published study shares: where its runs and result live, publishing, quiet."""
+    parser.add_argument("--runs-dir", help="pre-training runs (default: the project's runs/)")
+    parser.add_argument("--results-dir", help="where the result is saved (default: the project's results/)")
+    parser.add_argument("--publish", action="store_true",
+                        help="then copy the study's means, with its provenance (commit, machine, dates), into the "
+                        "published studies the book shows where its build computed none (commit them)")
+    parser.add_argument("--studies-dir", help="where --publish writes (default: the project's book/studies/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def _add_apply(sub: argparse._SubParsersAction) -> None:
