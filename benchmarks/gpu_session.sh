@@ -18,11 +18,12 @@
 #   more.txt            benchmarks/consistency_encoder.py (g_e folded against as loaded), evaluation.py and
 #                       apply.py (a 4000×3000 photograph denoised tile by tile: time and peak memory)
 #   log.txt             everything printed, with each phase's start and the seconds left
-# STEPS (default 1000 at the gpu profile) sets the pre-training steps of the at-scale runs and TEST_IMAGES (default 68, the size of
-# the field's CBSD68) how many of test/'s photographs (the first by name) they are evaluated on: on one H200
-# the six headline runs take about 50 s per 300 steps and the copy-the-input control, a plain reconstruction loss,
-# about as long as N2N's (estimates from the measured step times); the paper's 20,000 steps take about an hour.
-# The file records both.
+# STEPS (default 800 at the gpu profile) sets the pre-training steps of the at-scale runs and TEST_IMAGES (default
+# 68, the size of the field's CBSD68) how many of test/'s photographs (the first by name) they are evaluated on: on
+# one H200 the eight runs (the six headline ones, the copy-the-input control and SR's Oracle) take about 60 s per 300
+# steps, and the evaluation of 68 photographs about 3 minutes (estimates from the measured step and evaluation
+# times), so 800 steps leave the at-scale phase, which writes its file only at its end, a margin inside the budget;
+# the paper's 20,000 steps take about an hour. The file records both.
 # DATA_NOTE says in words what PHOTOS are, recorded in the file (default: the folder's name and its counts).
 # G_E (default random) is the consistency encoder: the paper's ImageNet ResNet-50 needs its weights file, which
 # a machine without network lacks; G_E=imagenet with G_E_WEIGHTS=path/to/resnet50-11ad3fa6.pth uses it.
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/.."
 : "${PHOTOS:?set PHOTOS to a folder with train/ and test/ subfolders of photographs}"
 : "${OUT:?set OUT to the folder for the results}"
 PROFILE=${PROFILE:-gpu}
-STEPS=${STEPS-$([ "$PROFILE" = gpu ] && echo 1000)}  # other profiles: their own steps
+STEPS=${STEPS-$([ "$PROFILE" = gpu ] && echo 800)}  # other profiles: their own steps
 TEST_IMAGES=${TEST_IMAGES:-68}
 G_E=${G_E:-random}
 BUDGET_S=${BUDGET_S:-560}
@@ -60,7 +61,7 @@ phase() {
         return 1
     fi
     echo "## $* ($left s left)"
-    timeout --signal=INT --kill-after=10 $((left - 20)) "$@" 2>&1 | tee -a "$file"
+    timeout --signal=INT --kill-after=10 $((left > 21 ? left - 20 : 1)) "$@" 2>&1 | tee -a "$file"  # never 0: no limit
     local rc=${PIPESTATUS[0]}
     ((rc == 0)) || echo "## failed or out of time (exit $rc): $*" | tee -a "$file"
     return "$rc"
@@ -70,7 +71,10 @@ phase() {
     date -u +%FT%TZ
     git rev-parse HEAD 2>/dev/null || echo "commit ${RCL_COMMIT:-unknown} (no git history here)"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "no nvidia-smi"
-    $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+    $PY -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', \
+torch.cuda.is_available())"
+    $PY -c "import importlib.metadata as m; print(' '.join(f'{p} {m.version(p)}' for p in ('numpy', 'pandas', \
+'scipy', 'torchvision', 'torchmetrics')))" 2>&1 | tail -n 1
     echo "PROFILE=$PROFILE STEPS=$STEPS TEST_IMAGES=$TEST_IMAGES G_E=$G_E BUDGET_S=$BUDGET_S"
 } | tee "$OUT/env.txt"
 
@@ -103,8 +107,8 @@ phase more.txt 30 $PY benchmarks/consistency_encoder.py --profile "$PROFILE"
 phase more.txt 20 $PY benchmarks/evaluation.py --profile "$PROFILE" --size 512
 apply_size=(); [ "$PROFILE" = smoke ] && apply_size=(--width 400 --height 300)  # the smoke check on a CPU: small
 phase more.txt 30 $PY benchmarks/apply.py --profile "$PROFILE" "${apply_size[@]}"
-phase flops.txt 90 $PY benchmarks/flops.py --profile "$PROFILE" --methods rcl-emd n2n --steps 10 \
-    --compare-layouts --compile
+phase flops.txt 90 $PY benchmarks/flops.py --profile "$PROFILE" --methods n2n rcl-emd --steps 10 \
+    --compare-layouts --compile  # n2n first: a row is printed per method, and rcl-emd's cold compiles take longest
 
 echo "## done in $((SECONDS - start)) s of $BUDGET_S"
 ls -l "$OUT"

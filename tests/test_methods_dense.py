@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
@@ -55,9 +56,12 @@ def make_batch(generator: torch.Generator, b: int = 4, size: int = 24, channels:
 
 
 def build(cls, consistency, seed: int = 0, device="cpu"):
+    """The method around a fresh U-Net on ``device``; the shared consistency loss is copied, so that moving the
+    method (``.to(device)`` moves its modules in place) never moves the module-scoped fixture other tests use."""
     torch.manual_seed(seed)
     model = UNet(width=8, depth=2)
-    return cls(model, CONFIG, consistency if cls.uses_consistency else None, seed=7).to(device)
+    consistency = copy.deepcopy(consistency) if cls.uses_consistency else None
+    return cls(model, CONFIG, consistency, seed=7).to(device)
 
 
 def key_params(method) -> list[torch.Tensor]:
