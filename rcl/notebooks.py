@@ -139,10 +139,11 @@ def _json_params(params: Mapping[str, Any]) -> Any:
     return cache.canonical(dict(params))
 
 
-def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: Mapping[str, Any]) -> bool:
-    """Whether ``out_dir`` holds an executed copy of ``notebook`` from this source, this library and these
-    parameters."""
-    target = Path(out_dir) / Path(notebook).name
+def is_current(notebook: str | os.PathLike, out_dir: str | os.PathLike, parameters: Mapping[str, Any],
+               name: str | None = None) -> bool:
+    """Whether ``out_dir`` holds an executed copy of ``notebook`` (as ``name``, default the notebook's own file
+    name) from this source, this library and these parameters."""
+    target = Path(out_dir) / (name or Path(notebook).name)
     if not target.exists():
         return False
     try:

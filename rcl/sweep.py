@@ -215,13 +215,19 @@ def run(
     Each execution runs in its own process (papermill, through :func:`rcl.notebooks.execute`) with
     ``RCL_RESULTS_LOG`` set to ``out_dir/logs/<name>.results.jsonl``; up to ``jobs`` run at once (default
     :func:`default_jobs`), each with ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = cores // jobs and, with
-    several GPUs, a GPU of its own. Executions whose notebook exists already are skipped; a failure does not
-    stop the others. Returns the manifest (also written to ``out_dir/sweep.json``).
+    several GPUs, a GPU of its own. Executions whose executed notebook is current
+    (:func:`rcl.notebooks.is_current`: the same notebook, library and parameters, and what it reads unchanged)
+    are skipped, and run again where it is not; a failure does not stop the others. Returns the manifest (also
+    written to ``out_dir/sweep.json``).
     """
     notebook = Path(notebook)
     fixed = dict(fixed or {})
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(notebook, profile, fixed)
     combos, executions = plan(notebook, params_grid, out_dir, profile, fixed)
+    stale = [e for e in executions if e.skipped and not notebooks.is_current(
+        notebook, out_dir, {**fixed, **e.parameters, "profile": profile}, f"{e.name}.ipynb")]
+    for e in stale:  # executed by another version of the notebook or the library, or before its inputs changed
+        e.status, e.skipped, e.seconds = "pending", False, None
     jobs = max(1, int(jobs if jobs is not None else default_jobs()))
     todo = [e for e in executions if e.status == "pending"]
     manifest: dict[str, Any] = {
@@ -237,7 +243,9 @@ def run(
     }
     print(
         f"sweep of {notebook.name} at profile={profile}: {len(executions)} execution(s), "
-        f"{len(executions) - len(todo)} already done, {len(todo)} to run, {min(jobs, max(len(todo), 1))} at a time; "
+        f"{len(executions) - len(todo)} already done, {len(todo)} to run"
+        + (f" ({len(stale)} of them again: the notebook, the library or what it reads changed since)" if stale else "")
+        + f", {min(jobs, max(len(todo), 1))} at a time; "
         f"output in {out_dir}",
         flush=True,
     )
@@ -405,7 +413,7 @@ def collect(out_dir: str | os.PathLike, quiet: bool = False) -> pd.DataFrame:
     if stale:
         notes.append(
             f"{len(set(stale))} execution(s) used results computed by an older version of the library "
-            f"(e.g. {stale[0]}); remove their notebooks from {out_dir} and rerun the sweep to recompute them"
+            f"(e.g. {stale[0]}); run the same sweep again to recompute them (it executes again what is not current)"
         )
     if not quiet:
         for note in notes:

@@ -142,6 +142,12 @@ def test_run_collects_results_and_resumes(toy, tmp_path, capsys, monkeypatch):
 
     again = sweep.run(toy, combos, out, profile="smoke", jobs=2, fixed={"b": "y"}, progress=False)
     assert all(e["skipped"] for e in again["executions"]) and "0 to run" in capsys.readouterr().out
+    nb = nbformat.read(toy, as_version=4)  # the notebook changes: its finished executions are not current any more
+    nb.cells.append(nbformat.v4.new_code_cell("changed = True"))
+    nbformat.write(nb, toy)
+    third = sweep.run(toy, combos, out, profile="smoke", jobs=2, fixed={"b": "y"}, progress=False)
+    assert not any(e["skipped"] or e["status"] != "done" for e in third["executions"])
+    assert "2 to run (2 of them again" in capsys.readouterr().out
     with pytest.raises(sweep.SweepError, match="other settings"):
         sweep.run(toy, combos, out, profile="smoke", fixed={"b": "z"}, progress=False)
 
