@@ -93,11 +93,28 @@ def _folders(settings: Any) -> list[str]:
     return [str(f) for f in out if f] + [f for v in settings.values() for f in _folders(v)]
 
 
+#: Settings that name a file whose contents the result depends on: the consistency encoder's weights (a run's key
+#: digests them, so its runs are trained again when they change — and a table of them must not be reloaded).
+FILE_KEYS = ("g_e_weights",)
+
+
+def _files(settings: Any) -> list[str]:
+    """The digests of the files named in ``settings`` (:data:`FILE_KEYS`), nested mappings and lists included."""
+    if isinstance(settings, (list, tuple)):
+        return [f for v in settings for f in _files(v)]
+    if not isinstance(settings, Mapping):
+        return []
+    own = [cache.file_digest(v, k) for k in FILE_KEYS if (v := settings.get(k))]
+    return own + [f for v in settings.values() for f in _files(v)]
+
+
 def key(settings: Mapping[str, Any]) -> str:
-    """Hash of ``settings`` (JSON, keys sorted), of :func:`code_version` and of the contents of the folders of
-    images they name (:data:`FOLDER_KEYS`)."""
-    return cache.key({"settings": _canonical(settings), "code": code_version()}, folders=_folders(settings),
-                     length=10)
+    """Hash of ``settings`` (JSON, keys sorted), of :func:`code_version`, of the contents of the folders of
+    images they name (:data:`FOLDER_KEYS`) and of the files they name (:data:`FILE_KEYS`)."""
+    payload = {"settings": _canonical(settings), "code": code_version()}
+    if files := _files(settings):  # only where one is named: the keys of every other result stay as they were
+        payload["files"] = files
+    return cache.key(payload, folders=_folders(settings), length=10)
 
 
 def path_for(kind: str, settings: Mapping[str, Any], results_dir: str | os.PathLike) -> Path:

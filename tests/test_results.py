@@ -80,6 +80,23 @@ def test_key_follows_the_profile_table_and_the_images(tmp_path):
     assert {"profiles.py", "config.py"} <= set(results.cache.CODE["results"])  # an edited profile is new code
 
 
+def test_key_follows_the_encoder_weights_file_it_names_and_only_then_has_one(tmp_path):
+    """A table whose runs used a g_e weights file is not reloaded after that file changed (the runs are trained
+    again, their key digests it); settings that name no such file keep the key they had."""
+    weights = tmp_path / "g_e.pt"
+    weights.write_bytes(b"one")
+    s = {"profile": "cpu", "overrides": {"g_e": "imagenet", "g_e_weights": str(weights)}}
+    k = results.key(s)
+    weights.write_bytes(b"other")
+    assert results.key(s) != k
+    plain = {"profile": "cpu", "overrides": {}}
+    payload = {"settings": results._canonical(plain), "code": results.code_version()}
+    assert results.key(plain) == results.cache.key(payload, length=10)  # no "files" entry: the key is unchanged
+    weights.unlink()
+    with pytest.raises(FileNotFoundError, match="g_e_weights="):
+        results.key(s)
+
+
 def test_a_registered_datasets_key_follows_its_images_not_its_download_root(tmp_path):
     from rcl import datasets
 
