@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rcl import cache
-from rcl.config import check_profile
+from rcl.config import check_profile, numerics
 from rcl.sweep_plan import notebook_parameters, parse_values
 
 __all__ = [
@@ -131,8 +131,11 @@ def _studies(notebook: Path, params: Mapping[str, Any]) -> str:
 
 
 def _fingerprint(notebook: Path) -> dict[str, str]:
-    """The source notebook's digest and the code version of every module of the library."""
-    return {"source": cache.file_digest(notebook, "notebook"), "code": cache.code_version("notebooks")}
+    """The source notebook's digest, the code version of every module of the library, and this machine's
+    numerics (:func:`rcl.config.numerics`, as the runs and results it shows are keyed): a notebook executed on a
+    machine that computes otherwise (a GPU, a CPU without bfloat16) is not current here."""
+    return {"source": cache.file_digest(notebook, "notebook"), "code": cache.code_version("notebooks"),
+            "numerics": numerics()}
 
 
 def _json_params(params: Mapping[str, Any]) -> Any:

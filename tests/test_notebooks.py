@@ -135,6 +135,18 @@ def test_rerun_keeps_current_notebooks_and_executes_from_the_first_changed_one(t
     assert "a changed" in (out / a.name).read_text()
 
 
+@pytest.mark.slow
+def test_a_notebook_executed_on_a_machine_that_computes_otherwise_is_not_current(tmp_path, monkeypatch):
+    """The fingerprint holds the machine's numerics, as run and result keys do: a notebook executed where
+    autocast runs in another precision (a GPU, a CPU without bfloat16) is executed again here."""
+    a = _tiny_notebook(tmp_path / "01_a.ipynb", "a")
+    out = tmp_path / "out"
+    notebooks.execute_all("smoke", out, {"x": 2}, [a], progress=False)
+    assert notebooks.is_current(a, out, {"x": 2, "profile": "smoke"})
+    monkeypatch.setattr(notebooks, "numerics", lambda: "cuda-bf16-fp32:all=none,matmul=none,conv=tf32")
+    assert not notebooks.is_current(a, out, {"x": 2, "profile": "smoke"})
+
+
 def _parameters_cell(source: Path) -> str:
     nb = nbformat.read(source, as_version=4)
     return next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
