@@ -31,10 +31,12 @@ from rcl.stats import direction, paired_difference, seeds_by_images
 
 __all__ = [
     "BEATS_INPUT",
+    "BY_MSE",
     "CLAIMS",
     "COPY_MIN_DB",
     "FLOOR",
     "HOLM",
+    "MSE_DIFFERS",
     "NAMES",
     "NO_VERDICT",
     "ORDER",
@@ -357,11 +359,14 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     restoration the paper compares), or when the paper's own datasets disagree on the sign. Columns: the
     verdict, our difference, its interval, paired p and Holm p (:data:`HOLM`), the paper's difference on the
     dataset named, which methods beat the input, the unit and count the interval is over, and the paper's
-    difference on its other datasets.
+    difference on its other datasets; where the MSE was kept, the same difference by the PSNR of the mean MSE
+    with its interval (:data:`BY_MSE`, the other aggregation the controls check) and whether a verdict would read
+    otherwise by it (:data:`MSE_DIFFERS`). The verdicts read the mean of per-case PSNR, chosen before any result.
     """
     checks = controls(df) if checks is None else checks
     controls_hold = bool(len(checks)) and bool(checks.holds.all())
     rows, family, cases = [], [], paper_cases(df)
+    by_mse = _psnr_of_mean_mse(cases)
     for task, a, b in CLAIMS:
         present = set(df[df.task == task].method)
         if a not in present or b not in present:
@@ -404,7 +409,13 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
             }
         )
+        if by_mse is not None:  # the same difference under the other aggregation, as the controls check both
+            m = paired_difference(by_mse, a, b, task)
+            rows[-1][BY_MSE] = f"{m['mean_diff_db']:+.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
+            rows[-1]["_mse_differs"] = direction(*m["ci95"]) != direction(lo, hi)
     table = pd.DataFrame(rows)
+    if "_mse_differs" in table:  # only a comparison that carries a verdict can have it read otherwise
+        table[MSE_DIFFERS] = table.pop("_mse_differs") & table.verdict.isin(VERDICTS)
     if len(table):  # the family: the comparisons that carry a verdict; they share runs, which Holm allows
         judged = table.verdict.isin(VERDICTS)
         p = pd.Series(family, index=table.index).where(judged)
@@ -415,6 +426,20 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
 
 #: :func:`agreement`'s column of Holm-adjusted p-values over the comparisons that carry a verdict.
 HOLM = "Holm p"
+
+#: :func:`agreement`'s columns for the other aggregation: the difference of the PSNR of the mean MSE (which weighs
+#: the noisy cases more than the mean of per-case PSNR that the verdicts read) with its interval, and whether
+#: that interval lies on another side of zero than the verdict's.
+BY_MSE, MSE_DIFFERS = "by mean MSE (dB)", "other side by mean MSE"
+
+
+def _psnr_of_mean_mse(cases: pd.DataFrame) -> pd.DataFrame | None:
+    """``cases`` with one row per method, task, seed, trial and test image whose ``psnr`` is the PSNR of the mean
+    MSE over that cell's test cases (:func:`rcl.evaluate.aggregate`); None where the MSE was not kept."""
+    if "mse" not in cases or cases.mse.isna().any() or not len(cases):
+        return None
+    keys = [k for k in ("method", "task", "seed", "trial", "image") if k in cases]
+    return aggregate(cases, keys).drop(columns="psnr").rename(columns={"psnr_of_mse": "psnr"})
 
 
 def _holm_p(d: dict) -> float:
@@ -580,7 +605,8 @@ def verdict_counts(table: pd.DataFrame) -> str:
     """A few sentences from :func:`agreement`'s table: how many of the paper's comparisons it holds (naming those
     whose methods were not run), and of those how many agree, disagree, are inconclusive, and carry no verdict,
     and why; how many of the sided verdicts survive Holm's correction, and which way those go; and in how many of
-    them the method under test does not itself improve on its input (column :data:`BEATS_INPUT`)."""
+    them the method under test does not itself improve on its input (column :data:`BEATS_INPUT`); and which would
+    read otherwise by the PSNR of the mean MSE (column :data:`MSE_DIFFERS`)."""
     c = table.verdict.value_counts() if len(table) else pd.Series(dtype=int)
     held = set(zip(table.task, table.comparison)) if len(table) else set()
     missing = [f"{_name(a)} − {_name(b)} on {t}" for t, a, b in CLAIMS if (t, f"{_name(a)} − {_name(b)}") not in held]
@@ -612,6 +638,12 @@ def verdict_counts(table: pd.DataFrame) -> str:
                      f"task's input (column '{BEATS_INPUT}'): "
                      f"{'that verdict compares' if len(idle) == 1 else 'those compare'} a network that does not yet "
                      "restore at this budget")
+    if MSE_DIFFERS in table and table[MSE_DIFFERS].any():
+        other = table[table[MSE_DIFFERS]]
+        judged = int(table.verdict.isin(VERDICTS).sum())
+        text += (f". By the PSNR of the mean MSE (column '{BY_MSE}', which weighs the noisy cases more), {len(other)} "
+                 f"of the {judged} that carry a verdict would read otherwise: "
+                 + ", ".join(f"{r['comparison']} on {r['task']} ({r[BY_MSE]})" for r in other.to_dict("records")))
     return text + "."
 
 

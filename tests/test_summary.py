@@ -177,6 +177,26 @@ def test_verdict_counts_say_where_the_method_under_test_does_not_itself_beat_the
     assert "does not improve" not in summary.verdict_counts(t)
 
 
+def test_the_agreement_table_gives_each_difference_by_the_psnr_of_the_mean_mse_too():
+    """The verdicts read the mean of per-case PSNR; beside it the same paired difference by the PSNR of the mean
+    MSE, which weighs the noisy cases more — and a verdict that would read otherwise by it is flagged and named."""
+    rows = study_rows(gap=1.0)
+    a = summary.agreement(rows)
+    emd = _row(a, "RCL-EMD − N2N")
+    assert emd.verdict == "agrees" and emd[summary.BY_MSE].startswith("+1.0") and not a[summary.MSE_DIFFERS].any()
+    assert "would read otherwise" not in summary.verdict_counts(a)
+    mixed = rows[(rows.method == "rcl-emd") & (rows.condition == "σ~U[0,20]")]  # two draws a cell: one near-clean,
+    rows = pd.concat([rows.drop(mixed.index), mixed.assign(psnr=mixed.psnr + 8), mixed.assign(psnr=mixed.psnr - 8)],
+                     ignore_index=True)  # one noisy: the same mean PSNR, a mean MSE the noisy draw dominates
+    rows["mse"] = 10 ** (-rows.psnr / 10)
+    b = summary.agreement(rows)
+    emd = _row(b, "RCL-EMD − N2N")
+    assert emd.verdict == "agrees" and emd[summary.BY_MSE].startswith("-") and emd[summary.MSE_DIFFERS]
+    line = summary.verdict_counts(b)
+    assert "2 of the 2 that carry a verdict would read otherwise: RCL-EMD − N2N on denoise (-" in line
+    assert summary._psnr_of_mean_mse(rows.drop(columns="mse")) is None  # no MSE kept (at-scale rows): no column
+
+
 def test_no_verdict_from_one_pre_training_seed():
     """An interval over the trials of one network leaves out the seed: a method pre-trained once, or a
     whole table of one seed, gives differences and intervals but no verdict."""
