@@ -421,9 +421,11 @@ def agreement(result: AtScale) -> pd.DataFrame:
     """The paper's comparisons on ``result`` (:func:`rcl.summary.agreement`, under the controls of its rows): where
     both methods have several pre-training seeds and the file keeps per-image PSNRs, the interval is over seeds ×
     test images, as the book's own; where it keeps none, over seeds only (the spread over photographs left out);
-    with one seed, over the trials of one network (the rows)."""
+    with one seed, over the trials of one network (the rows). Without the columns of the other aggregation
+    (:data:`rcl.summary.BY_MSE`): a file keeps each trial's MSE over all its test images, not each test case's."""
     both = pd.concat([result.image_rows, result.rows], ignore_index=True)  # grouping drops the other's empty keys
-    return _summary.agreement(both if len(result.image_rows) else result.rows, _summary.controls(result.rows))
+    table = _summary.agreement(both if len(result.image_rows) else result.rows, _summary.controls(result.rows))
+    return table.drop(columns=[_summary.BY_MSE, _summary.MSE_DIFFERS], errors="ignore")
 
 
 #: What :func:`beside` says of a comparison of the book's that a file does not hold.
