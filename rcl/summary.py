@@ -487,20 +487,20 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
     return pd.DataFrame(rows, columns=["comparison", "condition", "diff (dB)", "lo", "hi", "p", "n", "unit"])
 
 
-#: :func:`level_sides`' words for a difference's side of zero, by :func:`rcl.stats.direction`.
-SIDES = {1: "above", -1: "below", 0: "not distinguishable from"}
+#: :func:`level_sides`' words for a difference's side of what it is set against, by :func:`rcl.stats.direction`.
+SIDES = {1: "above them", -1: "below them", 0: "not distinguishable from them"}
 
 
 def level_sides(long: pd.DataFrame, condition: str) -> pd.DataFrame:
     """The comparisons of :func:`claims_per_sigma` (or :func:`over_init`) at one ``condition``, each with its
     Holm-adjusted p-value over the comparisons made at that condition (``Holm p``) and its side of zero in words
-    (``side``, :data:`SIDES`): "above" or "below" where its own 95% interval excludes zero, followed by ", not after
-    Holm's correction for N" where the adjusted p-value is not below 0.05 — one interval of many that excludes zero
-    by a little is weak evidence."""
+    (``side``, :data:`SIDES`): "above them" or "below them" where its own 95% interval excludes zero, followed by
+    ", but not after Holm's correction for N" where the adjusted p-value is not below 0.05 — one interval of many
+    that excludes zero by a little is weak evidence."""
     rows = long[long.condition == condition].copy()
     rows[HOLM] = holm(rows["p"]) if len(rows) else pd.Series(dtype=float)
     n = len(rows)
-    late = f", not after Holm's correction for {n}"
+    late = f", but not after Holm's correction for {n}"
     rows["side"] = [SIDES[s := direction(lo, hi)] + (late if s and q >= 0.05 else "")
                     for lo, hi, q in zip(rows.lo, rows.hi, rows[HOLM])]
     return rows

@@ -478,8 +478,8 @@ def test_a_levels_sides_are_read_after_holms_correction_over_its_comparisons():
                          "hi": [1.5, -0.01, 0.4, 3.0], "p": [0.001, 0.04, 0.5, 0.001]})
     level = summary.level_sides(long, "σ=20").set_index("comparison")
     assert len(level) == 3 and level[summary.HOLM].to_numpy() == pytest.approx([0.003, 0.08, 0.5])
-    assert level.side.to_dict() == {"A − X": "above", "B − X": "below, not after Holm's correction for 3",
-                                    "C − X": "not distinguishable from"}
+    assert level.side.to_dict() == {"A − X": "above them", "B − X": "below them, but not after Holm's correction for 3",
+                                    "C − X": "not distinguishable from them"}
     assert summary.level_sides(long, "σ=5").empty
     floor = summary.over_init(pd.concat([study_rows(gap=1.0), study_rows(gap=1.0).query("method == 'n2n'")
                                          .assign(method="init")], ignore_index=True))
