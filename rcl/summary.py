@@ -36,6 +36,7 @@ __all__ = [
     "COPY_MIN_DB",
     "FLOOR",
     "HOLM",
+    "IDENTICAL_DB",
     "MSE_DIFFERS",
     "NAMES",
     "NO_VERDICT",
@@ -617,11 +618,12 @@ def verdict_counts(table: pd.DataFrame) -> str:
                  f"run); of {'it' if run == 1 else 'them'}, ")
     text += (f"ours **agree** on {c.get('agrees', 0)}, **disagree** on {c.get('disagrees', 0)} and are "
              f"**inconclusive** on {c.get('inconclusive', 0)}")
-    why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items()}
-    if sum(why.values()):
+    why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items() if c.get(v, 0)}
+    if why:
         n = sum(why.values())
-        text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(
-            f"{n}: {_NO_VERDICT[k][1]}" for k, n in why.items() if n) + ")"
+        reasons = [f"{m}: {_NO_VERDICT[k][1]}" for k, m in why.items()] if len(why) > 1 else [_NO_VERDICT[k][1]
+                                                                                             for k in why]
+        text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(reasons) + ")"
     sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
         m, kept = int(table[HOLM].notna().sum()), sided[sided[HOLM] < 0.05]
@@ -634,10 +636,22 @@ def verdict_counts(table: pd.DataFrame) -> str:
                 if r[BEATS_INPUT] not in ("both", r["comparison"].split(" − ")[0])]
         if idle:
             tested = sorted({r["comparison"].split(" − ")[0] for r in idle})
-            text += (f". In {len(idle)} of the {len(sided)}, {' and '.join(tested)} itself does not improve on the "
+            share = f"all {len(idle)}" if len(idle) == len(sided) else f"{len(idle)} of the {len(sided)}"
+            text += (f". In {share}, {' and '.join(tested)} itself does not improve on the "
                      f"task's input (column '{BEATS_INPUT}'): "
                      f"{'that verdict compares' if len(idle) == 1 else 'those compare'} a network that does not yet "
                      "restore at this budget")
+    ahead = table[table.verdict.isin(VERDICTS) & (table["paper (dB)"] > 0)] if "paper (dB)" in table else table[:0]
+    if len(ahead):  # the paper's claims proper: the method under test ahead of another
+        v = ahead.verdict.value_counts()
+        behind = table[table.verdict.isin(VERDICTS[:2]) & (table["paper (dB)"] < 0)]
+        text += (f". Of the {len(ahead)} comparisons with a verdict in which the paper has the first method ahead, "
+                 f"ours **support {v.get('agrees', 0)}** and **contradict {v.get('disagrees', 0)}** "
+                 f"({v.get('inconclusive', 0)} inconclusive)")
+        if len(behind):
+            text += ("; the other sided verdict is on a row" if len(behind) == 1 else "; the other sided verdicts are "
+                     "on rows") + " where the paper has it behind (" + ", ".join(
+                f"{r['comparison']} on {r['task']}: {r['verdict']}" for r in behind.to_dict("records")) + ")"
     if MSE_DIFFERS in table and table[MSE_DIFFERS].any():
         other = table[table[MSE_DIFFERS]]
         judged = int(table.verdict.isin(VERDICTS).sum())
@@ -666,13 +680,19 @@ def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
     return float(rho.statistic), len(common), float(np.mean(np.abs(rhos) >= abs(rho.statistic) - 1e-12))
 
 
+#: A difference from the input whose whole interval lies within this many dB of zero: the output is the input.
+IDENTICAL_DB = 0.005
+
+
 def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
     """Per task, the best self-supervised method's mean PSNR minus the task input's (the reference row): the
     methods that learn from noisy images alone, not the supervised Oracle nor the copy-the-input control — and
     whether its 95% interval lies above the input (:func:`improves_on_input`: a best mean above the input's can
     be the noise of picking the largest of several); and
     ``method``'s (the paper's, by default) with its 95% interval (:func:`improves_on_input`'s, over pre-training
-    seeds, or trials of one network: column ``over``), where it was run."""
+    seeds, or trials of one network: column ``over``), where it was run, and whether that whole interval lies
+    within :data:`IDENTICAL_DB` of zero (``is the input``: the head reproduces the input, using nothing of the
+    network's features)."""
     pt, cases = per_trial(df), paper_cases(df)
     inputs = {t: _input_of(pt, t) for t in pt.task.unique()}
     refs = pd.Series({t: pt[(pt.task == t) & (pt.method == m)].psnr.mean() for t, m in inputs.items() if m})
@@ -693,7 +713,9 @@ def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
         )
         d = _vs_input(cases, task, method) if method in set(cases[cases.task == task].method) else None
         if d is not None:
-            rows[-1] |= {f"{_name(method)} margin (dB)": round(d["mean_diff_db"], 2),
+            same = bool(max(abs(d["ci95"][0]), abs(d["ci95"][1])) < IDENTICAL_DB)
+            rows[-1] |= {f"{_name(method)} is the input": same,
+                         f"{_name(method)} margin (dB)": round(d["mean_diff_db"], 2),
                          f"{_name(method)} 95% CI low": round(d["ci95"][0], 2),
                          f"{_name(method)} 95% CI high": round(d["ci95"][1], 2),
                          f"{_name(method)} over": interval_over(d)}

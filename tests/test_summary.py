@@ -177,6 +177,18 @@ def test_verdict_counts_say_where_the_method_under_test_does_not_itself_beat_the
     assert "does not improve" not in summary.verdict_counts(t)
 
 
+def test_verdict_counts_say_how_many_of_the_papers_claims_of_a_lead_are_supported():
+    """The paper's claims proper are the rows where it has the first method ahead: the count says how many of
+    those ours support and contradict, and names the sided verdicts on rows where the paper has it behind."""
+    t = pd.DataFrame({"task": "sr", "comparison": ["RCL-EMD − N2N", "RCL-EMD − Oracle", "RCL-EMD − SL (Den)"],
+                      "verdict": ["disagrees", "inconclusive", "agrees"], "paper (dB)": [0.5, 0.1, -0.3]})
+    line = summary.verdict_counts(t)
+    assert "Of the 2 comparisons with a verdict in which the paper has the first method ahead, ours **support 0** " \
+        "and **contradict 1** (1 inconclusive)" in line
+    assert "the other sided verdict is on a row where the paper has it behind (RCL-EMD − SL (Den) on sr: agrees)" \
+        in line
+
+
 def test_the_agreement_table_gives_each_difference_by_the_psnr_of_the_mean_mse_too():
     """The verdicts read the mean of per-case PSNR; beside it the same paired difference by the PSNR of the mean
     MSE, which weighs the noisy cases more — and a verdict that would read otherwise by it is flagged and named."""
@@ -251,9 +263,9 @@ def test_tables_say_what_each_rows_spread_is_over():
 
 def test_verdict_counts_names_why_a_comparison_has_no_verdict():
     line = summary.verdict_counts(summary.agreement(study_rows(gap=2.0, noise=0.01)))
-    assert "agree** on 1" in line and "1 carries no verdict** (1: a method pre-trained with one seed)" in line
+    assert "agree** on 1" in line and "1 carries no verdict** (a method pre-trained with one seed)" in line
     failed = summary.verdict_counts(summary.agreement(study_rows(oracle_margin=-1.0)))
-    assert "3 carry no verdict** (3: the controls fail)" in failed
+    assert "3 carry no verdict** (the controls fail)" in failed
 
 
 def test_label_gains_interval_is_students_t_over_seeds_and_per_noise_level():
@@ -520,6 +532,11 @@ def test_the_input_margins_give_rcl_emds_own_margin_with_its_interval_over_seeds
     assert m.loc["denoise", "RCL-EMD margin (dB)"] == pytest.approx(6.0, abs=0.2)
     assert 0 < m.loc["denoise", "RCL-EMD 95% CI low"] < 6.0 < m.loc["denoise", "RCL-EMD 95% CI high"]
     assert m.loc["denoise", "RCL-EMD over"] == "3 seeds"
+    assert not m.loc["denoise", "RCL-EMD is the input"]  # 6 dB above it
+    same = rows.copy()
+    same.loc[same.method == "rcl-emd", "psnr"] = same[same.method == "noisy input"].psnr.mean()
+    same.loc[same.method == "noisy input", "psnr"] = same[same.method == "noisy input"].psnr.mean()
+    assert summary.input_margins(same).set_index("task").loc["denoise", "RCL-EMD is the input"]
     assert "N2N margin (dB)" in summary.input_margins(rows, "n2n")
 
 
@@ -541,7 +558,7 @@ def test_no_verdict_where_neither_method_improves_on_the_input():
     assert summary.improves_on_input(cases, "denoise", "n2n") and not summary.improves_on_input(cases, "denoise",
                                                                                                "rcl-emd")
     assert summary.improves_on_input(cases.assign(task="sr"), "denoise", "n2n") is None  # no input scored
-    assert "1: neither method improves on the task's input" in summary.verdict_counts(a)
+    assert "no verdict** (neither method improves on the task's input)" in summary.verdict_counts(a)
 
 
 def test_verdict_counts_names_the_papers_comparisons_whose_methods_were_not_run():
