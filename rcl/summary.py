@@ -56,6 +56,7 @@ __all__ = [
     "input_margins",
     "interval_over",
     "interval_table",
+    "lead_claims",
     "label_controls",
     "label_gains",
     "label_gains_per_sigma",
@@ -621,8 +622,8 @@ def verdict_counts(table: pd.DataFrame) -> str:
     why = {k: int(c.get(v, 0)) for k, v in NO_VERDICT.items() if c.get(v, 0)}
     if why:
         n = sum(why.values())
-        reasons = [f"{m}: {_NO_VERDICT[k][1]}" for k, m in why.items()] if len(why) > 1 else [_NO_VERDICT[k][1]
-                                                                                             for k in why]
+        counted = len(why) > 1  # a lone reason is every one's: no count before it
+        reasons = [f"{m}: {_NO_VERDICT[k][1]}" if counted else _NO_VERDICT[k][1] for k, m in why.items()]
         text += f"; **{n} {'carries' if n == 1 else 'carry'} no verdict** (" + "; ".join(reasons) + ")"
     sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
@@ -641,13 +642,12 @@ def verdict_counts(table: pd.DataFrame) -> str:
                      f"task's input (column '{BEATS_INPUT}'): "
                      f"{'that verdict compares' if len(idle) == 1 else 'those compare'} a network that does not yet "
                      "restore at this budget")
-    ahead = table[table.verdict.isin(VERDICTS) & (table["paper (dB)"] > 0)] if "paper (dB)" in table else table[:0]
-    if len(ahead):  # the paper's claims proper: the method under test ahead of another
-        v = ahead.verdict.value_counts()
+    lead = lead_claims(table)
+    if lead["n"]:  # the paper's claims proper: the method under test ahead of another
         behind = table[table.verdict.isin(VERDICTS[:2]) & (table["paper (dB)"] < 0)]
-        text += (f". Of the {len(ahead)} comparisons with a verdict in which the paper has the first method ahead, "
-                 f"ours **support {v.get('agrees', 0)}** and **contradict {v.get('disagrees', 0)}** "
-                 f"({v.get('inconclusive', 0)} inconclusive)")
+        text += (f". Of the {lead['n']} comparisons with a verdict in which the paper has the first method ahead, "
+                 f"ours **support {lead['agrees']}** and **contradict {lead['disagrees']}** "
+                 f"({lead['inconclusive']} inconclusive)")
         if len(behind):
             text += ("; the other sided verdict is on a row" if len(behind) == 1 else "; the other sided verdicts are "
                      "on rows") + " where the paper has it behind (" + ", ".join(
@@ -659,6 +659,15 @@ def verdict_counts(table: pd.DataFrame) -> str:
                  f"of the {judged} that carry a verdict would read otherwise: "
                  + ", ".join(f"{r['comparison']} on {r['task']} ({r[BY_MSE]})" for r in other.to_dict("records")))
     return text + "."
+
+
+def lead_claims(table: pd.DataFrame) -> dict[str, int]:
+    """The paper's claims proper among :func:`agreement`'s comparisons — those that carry a verdict and in which the
+    paper has the first method ahead — counted: ``n``, and how many ours ``agrees`` with (support),
+    ``disagrees`` with (contradict) and leave ``inconclusive``."""
+    ahead = table[table.verdict.isin(VERDICTS) & (table["paper (dB)"] > 0)] if "paper (dB)" in table else table[:0]
+    v = ahead.verdict.value_counts() if len(ahead) else pd.Series(dtype=int)
+    return {"n": len(ahead), **{k: int(v.get(k, 0)) for k in VERDICTS}}
 
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:

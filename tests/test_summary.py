@@ -182,6 +182,7 @@ def test_verdict_counts_say_how_many_of_the_papers_claims_of_a_lead_are_supporte
     those ours support and contradict, and names the sided verdicts on rows where the paper has it behind."""
     t = pd.DataFrame({"task": "sr", "comparison": ["RCL-EMD − N2N", "RCL-EMD − Oracle", "RCL-EMD − SL (Den)"],
                       "verdict": ["disagrees", "inconclusive", "agrees"], "paper (dB)": [0.5, 0.1, -0.3]})
+    assert summary.lead_claims(t) == {"n": 2, "agrees": 0, "disagrees": 1, "inconclusive": 1}
     line = summary.verdict_counts(t)
     assert "Of the 2 comparisons with a verdict in which the paper has the first method ahead, ours **support 0** " \
         "and **contradict 1** (1 inconclusive)" in line
