@@ -74,7 +74,8 @@ _TRAINING = (
     "runs.py",
 )
 _EVALUATION = (*_TRAINING, "datasets/__init__.py", "datasets/archives.py", "datasets/fetch.py", "datasets/registry.py",
-               "datasets/sources.py", "metrics.py", "evaluate.py", "labels.py", "stats.py")
+               "datasets/sources.py", "metrics.py", "evaluate.py", "labels.py", "stats.py",
+               "config.py")  # its autocast decides the precision of label-efficiency fine-tuning
 
 #: Which modules compute each kind of artefact: a change to any of them gives the artefact a new key.
 #: ``"*"`` is every module of the package (an executed notebook may show anything the library computes).
@@ -82,7 +83,7 @@ CODE: dict[str, tuple[str, ...]] = {
     "training": _TRAINING,  # pre-training runs and their encoders
     "evaluation": _EVALUATION,  # proxy, reference and label-efficiency evaluations
     # saved result tables; a table's settings name a profile, not its values, so the profile table counts
-    "results": (*_EVALUATION, "config.py", "profiles.py", "analysis.py", "backbones.py", "sensitivity.py"),
+    "results": (*_EVALUATION, "profiles.py", "analysis.py", "backbones.py", "sensitivity.py"),
     "notebooks": ("*",),
 }
 
@@ -129,20 +130,28 @@ def key(settings: Any, code: str | None = None, folders: Iterable[str | os.PathL
 
 def folder_identity(folder: str | os.PathLike | None) -> list:
     """What identifies a folder of data: every file's path relative to it, size and modification time
-    (not the folder's own path). ``[]`` for None or a missing folder."""
+    (not the folder's own path). ``[]`` for None or a missing folder. Symbolic links to folders are followed,
+    as the data loaders follow them (each real folder once, so a link to an ancestor does not loop)."""
     if folder is None or not Path(folder).is_dir():
         return []
     root = Path(folder)
-    out = []
-    for p in root.rglob("*"):
-        if p.is_file():
-            st = p.stat()
-            out.append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
+    out, seen = [], set()
+    for here, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        for name in files:
+            p = Path(here, name)
+            if p.is_file():
+                st = p.stat()
+                out.append([p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns])
     return sorted(out)
 
 
-def file_digest(path: str | os.PathLike, what: str = "file") -> str:
-    """The sha256 (16 hex digits) of a file's bytes; a missing file raises naming ``what`` it should be."""
+def file_digest(path: str | os.PathLike, what: str = "file", length: int = 16) -> str:
+    """The sha256 (``length`` hex digits) of a file's bytes; a missing file raises naming ``what`` it should be."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{what}={str(path)!r}: no such file")
@@ -150,7 +159,7 @@ def file_digest(path: str | os.PathLike, what: str = "file") -> str:
     with p.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:length]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:

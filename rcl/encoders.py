@@ -295,22 +295,56 @@ def check_weights_kind(kind: str, weights: str | os.PathLike | None) -> None:
 # ------------------------------------------------------------------------------------------------- g_e
 
 
-def _torchvision_imagenet(arch: str) -> nn.Module:
-    """torchvision's ``arch`` with ImageNet weights from its cache or downloader, or a clear error offline."""
-    builder, imagenet = resnet_builder(arch)
+def _name_digest(path: Path) -> str | None:
+    """The sha256 prefix a torchvision/torch.hub file name carries (``resnet50-11ad3fa6.pth`` → ``11ad3fa6``)."""
+    match = re.search(r"-([a-f0-9]{8,})\.", path.name)
+    return match.group(1) if match else None
+
+
+def _check_name_digest(path: Path) -> None:
+    """A :class:`ValueError` unless ``path``'s sha256 begins with the prefix its name carries (when it has one)."""
+    prefix = _name_digest(path)
+    if prefix is None:
+        return
+    digest = _cache.file_digest(path, length=64)
+    if not digest.startswith(prefix):
+        raise ValueError(
+            f"{path}: its sha256 begins {digest[:len(prefix)]}, not {prefix} as its name says: the file is "
+            "corrupt or another file under that name; delete it to download it again, or pass a file you trust "
+            "as g_e_weights=PATH"
+        )
+
+
+def _torchvision_imagenet(arch: str, seed: int, stages: Sequence[str]) -> nn.Module:
+    """torchvision's ``arch`` with its ImageNet weights, or a clear error offline.
+
+    The weights file is downloaded once into torch's hub cache (:func:`imagenet_weights_path`, by
+    ``torch.hub.download_url_to_file``: written whole or not at all) and checked against the sha256 prefix in
+    its name before it is read, by :func:`load_resnet_weights` (``weights_only=True``: no code runs while
+    loading; torchvision's own loader would unpickle it without that restriction).
+    """
+    _, imagenet = resnet_builder(arch)
     path = imagenet_weights_path(arch)
-    try:
-        return builder(weights=imagenet)
-    except Exception as err:  # URLError, socket errors, HTTP errors, a corrupt cache: "not available here"
-        raise ImageNetWeightsUnavailable(
-            f"ImageNet weights for {arch} are not cached at {path} and could not be downloaded "
-            f"({_one_line(err)}). Either pass a local weights file you already have "
-            f"(g_e_weights=PATH: any torchvision {arch} state dict, e.g. {path.name}), "
-            f"or copy {path.name} there (from a machine with network: "
-            f"`python -c \"import torchvision; torchvision.models.{arch}(weights='DEFAULT')\"`), "
-            "or use a consistency encoder that needs no download: g_e='random' (a frozen random "
-            "ResNet) or g_e='self-supervised' (a ResNet pre-trained by rcl on your noisy images)."
-        ) from err
+    if not path.is_file():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(
+                imagenet.url, os.fspath(path), hash_prefix=_name_digest(path), progress=not progress_disabled()
+            )
+        except Exception as err:  # URLError, socket errors, HTTP errors, a hash mismatch: "not available here"
+            raise ImageNetWeightsUnavailable(
+                f"ImageNet weights for {arch} are not cached at {path} and could not be downloaded "
+                f"({_one_line(err)}). Either pass a local weights file you already have "
+                f"(g_e_weights=PATH: any torchvision {arch} state dict, e.g. {path.name}), "
+                f"or copy {path.name} there (from a machine with network: "
+                f"`python -c \"import torchvision; torchvision.models.{arch}(weights='DEFAULT')\"`), "
+                "or use a consistency encoder that needs no download: g_e='random' (a frozen random "
+                "ResNet) or g_e='self-supervised' (a ResNet pre-trained by rcl on your noisy images)."
+            ) from err
+    _check_name_digest(path)
+    model = build_resnet(arch, seed)
+    model.load_state_dict(load_resnet_weights(path, arch, stages), strict=False)
+    return model
 
 
 def _load_self_supervised(model: nn.Module, arch: str, state_dict) -> None:
@@ -340,8 +374,9 @@ def load_encoder(
 ) -> nn.Module:
     """A frozen ResNet ``g_e`` in eval mode.
 
-    ``kind="imagenet"`` without ``weights`` loads torchvision's ImageNet weights through its weights API
-    (cached under :func:`imagenet_weights_path`; downloaded once if the network allows). Offline and
+    ``kind="imagenet"`` without ``weights`` loads torchvision's ImageNet weights (cached under
+    :func:`imagenet_weights_path`; downloaded once if the network allows, checked against the sha256 prefix
+    in the file's name, read with ``weights_only=True``). Offline and
     uncached it raises :class:`ImageNetWeightsUnavailable` naming the expected file and the alternatives,
     among them a local weights file.
     ``kind="imagenet"`` with ``weights=PATH`` (the config's ``g_e_weights``) never touches the network: it
@@ -361,7 +396,7 @@ def load_encoder(
         model = build_resnet(arch, seed)
         model.load_state_dict(state, strict=False)  # load_resnet_weights checked keys and shapes
     elif kind == "imagenet":
-        model = _torchvision_imagenet(arch)
+        model = _torchvision_imagenet(arch, seed, stages)
     else:
         model = build_resnet(arch, seed)
         if kind == "self-supervised":

@@ -89,9 +89,23 @@ def read_config(path: str | os.PathLike, needed: tuple[str, ...] = ("method", "d
 
 
 def history(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The entries of the run's ``metrics.jsonl`` (one per logged step), in order; none if it has no log."""
+    """The entries of the run's ``metrics.jsonl`` (one per logged step), in order; none if it has no log.
+
+    A last line that is not whole JSON is left out: a run interrupted while it appended an entry leaves one,
+    and resuming rewrites the log without it. Any other line that is not JSON is an error naming it."""
     f = Path(path) / "metrics.jsonl"
-    return [json.loads(line) for line in f.read_text().splitlines() if line] if f.exists() else []
+    lines = f.read_text().splitlines() if f.exists() else []
+    entries = []
+    for number, line in enumerate(lines, 1):
+        try:
+            if line:
+                entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{f}: line {number} is not JSON; the log is damaged (delete the run folder to "
+                             "train it again)") from None
+    return entries
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> UNet:

@@ -284,19 +284,28 @@ def _consistency_module(cfg: PretrainConfig, ds: _data.NoisyImages, device: torc
     ).to(device)
 
 
-def _distributed() -> tuple[int, int, int]:
+def _distributed(cfg: PretrainConfig) -> tuple[int, int, int]:
+    """``(rank, world size, local rank)``; under ``torchrun`` (``WORLD_SIZE`` > 1) the process group is joined
+    first: NCCL bound to this process's own GPU (``cuda:LOCAL_RANK``, made the current device before the group
+    exists, so no collective lands on GPU 0) when the run is on CUDA, Gloo when it is on the CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend)
-    return (dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 1, 0)
+    if world <= 1:
+        return 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        device = _device(cfg, local_rank)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            dist.init_process_group("gloo")
+    return dist.get_rank(), world, local_rank
 
 
 def _device(cfg: PretrainConfig, local_rank: int) -> torch.device:
-    if cfg.device:
-        return _config.device(cfg.device)
-    dev = _config.default_device()
-    return torch.device("cuda", local_rank) if dev.type == "cuda" else dev
+    """The run's device: ``cfg.device`` or the default; plain ``"cuda"`` is this process's GPU, ``cuda:LOCAL_RANK``."""
+    dev = _config.device(cfg.device) if cfg.device else _config.default_device()
+    return torch.device("cuda", local_rank) if dev.type == "cuda" and dev.index is None else dev
 
 
 def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
@@ -305,7 +314,7 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     ``stop_after`` ends the loop early after that many steps in total (for tests of resuming); the
     run is then left unfinished, with its checkpoint, exactly as an interruption would leave it.
     """
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = _distributed(cfg)
     out = run_dir(cfg)
     if (out / "result.json").exists():
         return _reused(out, cfg)
@@ -391,9 +400,9 @@ def _resume(s: _Session) -> None:
             torch.cuda.set_rng_state(state["rng_cuda"], s.device)
         s.start, s.seconds = state["step"], float(state.get("seconds", 0.0))
     log = s.out / "metrics.jsonl"
-    if s.rank == 0 and log.exists():
-        kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= s.start]
-        _cache.atomic_write_text(log, "".join(line + "\n" for line in kept))
+    if s.rank == 0 and log.exists():  # entries logged after the checkpoint, and a torn last line, are dropped
+        kept = [entry for entry in _runs.history(s.out) if entry["step"] <= s.start]
+        _cache.atomic_write_text(log, "".join(json.dumps(entry) + "\n" for entry in kept))
 
 
 def _step(s: _Session, batch: _methods.Batch, step: int) -> dict[str, Tensor]:

@@ -175,3 +175,56 @@ def test_load_resnet_weights_and_where_torchvision_caches(tmp_path, resnet18_fil
     state = encoders.load_resnet_weights(resnet18_file, "resnet18")
     assert state.keys() == resnet18_state.keys() and all(torch.equal(state[k], resnet18_state[k]) for k in state)
     assert encoders.imagenet_weights_path("resnet18") == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+
+
+def _cached(tmp_path, monkeypatch, content: bytes | None = None, state=None):
+    """A file in torch's hub cache named, as torchvision names them, by its own sha256 prefix (or, with
+    ``content``, by another file's prefix), standing for resnet18's ImageNet weights."""
+    import hashlib
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    prefix = hashlib.sha256(buf.getvalue()).hexdigest()[:8]
+    path = tmp_path / "hub" / "checkpoints" / f"resnet18-{prefix}.pth"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(buf.getvalue() if content is None else content)
+    monkeypatch.setattr(encoders, "imagenet_weights_path", lambda arch: path)
+    return path
+
+
+def test_imagenet_weights_are_read_without_running_code(tmp_path, resnet18_state, monkeypatch):
+    """The cached ImageNet file is checked against its name's sha256 prefix and read with weights_only=True."""
+    _offline(monkeypatch, tmp_path)
+    _cached(tmp_path, monkeypatch, state=resnet18_state)
+    calls = []
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: calls.append(kw.get("weights_only")) or real(*a, **kw))
+    encoder = encoders.load_encoder("imagenet", "resnet18")
+    assert calls == [True]
+    got = encoder.state_dict()
+    assert all(torch.equal(got[k], resnet18_state[k]) for k in resnet18_state)
+
+
+def test_a_cached_file_that_is_not_what_its_name_says_is_refused(tmp_path, resnet18_state, monkeypatch):
+    _offline(monkeypatch, tmp_path)
+    path = _cached(tmp_path, monkeypatch, content=b"not the weights", state=resnet18_state)
+    with pytest.raises(ValueError) as info:
+        encoders.load_encoder("imagenet", "resnet18")
+    message = str(info.value)
+    assert str(path) in message and "sha256" in message and "delete it" in message and "\n" not in message
+
+
+def test_the_download_is_checked_against_the_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    asked = {}
+
+    def download(url, dst, hash_prefix=None, progress=True):
+        asked.update(url=url, dst=dst, hash_prefix=hash_prefix)
+        raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "00000000")')
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    with pytest.raises(encoders.ImageNetWeightsUnavailable, match="invalid hash value"):
+        encoders.load_encoder("imagenet", "resnet18")
+    assert asked["hash_prefix"] == "f37072fd" and asked["dst"].endswith("resnet18-f37072fd.pth")
+    assert not (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()

@@ -239,3 +239,39 @@ def test_every_config_key_round_trips_through_set():
                 else str(value).lower() if isinstance(value, bool) else str(value))
         assert getattr(train.make_config("rcl-emd", "cpu", **{key: text}), key) == value, key
     assert set(train.config_keys()) >= {f.name for f in dataclasses.fields(methods.MethodConfig)}
+
+
+def test_a_log_line_torn_by_an_interruption_is_dropped_on_resume(tmp_path):
+    full = train.pretrain(smoke(tmp_path / "a", "n2n", steps=4, log_every=1))
+    cfg = smoke(tmp_path / "b", "n2n", steps=4, log_every=1)
+    partial = train.pretrain(cfg, stop_after=2)
+    log = partial.path / "metrics.jsonl"
+    with log.open("a") as f:
+        f.write('{"step": 3, "loss": 0.1')  # killed while appending
+    assert [e["step"] for e in runs.history(partial.path)] == [1, 2]
+    resumed = train.pretrain(cfg)
+    assert [e["loss"] for e in resumed.history()] == [e["loss"] for e in full.history()]
+    log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not JSON"):
+        runs.history(partial.path)
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torchrun_joins_the_group_on_its_own_device(monkeypatch, device):
+    """Under torchrun a CPU run joins with Gloo; a CUDA run makes cuda:LOCAL_RANK current, then joins with NCCL
+    bound to it (so no collective lands on GPU 0)."""
+    calls = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(train.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(train.dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(train.dist, "init_process_group", lambda backend, **kw: calls.append(("init", backend, kw)))
+    monkeypatch.setattr(train.torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
+    monkeypatch.setattr(train._config, "device", lambda name: torch.device(name))
+    cfg = dataclasses.replace(train.make_config("n2n", "smoke"), device=device)
+    assert train._distributed(cfg) == (1, 2, 1)
+    if device == "cpu":
+        assert calls == [("init", "gloo", {})]
+    else:
+        cuda1 = torch.device("cuda", 1)
+        assert calls == [("set_device", cuda1), ("init", "nccl", {"device_id": cuda1})]
