@@ -37,6 +37,7 @@ __all__ = [
     "FLOOR",
     "HOLM",
     "IDENTICAL_DB",
+    "MAIN_CLAIM",
     "MSE_DIFFERS",
     "NAMES",
     "NO_VERDICT",
@@ -57,6 +58,7 @@ __all__ = [
     "interval_over",
     "interval_table",
     "lead_claims",
+    "main_claim",
     "label_controls",
     "label_gains",
     "label_gains_per_sigma",
@@ -72,6 +74,7 @@ __all__ = [
     "table1",
     "table2",
     "verdict_counts",
+    "verdict_phrase",
 ]
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
@@ -83,6 +86,8 @@ CLAIMS = [("denoise", "rcl-emd", "n2n"), ("denoise", "rcl-emd", "n2s"), ("denois
           ("denoise", "rcl-emd", "rcl-mmd"), ("denoise", "n2n", "vader+"), ("denoise", "rcl-emd", "oracle"),
           ("sr", "rcl-emd", "n2n"), ("sr", "rcl-emd", "sl-den"), ("sr", "rcl-emd", "oracle"),
           ("jdensr", "rcl-emd", "n2n"), ("jdensr", "rcl-emd", "sl-den")]  # fmt: skip
+#: The paper's main claim among them: RCL-EMD ahead of N2N in denoising, as :func:`agreement` names its row.
+MAIN_CLAIM = ("denoise", "RCL-EMD − N2N")
 
 
 def _name(method: str) -> str:
@@ -668,6 +673,21 @@ def lead_claims(table: pd.DataFrame) -> dict[str, int]:
     ahead = table[table.verdict.isin(VERDICTS) & (table["paper (dB)"] > 0)] if "paper (dB)" in table else table[:0]
     v = ahead.verdict.value_counts() if len(ahead) else pd.Series(dtype=int)
     return {"n": len(ahead), **{k: int(v.get(k, 0)) for k in VERDICTS}}
+
+
+def main_claim(table: pd.DataFrame) -> pd.Series | None:
+    """The row of :func:`agreement`'s ``table`` that holds the paper's main claim (:data:`MAIN_CLAIM`), or None."""
+    task, comparison = MAIN_CLAIM
+    row = table[(table.task == task) & (table.comparison == comparison)] if len(table) else table
+    return row.iloc[0] if len(row) else None
+
+
+def verdict_phrase(row: pd.Series | dict) -> str:
+    """A verdict of :func:`agreement` on the paper's claim as a sentence says it, with our difference and its
+    interval: ``**contradicted** (−1.26 dB, 95% CI [−1.76, −0.76])``; a row without a sided verdict keeps its
+    label (``**inconclusive** (…)``, ``**no verdict: the controls fail** (…)``)."""
+    word = {"agrees": "supported", "disagrees": "contradicted"}.get(row["verdict"], row["verdict"])
+    return f"**{word}** ({row['ours (dB)']:+.2f} dB, 95% CI {row['95% CI']})"
 
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:

@@ -190,6 +190,17 @@ def test_verdict_counts_say_how_many_of_the_papers_claims_of_a_lead_are_supporte
         in line
 
 
+def test_the_main_claim_is_read_from_the_agreement_table_in_words():
+    """The paper's main claim (RCL-EMD ahead of N2N in denoising) is found under the name agreement() gives it,
+    and a verdict reads as a sentence says it, with our difference and its interval."""
+    a = summary.agreement(study_rows(gap=1.0))
+    row = summary.main_claim(a)
+    assert row is not None and (row.task, row.comparison) == summary.MAIN_CLAIM and row.verdict == "agrees"
+    assert summary.verdict_phrase(row).startswith(f"**supported** ({row['ours (dB)']:+.2f} dB, 95% CI [")
+    assert summary.verdict_phrase({**row, "verdict": "disagrees"}).startswith("**contradicted**")
+    assert summary.main_claim(a[a.task != "denoise"]) is None
+
+
 def test_the_agreement_table_gives_each_difference_by_the_psnr_of_the_mean_mse_too():
     """The verdicts read the mean of per-case PSNR; beside it the same paired difference by the PSNR of the mean
     MSE, which weighs the noisy cases more — and a verdict that would read otherwise by it is flagged and named."""
