@@ -130,18 +130,18 @@ def key(settings: Any, code: str | None = None, folders: Iterable[str | os.PathL
 
 def folder_identity(folder: str | os.PathLike | None) -> list:
     """What identifies a folder of data: every file's path relative to it, size and modification time
-    (not the folder's own path). ``[]`` for None or a missing folder. Symbolic links to folders are followed,
-    as the data loaders follow them (each real folder once, so a link to an ancestor does not loop)."""
+    (not the folder's own path). ``[]`` for None or a missing folder. Symbolic links to folders are followed
+    (every route to a folder is listed, except a link back to a folder it is inside, which would loop)."""
     if folder is None or not Path(folder).is_dir():
         return []
     root = Path(folder)
-    out, seen = [], set()
+    out = []
     for here, dirs, files in os.walk(root, followlinks=True):
-        real = os.path.realpath(here)
-        if real in seen:
+        rel = Path(here).relative_to(root)
+        above = {os.path.realpath(root.joinpath(*rel.parts[:k])) for k in range(len(rel.parts))}
+        if os.path.realpath(here) in above:  # a link back to a folder this one is inside: a loop, not data
             dirs[:] = []
             continue
-        seen.add(real)
         for name in files:
             p = Path(here, name)
             if p.is_file():

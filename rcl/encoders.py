@@ -343,7 +343,7 @@ def _torchvision_imagenet(arch: str, seed: int, stages: Sequence[str]) -> nn.Mod
             ) from err
     _check_name_digest(path)
     model = build_resnet(arch, seed)
-    model.load_state_dict(load_resnet_weights(path, arch, stages), strict=False)
+    model.load_state_dict(load_resnet_weights(path, arch, stages), strict=True)  # torchvision's file is whole
     return model
 
 

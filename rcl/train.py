@@ -294,6 +294,13 @@ def _distributed(cfg: PretrainConfig) -> tuple[int, int, int]:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         device = _device(cfg, local_rank)
+        if device.type == "cuda" and device.index != local_rank:
+            raise ValueError(f"device={cfg.device!r} under torchrun: each process trains on its own GPU, "
+                             f"cuda:LOCAL_RANK (here cuda:{local_rank}); set device=cuda or leave it unset")
+        if device.type == "cuda" and local_rank >= torch.cuda.device_count():
+            raise ValueError(f"LOCAL_RANK={local_rank} but this process sees {torch.cuda.device_count()} CUDA "
+                             "device(s): start torchrun with --nproc-per-node at most the number of GPUs, each "
+                             "process seeing them all")
         if device.type == "cuda":
             torch.cuda.set_device(device)
             dist.init_process_group("nccl", device_id=device)

@@ -110,13 +110,17 @@ def test_concurrent_writers_of_one_file_never_collide(tmp_path):
     assert target.read_text() in texts and not list(target.parent.glob(".*.tmp"))
 
 
-def test_folder_identity_follows_linked_folders_once(tmp_path):
+def test_folder_identity_follows_linked_folders_but_not_loops(tmp_path):
     real = _folder(tmp_path / "elsewhere", n=2)
     folder = _folder(tmp_path / "photos", n=1)
     plain = cache.folder_identity(folder)
     (folder / "more").symlink_to(real, target_is_directory=True)
-    (real / "loop").symlink_to(folder, target_is_directory=True)  # a link back up: listed, not followed again
+    (folder / "again").symlink_to(real, target_is_directory=True)  # a second route to the same folder: listed too
+    (folder / "one.png").symlink_to(real / "img0.png")  # a linked file, as before
+    (real / "loop").symlink_to(folder, target_is_directory=True)  # a link back up: a loop, not followed
     linked = cache.folder_identity(folder)
-    assert [entry[0] for entry in linked] == sorted([*(e[0] for e in plain), "more/img0.png", "more/img1.png"])
+    inside = ["img0.png", "img1.png"]
+    assert [entry[0] for entry in linked] == sorted([*(e[0] for e in plain), "one.png",
+                                                      *(f"{d}/{n}" for d in ("more", "again") for n in inside)])
     (real / "img1.png").write_bytes(b"changed")  # a change in the linked folder is a change of the folder
     assert cache.folder_identity(folder) != linked

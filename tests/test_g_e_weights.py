@@ -3,6 +3,7 @@
 The files here are randomly initialised torchvision ResNets saved to ``tmp_path``; nothing is downloaded.
 """
 
+import io
 import urllib.error
 
 import pytest
@@ -177,54 +178,82 @@ def test_load_resnet_weights_and_where_torchvision_caches(tmp_path, resnet18_fil
     assert encoders.imagenet_weights_path("resnet18") == tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
 
 
-def _cached(tmp_path, monkeypatch, content: bytes | None = None, state=None):
-    """A file in torch's hub cache named, as torchvision names them, by its own sha256 prefix (or, with
-    ``content``, by another file's prefix), standing for resnet18's ImageNet weights."""
-    import hashlib
-    import io
 
+@pytest.fixture
+def imagenet_like():
+    """A resnet18 state dict unlike any fresh model's, BatchNorm statistics and counters included, and its bytes."""
+    g = torch.Generator().manual_seed(11)
+    fresh = models.resnet18(weights=None).state_dict()
+    state = {k: (torch.randint(1, 10**6, v.shape, generator=g) if k.endswith("num_batches_tracked")
+                 else torch.rand(v.shape, generator=g) + 0.5) for k, v in fresh.items()}
     buf = io.BytesIO()
     torch.save(state, buf)
-    prefix = hashlib.sha256(buf.getvalue()).hexdigest()[:8]
+    return state, buf.getvalue()
+
+
+def _named(tmp_path, monkeypatch, content: bytes, prefix_of: bytes | None = None):
+    """Where resnet18's ImageNet file is cached, named as torchvision names it: by the sha256 prefix of
+    ``prefix_of`` (default: of ``content`` itself); ``content`` is written there unless it is ``b""``."""
+    import hashlib
+
+    prefix = hashlib.sha256(content if prefix_of is None else prefix_of).hexdigest()[:8]
     path = tmp_path / "hub" / "checkpoints" / f"resnet18-{prefix}.pth"
     path.parent.mkdir(parents=True)
-    path.write_bytes(buf.getvalue() if content is None else content)
+    if content:
+        path.write_bytes(content)
     monkeypatch.setattr(encoders, "imagenet_weights_path", lambda arch: path)
     return path
 
 
-def test_imagenet_weights_are_read_without_running_code(tmp_path, resnet18_state, monkeypatch):
-    """The cached ImageNet file is checked against its name's sha256 prefix and read with weights_only=True."""
+def test_imagenet_weights_are_read_whole_without_running_code(tmp_path, imagenet_like, monkeypatch):
+    """The cached ImageNet file is checked against its name's sha256 prefix, read with weights_only=True, and every
+    parameter and buffer (BatchNorm statistics and counters too) is what torchvision's strict load would give."""
+    state, content = imagenet_like
     _offline(monkeypatch, tmp_path)
-    _cached(tmp_path, monkeypatch, state=resnet18_state)
+    _named(tmp_path, monkeypatch, content)
     calls = []
     real = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **kw: calls.append(kw.get("weights_only")) or real(*a, **kw))
-    encoder = encoders.load_encoder("imagenet", "resnet18")
+    got = encoders.load_encoder("imagenet", "resnet18").state_dict()
     assert calls == [True]
-    got = encoder.state_dict()
-    assert all(torch.equal(got[k], resnet18_state[k]) for k in resnet18_state)
+    reference = models.resnet18(weights=None)
+    reference.load_state_dict(state, strict=True)
+    assert got.keys() == reference.state_dict().keys()
+    assert all(torch.equal(got[k], v) for k, v in reference.state_dict().items())
 
 
-def test_a_cached_file_that_is_not_what_its_name_says_is_refused(tmp_path, resnet18_state, monkeypatch):
+def test_a_cached_file_that_is_not_what_its_name_says_is_refused(tmp_path, imagenet_like, monkeypatch):
     _offline(monkeypatch, tmp_path)
-    path = _cached(tmp_path, monkeypatch, content=b"not the weights", state=resnet18_state)
+    path = _named(tmp_path, monkeypatch, b"not the weights", prefix_of=imagenet_like[1])
     with pytest.raises(ValueError) as info:
         encoders.load_encoder("imagenet", "resnet18")
     message = str(info.value)
     assert str(path) in message and "sha256" in message and "delete it" in message and "\n" not in message
 
 
-def test_the_download_is_checked_against_the_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    asked = {}
+class _Served(io.BytesIO):
+    """What ``urlopen`` returns for a download: the bytes, and their length in the headers."""
 
-    def download(url, dst, hash_prefix=None, progress=True):
-        asked.update(url=url, dst=dst, hash_prefix=hash_prefix)
-        raise RuntimeError(f'invalid hash value (expected "{hash_prefix}", got "00000000")')
+    def info(self):
+        import email.message
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
-    with pytest.raises(encoders.ImageNetWeightsUnavailable, match="invalid hash value"):
-        encoders.load_encoder("imagenet", "resnet18")
-    assert asked["hash_prefix"] == "f37072fd" and asked["dst"].endswith("resnet18-f37072fd.pth")
-    assert not (tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth").exists()
+        headers = email.message.Message()
+        headers["Content-Length"] = str(len(self.getvalue()))
+        return headers
+
+
+@pytest.mark.parametrize("served", ["right", "wrong"])
+def test_the_download_is_whole_and_checked_against_its_name(tmp_path, imagenet_like, monkeypatch, served):
+    """torch.hub's downloader (run for real, over a fake connection) keeps a file only when its sha256 begins as its
+    name says; otherwise it leaves nothing, neither the file nor a partial one, and the error says why."""
+    state, content = imagenet_like
+    path = _named(tmp_path, monkeypatch, b"", prefix_of=content)
+    body = content if served == "right" else content[:-1] + b"x"
+    monkeypatch.setattr(torch.hub, "urlopen", lambda request: _Served(body))
+    if served == "right":
+        got = encoders.load_encoder("imagenet", "resnet18").state_dict()
+        assert path.read_bytes() == content and all(torch.equal(got[k], state[k]) for k in state)
+    else:
+        with pytest.raises(encoders.ImageNetWeightsUnavailable, match="invalid hash value"):
+            encoders.load_encoder("imagenet", "resnet18")
+        assert list(path.parent.iterdir()) == []

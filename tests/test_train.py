@@ -132,7 +132,7 @@ def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path,
     (it passed then too), so its draws are checked in ``test_methods_dense.py``."""
     out = tmp_path / "ddp.pt"
     torchrun(str(HERE / "ddp_worker.py"), method, str(out), *(f"{k}={v}" for k, v in sets.items()))
-    ddp = torch.load(out)
+    ddp = torch.load(out, weights_only=True)
 
     cfg = train.make_config(method, "smoke", batch_size=4, progress="false", **sets)
     ds = train.build_data(cfg)
@@ -246,11 +246,13 @@ def test_a_log_line_torn_by_an_interruption_is_dropped_on_resume(tmp_path):
     cfg = smoke(tmp_path / "b", "n2n", steps=4, log_every=1)
     partial = train.pretrain(cfg, stop_after=2)
     log = partial.path / "metrics.jsonl"
+    written = log.read_text().splitlines()
     with log.open("a") as f:
         f.write('{"step": 3, "loss": 0.1')  # killed while appending
     assert [e["step"] for e in runs.history(partial.path)] == [1, 2]
     resumed = train.pretrain(cfg)
     assert [e["loss"] for e in resumed.history()] == [e["loss"] for e in full.history()]
+    assert log.read_text().splitlines()[:2] == written  # the entries before the tear, byte for byte
     log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl: line 2 is not JSON"):
         runs.history(partial.path)
@@ -268,10 +270,16 @@ def test_torchrun_joins_the_group_on_its_own_device(monkeypatch, device):
     monkeypatch.setattr(train.dist, "init_process_group", lambda backend, **kw: calls.append(("init", backend, kw)))
     monkeypatch.setattr(train.torch.cuda, "set_device", lambda d: calls.append(("set_device", d)))
     monkeypatch.setattr(train._config, "device", lambda name: torch.device(name))
+    monkeypatch.setattr(train.torch.cuda, "device_count", lambda: 2)
     cfg = dataclasses.replace(train.make_config("n2n", "smoke"), device=device)
     assert train._distributed(cfg) == (1, 2, 1)
     if device == "cpu":
         assert calls == [("init", "gloo", {})]
-    else:
-        cuda1 = torch.device("cuda", 1)
-        assert calls == [("set_device", cuda1), ("init", "nccl", {"device_id": cuda1})]
+        return
+    cuda1 = torch.device("cuda", 1)
+    assert calls == [("set_device", cuda1), ("init", "nccl", {"device_id": cuda1})]
+    with pytest.raises(ValueError, match=r"device='cuda:0' under torchrun: each process trains on its own GPU"):
+        train._distributed(dataclasses.replace(cfg, device="cuda:0"))  # every rank on GPU 0
+    monkeypatch.setattr(train.torch.cuda, "device_count", lambda: 1)  # a launcher that shows each process one GPU
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=1 but this process sees 1 CUDA device"):
+        train._distributed(cfg)
