@@ -1,5 +1,6 @@
 """Result tables: ours computed from the rows, the paper's only in its own columns, verdicts by the CI."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,21 @@ def test_verdict_counts_say_how_many_of_the_papers_claims_of_a_lead_are_supporte
         "and **contradict 1** (1 inconclusive)" in line
     assert "the other sided verdict is on a row where the paper has it behind (RCL-EMD − SL (Den) on sr: agrees)" \
         in line
+
+
+def test_the_copy_control_below_the_input_is_read_per_level_and_by_both_aggregations():
+    """The copy control's shortfall under the refitted head is set out per noise level and on the mixed range by
+    both aggregations, with its end-to-end reproduction; nothing is said without its rows or the input's."""
+    rows = study_rows()
+    copy = rows.method == "copy"
+    rows.loc[copy & (rows.condition == "σ=10"), "psnr"] -= 1.0  # 1 dB below the input at σ = 10
+    line = summary.copy_under_the_head(rows)
+    assert "End to end the copy network reproduces its input (45.0 dB against it" in line
+    at = {c: float(re.search(rf"([+-]\d+\.\d+) dB at {c}\b", line).group(1)) for c in ("σ=10", "σ=20")}
+    assert at["σ=10"] == pytest.approx(-1.0, abs=0.2) and at["σ=20"] == pytest.approx(0.0, abs=0.2)
+    assert "by the mean of per-case PSNR" in line and "by the PSNR of the mean MSE" in line and "\n" not in line
+    assert summary.copy_under_the_head(rows[~copy]) == ""
+    assert summary.copy_under_the_head(rows[rows.method != "noisy input"]) == ""
 
 
 def test_the_main_claim_is_read_from_the_agreement_table_in_words():
