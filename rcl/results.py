@@ -302,7 +302,8 @@ def find(kind: str, folders: Sequence[str | os.PathLike | None], **match: Any) -
 
 def describe(result: Saved, refresh: str) -> str:
     """Where ``result`` came from, in a Markdown sentence for the book: a published copy's folder, commit, device
-    and dates, marked as not recomputed by this build (and its numerics where this machine's differ); and
+    and dates, marked as not recomputed by this build (and its numerics where this machine's differ, or else its
+    processor where this machine's is another); and
     whether the library has changed since (``refresh``: the command that computes it again)."""
     if result.published:
         p = result.provenance or {}
@@ -314,8 +315,12 @@ def describe(result: Saved, refresh: str) -> str:
                  f"`{str(p.get('commit') or 'unknown')[:12]}`{state}, on {dev.get('name', '?')} ({count}; torch "
                  f"{dev.get('torch', '?')}, numerics `{result.numerics}`), its {p.get('rows_computed', '?')} rows "
                  f"reduced to {len(result.frame())} means")  # fmt: skip
+        here = provenance.device()
         if result.numerics != numerics():
             where += f" (this machine's numerics are `{numerics()}`: runs trained here would differ slightly)"
+        elif dev.get("name") and dev.get("name") != here["name"]:
+            where += (f" (this machine is another processor, {here['name']}: the same code, settings and seeds "
+                      "compute slightly other numbers on another processor's arithmetic)")
     else:
         where = f"`{result.path.name}`, computed {_utc(result.created)} into this project's results folder"
     code = (f"by library version `{result.code}`, the current one" if result.current else

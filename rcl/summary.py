@@ -71,6 +71,7 @@ __all__ = [
     "per_condition_reading",
     "per_trial",
     "rank_correlation",
+    "reproduced",
     "residual_contrast_reading",
     "table1",
     "table2",
@@ -898,6 +899,38 @@ def label_gains_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
     per = _arms(df).groupby(["arm", "labels", "seed", "condition"]).psnr.mean().unstack("arm").dropna()
     gain = (per["RCL+SL"] - per["SL"]).groupby(["labels", "condition"]).mean().unstack()
     return gain.reindex(columns=conditions(df)).rename_axis(index="# labels (crops)", columns=None).round(2)
+
+
+def reproduced(study: pd.DataFrame, proxy: pd.DataFrame) -> pd.DataFrame:
+    """How closely a study's rows of the book's own runs equal those runs' rows in notebook 04's evaluation.
+
+    ``study`` is a sensitivity study's table (whole or published: per-image rows, or means over ``n`` images); its
+    default setting (RCL-EMD at the profile's values) and its references at the default noise range (N2N, the
+    Oracle, the random init) are the runs notebook 04 evaluates, evaluated the same way, so on one machine and
+    code version the two agree exactly. ``proxy`` is notebook 04's saved table. Per method: how many (task, seed,
+    test condition) means both hold, and the largest absolute difference of their mean PSNR, over all of them and
+    over the paper's test setting (the mixed range on denoising, the clean cases otherwise). Empty where they share
+    none."""
+    default = study[study.default.astype(bool) & (study.method == "rcl-emd")]
+    refs = study[(study.factor == "reference") & study.setting.isin(["N2N", "Oracle", "Random init"])]
+    keys = ["method", "task", "seed", "condition"]
+    rows = pd.concat([default.drop_duplicates(subset=[*keys, *(["image", "trial"] if "image" in default else [])]),
+                      refs])
+    weights = rows["n"] if "n" in rows else pd.Series(1.0, index=rows.index)
+    groups = [rows[k] for k in keys]
+    theirs = (rows.psnr * weights).groupby(groups).sum() / weights.groupby(groups).sum()
+    ours = proxy[proxy.method.isin(set(rows.method))].groupby(keys).psnr.mean()
+    both = pd.concat([theirs.rename("study"), ours.rename("book")], axis=1, join="inner")
+    if both.empty:
+        return pd.DataFrame()
+    both["diff"] = (both.study - both.book).abs()
+    test = both.reset_index()
+    test = test[(test.task == "denoise") & test.condition.str.startswith("σ~U") | (test.task != "denoise") & (
+        test.condition == "clean")]
+    out = pd.DataFrame({"compared": both.groupby("method").size(),
+                        "largest |difference| (dB)": both.groupby("method")["diff"].max(),
+                        "in the test setting (dB)": test.groupby("method")["diff"].max()})
+    return out.reindex([m for m in ORDER if m in out.index]).rename(index=_name)
 
 
 def book_result(results_dir, kind: str, profile: str, dataset: str = "builtin", seed: int = 0):
