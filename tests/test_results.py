@@ -196,6 +196,18 @@ def test_a_published_copy_is_current_with_the_numerics_it_records(tmp_path, monk
     assert results.find("study", [tmp_path / "results", tmp_path / "studies"]).published
 
 
+def test_a_published_copy_names_another_processor_with_the_same_numerics(tmp_path, monkeypatch):
+    """bfloat16 on two processors computes other numbers under one numerics string: a copy from another processor
+    says so; one from this processor does not."""
+    results.save(_study(), "study", {"profile": "cpu", "dataset": "builtin"}, tmp_path / "results")
+    results.publish(results.saved(tmp_path / "results")[0], ["setting"], tmp_path / "studies", ["profile"])
+    copy = results.saved(tmp_path / "studies")[0]
+    assert "another processor" not in results.describe(copy, "python -m rcl study")
+    monkeypatch.setattr(results.provenance, "device", lambda: {"name": "Another CPU 9000"})
+    said = results.describe(copy, "python -m rcl study")
+    assert "this machine is another processor, Another CPU 9000" in said and "the current one" in said
+
+
 def test_publishing_replaces_only_the_same_study_and_never_writes_into_its_results_folder(tmp_path):
     res, studies = tmp_path / "results", tmp_path / "studies"
     for seed in (0, 1):

@@ -206,6 +206,29 @@ def test_the_copy_control_below_the_input_is_read_per_level_and_by_both_aggregat
     assert summary.copy_under_the_head(rows[rows.method != "noisy input"]) == ""
 
 
+def test_a_studys_rows_of_the_book_runs_are_checked_against_the_books_evaluation():
+    """A sensitivity study's default setting and references are notebook 04's runs: equal rows give zero
+    differences; a shifted reference is found, by its largest difference and in the test setting."""
+    proxy = study_rows(one_seed=())
+    rcl = proxy[proxy.method == "rcl-emd"]
+    study = pd.concat([
+        rcl.assign(factor=f, setting="default", default=True) for f in ("tau", "alpha")  # shared, under every factor
+    ] + [proxy[proxy.method == m].assign(factor="reference", setting=label, default=False)
+         for m, label in (("n2n", "N2N"), ("oracle", "Oracle"))])
+    same = summary.reproduced(study, proxy)
+    assert list(same.index) == ["N2N", "RCL-EMD", "Oracle"] and (same.compared == 12).all()
+    assert (same.iloc[:, 1:] == 0).all().all()
+    # a published copy: means per group over n images; N2N shifted by 0.3 dB on the mixed range only
+    means = study.groupby(["factor", "setting", "default", "method", "task", "seed", "condition"]).agg(
+        psnr=("psnr", "mean"), n=("psnr", "size")).reset_index()
+    means.loc[(means.method == "n2n") & (means.condition == "σ~U[0,20]"), "psnr"] += 0.3
+    shifted = summary.reproduced(means, proxy)
+    assert shifted.loc["N2N", "largest |difference| (dB)"] == pytest.approx(0.3)
+    assert shifted.loc["N2N", "in the test setting (dB)"] == pytest.approx(0.3)
+    assert shifted.loc["RCL-EMD"].iloc[1:].max() < 1e-9
+    assert summary.reproduced(study, proxy[proxy.method == "noisy input"]).empty
+
+
 def test_the_main_claim_is_read_from_the_agreement_table_in_words():
     """The paper's main claim (RCL-EMD ahead of N2N in denoising) is found under the name agreement() gives it,
     and a verdict reads as a sentence says it, with our difference and its interval."""
