@@ -320,7 +320,7 @@ def describe(result: Saved, refresh: str) -> str:
             where += f" (this machine's numerics are `{numerics()}`: runs trained here would differ slightly)"
         elif dev.get("name") and dev.get("name") != here["name"]:
             where += (f" (this machine is another processor, {here['name']}: the same code, settings and seeds "
-                      "compute slightly other numbers on another processor's arithmetic)")
+                      "would compute other numbers here)")
     else:
         where = f"`{result.path.name}`, computed {_utc(result.created)} into this project's results folder"
     code = (f"by library version `{result.code}`, the current one" if result.current else

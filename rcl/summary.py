@@ -232,13 +232,20 @@ def copy_under_the_head(df: pd.DataFrame, task: str = "denoise") -> str:
     mixed = [c for c in t.columns if c.startswith("σ~U")]
     copy = df[(df.method == "copy") & df.get("psnr_vs_input", pd.Series(dtype=float)).notna()]
     text = "**Why the copy control can sit below the input.** "
+    noisy, mixed = [c for c in noisy if pd.notna(d[c])], [c for c in mixed if pd.notna(d[c]) and pd.notna(d_mse[c])]
+    if not noisy and not mixed:
+        return ""
     if len(copy):
         own = float(np.average(copy.psnr_vs_input, weights=copy.n if "n" in copy else None))
-        text += f"End to end the copy network reproduces its input ({own:.1f} dB against it, the first check). "
+        text += (f"End to end the copy network reproduces its input ({own:.1f} dB against it, the first check). "
+                 if own >= COPY_MIN_DB else f"End to end the copy network falls short of its input ({own:.1f} dB "
+                 f"against it, below the {COPY_MIN_DB:g} dB bar). ")
     text += ("Under the proxy protocol its last layer is refitted on clean labels, so what is scored is its features "
-             "under the best head, not the identity: against the clean target it is "
-             + ", ".join(f"{d[c]:+.2f} dB at {c}" for c in noisy) + " from the input")
-    if "σ=0" in t.columns:
+             "under the best head, not the identity")
+    if noisy:
+        text += ": against the clean target it is " + ", ".join(f"{d[c]:+.2f} dB at {c}" for c in noisy)
+        text += " from the input"
+    if "σ=0" in t.columns and pd.notna(t.loc["copy", "σ=0"]):
         text += f", and at σ=0, where the input is the target itself, it scores {t.loc['copy', 'σ=0']:.2f} dB"
     for c in mixed:
         text += (f". On the mixed range {c} that is {d[c]:+.2f} dB by the mean of per-case PSNR, which weighs the "
@@ -717,10 +724,14 @@ def main_claim(table: pd.DataFrame) -> pd.Series | None:
 
 def verdict_phrase(row: pd.Series | dict) -> str:
     """A verdict of :func:`agreement` on the paper's claim as a sentence says it, with our difference and its
-    interval: ``**contradicted** (−1.26 dB, 95% CI [−1.76, −0.76])``; a row without a sided verdict keeps its
-    label (``**inconclusive** (…)``, ``**no verdict: the controls fail** (…)``)."""
+    interval: ``**contradicted** (−1.26 dB, 95% CI [−1.76, −0.76])``, ``**inconclusive** (…)``; a row that carries no
+    verdict says why: ``**without a verdict** (a method pre-trained with one seed; …)``."""
+    numbers = f"{row['ours (dB)']:+.2f} dB, 95% CI {row['95% CI']}"
+    reason = next((_NO_VERDICT[k][1] for k, label in NO_VERDICT.items() if label == row["verdict"]), None)
+    if reason is not None:
+        return f"**without a verdict** ({reason}; {numbers})"
     word = {"agrees": "supported", "disagrees": "contradicted"}.get(row["verdict"], row["verdict"])
-    return f"**{word}** ({row['ours (dB)']:+.2f} dB, 95% CI {row['95% CI']})"
+    return f"**{word}** ({numbers})"
 
 
 def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
@@ -907,15 +918,15 @@ def reproduced(study: pd.DataFrame, proxy: pd.DataFrame) -> pd.DataFrame:
     ``study`` is a sensitivity study's table (whole or published: per-image rows, or means over ``n`` images); its
     default setting (RCL-EMD at the profile's values) and its references at the default noise range (N2N, the
     Oracle, the random init) are the runs notebook 04 evaluates, evaluated the same way, so on one machine and
-    code version the two agree exactly. ``proxy`` is notebook 04's saved table. Per method: how many (task, seed,
-    test condition) means both hold, and the largest absolute difference of their mean PSNR, over all of them and
-    over the paper's test setting (the mixed range on denoising, the clean cases otherwise). Empty where they share
-    none."""
+    code version the two agree to float rounding. ``proxy`` is notebook 04's saved table. Per method: how many
+    (task, seed, test condition) means both hold, and the largest absolute difference of their mean PSNR, over all
+    of them and over the paper's test setting (:func:`rcl.evaluate.paper_cases`; NaN where they share none of it).
+    Empty where they share none."""
     default = study[study.default.astype(bool) & (study.method == "rcl-emd")]
+    default = default[default.factor == default.factor.iloc[0]] if len(default) else default  # shared by every factor
     refs = study[(study.factor == "reference") & study.setting.isin(["N2N", "Oracle", "Random init"])]
     keys = ["method", "task", "seed", "condition"]
-    rows = pd.concat([default.drop_duplicates(subset=[*keys, *(["image", "trial"] if "image" in default else [])]),
-                      refs])
+    rows = pd.concat([default, refs])
     weights = rows["n"] if "n" in rows else pd.Series(1.0, index=rows.index)
     groups = [rows[k] for k in keys]
     theirs = (rows.psnr * weights).groupby(groups).sum() / weights.groupby(groups).sum()
@@ -924,9 +935,7 @@ def reproduced(study: pd.DataFrame, proxy: pd.DataFrame) -> pd.DataFrame:
     if both.empty:
         return pd.DataFrame()
     both["diff"] = (both.study - both.book).abs()
-    test = both.reset_index()
-    test = test[(test.task == "denoise") & test.condition.str.startswith("σ~U") | (test.task != "denoise") & (
-        test.condition == "clean")]
+    test = paper_cases(both.reset_index())
     out = pd.DataFrame({"compared": both.groupby("method").size(),
                         "largest |difference| (dB)": both.groupby("method")["diff"].max(),
                         "in the test setting (dB)": test.groupby("method")["diff"].max()})

@@ -203,6 +203,8 @@ def test_the_copy_control_below_the_input_is_read_per_level_and_by_both_aggregat
     assert at["σ=10"] == pytest.approx(-1.0, abs=0.2) and at["σ=20"] == pytest.approx(0.0, abs=0.2)
     assert "by the mean of per-case PSNR" in line and "by the PSNR of the mean MSE" in line and "\n" not in line
     assert summary.copy_under_the_head(rows[~copy]) == ""
+    short = summary.copy_under_the_head(rows.assign(psnr_vs_input=rows.psnr_vs_input.where(~copy, 30.0)))
+    assert "falls short of its input (30.0 dB against it, below the 38 dB bar)" in short
     assert summary.copy_under_the_head(rows[rows.method != "noisy input"]) == ""
 
 
@@ -215,7 +217,7 @@ def test_a_studys_rows_of_the_book_runs_are_checked_against_the_books_evaluation
         rcl.assign(factor=f, setting="default", default=True) for f in ("tau", "alpha")  # shared, under every factor
     ] + [proxy[proxy.method == m].assign(factor="reference", setting=label, default=False)
          for m, label in (("n2n", "N2N"), ("oracle", "Oracle"))])
-    same = summary.reproduced(study, proxy)
+    same = summary.reproduced(study, proxy)  # per-image rows; the default run's under two factors, counted once
     assert list(same.index) == ["N2N", "RCL-EMD", "Oracle"] and (same.compared == 12).all()
     assert (same.iloc[:, 1:] == 0).all().all()
     # a published copy: means per group over n images; N2N shifted by 0.3 dB on the mixed range only
@@ -237,6 +239,8 @@ def test_the_main_claim_is_read_from_the_agreement_table_in_words():
     assert row is not None and (row.task, row.comparison) == summary.MAIN_CLAIM and row.verdict == "agrees"
     assert summary.verdict_phrase(row).startswith(f"**supported** ({row['ours (dB)']:+.2f} dB, 95% CI [")
     assert summary.verdict_phrase({**row, "verdict": "disagrees"}).startswith("**contradicted**")
+    no = summary.verdict_phrase({**row, "verdict": summary.NO_VERDICT["seed"]})
+    assert no.startswith("**without a verdict** (a method pre-trained with one seed; ")
     assert summary.main_claim(a[a.task != "denoise"]) is None
 
 
