@@ -2,8 +2,9 @@
 
 * Building a torchvision ResNet: :func:`resnet_builder` (an architecture's constructor and ImageNet weights),
   :func:`build_resnet` (its random initialisation, seeded, the global RNG untouched).
-* ImageNet weights: :func:`imagenet_weights_path` (torchvision's cache and downloader, the paper's choice) or
-  :func:`load_resnet_weights` (a local state-dict file the user already has, checked key by key, no network).
+* ImageNet weights: :func:`imagenet_weights_path` (torchvision's file, downloaded once into torch's cache and
+  checked against the sha256 prefix in its name; the paper's choice) or :func:`load_resnet_weights` (a local
+  state-dict file the user already has, checked key by key, no network); both read with ``weights_only=True``.
 * :func:`load_encoder` — a frozen ``g_e`` in eval mode: ``"imagenet"``, ``"random"`` (a frozen randomly
   initialised ResNet, an ablation) or ``"self-supervised"``. :func:`fold_batchnorm` — a frozen ResNet with
   each BatchNorm folded into the convolution before it: the same function, one pass over each activation
@@ -21,6 +22,10 @@ progress-bar helpers of :mod:`rcl.config`; never the engine, evaluation, CLI, pl
 torchvision is imported where a ResNet or an augmentation is built: importing it costs about as much as
 importing torch, and the modules that import this one (the loss, the methods, the engine) need it only
 when they build a ``g_e``.
+
+Why one module: the three kinds of ``g_e`` are one choice of :func:`load_encoder`, and each kind's weights come
+from here — torchvision's file, a user's file, or the self-supervised training whose result only
+:func:`load_encoder` reads; split, the loader and the weights it checks would live apart.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ notebooks, tests and benchmarks that look inside one.
 
 Layer: engine (imports the core — data, models, methods, encoders, losses — and the configuration; never the
 evaluation, CLI, plots or notebooks).
+
+Why one module: the loop, its resume, its checkpoints and its distributed set-up share one session state
+(``_Session``) and one run directory; split, that state would become an interface only the engine uses.
 """
 
 from __future__ import annotations
