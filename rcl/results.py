@@ -315,11 +315,10 @@ def describe(result: Saved, refresh: str) -> str:
                  f"`{str(p.get('commit') or 'unknown')[:12]}`{state}, on {dev.get('name', '?')} ({count}; torch "
                  f"{dev.get('torch', '?')}, numerics `{result.numerics}`), its {p.get('rows_computed', '?')} rows "
                  f"reduced to {len(result.frame())} means")  # fmt: skip
-        here = provenance.device()
         if result.numerics != numerics():
             where += f" (this machine's numerics are `{numerics()}`: runs trained here would differ slightly)"
-        elif dev.get("name") and dev.get("name") != here["name"]:
-            where += (f" (this machine is another processor, {here['name']}: the same code, settings and seeds "
+        elif dev.get("name") and dev["name"] != (here := provenance.device()["name"]):
+            where += (f" (this machine is another processor, {here}: the same code, settings and seeds "
                       "would compute other numbers here)")
     else:
         where = f"`{result.path.name}`, computed {_utc(result.created)} into this project's results folder"

@@ -43,6 +43,7 @@ __all__ = [
     "NO_VERDICT",
     "ORDER",
     "PAPER_DATASETS",
+    "ROUNDING_DB",
     "SIDES",
     "VERDICTS",
     "agreement",
@@ -157,10 +158,8 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
         rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
 
     copy = df[df.method == "copy"] if "method" in df else df.iloc[:0]
-    scored = copy.dropna(subset=["psnr_vs_input"]) if "psnr_vs_input" in copy else copy.iloc[:0]
     check = f"copy-the-input: f(x) vs x end to end (every task's test cases) ≥ {copy_min_db:g}"
-    if len(scored):  # a mean over test cases (rows that are means over ``n`` images count ``n`` times)
-        v = float(np.average(scored.psnr_vs_input, weights=scored.n if "n" in scored else None))
+    if (v := _copy_vs_input(df)) is not None:
         add(check, v, v >= copy_min_db)
     elif len(copy):
         add(f"{check} (its rows have no psnr_vs_input: computed by an older rcl; evaluate again)", nan, False)
@@ -216,6 +215,15 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
     return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
 
 
+def _copy_vs_input(df: pd.DataFrame) -> float | None:
+    """The copy-the-input control's mean PSNR against its own input, end to end, over every test case that scored
+    it (rows that are means over ``n`` images count ``n`` times); None where no row has it."""
+    if "method" not in df or "psnr_vs_input" not in df:
+        return None
+    scored = df[df.method == "copy"].dropna(subset=["psnr_vs_input"])
+    return float(np.average(scored.psnr_vs_input, weights=scored.n if "n" in scored else None)) if len(scored) else None
+
+
 def copy_under_the_head(df: pd.DataFrame, task: str = "denoise") -> str:
     """Why the copy-the-input control can score below the task's input under the proxy protocol, in numbers from
     ``df``: end to end it reproduces its input, but the protocol refits its last layer on clean labels, so what
@@ -228,15 +236,12 @@ def copy_under_the_head(df: pd.DataFrame, task: str = "denoise") -> str:
         return ""
     mse = per_sigma(df, task, "psnr_of_mse").rename(index=_key)
     d, d_mse = t.loc["copy"] - t.loc[ref], mse.loc["copy"] - mse.loc[ref]
-    noisy = [c for c in t.columns if c.startswith("σ=") and float(c[2:]) > 0]
-    mixed = [c for c in t.columns if c.startswith("σ~U")]
-    copy = df[(df.method == "copy") & df.get("psnr_vs_input", pd.Series(dtype=float)).notna()]
-    text = "**Why the copy control can sit below the input.** "
-    noisy, mixed = [c for c in noisy if pd.notna(d[c])], [c for c in mixed if pd.notna(d[c]) and pd.notna(d_mse[c])]
+    noisy = [c for c in t.columns if c.startswith("σ=") and float(c[2:]) > 0 and pd.notna(d[c])]
+    mixed = [c for c in t.columns if c.startswith("σ~U") and pd.notna(d[c]) and pd.notna(d_mse[c])]
     if not noisy and not mixed:
         return ""
-    if len(copy):
-        own = float(np.average(copy.psnr_vs_input, weights=copy.n if "n" in copy else None))
+    text = "**Why the copy control can sit below the input.** "
+    if (own := _copy_vs_input(df)) is not None:
         text += (f"End to end the copy network reproduces its input ({own:.1f} dB against it, the first check). "
                  if own >= COPY_MIN_DB else f"End to end the copy network falls short of its input ({own:.1f} dB "
                  f"against it, below the {COPY_MIN_DB:g} dB bar). ")
@@ -756,6 +761,10 @@ def rank_correlation(df: pd.DataFrame) -> tuple[float, int, float]:
 #: A difference from the input whose whole interval lies within this many dB of zero: the output is the input.
 IDENTICAL_DB = 0.005
 
+#: Two means of the same PSNRs, summed in another order (a published copy's group means against the per-case
+#: rows), differ by float rounding, far below this many dB (:func:`reproduced`).
+ROUNDING_DB = 1e-6
+
 
 def input_margins(df: pd.DataFrame, method: str = "rcl-emd") -> pd.DataFrame:
     """Per task, the best self-supervised method's mean PSNR minus the task input's (the reference row): the
@@ -918,7 +927,7 @@ def reproduced(study: pd.DataFrame, proxy: pd.DataFrame) -> pd.DataFrame:
     ``study`` is a sensitivity study's table (whole or published: per-image rows, or means over ``n`` images); its
     default setting (RCL-EMD at the profile's values) and its references at the default noise range (N2N, the
     Oracle, the random init) are the runs notebook 04 evaluates, evaluated the same way, so on one machine and
-    code version the two agree to float rounding. ``proxy`` is notebook 04's saved table. Per method: how many
+    code version the two agree within :data:`ROUNDING_DB`. ``proxy`` is notebook 04's saved table. Per method: how many
     (task, seed, test condition) means both hold, and the largest absolute difference of their mean PSNR, over all
     of them and over the paper's test setting (:func:`rcl.evaluate.paper_cases`; NaN where they share none of it).
     Empty where they share none."""
