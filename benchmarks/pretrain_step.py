@@ -12,7 +12,7 @@ hides; on a CPU the two differ only by the spread of step times.
 
     python benchmarks/pretrain_step.py --profile cpu
     python benchmarks/pretrain_step.py --profile gpu --methods rcl-emd n2n --steps 20 \
-        --set dataset=builtin tile=128 g_e=random
+        --set dataset=folder data_dir=PHOTOS g_e=random
 """
 
 from __future__ import annotations
