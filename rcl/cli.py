@@ -549,6 +549,11 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw.set_defaults(func=_cmd_sweep)
 
 
+#: The profiles of the published studies (sensitivity, backbones): they train on the bundled photographs.
+STUDY_PROFILES = ("smoke", "cpu")
+STUDY_WHY = "the studies train on the bundled photographs, whose tiles cannot fill the gpu profile's batch"
+
+
 def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se = sub.add_parser(
         "sensitivity",
@@ -559,8 +564,9 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
         "reads. At the cpu profile it takes about half an hour on 2 cores after make book (which trains its "
         "default setting); finished runs and evaluations are reused, so an interrupted study resumes.",
     )
-    se.add_argument("--profile", choices=PROFILES, default="cpu",
-                    help="the study's scale: smoke (seconds) or cpu (about half an hour) (default: %(default)s)")
+    se.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
+                    help="the study's scale: smoke (seconds) or cpu (about half an hour) (default: %(default)s); "
+                    "not gpu: " + STUDY_WHY)
     se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
     se.add_argument("--jobs", type=int, default=None,
                     help="settings evaluated at once, each in its own process with cores/N threads (default: one "
@@ -579,8 +585,9 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
         "evaluate each end to end and under the proxy protocol per noise level. At the cpu profile about 5 "
         "minutes on 2 cores after make book (the default backbone's runs are the book's own, reused).",
     )
-    bb.add_argument("--profile", choices=PROFILES, default="cpu",
-                    help="the study's scale: smoke (seconds) or cpu (minutes) (default: %(default)s)")
+    bb.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
+                    help="the study's scale: smoke (seconds) or cpu (minutes) (default: %(default)s); not gpu: "
+                    + STUDY_WHY)
     bb.add_argument("--seed", type=int, default=0, help="pre-training and test seed (default: %(default)s)")
     _add_study_options(bb)
     bb.set_defaults(func=_cmd_backbones)

@@ -117,6 +117,10 @@ def test_sensitivity_plan_and_argument_errors(capsys):
         assert cli.main(["sensitivity", "--profile", "smoke", *args]) == 2
         err = capsys.readouterr().err
         assert err.startswith("rcl: error: ") and text in err and err.count("\n") == 1
+    for study in ("sensitivity", "backbones"):  # the bundled photographs cannot fill the gpu profile's batch
+        with pytest.raises(SystemExit) as stop:
+            cli.main([study, "--profile", "gpu"])
+        assert stop.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
 
 
 def test_version_comes_from_one_place():
