@@ -15,7 +15,7 @@ help:
 	@echo "make sensitivity  run the sensitivity study (proxy evaluations, as notebook 04) that notebook 06 shows;"
 	@echo "             about half an hour at PROFILE=cpu after make book; then make book shows it"
 	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
-	@echo "             shows; about 8 minutes at PROFILE=cpu after make book"
+	@echo "             shows; 5 to 8 minutes at PROFILE=cpu after make book"
 	@echo "make setup   only create $(VENV) and install requirements.txt"
 	@echo "make lint    ruff on the package, tests and notebooks; the CI workflow and CITATION.cff against their"
 	@echo "             schemas (bundled with check-jsonschema: no network)"

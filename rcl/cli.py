@@ -582,7 +582,7 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
         help="run (or reload) the backbone study that notebook 03 shows",
         description="Pre-train copy-the-input, the Oracle, N2N, RCL-EMD and consistency-only with each U-Net "
         "backbone (plain, residual, input at the top decoder level), add a randomly initialised network, and "
-        "evaluate each end to end and under the proxy protocol per noise level. At the cpu profile about 5 "
+        "evaluate each end to end and under the proxy protocol per noise level. At the cpu profile 5 to 8 "
         "minutes on 2 cores after make book (the default backbone's runs are the book's own, reused).",
     )
     bb.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
