@@ -91,8 +91,8 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides, e.g. dataset=builtin tile=128 g_e=random (the gpu profile's VOC and ImageNet "
-        "weights need downloads)",
+        help="config overrides, e.g. dataset=folder data_dir=PHOTOS g_e=random (the gpu profile's VOC and "
+        "ImageNet weights need downloads)",
     )
     args = parser.parse_args()
     extra = dict(kv.split("=", 1) for kv in args.set)
