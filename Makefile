@@ -35,9 +35,11 @@ book: notebooks
 	$(BIN)/jupyter-book build book -W -n --keep-going
 	@echo
 	@echo "The book is ready: open book/_build/html/index.html"
-	@for s in sensitivity:06 backbones:03; do study=$${s%:*}; nb=$${s#*:}; \
+	@studies="$$($(BIN)/python -c 'from rcl.profiles import STUDY_PROFILES as p; print(*p)')"; \
+	for s in sensitivity:06 backbones:03; do study=$${s%:*}; nb=$${s#*:}; \
 		if ls results/$$study-*-$(PROFILE)-*.csv > /dev/null 2>&1; then :; \
-		elif [ "$(PROFILE)" = gpu ]; then echo "(notebook $$nb shows no $$study study: it runs at PROFILE=cpu or smoke only)"; \
+		elif ! echo " $$studies " | grep -q " $(PROFILE) "; then \
+			echo "(notebook $$nb shows no $$study study: it runs at PROFILE=$$(echo $$studies | sed "s/ / or /g") only)"; \
 		elif ls book/studies/$$study-*-$(PROFILE)-*.csv > /dev/null 2>&1; then \
 			echo "(notebook $$nb shows the published $$study study of book/studies/, not computed here: make $$study computes it)"; \
 		else echo "(notebook $$nb shows no $$study study: run make $$study, then make book again)"; fi; done

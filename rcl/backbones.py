@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from rcl import config as _config
-from rcl import evaluate, results, train
+from rcl import evaluate, profiles, results, train
 from rcl.models import SKIPS
 
 __all__ = ["CONTROLS", "PUBLISHED_BY", "PUBLISHED_PER", "cached", "copy_control", "describe", "load", "run", "settings",
@@ -42,6 +42,8 @@ PUBLISHED_PER = ("profile", "dataset", "seed", "data_dir")
 
 def settings(profile: str, dataset: str = "builtin", seed: int = 0, data_dir: str | None = None) -> dict[str, Any]:
     """The study's settings (its result's key): profile, data, seed, backbones, methods, evaluation."""
+    if dataset == "builtin":
+        profiles.check_study(profile)
     p = _config.settings("proxy", profile)
     proxy = {k: p[k] for k in _config.PROXY_KEYS} | {"trials": min(2, p["trials"])}
     return {"profile": profile, "dataset": dataset, "data_dir": data_dir, "seed": seed, "skips": list(SKIPS),

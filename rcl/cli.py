@@ -36,7 +36,7 @@ from typing import NoReturn
 
 from rcl import __version__
 from rcl.config import ALL_TASKS, NAMED_CONFIGS, PROFILES
-from rcl.profiles import TABLE
+from rcl.profiles import STUDY_PROFILES, STUDY_WHY, TABLE
 from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one papermill-style value
 
 __all__ = ["build_parser", "main", "user_error"]
@@ -547,11 +547,6 @@ def _add_sweep(sub: argparse._SubParsersAction) -> None:
     sw.add_argument("--collect", metavar="DIR", help="only collect (again) the results of the sweep in DIR")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
-
-
-#: The profiles of the published studies (sensitivity, backbones): they train on the bundled photographs.
-STUDY_PROFILES = ("smoke", "cpu")
-STUDY_WHY = "the studies train on the bundled photographs, whose tiles cannot fill the gpu profile's batch"
 
 
 def _add_sensitivity(sub: argparse._SubParsersAction) -> None:

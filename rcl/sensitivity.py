@@ -73,7 +73,7 @@ def plan(profile: str = "cpu") -> pd.DataFrame:
     """The settings of the study: one row per (factor, setting), with the method and the pre-training overrides it
     runs, whether it is the profile's default (its own values: run once, under every factor), and the reference
     runs (``factor="reference"``)."""
-    config.check_profile(profile)
+    profiles.check_study(config.check_profile(profile))
     cfg = train.make_config("rcl-emd", profile)
     p = {f: getattr(cfg, f) for f in ("tau", "alpha", "crop", "sigma_max", "g_e", "g_e_arch", "tile")}
     encoders = ["random", "self-supervised", "none"]
@@ -121,6 +121,7 @@ def _evaluations(pl: pd.DataFrame) -> pd.DataFrame:
 
 def seeds_of(profile: str, seeds: Sequence[int] | None = None) -> list[int]:
     """The study's pre-training seeds: ``seeds``, else the profile's (``rcl.profiles.TABLE["sensitivity"]``)."""
+    profiles.check_study(profile)
     return list(profiles.values("sensitivity", profile)["seeds"] if seeds is None else seeds)
 
 

@@ -123,6 +123,20 @@ def test_sensitivity_plan_and_argument_errors(capsys):
         assert stop.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
 
 
+def test_study_profiles_have_one_home():
+    """The library refuses what the CLI does not offer, with the reason, from rcl.profiles alone."""
+    from rcl import backbones, profiles, sensitivity
+
+    for call in (lambda: sensitivity.plan("gpu"), lambda: sensitivity.seeds_of("gpu"),
+                 lambda: backbones.settings("gpu")):  # fmt: skip
+        with pytest.raises(ValueError, match=r"profile='gpu' is not valid for a study.*bundled photographs"):
+            call()
+    assert backbones.settings("gpu", dataset="folder", data_dir="photos")["profile"] == "gpu"  # a folder can fill it
+    assert set(profiles.TABLE["sensitivity"]) == set(profiles.STUDY_PROFILES)
+    with pytest.raises(ValueError, match=r"profile='gpu' is not valid for section 'sensitivity'"):
+        profiles.values("sensitivity", "gpu")
+
+
 def test_version_comes_from_one_place():
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
