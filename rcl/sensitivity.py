@@ -451,14 +451,22 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
                0: "our best setting is not distinguishable from N2N"}[stats.direction(lo, hi)]
             + " — and the best of every setting tried, chosen on these same seeds, flatters RCL."
         )  # fmt: skip
+    distance_default = s[s.factor == "distance"].set_index("setting")["default"]
+    vs = a.get("vs_input", pd.DataFrame())
+    low = dict(zip(vs.setting, vs["95% CI low"])) if len(vs) else {}  # the vs_input names the default "default"
+    above = lambda k: low.get("default" if distance_default.get(k, False) else k, math.nan) > 0  # noqa: E731
     for r in a.get("distances", pd.DataFrame()).to_dict("records"):
         lo, hi = r["95% CI low"], r["95% CI high"]
-        side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
+        other = "d = " + r["comparison"].removeprefix("EMD − ")
+        if low and not (above("d = EMD") or above(other)):  # as notebook 04: no verdict where neither restores
+            side = "no verdict: neither beats the input, so the difference ranks closeness to the input"
+        else:
+            side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
         lines.append(f"- **Distance, {r['comparison']}:** {r['mean (dB)']:+.2f} dB, 95% CI [{lo:.2f}, {hi:.2f}] over "
-                     f"{r['seeds']} seed(s): {side}.")
+                     f"{r['seeds']} seed(s), the test images fixed: {side}.")
     if len(paper_setting):
         p = paper_setting.iloc[0]
-        lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; $g_e$ as available here): "
+        lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; `g_e` as available here): "
                      f"{p['mean']:.2f} ± {p['std']:.2f} dB, {p['mean'] - refs.get('N2N', math.nan):+.2f} dB from N2N.")
     return lines
 
