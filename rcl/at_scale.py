@@ -345,7 +345,8 @@ def training(result: AtScale) -> pd.DataFrame:
 def _data_line(folder: dict, split: str) -> str:
     if folder["dataset"] == "builtin" and folder["digest"] is None:  # files written before counted none here
         return "the bundled photographs" + (f" ({folder['files']} {split})" if folder["files"] else "")
-    return f"{folder['dataset']}: a folder of {folder['files']} files, every split (files digest {folder['digest']})"
+    return (f"{folder['dataset']}: a folder holding {folder['files']} files over all its splits, the {split} split "
+            f"among them (files digest {folder['digest']})")
 
 
 def describe(result: AtScale) -> pd.DataFrame:

@@ -191,3 +191,21 @@ def test_under_ddp_the_oracle_of_another_task_draws_what_one_process_draws_for_t
         assert torch.equal(torch.cat([h.prepared[key] for h in halves]), whole.prepared[key])
         for h in halves:  # its own memory, not a view keeping the whole batch's draw alive
             assert h.prepared[key].untyped_storage().nbytes() == h.prepared[key].nbytes
+
+
+def test_method_page_maps_every_code_name_to_its_display_name():
+    """book/method.md's table of code names lists every registered method (and the tuned configuration) with the
+    name the tables show (rcl.summary.NAMES), so the page cannot drift from the registry."""
+    import re
+
+    from paths import ROOT
+
+    from rcl import summary
+
+    rows = re.findall(r"^\| (`[^|]+`) \| ([^|]+) \|", (ROOT / "book" / "method.md").read_text(), re.MULTILINE)
+    shown = {}
+    for codes, names in rows:
+        for code, name in zip(re.findall(r"`([^`]+)`", codes), names.split(",")):
+            shown[code] = name.split(";")[0].strip()
+    assert set(shown) == set(summary.NAMES) - {"sl-den", "oracle"}
+    assert all(shown[c] == summary.NAMES[c] for c in shown), {c: (shown[c], summary.NAMES[c]) for c in shown}
