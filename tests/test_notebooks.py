@@ -270,3 +270,16 @@ def test_the_sensitivity_page_shows_a_published_study_where_this_build_computed_
                     if c["cell_type"] == "code" for o in c.get("outputs", []))  # fmt: skip
     assert "the **published** study `sensitivity-builtin-smoke-" in shown and "not recomputed by this build" in shown
     assert "- **Controls:**" in shown and "No sensitivity study" not in shown
+
+
+def test_every_figure_has_alt_text(smoke_dir):
+    """Each cell that draws a figure in the executed notebooks gives it alt text (cell metadata
+    ``mystnb.image.alt``, which the book's HTML carries), so a screen reader does not read a file name."""
+    missing = []
+    for path in sorted(smoke_dir.glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+                if len(alt.split()) < 5:
+                    missing.append(f"{path.name}: {cell.get('id')}")
+    assert not missing, missing
