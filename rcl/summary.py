@@ -72,6 +72,7 @@ __all__ = [
     "per_condition_reading",
     "per_trial",
     "rank_correlation",
+    "signed",
     "reproduced",
     "residual_contrast_reading",
     "table1",
@@ -79,6 +80,12 @@ __all__ = [
     "verdict_counts",
     "verdict_phrase",
 ]
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """``x`` with its sign to ``digits`` decimals, as the book prints a difference: a value that rounds to zero
+    reads ``+0.00``, never ``-0.00``."""
+    return f"{round(float(x), digits) + 0.0:+.{digits}f}"
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
 ORDER = _methods.ORDER
@@ -248,13 +255,13 @@ def copy_under_the_head(df: pd.DataFrame, task: str = "denoise") -> str:
     text += ("Under the proxy protocol its last layer is refitted on clean labels, so what is scored is its features "
              "under the best head, not the identity")
     if noisy:
-        text += ": against the clean target it is " + ", ".join(f"{d[c]:+.2f} dB at {c}" for c in noisy)
+        text += ": against the clean target it is " + ", ".join(f"{signed(d[c])} dB at {c}" for c in noisy)
         text += " from the input"
     if "σ=0" in t.columns and pd.notna(t.loc["copy", "σ=0"]):
         text += f", and at σ=0, where the input is the target itself, it scores {t.loc['copy', 'σ=0']:.2f} dB"
     for c in mixed:
-        text += (f". On the mixed range {c} that is {d[c]:+.2f} dB by the mean of per-case PSNR, which weighs the "
-                 f"near-clean cases most, and {d_mse[c]:+.2f} dB by the PSNR of the mean MSE")
+        text += (f". On the mixed range {c} that is {signed(d[c])} dB by the mean of per-case PSNR, which weighs the "
+                 f"near-clean cases most, and {signed(d_mse[c])} dB by the PSNR of the mean MSE")
     return text + (". A method below the input on the mixed range by the first may be paying this cost of a refitted "
                    "head on near-clean cases rather than failing to denoise; the per-σ rows tell the two apart.")
 
@@ -458,12 +465,12 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "paper in CI": bool(lo <= p_d <= hi),
                 BEATS_INPUT: beats,
                 "over": interval_over(d),
-                "paper, other data (dB)": ", ".join(f"{ds} {v:+.2f}" for ds, v in list(diffs.items())[1:]),
+                "paper, other data (dB)": ", ".join(f"{ds} {signed(v)}" for ds, v in list(diffs.items())[1:]),
             }
         )
         if by_mse is not None:  # the same difference under the other aggregation, as the controls check both
             m = paired_difference(by_mse, a, b, task)
-            rows[-1][BY_MSE] = f"{m['mean_diff_db']:+.2f} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
+            rows[-1][BY_MSE] = f"{signed(m['mean_diff_db'])} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
             rows[-1]["_mse_differs"] = direction(*m["ci95"]) != direction(lo, hi)
     table = pd.DataFrame(rows)
     if "_mse_differs" in table:  # only a comparison that carries a verdict can have it read otherwise
@@ -575,7 +582,7 @@ def per_condition_reading(long: pd.DataFrame) -> str:
         return "no noise level was tested on its own."
     if not clear:
         return f"at none of the {n} noise levels tested on their own does its interval exclude zero."
-    text = ("per noise level its interval excludes zero at " + ", ".join(f"{c} ({d:+.2f} dB)" for c, d, _ in clear)
+    text = ("per noise level its interval excludes zero at " + ", ".join(f"{c} ({signed(d)} dB)" for c, d, _ in clear)
             + f" (each level's own interval, not corrected for testing {n})")
     if len({s for *_, s in clear}) > 1:
         text += " — in opposite directions, which the mixed-range mean balances"
@@ -593,7 +600,7 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
     checks, cases = controls(df) if checks is None else checks, paper_cases(df)
     d = paired_difference(cases, a, b, task)
     lo, hi = d["ci95"]
-    head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{d['mean_diff_db']:+.3f} dB** (95% CI [{lo:.3f}, "
+    head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{signed(d['mean_diff_db'], 3)} dB** (95% CI [{lo:.3f}, "
             f"{hi:.3f}] over {interval_over(d)}) — ")
     if not (len(checks) and checks.holds.all()):
         return head + ("no conclusion: **the controls do not all hold**, so it is not evidence about the residual "
@@ -648,7 +655,7 @@ def interval_table(long: pd.DataFrame) -> pd.DataFrame:
     order given), each cell ``"+0.12 [-0.10, 0.34]"``."""
     if long.empty:
         return pd.DataFrame()
-    cell = long.apply(lambda r: f"{r['diff (dB)']:+.2f} [{r.lo:.2f}, {r.hi:.2f}]", axis=1)
+    cell = long.apply(lambda r: f"{signed(r['diff (dB)'])} [{r.lo:.2f}, {r.hi:.2f}]", axis=1)
     wide = long.assign(cell=cell).pivot(index="comparison", columns="condition", values="cell")
     return wide.reindex(index=list(dict.fromkeys(long.comparison)), columns=list(dict.fromkeys(long.condition)))
 
@@ -731,7 +738,7 @@ def verdict_phrase(row: pd.Series | dict) -> str:
     """A verdict of :func:`agreement` on the paper's claim as a sentence says it, with our difference and its
     interval: ``**contradicted** (−1.26 dB, 95% CI [−1.76, −0.76])``, ``**inconclusive** (…)``; a row that carries no
     verdict says why: ``**without a verdict** (a method pre-trained with one seed; …)``."""
-    numbers = f"{row['ours (dB)']:+.2f} dB, 95% CI {row['95% CI']}"
+    numbers = f"{signed(row['ours (dB)'])} dB, 95% CI {row['95% CI']}"
     reason = next((_NO_VERDICT[k][1] for k, label in NO_VERDICT.items() if label == row["verdict"]), None)
     if reason is not None:
         return f"**without a verdict** ({reason}; {numbers})"

@@ -722,3 +722,11 @@ def test_a_residual_contrast_seen_at_one_noise_level_is_read_after_correcting_fo
     monkeypatch.setattr(summary, "holm", lambda p: p * 0 + 1.0)  # no level survives the correction
     weak = summary.residual_contrast_reading(table)
     assert "**weak evidence at most**" in weak and "does change" not in weak
+
+
+def test_signed_differences_never_read_minus_zero():
+    """A difference that rounds to zero prints as +0.00 (a reader takes "-0.00" for a sign); others keep theirs."""
+    from rcl.summary import signed
+
+    assert [signed(v) for v in (-0.004, -0.0, 0.004, 0.005001, -1.236)] == ["+0.00", "+0.00", "+0.00", "+0.01", "-1.24"]
+    assert signed(-0.0004, 3) == "+0.000" and signed(2.5, 1) == "+2.5" and signed(float("nan")) == "+nan"
