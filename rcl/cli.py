@@ -556,11 +556,11 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
         description="Vary RCL's temperature, α, g_e, distance, crop size and noise range one at a time, evaluate "
         "each setting by the proxy protocol of notebook 04 (rcl.evaluate.study, as that notebook calls it; "
         "several settings at once), and save the labelled rows as the 'sensitivity' result that notebook 06 "
-        "reads. At the cpu profile it takes about half an hour on 2 cores after make book (which trains its "
+        "reads. At the cpu profile it takes half an hour to an hour on 2 cores after make book (which trains its "
         "default setting); finished runs and evaluations are reused, so an interrupted study resumes.",
     )
     se.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
-                    help="the study's scale: smoke (seconds) or cpu (about half an hour) (default: %(default)s); "
+                    help="the study's scale: smoke (seconds) or cpu (half an hour to an hour) (default: %(default)s); "
                     "not gpu: " + STUDY_WHY)
     se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
     se.add_argument("--jobs", type=int, default=None,
