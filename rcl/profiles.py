@@ -16,7 +16,7 @@ from typing import Any
 
 from rcl.methods import METHODS, family
 
-__all__ = ["ALL_METHODS", "ALL_TASKS", "CPU_METHODS", "DENSE_CL", "HEADLINE_SEEDS", "PROFILES", "PROXY_KEYS",
+__all__ = ["ALL_METHODS", "ALL_TASKS", "CPU_METHODS", "CROP", "DENSE_CL", "HEADLINE_SEEDS", "PROFILES", "PROXY_KEYS",
            "STUDY_PROFILES", "STUDY_WHY", "TABLE", "check_study", "values"]
 
 PROFILES = ("smoke", "cpu", "gpu")
@@ -40,18 +40,21 @@ PROXY_KEYS = ("trials", "n_labels", "label_size", "head_steps", "test_draws", "s
 #: the RCL runs the label-efficiency study fine-tunes (notebook 05): one list, so notebook 05 reuses notebook
 #: 04's runs and both intervals are over the same pre-training seeds.
 HEADLINE_SEEDS = {"smoke": [0, 1], "cpu": [0, 1, 2], "gpu": [0, 1, 2, 3, 4]}
+#: The pre-training crop (px; Algorithm 1's two overlapping crops): notebook 02 measures the premise and the loss at
+#: it and notebook 03 the EMD gap, so what they show is what pre-training sees.
+CROP = {"smoke": 32, "cpu": 48, "gpu": 128}
 
 TABLE: dict[str, dict[str, dict[str, Any]]] = {
     # The pre-training engine (rcl.train.PretrainConfig fields).
     "pretrain": {
-        "smoke": {"max_side": 128, "tile": 64, "crop": 32, "batch_size": 4, "steps": 3, "width": 8, "depth": 2,
-                  "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 4,
+        "smoke": {"max_side": 128, "tile": 64, "crop": CROP["smoke"], "batch_size": 4, "steps": 3, "width": 8,
+                  "depth": 2, "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 4,
                   "momentum": 0.99, "dense_samples": 32, "g_e_steps": 3, "checkpoint_every": 2, "log_every": 1},
-        "cpu": {"max_side": 512, "tile": 128, "crop": 48, "batch_size": 8, "steps": 400, "width": 24, "depth": 3,
-                "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 16,
+        "cpu": {"max_side": 512, "tile": 128, "crop": CROP["cpu"], "batch_size": 8, "steps": 400, "width": 24,
+                "depth": 3, "g_e": "random", "g_e_arch": "resnet18", "g_e_layers": ("layer1",), "queue_size": 16,
                 "momentum": 0.99},
-        "gpu": {"max_side": None, "tile": 256, "crop": 128, "batch_size": 64, "steps": 20000, "width": 32, "depth": 4,
-                "g_e": "imagenet", "g_e_arch": "resnet50", "g_e_layers": ("layer1", "layer2", "layer3"),
+        "gpu": {"max_side": None, "tile": 256, "crop": CROP["gpu"], "batch_size": 64, "steps": 20000, "width": 32,
+                "depth": 4, "g_e": "imagenet", "g_e_arch": "resnet50", "g_e_layers": ("layer1", "layer2", "layer3"),
                 "queue_size": 2048, "momentum": 0.999, "dataset": "voc2012", "tau": 0.1, "checkpoint_every": 1000,
                 "log_every": 50},
     },
@@ -63,15 +66,15 @@ TABLE: dict[str, dict[str, dict[str, Any]]] = {
     },
     # Notebook 02: residuals and the earth mover's distance.
     "residuals": {
-        "smoke": {"max_side": 128, "tile": 64, "crop_sizes": [8, 16], "crop": 16, "repeats": 1},
-        "cpu": {"max_side": 512, "tile": 128, "crop_sizes": [8, 16, 32, 64], "crop": 32, "repeats": 3},
-        "gpu": {"max_side": None, "tile": 256, "crop_sizes": [16, 32, 64, 128], "crop": 128, "repeats": 5},
+        "smoke": {"max_side": 128, "tile": 64, "crop_sizes": [8, 16, 32], "crop": CROP["smoke"], "repeats": 1},
+        "cpu": {"max_side": 512, "tile": 128, "crop_sizes": [8, 16, 32, 48, 64], "crop": CROP["cpu"], "repeats": 3},
+        "gpu": {"max_side": None, "tile": 256, "crop_sizes": [16, 32, 64, 128], "crop": CROP["gpu"], "repeats": 5},
     },
     # Notebook 03: pre-training (the engine's values are the "pretrain" section).
     "pretraining": {
-        "smoke": {"methods": ["rcl-emd", "n2n"], "steps": None, "gap_crop": 32},
-        "cpu": {"methods": CPU_METHODS, "steps": None, "gap_crop": 48},
-        "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": 128},
+        "smoke": {"methods": ["rcl-emd", "n2n"], "steps": None, "gap_crop": CROP["smoke"]},
+        "cpu": {"methods": CPU_METHODS, "steps": None, "gap_crop": CROP["cpu"]},
+        "gpu": {"methods": ALL_METHODS, "steps": None, "gap_crop": CROP["gpu"]},
     },
     # Notebook 04: proxy evaluation (rcl.evaluate.ProxyConfig keys, PROXY_KEYS; "seeds": the pre-training
     # seeds of the methods pre-trained with every seed, rcl.methods.SEEDED). test_draws: the mixed-range draws

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from rcl import config, evaluate, paper, profiles, results, stats, train, workers
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
+from rcl.summary import signed
 
 __all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "TASKS",
            "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load", "per_noise_level",
@@ -351,9 +352,10 @@ def _noise_level_line(per: pd.DataFrame | None) -> list[str]:
     for c, g in per[per.σ != "σ=0"].groupby("σ", sort=False):
         rcl, ref = g[~g.setting.isin(REFERENCES)], g.set_index("setting")["− input (dB)"]
         top = rcl.loc[rcl["− input (dB)"].idxmax()]
-        parts.append(f"{c}: {int((rcl['95% CI low'] > 0).sum())} of {len(rcl)} (at most {top['− input (dB)']:+.2f} dB, "
-                     f"{top.setting}; random init {ref.get('Random init', math.nan):+.2f}, the Oracle "
-                     f"{ref.get('Oracle', math.nan):+.2f})")
+        parts.append(f"{c}: {int((rcl['95% CI low'] > 0).sum())} of {len(rcl)} (at most "
+                     f"{signed(top['− input (dB)'])} dB, "
+                     f"{top.setting}; random init {signed(ref.get('Random init', math.nan))}, the Oracle "
+                     f"{signed(ref.get('Oracle', math.nan))})")
     return ["- **Per noise level** (RCL settings above the input, each by its own 95% interval over seeds, not "
             "corrected for the many settings and levels compared: a setting no better than the input passes one "
             "time in forty; an untrained network's features, random init, are the bar for having learnt "
@@ -438,15 +440,16 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
         + (", ".join(matters) if matters else "none") + ".",
         f"- **Default setting** ({profile}): {default['mean']:.2f} ± {default['std']:.2f} dB on denoising.",
         f"- **Best setting found:** {best.setting} ({best.factor}), {best['mean']:.2f} ± {best['std']:.2f} dB, "
-        f"{best['mean'] - default['mean']:+.2f} dB from the default.",
+        f"{signed(best['mean'] - default['mean'])} dB from the default.",
     ]
     if "best_vs_n2n" in a:
         b = a["best_vs_n2n"]
         lo, hi = b.get("95% CI low", math.nan), b.get("95% CI high", math.nan)
         lines.append(
-            f"- **Best against N2N:** {b['best − N2N (dB)']:+.2f} ± {b['std over seeds']:.2f} dB over {b['seeds']} "
+            f"- **Best against N2N:** {signed(b['best − N2N (dB)'])} ± {b['std over seeds']:.2f} dB over {b['seeds']} "
             f"seed(s), 95% CI [{lo:.2f}, {hi:.2f}] (N2N: {refs.get('N2N', math.nan):.2f} dB; Oracle: "
-            f"{refs.get('Oracle', math.nan):.2f} dB). The paper reports RCL-EMD {paper_gap:+.2f} dB above N2N on VOC: "
+            f"{refs.get('Oracle', math.nan):.2f} dB). The paper reports RCL-EMD {signed(paper_gap)} dB above N2N on "
+            "VOC: "
             + {1: "our best setting agrees in sign", -1: "**even our best setting stays below N2N** at this profile",
                0: "our best setting is not distinguishable from N2N"}[stats.direction(lo, hi)]
             + " — and the best of every setting tried, chosen on these same seeds, flatters RCL."
@@ -462,12 +465,14 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
             side = "no verdict: neither beats the input, so the difference ranks closeness to the input"
         else:
             side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
-        lines.append(f"- **Distance, {r['comparison']}:** {r['mean (dB)']:+.2f} dB, 95% CI [{lo:.2f}, {hi:.2f}] over "
+        lines.append(f"- **Distance, {r['comparison']}:** {signed(r['mean (dB)'])} dB, 95% CI [{lo:.2f}, {hi:.2f}] "
+                     "over "
                      f"{r['seeds']} seed(s), the test images fixed: {side}.")
     if len(paper_setting):
         p = paper_setting.iloc[0]
         lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; `g_e` as available here): "
-                     f"{p['mean']:.2f} ± {p['std']:.2f} dB, {p['mean'] - refs.get('N2N', math.nan):+.2f} dB from N2N.")
+                     f"{p['mean']:.2f} ± {p['std']:.2f} dB, {signed(p['mean'] - refs.get('N2N', math.nan))} dB "
+                     "from N2N.")
     return lines
 
 
@@ -482,7 +487,7 @@ def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -
     by = vs.set_index("setting")
     judged = {k: not math.isnan(r["95% CI low"]) for k, r in by.iterrows()}
     up = {k: judged[k] and stats.direction(r["95% CI low"], r["95% CI high"]) == 1 for k, r in by.iterrows()}
-    say = {k: f"{r['− input (dB)']:+.2f} dB " + (f"[{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" if judged[k]
+    say = {k: f"{signed(r['− input (dB)'])} dB " + (f"[{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" if judged[k]
            else "(one seed: no interval)") for k, r in by.iterrows()}  # fmt: skip
     if "Oracle" not in by.index:
         control = "this study has no Oracle, so whether it can see denoising at all is not checked"
