@@ -336,3 +336,16 @@ def test_the_differences_page_states_the_data_as_the_code_has_it():
     proxy = profiles.TABLE["proxy"]
     share = {p: evaluate.ProxyConfig().pixels / (proxy[p]["n_labels"] * proxy[p]["label_size"] ** 2) for p in proxy}
     assert f"({round(100 * share['cpu'])}% of them at `cpu`, about {round(100 * share['gpu'])}% at `gpu`" in page
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_notebooks_02_and_03_measure_at_the_pre_training_crop(profile):
+    """rcl.profiles.CROP is the crop of pre-training, of notebook 02's premise and loss (one of the crop sizes it
+    compares, so its per-σ panel has rows) and of notebook 03's EMD gap; two crops of it fit in a tile."""
+    from rcl import profiles, train
+
+    crop = profiles.CROP[profile]
+    residuals = profiles.values("residuals", profile)
+    assert train.make_config("rcl-emd", profile, progress=False).crop == crop == residuals["crop"]
+    assert crop in residuals["crop_sizes"] and 2 * max(residuals["crop_sizes"]) <= residuals["tile"]
+    assert profiles.values("pretraining", profile)["gap_crop"] == crop
