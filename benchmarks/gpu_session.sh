@@ -24,6 +24,7 @@
 # steps, and the evaluation of 68 photographs about 3 minutes (estimates from the measured step and evaluation
 # times), so 800 steps leave the at-scale phase, which writes its file only at its end, a margin inside the budget;
 # the paper's 20,000 steps take about an hour. The file records both.
+# SEEDS (default 0) are the at-scale runs' pre-training seeds: one seed fits the budget, and gives no verdicts.
 # DATA_NOTE says in words what PHOTOS are, recorded in the file (default: the folder's name and its counts).
 # G_E (default random) is the consistency encoder: the paper's ImageNet ResNet-50 needs its weights file, which
 # a machine without network lacks; G_E=imagenet with G_E_WEIGHTS=path/to/resnet50-11ad3fa6.pth uses it.
@@ -88,7 +89,8 @@ sets=(--set dataset=folder --set "data_dir=$PHOTOS" --set "g_e=$G_E" --set "runs
 if [ -n "$STEPS" ]; then sets+=(--set "steps=$STEPS"); fi
 if [ -n "${G_E_WEIGHTS:-}" ]; then sets+=(--set "g_e_weights=$G_E_WEIGHTS"); fi
 note=${DATA_NOTE:-"$(basename "$(cd "$PHOTOS" && pwd)"): $(find "$PHOTOS/train" -maxdepth 1 -type f | wc -l) files in train/; held out, the first $(ls "$held_out" | wc -l) of test/ by name"}
-if phase - 60 $PY -m rcl at-scale --profile "$PROFILE" "${sets[@]}" --test-dir "$held_out" --data-note "$note" \
+if phase - 60 $PY -m rcl at-scale --profile "$PROFILE" --seeds ${SEEDS:-0} "${sets[@]}" --test-dir "$held_out" \
+    --data-note "$note" \
     --out "$OUT/at-scale-$PROFILE-$(date -u +%Y%m%dT%H%M%SZ).json" --quiet; then
     rm -rf "$RUNS"  # only the small results file comes back
 fi

@@ -36,7 +36,7 @@ from typing import NoReturn
 
 from rcl import __version__
 from rcl.config import ALL_TASKS, NAMED_CONFIGS, PROFILES
-from rcl.profiles import STUDY_PROFILES, STUDY_WHY, TABLE
+from rcl.profiles import HEADLINE_SEEDS, STUDY_PROFILES, STUDY_WHY, TABLE
 from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one papermill-style value
 
 __all__ = ["build_parser", "main", "user_error"]
@@ -330,7 +330,8 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
     pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
-    path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, args.seeds,
+    seeds = args.seeds or HEADLINE_SEEDS[args.profile]
+    path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, seeds,
                         command=command, progress=not args.quiet, data_note=args.data_note)  # fmt: skip
     print(f"at-scale results written to {path}; the book's At scale page shows every file of book/at_scale/")
     return 0
@@ -650,8 +651,9 @@ def _add_at_scale(sub: argparse._SubParsersAction) -> None:
     ap.add_argument("--methods", nargs="+", default=list(HEADLINE_AND_CONTROLS),
                     help="(default: %(default)s; without 'copy' and 'supervised' the controls cannot hold)")
     ap.add_argument("--tasks", nargs="+", choices=ALL_TASKS, help="downstream tasks (default: denoise sr)")
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0], help="pre-training seeds (default: 0, the cheapest "
-                    "look; one seed gives no verdicts: name several, e.g. the gpu profile's 0 1 2 3 4)")
+    ap.add_argument("--seeds", nargs="+", type=int, help="pre-training seeds (default: the profile's, those notebook "
+                    "04 pre-trains: " + ", ".join(f"{p} {' '.join(map(str, s))}" for p, s in HEADLINE_SEEDS.items())
+                    + "; --seeds 0 is the cheapest look, and one seed gives no verdicts)")
     ap.add_argument("--out", help="the results file (default: book/at_scale/at-scale-PROFILE-UTC.json)")
     ap.add_argument("--data-note", default="", metavar="TEXT", help="what the photographs are, in words, recorded "
                     "in the file (its digests identify the files but do not name them), e.g. 'BSDS500: its 200 "

@@ -457,11 +457,15 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
     distance_default = s[s.factor == "distance"].set_index("setting")["default"]
     vs = a.get("vs_input", pd.DataFrame())
     low = dict(zip(vs.setting, vs["95% CI low"])) if len(vs) else {}  # the vs_input names the default "default"
-    above = lambda k: low.get("default" if distance_default.get(k, False) else k, math.nan) > 0  # noqa: E731
+    low_of = lambda k: low.get("default" if distance_default.get(k, False) else k, math.nan)  # noqa: E731
     for r in a.get("distances", pd.DataFrame()).to_dict("records"):
         lo, hi = r["95% CI low"], r["95% CI high"]
-        other = "d = " + r["comparison"].removeprefix("EMD − ")
-        if low and not (above("d = EMD") or above(other)):  # as notebook 04: no verdict where neither restores
+        pair = [low_of("d = EMD"), low_of("d = " + r["comparison"].removeprefix("EMD − "))]
+        if math.isnan(lo):
+            side = "one seed: no interval"
+        elif low and any(math.isnan(v) for v in pair):
+            side = "no verdict: not both scored against the input"
+        elif low and not any(v > 0 for v in pair):  # as notebook 04: no verdict where neither restores
             side = "no verdict: neither beats the input, so the difference ranks closeness to the input"
         else:
             side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]

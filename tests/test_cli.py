@@ -269,3 +269,20 @@ def test_a_device_is_checked_against_the_machine(monkeypatch):
         config.device("cuda:1")
     with pytest.raises(ValueError, match="device='gpu': not a device name"):
         config.device("gpu")
+
+
+def test_at_scale_seeds_default_to_the_profiles_headline_seeds(monkeypatch, tmp_path, capsys):
+    """Without --seeds, at-scale pre-trains the seeds notebook 04 does at that profile (one seed gives no verdicts);
+    --seeds 0 is still the cheapest look."""
+    from rcl import at_scale, profiles
+
+    seen = []
+
+    def run(profile, out, pretrain, proxy, methods, tasks, seeds, **kw):
+        seen.append(list(seeds))
+        return out
+
+    monkeypatch.setattr(at_scale, "run", run)
+    for extra, expected in (([], profiles.HEADLINE_SEEDS["cpu"]), (["--seeds", "0"], [0])):
+        assert cli.main(["at-scale", "--profile", "cpu", "--out", str(tmp_path / "x.json"), "--quiet", *extra]) == 0
+        assert seen[-1] == expected

@@ -283,3 +283,15 @@ def test_every_figure_has_alt_text(smoke_dir):
                 if len(alt.split()) < 5:
                     missing.append(f"{path.name}: {cell.get('id')}")
     assert not missing, missing
+
+
+def test_the_sensitivity_page_at_the_gpu_profile_says_why_it_has_no_study(tmp_path):
+    """The study does not run at gpu (rcl.profiles.STUDY_WHY): notebook 06 executes there all the same, saying
+    why, so `make book PROFILE=gpu` goes on to the pages after it."""
+    from rcl import profiles
+
+    (page,) = [s for s in SOURCES if s.name.startswith("06_")]
+    empty = {"results_dir": str(tmp_path / "results"), "studies_dir": str(tmp_path / "studies")}
+    out = notebooks.execute(page, tmp_path / "out", {"profile": "gpu", **empty}, progress=False)
+    text = out.read_text()
+    assert profiles.STUDY_WHY in text and "No sensitivity study has been saved" in text

@@ -314,3 +314,6 @@ def test_distances_are_compared_paired_by_seed_with_a_t_interval():
         a = sensitivity.analyse(pd.DataFrame(rows + [{**r, "psnr": level} for r in inputs]))
         line = next(x for x in sensitivity.findings(a, "cpu") if "EMD − BD:**" in x)
         assert verdict in line and "the test images fixed" in line
+    one = sensitivity.analyse(pd.DataFrame([r for r in rows if r["seed"] == 0] + [{**r, "psnr": 29.5} for r in inputs
+                                                                                 if r["seed"] == 0]))
+    assert any("EMD − BD:**" in x and "one seed: no interval" in x for x in sensitivity.findings(one, "cpu"))
