@@ -56,6 +56,7 @@ __all__ = [
     "holm",
     "improves_on_input",
     "level_sides",
+    "noisiest_level",
     "input_margins",
     "interval_over",
     "interval_table",
@@ -548,6 +549,13 @@ def claims_per_sigma(df: pd.DataFrame, task: str = "denoise",
 
 #: :func:`level_sides`' words for a difference's side of what it is set against, by :func:`rcl.stats.direction`.
 SIDES = {1: "above them", -1: "below them", 0: "not distinguishable from them"}
+
+
+def noisiest_level(long: pd.DataFrame, comparison: str) -> pd.Series | None:
+    """The row of :func:`claims_per_sigma` (or :func:`over_init`) for ``comparison`` at the largest σ of the grid —
+    where a network has the most noise to remove — or None where the table has no such row."""
+    rows = long[(long.comparison == comparison) & long.condition.str.startswith("σ=")] if len(long) else long
+    return rows.loc[rows.condition.map(lambda c: float(c[2:])).idxmax()] if len(rows) else None
 
 
 def level_sides(long: pd.DataFrame, condition: str) -> pd.DataFrame:

@@ -730,3 +730,13 @@ def test_signed_differences_never_read_minus_zero():
 
     assert [signed(v) for v in (-0.004, -0.0, 0.004, 0.005001, -1.236)] == ["+0.00", "+0.00", "+0.00", "+0.01", "-1.24"]
     assert signed(-0.0004, 3) == "+0.000" and signed(2.5, 1) == "+2.5" and signed(float("nan")) == "+nan"
+
+
+def test_noisiest_level_is_the_largest_sigma_whatever_the_order():
+    from rcl.summary import noisiest_level
+
+    long = pd.DataFrame({"comparison": ["A − B"] * 4 + ["C − D"],
+                         "condition": ["σ=5", "σ=20", "σ~U[0,20]", "σ=10", "σ=40"],
+                         "diff (dB)": [1.0, 2.0, 3.0, 4.0, 5.0]})  # fmt: skip
+    assert noisiest_level(long, "A − B")["condition"] == "σ=20" and noisiest_level(long, "A − B")["diff (dB)"] == 2.0
+    assert noisiest_level(long, "E − F") is None and noisiest_level(long.iloc[:0], "A − B") is None
