@@ -56,7 +56,6 @@ __all__ = [
     "holm",
     "improves_on_input",
     "level_sides",
-    "noisiest_level",
     "input_margins",
     "interval_over",
     "interval_table",
@@ -70,12 +69,13 @@ __all__ = [
     "method_table",
     "over_init",
     "per_sigma",
+    "noisiest_level",
     "per_condition_reading",
     "per_trial",
     "rank_correlation",
-    "signed",
     "reproduced",
     "residual_contrast_reading",
+    "signed",
     "table1",
     "table2",
     "verdict_counts",
@@ -87,6 +87,7 @@ def signed(x: float, digits: int = 2) -> str:
     """``x`` with its sign to ``digits`` decimals, as the book prints a difference: a value that rounds to zero
     reads ``+0.00``, never ``-0.00``."""
     return f"{round(float(x), digits) + 0.0:+.{digits}f}"
+
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
 ORDER = _methods.ORDER
