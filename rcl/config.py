@@ -12,7 +12,6 @@ Layer: configuration (imports the profile table and the method registry; never t
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import sys
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from typing import Any
 
 import torch
 
+from rcl import profiles as _profiles
 from rcl.methods import NAMED_CONFIGS, NAMES, check_methods
 from rcl.profiles import ALL_METHODS, ALL_TASKS, CPU_METHODS, DENSE_CL, PROFILES, PROXY_KEYS, TABLE
 
@@ -72,7 +72,7 @@ def check_profile(profile: str) -> str:
 def settings(section: str, profile: str, **overrides: Any) -> dict[str, Any]:
     """The values of ``section`` at ``profile``, with every non-``None`` override applied."""
     check_choice("section", section, TABLE)
-    values = copy.deepcopy(TABLE[section][check_profile(profile)])  # lists shared between sections stay so
+    values = _profiles.values(section, check_profile(profile))  # a copy; raises for a profile the section lacks
     unknown = sorted(set(overrides) - set(values))
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for {section!r}; valid: {sorted(values)}")

@@ -1,6 +1,7 @@
 """The paper's noise model: heteroscedastic Gaussian noise from a noise level function (NLF).
 
-Paper §4 "Simulation": ``n ~ N(0, λ_shot·y + λ_read)`` on a clean image ``y`` in [0, 1], with
+Paper §4 "Simulation" writes ``n ~ N(0, λ_shot·x + λ_read)``; as the NLF model defines it, the variance here
+follows the clean image ``y`` in [0, 1] (book/differences.md): ``n ~ N(0, λ_shot·y + λ_read)``, with
 ``(λ_shot, λ_read)`` drawn per image so that the image's overall noise level σ lies in [0, 20] on the
 0–255 scale, giving every image approximately unique noise parameters.
 

@@ -470,8 +470,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
         else:
             side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
         lines.append(f"- **Distance, {r['comparison']}:** {signed(r['mean (dB)'])} dB, 95% CI [{lo:.2f}, {hi:.2f}] "
-                     "over "
-                     f"{r['seeds']} seed(s), the test images fixed: {side}.")
+                     f"over {r['seeds']} seed(s), the test images fixed: {side}.")
     if len(paper_setting):
         p = paper_setting.iloc[0]
         lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; `g_e` as available here): "

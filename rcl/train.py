@@ -212,7 +212,19 @@ def build_data(cfg: PretrainConfig) -> _data.NoisyImages:
     """The run's training instances: its dataset's training images, resized, tiled, with their seeded noise."""
     images = _data.resize_max_side(_data.load_images(cfg.dataset, "train", cfg.data_dir), cfg.max_side)
     instances = _data.tile_images(images, cfg.tile, min_size=cfg.crop, parameter="crop")
+    _check_room(instances, cfg.crop)
     return _data.NoisyImages.build(instances, seed=cfg.seed, sigma_range=(0.0, cfg.sigma_max))
+
+
+def _check_room(instances: dict[str, torch.Tensor], crop: int) -> None:
+    """Raise naming the first instance no larger than ``crop`` in both dimensions: kept whole (smaller than the
+    tile), it leaves a positive pair's second crop no room to shift, so both crops are the same pixels."""
+    for name, img in instances.items():
+        h, w = img.shape[-2:]
+        if max(h, w) <= crop:
+            raise ValueError(f"{name}: an instance of {w}×{h} px (width × height, as read and resized) leaves "
+                             f"crop={crop} no room to shift, so a positive pair's two crops would be the same pixels "
+                             f"(a trivial positive): set crop below {max(h, w)}, or use larger images")
 
 
 def _check_batch(ds: _data.NoisyImages, cfg: PretrainConfig) -> int:

@@ -107,6 +107,22 @@ def test_a_crop_as_large_as_the_tile_is_refused_at_the_gpu_profile(photos):
         train.make_config("rcl-emd", "gpu", dataset="folder", data_dir=str(photos), crop=256)
 
 
+def test_an_instance_no_larger_than_the_crop_is_refused_by_name(tmp_path):
+    """A photograph smaller than the tile is kept whole; one that is also no larger than the crop (MIT's 128-px
+    demosaicing patches at the gpu profile's crop of 128) gives both crops of a positive pair the same pixels."""
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"wide.png": (48, 60), "square.png": (48, 48)}.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / name)
+    cfg = train.make_config("rcl-emd", "smoke", dataset="folder", data_dir=str(folder), crop=48, tile=64)
+    with pytest.raises(ValueError, match=r"square\.png: an instance of 48×48 px .*crop=48 no room to shift.*trivial "
+                       r"positive.*set crop below 48"):
+        train.build_data(cfg)
+    (folder / "square.png").unlink()  # room to shift along the width: accepted
+    assert len(train.build_data(cfg)) == 1
+
+
 # ----------------------------------------------------------------------------------- at-scale results files
 
 
