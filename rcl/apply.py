@@ -185,6 +185,9 @@ def _outputs(files: list[Path], output_dir: Path, source: Path) -> list[Path]:
     outs, seen = [], {}
     for p in files:
         out = output_dir / f"{p.stem}.png"
+        if out.is_dir():
+            raise ValueError(f"{out}: a folder is where the output of {p} would be written; move it or give another "
+                             "output folder")
         if out.resolve() in inputs:
             raise ValueError(f"{p}: its output {out} would overwrite an input; give another output folder")
         if out in seen:

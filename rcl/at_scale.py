@@ -203,10 +203,14 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"{out}: an at-scale results file is never overwritten; give another --out")
+    _cache.check_writable(out, "results file")  # before hours of work, not after them
     pretrain, proxy = dict(pretrain or {}), dict(proxy or {})
     pvalues = _profiles.values("proxy", profile)
     proxy = {**{k: pvalues[k] for k in _profiles.PROXY_KEYS}, **proxy}
-    base = _train.make_config(methods[0], profile, progress=False, **pretrain)
+    if "method" in pretrain:
+        raise ValueError(f"pre-training setting method={pretrain['method']!r}: the methods are chosen by methods "
+                         "(--methods on the command line), not by a pre-training setting")
+    base = _train.make_config(methods[0], profile, **{**pretrain, "progress": False})
     held_out = proxy.get("test_dataset") or proxy.get("test_dir")  # else the training dataset's test split
     test = (proxy.get("test_dataset") or "folder", proxy.get("test_dir")) if held_out else (base.dataset, base.data_dir)
     started, t0 = _provenance.utc(), time.perf_counter()

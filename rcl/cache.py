@@ -39,6 +39,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "canonical",
+    "check_writable",
     "code_version",
     "file_digest",
     "folder_identity",
@@ -162,11 +163,27 @@ def file_digest(path: str | os.PathLike, what: str = "file", length: int = 16) -
     return h.hexdigest()[:length]
 
 
+def check_writable(path: str | os.PathLike, what: str = "output") -> Path:
+    """``path`` as a :class:`Path` if a file can be written there; else an ``OSError`` naming it: a folder is
+    in its place, or a file is where one of its folders would be. Checked before long work, so that the work
+    is not lost to a bad output path at the end."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"a folder, not a file: give the {what} a file name", str(path))
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"a file, where the {what}'s folder would be",
+                                         str(parent))
+            break
+    return path
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Write ``path`` through ``write(file)`` atomically: a temporary file of this process and thread beside
     it, then a rename. Readers see the old file or the new one, never a part; a failure (a full disk, an
-    exception in ``write``) leaves no temporary behind."""
-    path = Path(path)
+    exception in ``write``) leaves no temporary behind. A bad ``path`` is refused by :func:`check_writable`."""
+    path = check_writable(path, "file")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:

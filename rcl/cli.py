@@ -46,15 +46,16 @@ _FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirec
 #: Errors raised inside a notebook that come from the values it was given (see :func:`user_error`).
 _USER_ERRORS_IN_NOTEBOOKS = ("ValueError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
     "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError", "DownloadError",
-    "UnsafeArchiveError", "ImageNetWeightsUnavailable")  # fmt: skip
+    "UnsafeArchiveError", "ImageNetWeightsUnavailable", "FloatingPointError")  # fmt: skip
 
 
 def user_error(err: BaseException) -> str | None:
     """The one line that explains ``err`` when the user's input caused it, else None (a bug).
 
     The user's input: a ``ValueError`` (a value, name or file content that is not valid: every check names
-    the parameter and what would be valid; unreadable JSON), a missing, misplaced or unreadable file or
-    folder (``FileNotFoundError`` and its kin, or any ``OSError`` naming a file), a refused or failed
+    the parameter and what would be valid; unreadable JSON), a training loss that is not finite
+    (``FloatingPointError``: settings that diverge, such as too large an ``lr``), a missing, misplaced or
+    unreadable file or folder (``FileNotFoundError`` and its kin, or any ``OSError`` naming a file), a refused or failed
     download (:class:`rcl.datasets.DownloadError`, :class:`rcl.datasets.UnverifiedDownloadError`), ImageNet
     weights for ``g_e`` neither cached nor downloadable (:class:`rcl.encoders.ImageNetWeightsUnavailable`).
     A ``KeyError`` is a bug (lookups of names raise ``ValueError`` listing the valid ones); so is an
@@ -65,7 +66,7 @@ def user_error(err: BaseException) -> str | None:
     datasets, encoders = sys.modules.get("rcl.datasets"), sys.modules.get("rcl.encoders")  # raised only if imported
     download = (datasets.DownloadError, datasets.UnverifiedDownloadError) if datasets else ()
     weights = (encoders.ImageNetWeightsUnavailable,) if encoders else ()  # g_e="imagenet" offline, nothing cached
-    if isinstance(err, (ValueError, *_FILE_ERRORS, *download, *weights)):
+    if isinstance(err, (ValueError, FloatingPointError, *_FILE_ERRORS, *download, *weights)):
         return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
     return None
 
@@ -117,7 +118,10 @@ _DATA_NOTE = ("note: dataset=folder reads every training image as clean{resize};
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from rcl import train
 
-    cfg = train.make_config(args.method, args.profile, **_parse_sets(args.set))
+    sets = _parse_sets(args.set)
+    if "method" in sets:
+        raise ValueError(f"--set method={sets['method']}: give the method as --method {sets['method']}")
+    cfg = train.make_config(args.method, args.profile, **sets)
     if args.print_config:
         for key, value in sorted(vars(cfg).items()):
             print(f"{key} = {value!r}")
@@ -172,6 +176,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                         "are options")
     cfg = evaluate.proxy_config(run, task=args.task, seed=args.seed, test_dataset=args.test_dataset,
                                 test_dir=args.test_dir, **proxy)
+    if args.out:
+        cache.check_writable(args.out, "--out")  # before the evaluation, not after it
     device = config.device(args.device)
     rows, _ = evaluate.proxy_evaluate(run, cfg, device=device)
     table = evaluate.aggregate(rows, ["condition"])
@@ -181,7 +187,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"({_count(rows.image.nunique(), 'image')}, {_count(cfg.trials, 'trial')})")
     print(table.round(3).to_string(index=False))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         cache.atomic_write_text(args.out, rows.to_csv(index=False))  # never half-written, even when interrupted
         print(f"per-case rows written to {args.out}")
     return 0

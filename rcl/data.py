@@ -132,7 +132,8 @@ def load_folder(
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no such folder of images")
+        raise FileNotFoundError(f"{folder}: " + ("a file, not a folder of images" if folder.exists() else
+                                                 "no such folder of images"))
     files = image_files(folder, None if within is None else Path(within))
     if not files:
         raise ValueError(f"{folder}: no image files found (looked for {', '.join(IMAGE_EXTENSIONS)})")
@@ -172,7 +173,8 @@ def load_images(
         root = _registered_root(dataset, data_dir, download)
         within = root.parent
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such folder of images")
+        raise FileNotFoundError(f"{root}: " + ("a file, not a folder of images" if root.exists() else
+                                                 "no such folder of images"))
     if (root / "train").is_dir() or (root / "test").is_dir():
         parts = ("train", "test") if split == "all" else (split,)
         out: dict[str, Tensor] = {}

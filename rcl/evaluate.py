@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
@@ -112,6 +113,11 @@ __all__ = [
 ]
 
 
+#: The smallest test image, test crop or labelled crop, in px: SSIM's window is 11 px, and ×2 super-resolution
+#: halves the side before the network sees it.
+MIN_SIZE = 16
+
+
 @dataclass(frozen=True)
 class EvalSet:
     """The images an evaluation reads and the test cases it scores: the training dataset (labelled crops come
@@ -133,11 +139,13 @@ class EvalSet:
         if self.test_draws < 0:
             raise ValueError(f"test_draws must be >= 0, got {self.test_draws}")
         object.__setattr__(self, "sigma_grid", tuple(float(v) for v in self.sigma_grid))
-        if any(v < 0 for v in self.sigma_grid) or not (self.sigma_grid or self.test_draws):
+        if not math.isfinite(self.sigma_max) or self.sigma_max < 0:
+            raise ValueError(f"sigma_max={self.sigma_max!r} must be a finite number >= 0 (0–255 scale)")
+        if not all(v >= 0 and math.isfinite(v) for v in self.sigma_grid) or not (self.sigma_grid or self.test_draws):
             raise ValueError(f"sigma_grid must hold σ >= 0 (0–255 scale), and with test_draws=0 at least one; "
                              f"got sigma_grid={self.sigma_grid}, test_draws={self.test_draws}")
-        if self.test_crop is not None and self.test_crop < 16:
-            raise ValueError(f"test_crop must be None (whole images) or >= 16 px, got {self.test_crop}")
+        if self.test_crop is not None and self.test_crop < MIN_SIZE:
+            raise ValueError(f"test_crop must be None (whole images) or >= {MIN_SIZE} px, got {self.test_crop}")
         if self.test_dir is not None and self.test_dataset is None:
             object.__setattr__(self, "test_dataset", "folder")
 
@@ -163,8 +171,11 @@ class ProxyConfig(EvalSet):
         super().__post_init__()
         if self.task not in _tasks.TASKS:
             raise ValueError(f"unknown task {self.task!r}; valid tasks: {_tasks.TASKS}")
-        if self.trials < 1 or self.n_labels < 1 or self.head_steps < 0:
-            raise ValueError("trials and n_labels must be >= 1, head_steps >= 0")
+        for name, low in (("trials", 1), ("n_labels", 1), ("head_steps", 0), ("pixels", 1), ("label_size", MIN_SIZE)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= {low}")
+        if not (math.isfinite(self.head_lr) and self.head_lr > 0):
+            raise ValueError(f"head_lr={self.head_lr!r} must be a finite number > 0")
 
     def key(self, device: torch.device | str | None = None) -> str:
         """The key of this evaluation's cached table on ``device`` (:func:`evaluation_key`)."""
@@ -343,6 +354,7 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     """
     if cfg.test_dataset is None:
         test = _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "test")
+        _data.check_sizes(test, MIN_SIZE)
         if cfg.dataset == "folder":  # a user's folder may hold one photograph twice, or in train/ and test/
             _check_disjoint(test, _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), cfg.dataset)
         return _centre_crops(test, cfg.test_crop)
@@ -354,6 +366,7 @@ def test_images(cfg: ProxyConfig) -> dict[str, Tensor]:
     else:
         split = "test"
     test = _load_split(cfg.test_dataset, cfg.test_dir, cfg.max_side, split)
+    _data.check_sizes(test, MIN_SIZE)
     _check_disjoint(test, _load_split(cfg.dataset, cfg.data_dir, cfg.max_side, "train"), cfg.dataset)
     return _centre_crops(test, cfg.test_crop)
 
@@ -587,6 +600,9 @@ def study(
     evaluated on the same test cases.
     """
     pretrain = {k: v for k, v in (pretrain or {}).items() if k != "seed"}
+    if "method" in pretrain:
+        raise ValueError(f"pre-training setting method={pretrain['method']!r}: the methods are chosen by methods "
+                         "(--methods on the command line), not by a pre-training setting")
     seeds = list(seeds)
     if not seeds:
         raise ValueError("seeds=[]: give at least one pre-training seed, e.g. seeds=[0]")

@@ -29,6 +29,8 @@ __all__ = ["FORMATS", "load_image"]
 
 def _to_float_rgb(arr: np.ndarray, source: str) -> Tensor:
     """Any decoded image array -> 3×H×W float32 in [0, 1]."""
+    if arr.ndim >= 2 and 0 in arr.shape[:2]:
+        raise ValueError(f"{source}: an image of {arr.shape[1]}×{arr.shape[0]} px (width × height) has no pixels")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
     if np.issubdtype(arr.dtype, np.integer):

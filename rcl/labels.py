@@ -82,6 +82,10 @@ class LabelConfig(_evaluate.EvalSet):
         if self.steps < 0 or self.batch_size < 1:
             raise ValueError(f"steps must be >= 0 and batch_size >= 1, got steps={self.steps}, "
                              f"batch_size={self.batch_size}")
+        if self.label_size < _evaluate.MIN_SIZE:
+            raise ValueError(f"label_size={self.label_size!r} must be >= {_evaluate.MIN_SIZE}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr={self.lr!r} must be a finite number > 0")
 
     def key(self, device: torch.device | str | None = None) -> str:
         """The key of this study's cached table on ``device`` (:func:`rcl.evaluate.evaluation_key`)."""

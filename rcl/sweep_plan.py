@@ -152,7 +152,11 @@ def notebook_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     path = Path(notebook)
     if not path.is_file():
         raise SweepError(f"notebook {str(path)!r} does not exist")
-    nb = nbformat.read(path, as_version=4)
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except ValueError as err:  # not UTF-8 or not JSON (nbformat's NotJSONError is a ValueError)
+        first = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise SweepError(f"{path}: not a readable notebook ({first})") from err
     cells = [c for c in nb.cells if c.cell_type == "code" and "parameters" in c.metadata.get("tags", [])]
     if not cells:
         raise SweepError(f"{path}: no code cell tagged 'parameters', so papermill cannot set parameters")

@@ -106,6 +106,9 @@ class PretrainConfig(_methods.MethodConfig):
         bad = [k for k in ("tile", "crop", "lr", "eps", "width", "depth") if not getattr(self, k) > 0]
         if bad:
             raise ValueError(f"{bad[0]}={getattr(self, bad[0])!r} must be > 0")
+        if 2**self.depth > self.crop:  # each level halves the crop; beyond it the U-Net pads more than it sees
+            raise ValueError(f"depth={self.depth} halves the crop {self.depth} times: 2**depth={2**self.depth} must be "
+                             f"<= crop={self.crop}; lower depth or raise crop")
         if self.crop >= self.tile:  # instances are tiles: two crops as large as the tile are the same pixels
             raise ValueError(f"crop={self.crop} must be smaller than tile={self.tile}: a positive pair's two crops "
                              "would be the same pixels (a trivial positive); lower crop or raise tile")
@@ -115,8 +118,9 @@ class PretrainConfig(_methods.MethodConfig):
             raise ValueError(f"batch_size must be >= 2 (contrastive negatives), got {self.batch_size}")
         if not 0 < self.overlap_min <= self.overlap_max <= 1:
             raise ValueError(f"need 0 < overlap_min <= overlap_max <= 1, got {self.overlap_min}, {self.overlap_max}")
-        if self.steps < 1 or self.checkpoint_every < 1 or self.log_every < 1 or self.g_e_steps < 1:
-            raise ValueError("steps, checkpoint_every, log_every and g_e_steps must be >= 1")
+        for name in ("steps", "checkpoint_every", "log_every", "g_e_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
         if not self.sigma_max >= 0:
             raise ValueError(f"sigma_max={self.sigma_max!r} must be >= 0 (noise std on the 0–255 scale)")
         if self.data_dir is not None and self.dataset == "builtin":
@@ -338,12 +342,12 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
     """
     rank, world, local_rank = _distributed(cfg)
     out = run_dir(cfg)
-    if (out / "result.json").exists():
+    if _finished(out):
         return _reused(out, cfg)
     # one process per run: a second one (a parallel sweep needing the same run) waits, then reuses it
     try:
         with _cache.lock(out / ".lock", what=str(out)) if world == 1 else contextlib.nullcontext():
-            if (out / "result.json").exists():
+            if _finished(out):
                 return _reused(out, cfg)
             (out / "failed.json").unlink(missing_ok=True)
             return _train(cfg, stop_after, out, rank, world, local_rank)
@@ -351,6 +355,12 @@ def pretrain(cfg: PretrainConfig, stop_after: int | None = None) -> RunResult:
         if rank == 0:
             _runs.mark_failed(out, err)
         raise
+
+
+def _finished(out: Path) -> bool:
+    """Whether the run in ``out`` is finished: its result and its network are both there (a run whose
+    ``model.pt`` was deleted is trained again, as the message of :func:`rcl.runs.load_model` says)."""
+    return (out / "result.json").exists() and (out / "model.pt").exists()
 
 
 def _reused(out: Path, cfg: PretrainConfig) -> RunResult:
@@ -452,7 +462,8 @@ def _check_finite(s: _Session) -> None:
         dist.all_reduce(bad, op=dist.ReduceOp.MIN)
     if (bad := int(bad)) != _NONE_BAD:
         raise FloatingPointError(f"{s.cfg.method}: non-finite loss in step {bad} of {s.cfg.steps} ({s.out}); "
-                                 f"nothing from that step on was logged or checkpointed")
+                                 "nothing from that step on was logged or checkpointed: lower lr, or check the other "
+                                 "settings")
 
 
 def _checkpoint(s: _Session, done: int, seconds: float) -> None:
@@ -520,7 +531,7 @@ def _train(cfg: PretrainConfig, stop_after: int | None, out: Path, rank: int, wo
 
 
 def _finish(cfg: PretrainConfig, out: Path, model: UNet, rank: int, world: int, metrics: dict) -> RunResult:
-    """Rank 0 writes the finished run's network and result (the run is finished once ``result.json`` exists)."""
+    """Rank 0 writes the finished run's network, then its result (the run is finished once both exist)."""
     if rank == 0:
         _cache.save_tensors({"unet": asdict(cfg.unet_config()), "state": model.state_dict()}, out / "model.pt")
         _cache.atomic_write_json(out / "result.json", {"metrics": metrics, "config": asdict(cfg)}, indent=2)

@@ -122,6 +122,17 @@ def test_one_file_and_refusals_to_overwrite_an_input(run, tmp_path):
         apply.apply_folder(run, src, tmp_path / "out", progress=False)
     assert photo.read_bytes() == original and not (tmp_path / "out").exists()
     assert [p.name for p in apply.apply_folder(run, photo, tmp_path / "one", progress=False)] == ["a.png"]
+    (tmp_path / "two" / "a.png").mkdir(parents=True)  # a folder where an output would go: named before any work
+    with pytest.raises(ValueError, match=r"two/a\.png: a folder is where the output of .*a\.png would be written"):
+        apply.apply_folder(run, photo, tmp_path / "two", progress=False)
+
+
+def test_an_image_without_pixels_is_named(tmp_path):
+    """A 0×5 TIFF decoded to an empty array and failed later as "cannot write empty image", naming no file."""
+    from rcl import imagefile
+
+    with pytest.raises(ValueError, match=r"empty\.tif: an image of 0×5 px \(width × height\) has no pixels"):
+        imagefile._to_float_rgb(np.zeros((5, 0, 3), np.uint8), "empty.tif")
 
 
 def test_an_unreadable_input_stops_no_other_and_hidden_files_are_not_inputs(run, tmp_path):

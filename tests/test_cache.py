@@ -124,3 +124,18 @@ def test_folder_identity_follows_linked_folders_but_not_loops(tmp_path):
                                                       *(f"{d}/{n}" for d in ("more", "again") for n in inside)])
     (real / "img1.png").write_bytes(b"changed")  # a change in the linked folder is a change of the folder
     assert cache.folder_identity(folder) != linked
+
+
+def test_an_output_path_that_cannot_be_a_file_is_named_before_any_work(tmp_path):
+    """A folder in the output's place, or a file where its folder would be, is named itself (not a temporary
+    file of the write), and :func:`rcl.cache.check_writable` says so before the work that would produce it."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(IsADirectoryError, match="a folder, not a file") as err:
+        cache.atomic_write_text(tmp_path / "folder", "y")
+    assert err.value.filename == str(tmp_path / "folder")
+    with pytest.raises(NotADirectoryError, match="a file, where the --out's folder would be") as err:
+        cache.check_writable(tmp_path / "file" / "deeper" / "out.csv", "--out")
+    assert err.value.filename == str(tmp_path / "file")
+    assert cache.check_writable(tmp_path / "new" / "out.csv") == tmp_path / "new" / "out.csv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"]  # nothing made, nothing left

@@ -28,6 +28,22 @@ CASES = {
                           "device='nonesuch': not a device name; valid here: cpu"),
     "tile=0": (["pretrain", "--profile", "smoke", "--set", "tile=0", "--print-config"], "tile=0 must be > 0"),
     "two values to one -p": (["notebooks", "-p", "seeds", "0,1"], "'[0, 1]'"),
+    # found by an audit of the commands: each escaped as a traceback, or failed only after the work
+    "--set method=": (["pretrain", "--profile", "smoke", "--set", "method=n2n"], "give the method as --method n2n"),
+    "an infinite setting": (["pretrain", "--profile", "smoke", "--set", "sigma_max=inf", "--print-config"],
+                            "sigma_max=inf must be a finite number"),
+    "too deep a U-Net": (["pretrain", "--profile", "smoke", "--set", "depth=10", "--print-config"],
+                         "2**depth=1024 must be <= crop=32"),
+    "which step setting": (["pretrain", "--profile", "smoke", "--set", "steps=-1", "--print-config"],
+                           "steps=-1 must be >= 1"),
+    "a file as the image folder": (["pretrain", "--profile", "smoke", "--set", "dataset=folder", "--set",
+                                    f"data_dir={__file__}", "--set", "runs_dir=runs"],
+                                   "a file, not a folder of images"),
+    "at-scale --set method=": (["at-scale", "--profile", "smoke", "--set", "method=n2n", "--out", "r.json"],
+                               "the methods are chosen by methods"),
+    "at-scale --out under a file": (["at-scale", "--profile", "smoke", "--out", f"{__file__}/r.json"],
+                                    "a file, where the results file's folder would be"),
+    "a notebook that is not one": (["notebooks", "--out", "nb", __file__], "not a readable notebook"),
 }
 
 

@@ -170,3 +170,27 @@ def test_same_seeds_give_identical_tables_on_cpu(tmp_path):
     drop = ["run"]  # run directory names are equal too, but live under different roots
     pd.testing.assert_frame_equal(tables[0].drop(columns=drop), tables[1].drop(columns=drop))
     assert (tables[0].run == tables[1].run).all()
+
+
+@pytest.mark.parametrize("setting, text", [({"label_size": 0}, "label_size=0 must be >= 16"),
+                                           ({"pixels": 0}, "pixels=0 must be >= 1"),
+                                           ({"head_lr": float("inf")}, "head_lr=inf must be a finite number > 0"),
+                                           ({"head_lr": -1.0}, "head_lr=-1.0 must be a finite number > 0"),
+                                           ({"sigma_grid": (float("nan"),)}, "sigma_grid must hold"),
+                                           ({"sigma_max": float("inf")}, "sigma_max=inf must be a finite")])
+def test_a_proxy_setting_that_cannot_work_is_named(setting, text):
+    """Each of these gave a traceback from deep in the fitting, or NaN outputs with no error."""
+    with pytest.raises(ValueError, match=text.replace("(", r"\(").replace(")", r"\)")):
+        evaluate.ProxyConfig(**setting)
+
+
+def test_a_test_image_too_small_to_score_is_named(tmp_path):
+    """A 7×3 test image crashed inside SSIM; it is refused by name, as the training images are."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"ok.png": (40, 40), "tiny.png": (3, 7)}.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / name)
+    cfg = evaluate.ProxyConfig(test_dataset="folder", test_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"tiny\.png: image of 7×3 px .* smaller than the required 16 px"):
+        evaluate.test_images(cfg)

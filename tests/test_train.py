@@ -283,3 +283,16 @@ def test_torchrun_joins_the_group_on_its_own_device(monkeypatch, device):
     monkeypatch.setattr(train.torch.cuda, "device_count", lambda: 1)  # a launcher that shows each process one GPU
     with pytest.raises(ValueError, match=r"LOCAL_RANK=1 but this process sees 1 CUDA device"):
         train._distributed(cfg)
+
+
+def test_a_run_whose_network_was_deleted_is_trained_again(tmp_path):
+    """``apply`` and ``evaluate`` say "the run has not finished (no model.pt); run the pretrain command again":
+    that command must then train it, not report the run reused (its ``result.json`` is still there)."""
+    cfg = train.make_config("n2n", "smoke", runs_dir=str(tmp_path), progress=False)
+    first = train.pretrain(cfg)
+    model = (first.path / "model.pt").read_bytes()
+    (first.path / "model.pt").unlink()
+    again = train.pretrain(cfg)
+    assert not again.reused and (again.path / "model.pt").read_bytes() == model
+    assert [e["step"] for e in again.history()] == list(range(1, cfg.steps + 1))
+    assert train.pretrain(cfg).reused

@@ -11,6 +11,7 @@ Layer: core (imports :mod:`rcl.models`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -132,6 +133,10 @@ class MethodConfig:
         """Every value checked where it is set: an invalid one raises naming the field and what is valid."""
         if self.g_e is None:  # "none" on a command line may parse to None
             object.__setattr__(self, "g_e", "none")
+        for f in fields(self):  # inf or nan passes "> 0" checks, then trains to a non-finite loss
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}={value!r} must be a finite number")
         object.__setattr__(self, "g_e_layers", tuple(self.g_e_layers))
         choices = {"tau_scale": ("absolute", "median"), "distance": ("emd", "bd", "mmd"),
                    "distance_reduction": ("pooled", "per_channel"), "contrast_reduction": ("sum", "mean"),
