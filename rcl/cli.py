@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import shlex
 import sys
@@ -73,6 +74,23 @@ def user_error(err: BaseException) -> str | None:
 
 def _debug(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "debug", False)) or os.environ.get("RCL_DEBUG", "").lower() not in ("", "0", "false")
+
+
+def _check_folder(path: str | os.PathLike, what: str) -> None:
+    """Refuse ``path`` as a folder to write into, naming ``what`` (the option that gave it), when a file is in
+    its place or in the place of one of its folders; checked before the work."""
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            if not p.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"a file, where {what} would be a folder", str(p))
+            return
+
+
+def _check_test_set(test_dataset: str | None, test_dir: str | None) -> None:
+    """``--test-dataset`` other than builtin needs ``--test-dir``: named before the work, by the option's name."""
+    if test_dataset not in (None, "builtin") and not test_dir:
+        where = "the folder of test images" if test_dataset == "folder" else "the folder it was downloaded into"
+        raise ValueError(f"--test-dataset {test_dataset} needs --test-dir, {where}")
 
 
 def _cmd_notebooks(args: argparse.Namespace) -> int:
@@ -122,6 +140,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     if "method" in sets:
         raise ValueError(f"--set method={sets['method']}: give the method as --method {sets['method']}")
     cfg = train.make_config(args.method, args.profile, **sets)
+    _check_folder(cfg.runs_dir, "--set runs_dir")
     if args.print_config:
         for key, value in sorted(vars(cfg).items()):
             print(f"{key} = {value!r}")
@@ -170,6 +189,7 @@ def _count(n: int, noun: str) -> str:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from rcl import cache, config, evaluate, runs, summary
 
+    _check_test_set(args.test_dataset, args.test_dir)
     run = Path(args.run)
     trained = runs.read_config(run)
     proxy = _proxy_sets(args.set, "--set", "the run fixes its data; --task, --test-dir, --test-dataset and --seed "
@@ -274,6 +294,9 @@ def _project_dirs(args: argparse.Namespace) -> tuple[str, str]:
     read) where not given."""
     from rcl.notebooks import project_dir
 
+    for option in ("runs_dir", "results_dir"):
+        if getattr(args, option):
+            _check_folder(getattr(args, option), "--" + option.replace("_", "-"))
     return args.runs_dir or project_dir("runs"), args.results_dir or project_dir("results")
 
 
@@ -306,8 +329,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         labels = {"dataset": args.labels_dataset or "folder", "data_dir": args.labels_dir} if given else {}
         sets = _proxy_sets(args.proxy, "--proxy", "the other settings do not change the head; --labels-dir and "
                            "--labels-dataset choose the labelled images", evaluate.HEAD_FIELDS)
-        proxy = evaluate.proxy_config(args.run, profile=args.profile, task="denoise", **labels, **sets)
-    elif args.labels_dir or args.labels_dataset or args.proxy or args.profile != "cpu":
+        proxy = evaluate.proxy_config(args.run, profile=args.profile or "cpu", task="denoise", **labels, **sets)
+        if not given and proxy.dataset == "folder" and not Path(proxy.data_dir).is_dir():  # a run moved elsewhere
+            raise FileNotFoundError(errno.ENOENT, "the run's training images, whose clean crops fit the proxy head, "
+                                    "are not there: give --labels-dir DIR, a folder of clean images", proxy.data_dir)
+    elif args.labels_dir or args.labels_dataset or args.proxy or args.profile:
         raise ValueError("--labels-dir, --labels-dataset, --proxy and --profile choose how the proxy head is fitted: "
                          "add --head proxy, or drop them")
     device = config.device(args.device)
@@ -329,12 +355,14 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     from rcl.notebooks import project_dir
 
     proxy = _proxy_sets(args.proxy, "--proxy", "the runs fix their data; --test-dir and --test-dataset are options")
+    _check_test_set(args.test_dataset, args.test_dir)
     proxy.update({k: v for k, v in (("test_dir", args.test_dir), ("test_dataset", args.test_dataset)) if v})
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = args.out or Path(project_dir("book")) / "at_scale" / f"at-scale-{args.profile}-{stamp}.json"
     hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
     pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
+    _check_folder(pretrain["runs_dir"], "--set runs_dir")
     seeds = args.seeds or HEADLINE_SEEDS[args.profile]
     path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, seeds,
                         command=command, progress=not args.quiet, data_note=args.data_note)  # fmt: skip
@@ -621,8 +649,8 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                     help="the run's own last layer, or one fitted by the proxy protocol on its frozen features from "
                     "a few clean labelled crops — how the paper judges a self-supervised representation (RCL, SimCLR, "
                     "…) as a denoiser (default: %(default)s)")  # fmt: skip
-    ap.add_argument("--profile", choices=PROFILES, default="cpu", help="whose proxy protocol fits the head: its "
-                    "number and size of labelled crops and its fitting steps, as in notebook 04 (default: %(default)s)")
+    ap.add_argument("--profile", choices=PROFILES, help="whose proxy protocol fits the head: its number and size "
+                    "of labelled crops and its fitting steps, as in notebook 04 (default: cpu)")
     ap.add_argument("--labels-dir", metavar="DIR", help="a folder of clean images for the proxy head's labelled "
                     "crops, or with --labels-dataset the dataset's download root (default: the run's own training "
                     "images, as in the book)")

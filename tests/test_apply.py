@@ -239,6 +239,7 @@ def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
     assert "proxy head fitted on 2 crops of 32 px from builtin" in out and "1 image(s) written" in out
     for extra, text in [(["--labels-dir", str(src)], "--head proxy"),  # labels without a proxy head
                         (["--profile", "smoke"], "--head proxy"),
+                        (["--profile", "cpu"], "--head proxy"),  # the default, given: still the proxy's
                         (["--head", "proxy", "--proxy", "bogus=1"], "valid keys"),
                         (["--head", "proxy", "--proxy", "trials=3"], "do not change the head"),
                         (["--head", "proxy", "--labels-dir", str(tmp_path / "none")], "none"),
@@ -247,6 +248,25 @@ def test_proxy_head_on_the_command_line(run, tmp_path, capsys):
         assert cli.main(["apply", str(run), str(src), str(tmp_path / "o2"), *extra, "--quiet"]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert err.startswith("rcl: error: ") and text in err and "\n" not in err, err
+
+
+def test_a_run_whose_training_folder_moved_asks_for_labels(run, tmp_path, capsys, monkeypatch):
+    """The proxy head's clean crops come from the run's training folder by default: moved away, the error
+    names the folder and the option that gives another, before anything is loaded."""
+    import json
+    import shutil
+
+    monkeypatch.delenv("RCL_DEBUG", raising=False)
+    moved = shutil.copytree(run, tmp_path / "run")
+    config = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**config, "dataset": "folder", "data_dir": str(tmp_path / "gone")}))
+    src = tmp_path / "photos"
+    src.mkdir()
+    _photo(src / "x.png", 30, 45)
+    assert cli.main(["apply", str(moved), str(src), str(tmp_path / "out"), "--head", "proxy", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rcl: error: {tmp_path / 'gone'}: ") and "give --labels-dir DIR" in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_the_proxy_head_follows_the_profile_and_refuses_what_is_not_the_protocol(run):

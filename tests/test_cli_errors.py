@@ -44,6 +44,14 @@ CASES = {
     "at-scale --out under a file": (["at-scale", "--profile", "smoke", "--out", f"{__file__}/r.json"],
                                     "a file, where the results file's folder would be"),
     "a notebook that is not one": (["notebooks", "--out", "nb", __file__], "not a readable notebook"),
+    "--test-dataset without --test-dir": (["evaluate", "no/such/run", "--test-dataset", "bsds500"],
+                                          "--test-dataset bsds500 needs --test-dir"),
+    "at-scale --test-dataset without --test-dir": (["at-scale", "--profile", "smoke", "--test-dataset", "folder",
+                                                   "--out", "r.json"], "--test-dataset folder needs --test-dir"),
+    "a file as runs_dir": (["pretrain", "--profile", "smoke", "--set", f"runs_dir={__file__}/runs"],
+                           f"{__file__}: a file, where --set runs_dir would be a folder"),
+    "a file as --results-dir": (["backbones", "--profile", "smoke", "--results-dir", __file__],
+                                f"{__file__}: a file, where --results-dir would be a folder"),
 }
 
 
