@@ -66,7 +66,7 @@ from rcl import summary as _summary
 from rcl import train as _train
 
 __all__ = ["METHODS", "SCHEMA", "TASKS", "AtScale", "agreement", "beside", "describe", "load", "load_folder",
-           "not_the_books_runs", "of_the_books_runs", "residuals", "run", "training"]
+           "library", "not_the_books_runs", "of_the_books_runs", "residuals", "run", "training"]
 
 #: The headline comparison — RCL-EMD, its consistency-only ablation, N2N, N2S and the supervised Oracle —, the
 #: copy-the-input control, without which the comparison's controls do not hold (:func:`rcl.summary.controls`), and
@@ -353,6 +353,18 @@ def _data_line(folder: dict, split: str) -> str:
             f"among them (files digest {folder['digest']})")
 
 
+def library(result: AtScale) -> str:
+    """Which library computed ``result``, in words: ``"the current library"`` where its training and evaluation
+    code versions are this build's, else an older one, with its commit and which of the two differ — a file is
+    never recomputed by the book's build, so a reader must be told when the code has moved on since."""
+    code = result.provenance["code"]
+    older = [kind for kind in ("training", "evaluation") if code.get(kind) != _cache.code_version(kind)]
+    if not older:
+        return "the current library"
+    return (f"an older library (commit {(code.get('commit') or 'unknown')[:7]}; its {' and '.join(older)} code "
+            f"{'is' if len(older) == 1 else 'are'} not this build's)")
+
+
 def describe(result: AtScale) -> pd.DataFrame:
     """Where every number of ``result`` came from, one line per fact, for the book."""
     p = result.provenance
@@ -366,7 +378,7 @@ def describe(result: AtScale) -> pd.DataFrame:
         "written (UTC)": f"{p['started']} to {p['finished']} ({p['seconds'] / 60:.1f} min; evaluations already "
         "computed by the same code versions are reused, so not necessarily how long they took)",
         "code": f"rcl {code['rcl']}, commit {commit}; training code {code['training']}, "
-        f"evaluation code {code['evaluation']}",
+        f"evaluation code {code['evaluation']}: {library(result)}",
         "command": p["command"] or "(not recorded)",
         "profile and overrides": f"{p['profile']}: " + (", ".join(f"{k}={v}" for k, v in p["pretrain"].items())
                                                          or "none"),

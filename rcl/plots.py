@@ -21,7 +21,8 @@ from torch import Tensor
 
 from rcl import noise as _noise
 
-__all__ = ["image_grid", "nlf_curves", "nlf_explorer", "sensitivity_factors", "set_style", "to_numpy_image"]
+__all__ = ["FACTOR_TITLES", "INPUT_COLOR", "image_grid", "nlf_curves", "nlf_explorer", "sensitivity_factors",
+           "set_style", "to_numpy_image"]
 
 
 def set_style() -> None:
@@ -120,12 +121,18 @@ def nlf_explorer(y: Tensor, seed: int = 0):
     return widgets.VBox([shot, read, image])
 
 
+#: The colour of the test input's line and marks in the sensitivity figures (apart from the default setting's orange).
+INPUT_COLOR = "C2"
+#: Panel titles of the sensitivity figures, by factor name (the others are shown as named).
+FACTOR_TITLES = {"tau": "τ", "alpha": "α"}
+
+
 def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabel: str) -> plt.Figure:
     """One panel per factor of the sensitivity study: each setting's mean PSNR with its std over seeds as error
     bars, the default setting in orange, N2N (solid), the Oracle (dashed) and the test inputs as they are
-    (dotted, red: a setting below it has learnt nothing) as horizontal lines, and in the noise panel N2N (grey
-    squares) and the input (red crosses) at each noise range (``points`` and ``refs``:
-    :func:`rcl.sensitivity.factor_points`)."""
+    (dotted, green: a setting below it has learnt nothing) as horizontal lines, and in the noise panel N2N (grey
+    squares) and the input (green crosses) at each noise range (``points`` and ``refs``:
+    :func:`rcl.sensitivity.factor_points`); one legend for every panel's marks."""
     factors = list(dict.fromkeys(points.factor))
     fig, axes = plt.subplots(1, len(factors), figsize=(2.6 * len(factors), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
@@ -133,20 +140,25 @@ def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabe
         s = points[points.factor == factor]
         x = np.arange(len(s))
         ax.errorbar(x, s["mean"], yerr=s["std"].fillna(0), fmt="none", ecolor="grey", capsize=3)
-        ax.scatter(x, s["mean"], c=["C1" if d else "C0" for d in s.default], zorder=3)
+        for default, label in ((False, "a setting (± std over seeds)"), (True, "the default setting")):
+            mine = (s.default == default).to_numpy()
+            if mine.any():
+                ax.scatter(x[mine], s["mean"][mine], color="C1" if default else "C0", zorder=3, label=label)
         if "N2N" in refs:
             ax.axhline(refs["N2N"], color="k", lw=1, label="N2N")
         if "Oracle" in refs:
             ax.axhline(refs["Oracle"], color="k", lw=1, ls="--", label="Oracle")
         if "Input" in refs:
-            ax.axhline(refs["Input"], color="C3", lw=1, ls=":", label="input")
+            ax.axhline(refs["Input"], color=INPUT_COLOR, lw=1.2, ls=":", label="the test input")
         if factor == "noise":
-            ax.scatter(x, s.n2n, marker="s", color="grey", zorder=2)
+            ax.scatter(x, s.n2n, marker="s", color="grey", zorder=2, label="N2N at that range")
             if "input" in s:
-                ax.scatter(x, s.input, marker="x", color="C3", zorder=2)
+                ax.scatter(x, s.input, marker="x", color=INPUT_COLOR, zorder=2, label="the input at that range")
         ax.set_xticks(x, s.setting, rotation=60, ha="right", fontsize=8)
-        ax.set_title(factor)
+        ax.set_title(FACTOR_TITLES.get(factor, factor))
     axes[0].set_ylabel(ylabel)
-    axes[0].legend(fontsize=8)
+    marks = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(marks.values(), marks.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+               ncols=min(4, len(marks)), frameon=False)  # below the rotated setting names
     fig.suptitle(title, y=1.04)  # above the panels' own titles (figures are saved with a tight box)
     return fig

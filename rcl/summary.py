@@ -60,6 +60,7 @@ __all__ = [
     "interval_over",
     "interval_table",
     "lead_claims",
+    "lead_phrase",
     "main_claim",
     "label_controls",
     "label_gains",
@@ -695,9 +696,9 @@ def verdict_counts(table: pd.DataFrame) -> str:
     if len(sided) and HOLM in table:
         m, kept = int(table[HOLM].notna().sum()), sided[sided[HOLM] < 0.05]
         text += (f". Each verdict reads its own 95% interval; corrected for making {m} comparisons at once "
-                 f"(Holm's method, valid although they share runs), {len(kept)} of the {len(sided)} that agree or "
-                 f"disagree keep p < 0.05: after the correction ours agree on {int((kept.verdict == 'agrees').sum())} "
-                 f"and disagree on {int((kept.verdict == 'disagrees').sum())}")
+                 f"(Holm's method, valid although they share runs), {len(kept)} of the {len(sided)} sided "
+                 f"verdicts (those that agree or disagree) keep p < 0.05: after the correction ours agree on "
+                 f"{int((kept.verdict == 'agrees').sum())} and disagree on {int((kept.verdict == 'disagrees').sum())}")
     if len(sided) and BEATS_INPUT in table:
         idle = [r for r in sided.to_dict("records")
                 if r[BEATS_INPUT] not in ("both", r["comparison"].split(" − ")[0])]
@@ -711,9 +712,7 @@ def verdict_counts(table: pd.DataFrame) -> str:
     lead = lead_claims(table)
     if lead["n"]:  # the paper's claims proper: the method under test ahead of another
         behind = table[table.verdict.isin(VERDICTS[:2]) & (table["paper (dB)"] < 0)]
-        text += (f". Of the {lead['n']} comparisons with a verdict in which the paper has the first method ahead, "
-                 f"ours **support {lead['agrees']}** and **contradict {lead['disagrees']}** "
-                 f"({lead['inconclusive']} inconclusive)")
+        text += ". " + lead_phrase(lead)[0].upper() + lead_phrase(lead)[1:]
         if len(behind):
             text += ("; the other sided verdict is on a row" if len(behind) == 1 else "; the other sided verdicts are "
                      "on rows") + " where the paper has it behind (" + ", ".join(
@@ -734,6 +733,14 @@ def lead_claims(table: pd.DataFrame) -> dict[str, int]:
     ahead = table[table.verdict.isin(VERDICTS) & (table["paper (dB)"] > 0)] if "paper (dB)" in table else table[:0]
     v = ahead.verdict.value_counts() if len(ahead) else pd.Series(dtype=int)
     return {"n": len(ahead), **{k: int(v.get(k, 0)) for k in VERDICTS}}
+
+
+def lead_phrase(lead: dict[str, int]) -> str:
+    """:func:`lead_claims`' counts as a sentence says them (lower case, no full stop): every one of the ``n``
+    accounted for — supported, contradicted and inconclusive."""
+    return (f"of the {lead['n']} comparisons with a verdict in which the paper has the first method ahead (its "
+            f"claims proper), ours **support {lead['agrees']}**, **contradict {lead['disagrees']}** and leave "
+            f"{lead['inconclusive']} inconclusive")
 
 
 def main_claim(table: pd.DataFrame) -> pd.Series | None:

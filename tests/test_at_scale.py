@@ -4,6 +4,7 @@ line what to do when the paper's ImageNet ``g_e`` is not on the machine — and 
 (:mod:`rcl.at_scale`) with their provenance, read back strictly and shown by the book's At scale page with
 and without one."""
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -164,6 +165,11 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     facts = at_scale.describe(result)
     assert "computed on" in facts.index and "not recorded" not in facts.loc["command"].iloc[0]
     assert "the photographs, as described" not in facts.index  # no --data-note given: no such line
+    assert facts.loc["code"].iloc[0].endswith(": the current library") and at_scale.library(result) == \
+        "the current library"
+    older = dataclasses.replace(result, provenance={**p, "code": {**p["code"], "evaluation": "0" * 12}})
+    assert at_scale.library(older) == (f"an older library (commit {(p['code']['commit'] or 'unknown')[:7]}; its "
+                                       "evaluation code is not this build's)")  # the book says so beside its numbers
     assert facts.loc["training images"].iloc[0] == f"the bundled photographs ({len(data.BUILTIN_TRAIN)} training)"
     p["data"]["note"] = "BSDS500: its 200 training photographs"
     assert at_scale.describe(result).loc["the photographs, as described"].iloc[0] == p["data"]["note"]

@@ -289,7 +289,9 @@ def test_factor_points_by_task_and_the_figure():
     assert cells.index[-2:].tolist() == [("reference", "Input"), ("reference", "Input, σ ∈ [0, 10]")]
     fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
     assert len(fig.axes) == 3
-    assert "input" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]  # the input's line is drawn
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend for every panel's marks
+    assert {"the test input", "the default setting", "N2N at that range", "the input at that range"} <= set(labels)
+    assert len(labels) == len(set(labels)) and [ax.get_title() for ax in fig.axes] == ["τ", "α", "noise"]
 
 
 def test_distances_are_compared_paired_by_seed_with_a_t_interval():
