@@ -341,6 +341,11 @@ def test_label_gains_interval_is_students_t_over_seeds_and_per_noise_level():
     per = summary.label_gains_per_sigma(df)
     assert list(per.columns) == ["σ=5", "σ=20", "σ~U[0,20]"]
     assert per.loc[8, "σ=20"] == pytest.approx(1.25) and per.loc[8, "σ=5"] == pytest.approx(0.25)
+    cells = summary.label_gain_intervals_per_sigma(df)  # each level's interval, as the mixed range's is computed
+    assert list(cells.columns) == list(per.columns)
+    assert cells.loc[8, "σ=20"] == f"+1.25 [{1.25 - half:.2f}, {1.25 + half:.2f}]"
+    assert cells.loc[8, "σ~U[0,20]"] == f"+0.25 [{g['95% CI low']:.2f}, {g['95% CI high']:.2f}]"
+    assert summary.label_gain_intervals_per_sigma(df[df.seed == 0]).loc[8, "σ=20"] == "+1.30"  # one seed: no interval
 
 
 def test_label_gains_interval_treats_the_test_images_as_a_sample():
