@@ -158,7 +158,7 @@ def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabe
         ax.set_title(FACTOR_TITLES.get(factor, factor))
     axes[0].set_ylabel(ylabel)
     marks = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
-    fig.legend(marks.values(), marks.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-               ncols=min(4, len(marks)), frameon=False)  # below the rotated setting names
+    fig.legend(marks.values(), marks.keys(), fontsize=8, loc="center left", bbox_to_anchor=(0.91, 0.5),
+               frameon=False)  # right of the panels: below them the rotated setting names would run into it
     fig.suptitle(title, y=1.04)  # above the panels' own titles (figures are saved with a tight box)
     return fig
