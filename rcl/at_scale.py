@@ -355,14 +355,15 @@ def _data_line(folder: dict, split: str) -> str:
 
 def library(result: AtScale) -> str:
     """Which library computed ``result``, in words: ``"the current library"`` where its training and evaluation
-    code versions are this build's, else an older one, with its commit and which of the two differ — a file is
-    never recomputed by the book's build, so a reader must be told when the code has moved on since."""
+    code versions are this build's, else another one, with its commit and which of the two differ — a file is
+    never recomputed by the book's build, so a reader must be told when the code is not the one the book runs
+    (older, as a rule; a file from another branch could be newer). Without parentheses: it is said inside them."""
     code = result.provenance["code"]
-    older = [kind for kind in ("training", "evaluation") if code.get(kind) != _cache.code_version(kind)]
-    if not older:
+    other = [kind for kind in ("training", "evaluation") if code.get(kind) != _cache.code_version(kind)]
+    if not other:
         return "the current library"
-    return (f"an older library (commit {(code.get('commit') or 'unknown')[:7]}; its {' and '.join(older)} code "
-            f"{'is' if len(older) == 1 else 'are'} not this build's)")
+    return (f"another library, commit {(code.get('commit') or 'unknown')[:12]}, whose {' and '.join(other)} code "
+            f"{'differs' if len(other) == 1 else 'differ'} from this build's")
 
 
 def describe(result: AtScale) -> pd.DataFrame:

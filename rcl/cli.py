@@ -140,11 +140,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     if "method" in sets:
         raise ValueError(f"--set method={sets['method']}: give the method as --method {sets['method']}")
     cfg = train.make_config(args.method, args.profile, **sets)
-    _check_folder(cfg.runs_dir, "--set runs_dir")
     if args.print_config:
         for key, value in sorted(vars(cfg).items()):
             print(f"{key} = {value!r}")
         return 0
+    _check_folder(cfg.runs_dir, "--set runs_dir" if "runs_dir" in sets else "the runs folder (--set runs_dir)")
     if cfg.dataset == "folder" and int(os.environ.get("RANK", "0")) == 0:
         resize = f", downscaled to at most {cfg.max_side} px on its longer side" if cfg.max_side else ""
         noise = _DATA_NOTE[1 if cfg.sigma_max > 0 else 2].format(sigma=cfg.sigma_max)
@@ -331,8 +331,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
                            "--labels-dataset choose the labelled images", evaluate.HEAD_FIELDS)
         proxy = evaluate.proxy_config(args.run, profile=args.profile or "cpu", task="denoise", **labels, **sets)
         if not given and proxy.dataset == "folder" and not Path(proxy.data_dir).is_dir():  # a run moved elsewhere
-            raise FileNotFoundError(errno.ENOENT, "the run's training images, whose clean crops fit the proxy head, "
-                                    "are not there: give --labels-dir DIR, a folder of clean images", proxy.data_dir)
+            relative = "" if Path(proxy.data_dir).is_absolute() else f" (a relative path, read from {Path.cwd()})"
+            raise FileNotFoundError(errno.ENOENT, f"the run's training images{relative}, whose clean crops fit the "
+                                    "proxy head, are not there: give --labels-dir DIR, a folder of clean images",
+                                    proxy.data_dir)
     elif args.labels_dir or args.labels_dataset or args.proxy or args.profile:
         raise ValueError("--labels-dir, --labels-dataset, --proxy and --profile choose how the proxy head is fitted: "
                          "add --head proxy, or drop them")
@@ -361,8 +363,9 @@ def _cmd_at_scale(args: argparse.Namespace) -> int:
     out = args.out or Path(project_dir("book")) / "at_scale" / f"at-scale-{args.profile}-{stamp}.json"
     hide = lambda a: a.split("=", 1)[0] + "=FOLDER" if "=" in a else "FOLDER"  # noqa: E731 - no machine's paths
     command = "python -m rcl " + " ".join(shlex.quote(hide(a) if os.sep in a else a) for a in sys.argv[1:])
-    pretrain = {"runs_dir": project_dir("runs"), **_parse_sets(args.set)}  # the runs the notebooks find
-    _check_folder(pretrain["runs_dir"], "--set runs_dir")
+    sets = _parse_sets(args.set)
+    pretrain = {"runs_dir": project_dir("runs"), **sets}  # the runs the notebooks find
+    _check_folder(pretrain["runs_dir"], "--set runs_dir" if "runs_dir" in sets else "the project's runs folder")
     seeds = args.seeds or HEADLINE_SEEDS[args.profile]
     path = at_scale.run(args.profile, out, pretrain, proxy, args.methods, args.tasks or at_scale.TASKS, seeds,
                         command=command, progress=not args.quiet, data_note=args.data_note)  # fmt: skip

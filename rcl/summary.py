@@ -85,6 +85,11 @@ __all__ = [
 ]
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 comparison"``, ``"3 comparisons"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def signed(x: float, digits: int = 2) -> str:
     """``x`` with its sign to ``digits`` decimals, as the book prints a difference: a value that rounds to zero
     reads ``+0.00``, never ``-0.00``."""
@@ -696,9 +701,10 @@ def verdict_counts(table: pd.DataFrame) -> str:
     sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
         m, kept = int(table[HOLM].notna().sum()), sided[sided[HOLM] < 0.05]
-        text += (f". Each verdict reads its own 95% interval; corrected for making {m} comparisons at once "
-                 f"(Holm's method, valid although they share runs), {len(kept)} of the {len(sided)} sided "
-                 f"verdicts (those that agree or disagree) keep p < 0.05: after the correction ours agree on "
+        text += (f". Each verdict reads its own 95% interval; corrected for making {_count(m, 'comparison')} at once "
+                 f"(Holm's method, valid although they share runs), {len(kept)} of the "
+                 f"{_count(len(sided), 'sided verdict')} (those that agree or disagree) "
+                 f"{'keeps' if len(kept) == 1 else 'keep'} p < 0.05: after the correction ours agree on "
                  f"{int((kept.verdict == 'agrees').sum())} and disagree on {int((kept.verdict == 'disagrees').sum())}")
     if len(sided) and BEATS_INPUT in table:
         idle = [r for r in sided.to_dict("records")
@@ -739,8 +745,8 @@ def lead_claims(table: pd.DataFrame) -> dict[str, int]:
 def lead_phrase(lead: dict[str, int]) -> str:
     """:func:`lead_claims`' counts as a sentence says them (lower case, no full stop): every one of the ``n``
     accounted for — supported, contradicted and inconclusive."""
-    return (f"of the {lead['n']} comparisons with a verdict in which the paper has the first method ahead (its "
-            f"claims proper), ours **support {lead['agrees']}**, **contradict {lead['disagrees']}** and leave "
+    return (f"of the {_count(lead['n'], 'comparison')} with a verdict in which the paper has the first method ahead "
+            f"(its claims proper), ours **support {lead['agrees']}**, **contradict {lead['disagrees']}** and leave "
             f"{lead['inconclusive']} inconclusive")
 
 

@@ -168,8 +168,8 @@ def test_a_results_file_carries_its_provenance_and_no_machine_path(smoke_results
     assert facts.loc["code"].iloc[0].endswith(": the current library") and at_scale.library(result) == \
         "the current library"
     older = dataclasses.replace(result, provenance={**p, "code": {**p["code"], "evaluation": "0" * 12}})
-    assert at_scale.library(older) == (f"an older library (commit {(p['code']['commit'] or 'unknown')[:7]}; its "
-                                       "evaluation code is not this build's)")  # the book says so beside its numbers
+    assert at_scale.library(older) == (f"another library, commit {(p['code']['commit'] or 'unknown')[:12]}, whose "
+                                       "evaluation code differs from this build's")  # the book says so beside it
     assert facts.loc["training images"].iloc[0] == f"the bundled photographs ({len(data.BUILTIN_TRAIN)} training)"
     p["data"]["note"] = "BSDS500: its 200 training photographs"
     assert at_scale.describe(result).loc["the photographs, as described"].iloc[0] == p["data"]["note"]

@@ -160,7 +160,7 @@ def test_holm_adjusts_the_comparisons_that_carry_a_verdict_and_the_count_says_ho
     t[summary.HOLM] = summary.holm(t["paired p"])
     assert np.allclose(t[summary.HOLM], [0.003, 0.06, 0.4])
     assert "making 3 comparisons at once" in summary.verdict_counts(t)
-    assert "1 of the 2 sided verdicts (those that agree or disagree) keep p < 0.05: after the correction ours agree " \
+    assert "1 of the 2 sided verdicts (those that agree or disagree) keeps p < 0.05: after the correction ours agree " \
         "on 1 and disagree on 0" in summary.verdict_counts(t)
 
 
@@ -189,6 +189,12 @@ def test_verdict_counts_say_how_many_of_the_papers_claims_of_a_lead_are_supporte
         "ours **support 0**, **contradict 1** and leave 1 inconclusive" in line
     assert "the other sided verdict is on a row where the paper has it behind (RCL-EMD − SL (Den) on sr: agrees)" \
         in line
+    one = summary.lead_phrase({"n": 1, "agrees": 1, "disagrees": 0, "inconclusive": 0})
+    assert one.startswith("of the 1 comparison with a verdict")  # counts agree with their nouns
+    t = pd.DataFrame({"task": "sr", "comparison": ["RCL-EMD − N2N"], "verdict": ["disagrees"], "paired p": [0.01]})
+    t[summary.HOLM] = summary.holm(t["paired p"])
+    assert "making 1 comparison at once" in summary.verdict_counts(t)
+    assert "1 of the 1 sided verdict (those that agree or disagree) keeps p < 0.05" in summary.verdict_counts(t)
 
 
 def test_the_copy_control_below_the_input_is_read_per_level_and_by_both_aggregations():
