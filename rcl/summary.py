@@ -283,7 +283,8 @@ def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
     """Our PSNR and SSIM on ``task`` (the paper's mixed noise range): mean ± std over the (pre-training seed,
     trial) cells — seeds and trials for the methods pre-trained with every seed (:data:`rcl.methods.SEEDED`),
     trials for the others — in Table 1's order.
-    "± over" says which, per row: a std over the trials of one network is not a spread over pre-training."""
+    "± over" says which, per row: a std over the trials of one network is not a spread over pre-training. A
+    reference that is the same in every cell (the task's input) shows its value alone."""
     pt = per_trial(df)
     pt = pt[pt.task == task]
     agg = pt.groupby("method")[["psnr", "ssim"]].agg(["mean", "std"])
@@ -297,6 +298,11 @@ def method_table(df: pd.DataFrame, task: str) -> pd.DataFrame:
         }
         for m in agg.index
     }
+    for m in set(rows) - set(ORDER):  # a reference (the task's input) scores the same test cases in every cell
+        if not (agg.loc[m, ("psnr", "std")] > 1e-9):  # so it has no spread to show (NaN with one cell)
+            rows[m] = {"PSNR (ours)": f"{agg.loc[m, ('psnr', 'mean')]:.2f}",
+                       "SSIM (ours)": f"{agg.loc[m, ('ssim', 'mean')]:.3f}",
+                       "± over": "— (no network: the same in every cell)"}
     order = [m for m in ORDER if m in rows] + sorted(set(rows) - set(ORDER))
     return pd.DataFrame.from_dict(rows, orient="index").reindex(order).rename(index=_name)
 

@@ -28,6 +28,9 @@ def test_method_table_is_mean_and_std_over_trials():
     per_trial = df[df.method == "n2n"].groupby("trial").psnr.mean()
     assert t.loc["N2N", "PSNR (ours)"] == f"{per_trial.mean():.2f} ± {per_trial.std():.2f}"
     assert list(t.index) == ["N2N", "RCL-EMD", "noisy input"]  # Table 1's order, references last
+    same = df.assign(psnr=df.psnr.where(df.method != "noisy input", 25.0))  # the input: one value in every cell
+    row = summary.method_table(same, "denoise").loc["noisy input"]
+    assert row["PSNR (ours)"] == "25.00" and row["± over"].startswith("— (no network")  # no spread it cannot have
 
 
 def test_table1_quotes_the_paper_only_in_paper_columns():
