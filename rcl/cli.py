@@ -182,10 +182,6 @@ def _proxy_sets(items: list[str] | None, option: str, why: str, settable: tuple[
     return proxy
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from rcl import cache, config, evaluate, runs, summary
 
@@ -204,7 +200,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     table = table.set_index("condition").loc[summary.conditions(rows)].reset_index()  # by σ, then the mixed range
     print(f"{trained['method']} on {args.task}, test images: "
           f"{args.test_dir or args.test_dataset or trained['dataset'] + ' test split'} "
-          f"({_count(rows.image.nunique(), 'image')}, {_count(cfg.trials, 'trial')})")
+          f"({summary.count_of(rows.image.nunique(), 'image')}, {summary.count_of(cfg.trials, 'trial')})")
     print(table.round(3).to_string(index=False))
     if args.out:
         cache.atomic_write_text(args.out, rows.to_csv(index=False))  # never half-written, even when interrupted

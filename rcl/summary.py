@@ -57,6 +57,7 @@ __all__ = [
     "improves_on_input",
     "level_sides",
     "input_margins",
+    "count_of",
     "interval_over",
     "interval_table",
     "lead_claims",
@@ -85,8 +86,8 @@ __all__ = [
 ]
 
 
-def _count(n: int, noun: str) -> str:
-    """``"1 comparison"``, ``"3 comparisons"``."""
+def count_of(n: int, noun: str) -> str:
+    """``"1 comparison"``, ``"3 comparisons"``: a count with its noun in the number the count needs."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
@@ -707,9 +708,9 @@ def verdict_counts(table: pd.DataFrame) -> str:
     sided = table[table.verdict.isin(VERDICTS[:2])] if len(table) else table
     if len(sided) and HOLM in table:
         m, kept = int(table[HOLM].notna().sum()), sided[sided[HOLM] < 0.05]
-        text += (f". Each verdict reads its own 95% interval; corrected for making {_count(m, 'comparison')} at once "
+        text += (f". Each verdict reads its own 95% interval; corrected for making {count_of(m, 'comparison')} at once "
                  f"(Holm's method, valid although they share runs), {len(kept)} of the "
-                 f"{_count(len(sided), 'sided verdict')} (those that agree or disagree) "
+                 f"{count_of(len(sided), 'sided verdict')} (those that agree or disagree) "
                  f"{'keeps' if len(kept) == 1 else 'keep'} p < 0.05: after the correction ours agree on "
                  f"{int((kept.verdict == 'agrees').sum())} and disagree on {int((kept.verdict == 'disagrees').sum())}")
     if len(sided) and BEATS_INPUT in table:
@@ -725,7 +726,8 @@ def verdict_counts(table: pd.DataFrame) -> str:
     lead = lead_claims(table)
     if lead["n"]:  # the paper's claims proper: the method under test ahead of another
         behind = table[table.verdict.isin(VERDICTS[:2]) & (table["paper (dB)"] < 0)]
-        text += ". " + lead_phrase(lead)[0].upper() + lead_phrase(lead)[1:]
+        phrase = lead_phrase(lead)
+        text += ". " + phrase[0].upper() + phrase[1:]
         if len(behind):
             text += ("; the other sided verdict is on a row" if len(behind) == 1 else "; the other sided verdicts are "
                      "on rows") + " where the paper has it behind (" + ", ".join(
@@ -751,7 +753,7 @@ def lead_claims(table: pd.DataFrame) -> dict[str, int]:
 def lead_phrase(lead: dict[str, int]) -> str:
     """:func:`lead_claims`' counts as a sentence says them (lower case, no full stop): every one of the ``n``
     accounted for — supported, contradicted and inconclusive."""
-    return (f"of the {_count(lead['n'], 'comparison')} with a verdict in which the paper has the first method ahead "
+    return (f"of the {count_of(lead['n'], 'comparison')} with a verdict in which the paper has the first method ahead "
             f"(its claims proper), ours **support {lead['agrees']}**, **contradict {lead['disagrees']}** and leave "
             f"{lead['inconclusive']} inconclusive")
 
@@ -925,6 +927,21 @@ def label_pairs(df: pd.DataFrame) -> pd.DataFrame:
     return per_seed.pivot_table(index=["labels", "seed"], columns="arm", values="psnr").dropna()
 
 
+def _gain_intervals(rows: pd.DataFrame, levels: list[str]) -> dict:
+    """RCL+SL minus SL of the label study's ``rows``, per group of ``levels``: :func:`rcl.stats.seeds_by_images` of
+    each group's table of differences (a row per seed, a column per test image where rows have images), keyed by
+    the group; empty where an arm is missing."""
+    by = ["arm", *levels, "seed"] + (["image"] if "image" in rows else [])
+    cells = rows.groupby(by).psnr.mean().unstack("arm")
+    if not {"RCL+SL", "SL"} <= set(cells):
+        return {}
+    out = {}
+    for key, d in (cells["RCL+SL"] - cells["SL"]).groupby(level=levels if len(levels) > 1 else levels[0]):
+        d = d.droplevel(levels)
+        out[key] = seeds_by_images(d.unstack("image") if "image" in rows else d.to_frame())
+    return out
+
+
 def label_gains(df: pd.DataFrame) -> pd.DataFrame:
     """RCL+SL minus SL PSNR per label count (the paper's mixed noise range): the mean, the std over seeds (of
     each seed's mean over the test images), the numbers of seeds and test images, and the 95% interval. A seed
@@ -933,13 +950,8 @@ def label_gains(df: pd.DataFrame) -> pd.DataFrame:
     as a sample too (:func:`rcl.stats.crossed_interval`, as :func:`rcl.stats.paired_difference` does for the
     proxy comparisons), else it is Student's t over the seeds (:func:`rcl.stats.t_interval`). Each count's
     numbers come from one table: its seeds with both arms, and the test images every such seed has."""
-    by = ["arm", "labels", "seed"] + (["image"] if "image" in df else [])
-    cells = paper_cases(_arms(df)).groupby(by).psnr.mean().unstack("arm")
-    diff = cells["RCL+SL"] - cells["SL"] if {"RCL+SL", "SL"} <= set(cells) else pd.Series(dtype=float)
     rows = {}
-    for k, d in diff.groupby(level="labels"):
-        per_seed = d.droplevel("labels")
-        r = seeds_by_images(per_seed.unstack("image") if "image" in df else per_seed.to_frame())
+    for k, r in _gain_intervals(paper_cases(_arms(df)), ["labels"]).items():
         if r["n"]:
             rows[k] = {"gain (dB)": r["mean"], "std over seeds": r["seed_std"], "seeds": r["n"],
                        "test images": r["n_images"], "95% CI low": r["ci95"][0], "95% CI high": r["ci95"][1]}
@@ -963,14 +975,8 @@ def label_gain_intervals_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
     the seeds): cells ``"+0.12 [-0.10, 0.34]"``; with one seed, the mean alone."""
     if "condition" not in df:
         return pd.DataFrame()
-    by = ["arm", "labels", "condition", "seed"] + (["image"] if "image" in df else [])
-    cells = _arms(df).groupby(by).psnr.mean().unstack("arm")
-    if not {"RCL+SL", "SL"} <= set(cells):
-        return pd.DataFrame()
     out: dict[tuple, str] = {}
-    for (k, cond), d in (cells["RCL+SL"] - cells["SL"]).groupby(level=["labels", "condition"]):
-        d = d.droplevel(["labels", "condition"])
-        r = seeds_by_images(d.unstack("image") if "image" in df else d.to_frame())
+    for (k, cond), r in _gain_intervals(_arms(df), ["labels", "condition"]).items():
         if r["n"]:
             lo, hi = r["ci95"]
             out[(k, cond)] = signed(r["mean"]) + (f" [{lo:.2f}, {hi:.2f}]" if r["n"] > 1 else "")
