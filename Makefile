@@ -13,7 +13,7 @@ help:
 	@echo "make book    set up, execute every notebook at PROFILE=$(PROFILE) and render the book"
 	@echo "make test    set up and run every test (notebooks at the smoke profile, the book build)"
 	@echo "make sensitivity  run the sensitivity study (proxy evaluations, as notebook 04) that notebook 06 shows;"
-	@echo "             half an hour to an hour at PROFILE=cpu after make book; then make book shows it"
+	@echo "             an hour to an hour and a half at PROFILE=cpu after make book; then make book shows it"
 	@echo "make backbones    run the backbone study (plain, residual, input-concat U-Nets) that notebook 03"
 	@echo "             shows; 5 to 8 minutes at PROFILE=cpu after make book"
 	@echo "make setup   only create $(VENV) and install requirements.txt"

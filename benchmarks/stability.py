@@ -7,7 +7,8 @@ was checked against float32 on the `cpu` profile's 400 steps. This script trains
 config), through the engine, into ``--runs-dir`` (finished runs are reused), and prints for each run:
 
 * the largest logged loss and its step, and the *spikes*: how many logged steps, from the sixth logged loss
-  on, exceed ``--spike`` times the median of the losses logged before them, and the first of them;
+  on, exceed ``--spike`` times the median of the losses logged before them, and the first of them
+  (:mod:`rcl.stability`, which notebook 06 reads the sensitivity study's runs with);
 * the final loss, or where the run stopped on a non-finite loss;
 * Adam's scale at the last step (the run's final checkpoint): the median over the network's parameters of
   ``√v̂``, the bias-corrected root mean square of the parameter's gradients, and the share of parameters whose
@@ -32,22 +33,11 @@ whether a setting (Adam's ε or learning rate, the batch) changes the picture; t
 from __future__ import annotations
 
 import argparse
-import statistics
 
 import torch
 
-from rcl import cli, config, evaluate, runs, train
+from rcl import cli, config, evaluate, runs, stability, train
 from rcl.methods import NAMED_CONFIGS, trained
-
-
-def spikes(history: list[dict], factor: float) -> list[tuple[int, float]]:
-    """The logged ``(step, loss)`` whose loss exceeds ``factor`` × the median of the losses logged before it."""
-    out, seen = [], []
-    for e in history:
-        if len(seen) >= 5 and e["loss"] > factor * statistics.median(seen):
-            out.append((e["step"], e["loss"]))
-        seen.append(e["loss"])
-    return out
 
 
 def adam_scale(run_dir, eps: float, beta2: float) -> tuple[float, float]:
@@ -68,15 +58,13 @@ def measure(method: str, profile: str, steps: int, seed: int, amp: bool, runs_di
         run = train.pretrain(cfg)
     except FloatingPointError as err:  # a diverged run is a result here, not a failure of the script
         return {**row, "stopped": str(err).split(" (")[0]}, None
-    history = run.history()
     median_root, below = adam_scale(run.path, cfg.eps, cfg.beta2)
-    worst = max(history, key=lambda e: e["loss"])
-    found = spikes(history, factor)
+    log = stability.summary(run.path, factor)
     pcfg = evaluate.proxy_config(run.path, profile, task="denoise")
     df, _ = evaluate.proxy_evaluate(run.path, pcfg, device=config.default_device())
     psnr = df.groupby("condition").psnr.mean()
-    return {**row, "max loss": worst["loss"], "at step": worst["step"], "spikes": len(found),
-            "first spike": found[0][0] if found else None, "final loss": history[-1]["loss"],
+    return {**row, "max loss": log["largest loss"], "at step": log["at step"], "spikes": log["spikes"],
+            "first spike": log["first spike"], "final loss": log["last loss"],
             "median √v̂": median_root, "√v̂ < ε": below,
             "PSNR σ=20": psnr.get("σ=20"), "PSNR mixed": psnr.get("σ~U[0,20]")}, pcfg
 
@@ -88,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1600, help="pre-training steps (default 1600)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--precisions", nargs="+", choices=["amp", "fp32"], default=["amp", "fp32"])
-    parser.add_argument("--spike", type=float, default=5.0, help="a spike: loss > this × the median so far")
+    parser.add_argument("--spike", type=float, default=stability.FACTOR,
+                        help="a spike: loss > this × the median so far (default: %(default)s, rcl.stability's)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a pre-training key (repeatable; not steps, seed, amp or runs_dir)")

@@ -42,6 +42,7 @@ layers below it; the exceptions are named where they are. The rules marked *neve
         apply        a finished run's network over one's own images of any size, tiled, into PNGs
         labels       the label-efficiency study: SL against RCL+SL as labels grow
         stats        paired differences, intervals over seeds × test images (crossed), t tests, bootstraps
+        stability    loss spikes in a run's log: logged losses far above the median of those before them
         datasets     the registry of real datasets, checksummed downloads, archives, layouts
 
     studies: the experiments the book reports; import anything below, and the sweeps.

@@ -37,7 +37,7 @@ from typing import NoReturn
 
 from rcl import __version__
 from rcl.config import ALL_TASKS, NAMED_CONFIGS, PROFILES
-from rcl.profiles import HEADLINE_SEEDS, STUDY_PROFILES, STUDY_WHY, TABLE
+from rcl.profiles import HEADLINE_SEEDS, STUDY_PROFILES, STUDY_TIMES, STUDY_WHY, TABLE
 from rcl.sweep_plan import parse_value as _parse_value  # noqa: F401 - one papermill-style value
 
 __all__ = ["build_parser", "main", "user_error"]
@@ -586,15 +586,15 @@ def _add_sensitivity(sub: argparse._SubParsersAction) -> None:
     se = sub.add_parser(
         "sensitivity",
         help="run (or resume) the sensitivity study that notebook 06 shows",
-        description="Vary RCL's temperature, α, g_e, distance, crop size and noise range one at a time, evaluate "
-        "each setting by the proxy protocol of notebook 04 (rcl.evaluate.study, as that notebook calls it; "
-        "several settings at once), and save the labelled rows as the 'sensitivity' result that notebook 06 "
-        "reads. At the cpu profile it takes half an hour to an hour on 2 cores after make book (which trains its "
+        description="Vary RCL's temperature, α, g_e, distance, crop size, noise range and pre-training steps one at a "
+        "time, evaluate each setting by the proxy protocol of notebook 04 (rcl.evaluate.study, as that notebook "
+        "calls it; several settings at once), and save the labelled rows as the 'sensitivity' result that notebook 06 "
+        f"reads. At the cpu profile it takes {STUDY_TIMES['sensitivity']} on 2 cores after make book (which trains its "
         "default setting); finished runs and evaluations are reused, so an interrupted study resumes.",
     )
     se.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
-                    help="the study's scale: smoke (seconds) or cpu (half an hour to an hour) (default: %(default)s); "
-                    "not gpu: " + STUDY_WHY)
+                    help=f"the study's scale: smoke (seconds) or cpu ({STUDY_TIMES['sensitivity']}) (default: "
+                    "%(default)s); not gpu: " + STUDY_WHY)
     se.add_argument("--seeds", default=None, help="comma-separated seeds (default: the profile's, e.g. 0,1,2)")
     se.add_argument("--jobs", type=int, default=None,
                     help="settings evaluated at once, each in its own process with cores/N threads (default: one "
@@ -610,8 +610,9 @@ def _add_backbones(sub: argparse._SubParsersAction) -> None:
         help="run (or reload) the backbone study that notebook 03 shows",
         description="Pre-train copy-the-input, the Oracle, N2N, RCL-EMD and consistency-only with each U-Net "
         "backbone (plain, residual, input at the top decoder level), add a randomly initialised network, and "
-        "evaluate each end to end and under the proxy protocol per noise level. At the cpu profile 5 to 8 "
-        "minutes on 2 cores after make book (the default backbone's runs are the book's own, reused).",
+        f"evaluate each end to end and under the proxy protocol per noise level. At the cpu profile "
+        f"{STUDY_TIMES['backbones']} on 2 cores after make book (the default backbone's runs are the book's own, "
+        "reused).",
     )
     bb.add_argument("--profile", choices=STUDY_PROFILES, default="cpu",
                     help="the study's scale: smoke (seconds) or cpu (minutes) (default: %(default)s); not gpu: "

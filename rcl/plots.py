@@ -22,7 +22,7 @@ from torch import Tensor
 from rcl import noise as _noise
 
 __all__ = ["FACTOR_TITLES", "INPUT_COLOR", "image_grid", "nlf_curves", "nlf_explorer", "sensitivity_factors",
-           "set_style", "to_numpy_image"]
+           "set_style", "to_numpy_image", "training_length"]
 
 
 def set_style() -> None:
@@ -124,15 +124,59 @@ def nlf_explorer(y: Tensor, seed: int = 0):
 #: The colour of the test input's line and marks in the sensitivity figures (apart from the default setting's orange).
 INPUT_COLOR = "C2"
 #: Panel titles of the sensitivity figures, by factor name (the others are shown as named).
-FACTOR_TITLES = {"tau": "τ", "alpha": "α"}
+FACTOR_TITLES = {"tau": "τ", "alpha": "α", "steps": "pre-training steps"}
+
+
+def training_length(points: pd.DataFrame, sigma: str, spiked: pd.DataFrame | None = None) -> plt.Figure:
+    """The sensitivity study's length of pre-training at one noise level (``points``:
+    :func:`rcl.sensitivity.analyse`'s ``steps_points``): each pre-training seed's PSNR minus the input's against
+    the steps (log scale), one line per seed and their mean; random init's seeds as a grey band (its range) with
+    its mean dash-dotted; the input at zero (dotted, green). Runs whose loss log shows a spike (``spiked``: rows
+    of ``steps`` and ``seed``, :func:`rcl.sensitivity.training_logs`) are circled in red. A run more than 1 dB
+    below the input and below the axis the others need is marked at the axis' foot with its value."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    runs = points[points.steps.notna()].sort_values("steps")
+    for seed, g in runs.groupby("seed"):
+        ax.plot(g.steps, g["− input (dB)"], marker="o", ms=4, lw=1, alpha=0.6, label=f"seed {seed}")
+    mean = runs.groupby("steps")["− input (dB)"].mean()
+    ax.plot(mean.index, mean.to_numpy(), color="k", lw=2, label="mean over seeds")
+    init = points[points.setting == "Random init"]["− input (dB)"]
+    if len(init):
+        ax.axhspan(init.min(), init.max(), color="C7", alpha=0.2, lw=0)
+        ax.axhline(init.mean(), color="C7", lw=1, ls="-.", label="random init (its seeds' range shaded)")
+    ax.axhline(0, color=INPUT_COLOR, lw=1.2, ls=":", label="the test input")
+    # a diverged run scores many dB below the rest: the axis keeps to the others and the input, with the
+    # runs below it marked at its foot with their value
+    values = points["− input (dB)"]
+    core = pd.concat([values[values > -1.0], pd.Series([0.0])])
+    pad = max(0.05, 0.15 * (core.max() - core.min()))
+    bottom, top = core.min() - pad, core.max() + pad
+    ax.set_ylim(bottom, top)
+    foot = bottom + 0.05 * (top - bottom)
+    runs = runs.assign(y=runs["− input (dB)"].clip(lower=foot))
+    for r in runs[runs["− input (dB)"] < foot].to_dict("records"):
+        ax.scatter(r["steps"], foot, marker="v", color="k", zorder=4)
+        ax.annotate(f"seed {r['seed']}: {r['− input (dB)']:.1f} dB", (r["steps"], foot), fontsize=8, xytext=(-8, 2),
+                    textcoords="offset points", ha="right")  # fmt: skip
+    if spiked is not None and len(spiked):
+        hit = runs.merge(spiked[["steps", "seed"]].astype(float), on=["steps", "seed"])
+        ax.scatter(hit.steps, hit.y, s=120, facecolors="none", edgecolors="red", lw=1.5, zorder=4,
+                   label="its loss spiked")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(runs.steps.unique()), [f"{int(v)}" for v in sorted(runs.steps.unique())])
+    ax.set_xlabel("pre-training steps (log scale)")
+    ax.set_ylabel(f"PSNR − input at {sigma} (dB)")
+    ax.set_title(f"RCL-EMD's proxy PSNR at {sigma} as pre-training grows")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
+    return fig
 
 
 def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabel: str) -> plt.Figure:
     """One panel per factor of the sensitivity study: each setting's mean PSNR with its std over seeds as error
-    bars, the default setting in orange, N2N (solid), the Oracle (dashed) and the test inputs as they are
-    (dotted, green: a setting below it has learnt nothing) as horizontal lines, and in the noise panel N2N (grey
-    squares) and the input (green crosses) at each noise range (``points`` and ``refs``:
-    :func:`rcl.sensitivity.factor_points`); one legend for every panel's marks."""
+    bars, the default setting in orange, N2N (solid), the Oracle (dashed), random init (dash-dotted, grey: the
+    untrained network) and the test inputs as they are (dotted, green: a setting below it has learnt nothing) as
+    horizontal lines, and in the noise panel N2N (grey squares) and the input (green crosses) at each noise range
+    (``points`` and ``refs``: :func:`rcl.sensitivity.factor_points`); one legend for every panel's marks."""
     factors = list(dict.fromkeys(points.factor))
     fig, axes = plt.subplots(1, len(factors), figsize=(2.6 * len(factors), 3.6), sharey=True)
     axes = np.atleast_1d(axes)
@@ -148,6 +192,8 @@ def sensitivity_factors(points: pd.DataFrame, refs: pd.Series, title: str, ylabe
             ax.axhline(refs["N2N"], color="k", lw=1, label="N2N")
         if "Oracle" in refs:
             ax.axhline(refs["Oracle"], color="k", lw=1, ls="--", label="Oracle")
+        if "Random init" in refs:
+            ax.axhline(refs["Random init"], color="C7", lw=1, ls="-.", label="random init")
         if "Input" in refs:
             ax.axhline(refs["Input"], color=INPUT_COLOR, lw=1.2, ls=":", label="the test input")
         if factor == "noise":

@@ -17,12 +17,16 @@ from typing import Any
 from rcl.methods import METHODS, family
 
 __all__ = ["ALL_METHODS", "ALL_TASKS", "CPU_METHODS", "CROP", "DENSE_CL", "HEADLINE_SEEDS", "PROFILES", "PROXY_KEYS",
-           "STUDY_PROFILES", "STUDY_WHY", "TABLE", "check_study", "values"]
+           "STUDY_PROFILES", "STUDY_TIMES", "STUDY_WHY", "TABLE", "check_study", "values"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 #: The profiles the published studies (rcl.sensitivity, rcl.backbones) run at, and why not the other.
 STUDY_PROFILES = ("smoke", "cpu")
 STUDY_WHY = "the studies train on the bundled photographs, whose tiles cannot fill the gpu profile's batch"
+#: How long each study takes at the cpu profile on two cores after `make book` (which trains the runs they share
+#: with the book), in the words the command-line help, the Makefile, the READMEs and notebook 06 use (the docs are
+#: checked against these by tests/test_publishing.py).
+STUDY_TIMES = {"sensitivity": "an hour to an hour and a half", "backbones": "5 to 8 minutes"}
 
 #: Every pre-training method, in the paper's table order (:data:`rcl.methods.REGISTRY`).
 ALL_METHODS = list(METHODS)

@@ -5,8 +5,9 @@ call it).
 
 The study varies the temperature τ (absolute, and relative to the batch's median distance), the weight α of the
 contrastive term, the consistency encoder ``g_e`` (none: the contrastive loss alone), the residual distance, the
-crop size and the noise range of the data, and measures RCL's representation with the proxy protocol of notebook
-04 on denoising and super-resolution, over several seeds. Noise2Noise and the supervised Oracle, at the default
+crop size, the noise range of the data and the length of pre-training (:data:`STEPS_MULTIPLES` of the profile's
+steps: does the method gain from training longer?), and measures RCL's representation with the proxy protocol of
+notebook 04 on denoising and super-resolution, over several seeds. Noise2Noise and the supervised Oracle, at the default
 setting, are its references; Noise2Noise is also run at each noise range (which changes the test data too).
 
 :func:`plan` lists the settings; :func:`run` evaluates each distinct setting and seed with
@@ -38,16 +39,17 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rcl import config, evaluate, paper, profiles, results, stats, train, workers
+from rcl import config, evaluate, paper, profiles, results, stability, stats, train, workers
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
-from rcl.summary import signed
+from rcl.summary import count_of, signed
 
-__all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "TASKS",
-           "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load", "per_noise_level",
-           "plan", "rank_named", "run", "seeds_of", "settings", "study_arguments"]
+__all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "STEPS_MULTIPLES",
+           "TASKS", "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load",
+           "per_noise_level", "plan", "rank_named", "run", "seeds_of", "settings", "spikes_line", "study_arguments",
+           "training_logs"]
 
-FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise")  # in the order the notebook shows them
+FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise", "steps")  # in the order the notebook shows them
 TASKS = ("denoise", "sr")  # every setting is evaluated on these
 #: The study pre-trains on the built-in photographs at every profile (notebook 04's default dataset).
 DATASET = "builtin"
@@ -64,6 +66,8 @@ PUBLISHED_BY = ("factor", "setting", "default", "method", "task", "seed", "condi
 PUBLISHED_PER = ("profile", "dataset")
 #: The test inputs scored as they are (noisy input, bicubic), from N2N's evaluation at each noise range: the bar.
 INPUT = "Input"
+#: The steps factor's pre-training lengths, as multiples of the profile's steps.
+STEPS_MULTIPLES = (0.25, 0.5, 1, 2, 4, 8)
 
 
 def _round8(v: float) -> int:
@@ -76,7 +80,7 @@ def plan(profile: str = "cpu") -> pd.DataFrame:
     runs (``factor="reference"``)."""
     profiles.check_study(config.check_profile(profile))
     cfg = train.make_config("rcl-emd", profile)
-    p = {f: getattr(cfg, f) for f in ("tau", "alpha", "crop", "sigma_max", "g_e", "g_e_arch", "tile")}
+    p = {f: getattr(cfg, f) for f in ("tau", "alpha", "crop", "sigma_max", "g_e", "g_e_arch", "tile", "steps")}
     encoders = ["random", "self-supervised", "none"]
     if p["g_e"] == "imagenet" or imagenet_weights_path(p["g_e_arch"]).exists():
         encoders.insert(0, "imagenet")
@@ -89,6 +93,9 @@ def plan(profile: str = "cpu") -> pd.DataFrame:
         "crop": [(f"crop {c}", "rcl-emd", {"crop": c})
                  for c in sorted({_round8(p["crop"] * 2 / 3), p["crop"], min(p["tile"], _round8(p["crop"] * 4 / 3))})],
         "noise": [(f"σ ∈ [0, {s:g}]", "rcl-emd", {"sigma_max": s}) for s in (10.0, 20.0, 40.0)],
+        # a quarter to eight times the profile's pre-training: does RCL-EMD learn more with longer training?
+        "steps": [(count_of(n, "step"), "rcl-emd", {"steps": n})
+                  for n in sorted({max(1, round(p["steps"] * m)) for m in STEPS_MULTIPLES})],
     }  # fmt: skip
     rows = []
     for factor, settings_ in values.items():
@@ -306,6 +313,7 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
                                         "std over seeds": d.std(), "seeds": len(d), "95% CI low": lo,
                                         "95% CI high": hi})  # fmt: skip
     out["distances"] = _distance_differences(per_seed)
+    out["steps"], out["steps_change"], out["steps_points"] = _training_length(table, task)
     out["vs_input"] = _against_input(per_seed, comparable)
     out["per_sigma"] = per_noise_level(table, task)
     return out
@@ -375,6 +383,124 @@ def _distance_differences(per_seed: pd.DataFrame) -> pd.DataFrame:
         rows.append({"comparison": f"EMD − {other.removeprefix('d = ')}", "mean (dB)": d.mean() if len(d) else math.nan,
                      "95% CI low": lo, "95% CI high": hi, "seeds": len(d)})  # fmt: skip
     return pd.DataFrame(rows, columns=["comparison", "mean (dB)", "95% CI low", "95% CI high", "seeds"])
+
+
+def _steps_of(setting: str) -> int:
+    """The pre-training steps of a steps-factor setting (``"400 steps"``: 400)."""
+    return int(setting.split()[0])
+
+
+def _top_sigma(table: pd.DataFrame) -> str | None:
+    """The highest noise level of the study's σ grid (``"σ=20"``), where there is most noise to remove; None for
+    a study without a grid."""
+    grid = [c for c in table.get("condition", pd.Series(dtype=str)).unique() if c.startswith("σ=")]
+    return max(grid, key=lambda c: float(c[2:]), default=None)
+
+
+def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Does RCL-EMD's network learn to denoise better the longer it is pre-trained? The steps factor's settings (a
+    quarter to eight times the profile's steps, :data:`STEPS_MULTIPLES`), shortest first, at the grid's highest σ
+    (the mixed range rewards a network that stays close to its input, notebook 04 §6b): each setting's PSNR minus
+    the input's (has it learnt to denoise at all?) and minus random init's (more than an untrained network's
+    features give?), paired by pre-training seed, with 95% Student's t intervals over seeds; the change from the
+    shortest to the longest, paired the same way; and the per-seed points (``setting``, ``steps``, ``seed``,
+    ``− input (dB)``; random init's with no steps) that :func:`rcl.plots.training_length` draws. Empty without the
+    factor, the grid, or the references' rows."""
+    columns = ["setting", "steps", "σ", "− input (dB)", "− input low", "− input high", "− random init (dB)",
+               "− random init low", "− random init high", "seeds"]  # fmt: skip
+    point_columns = ["setting", "steps", "seed", "− input (dB)"]
+    empty = pd.DataFrame(columns=columns), pd.Series(dtype=object), pd.DataFrame(columns=point_columns)
+    top = _top_sigma(table)
+    if top is None or "steps" not in set(table.factor):
+        return empty
+    per_seed = _per_seed(table[table.task == task], task, top)
+    wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
+    if not {INPUT, "Random init"} <= set(wide):
+        return empty
+    names = sorted(per_seed[per_seed.factor == "steps"].setting.unique(), key=_steps_of)
+
+    def paired(a: pd.Series) -> list[float]:
+        d = a.dropna().to_numpy()
+        return [float(d.mean()) if len(d) else math.nan, *stats.t_interval(d)]
+
+    rows = [dict(zip(columns, [name, _steps_of(name), top, *paired(wide[name] - wide[INPUT]),
+                               *paired(wide[name] - wide["Random init"]), int(wide[name].notna().sum())]))
+            for name in names]  # fmt: skip
+    change = pd.Series(dtype=object)
+    if len(names) > 1:
+        change = pd.Series(dict(zip(["from", "to", "σ", "change (dB)", "95% CI low", "95% CI high"],
+                                    [names[0], names[-1], top, *paired(wide[names[-1]] - wide[names[0]])])))
+    points = pd.DataFrame([[name, _steps_of(name) if name in names else math.nan, seed, v]
+                           for name in [*names, "Random init"]
+                           for seed, v in (wide[name] - wide[INPUT]).dropna().items()], columns=point_columns)
+    return pd.DataFrame(rows, columns=columns), change, points
+
+
+def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) -> list[str]:
+    """:func:`_training_length` as a Markdown bullet line: each length against the input and random init at the
+    grid's highest σ, the change from the shortest to the longest, and which way it goes (nothing is judged on one
+    seed)."""
+    if steps is None or change is None or not len(steps) or not len(change):
+        return []
+    c = lambda r, k: f"{signed(r[f'− {k} (dB)'])} [{r[f'− {k} low']:.2f}, {r[f'− {k} high']:.2f}]"  # noqa: E731
+    each = "; ".join(f"{r['setting']} {c(r, 'input')} / {c(r, 'random init')}" for r in steps.to_dict("records"))
+    lo, hi = change["95% CI low"], change["95% CI high"]
+    if math.isnan(lo):
+        verdict = "one seed: no interval, so no reading"
+    else:
+        last = steps.iloc[-1]
+        way = {1: "longer pre-training raises it", -1: "**longer pre-training lowers it**",
+               0: "no change is resolved"}[stats.direction(lo, hi)]  # fmt: skip
+        where = {1: "above", -1: "below", 0: "not distinguishable from"}[
+            stats.direction(last["− random init low"], last["− random init high"])]
+        sides = [stats.direction(a, b) for a, b in zip(steps["− random init low"], steps["− random init high"])]
+        verdict = (f"{way}, and at {last.setting} RCL-EMD is {where} random init; by their intervals "
+                   f"{sides.count(-1)} of the {len(steps)} lengths lie below random init and {sides.count(1)} above")
+    sigma = change["σ"].replace("σ=", "σ = ")
+    return [f"- **Training length** (RCL-EMD at {sigma}, where there is most noise to remove; each length minus the "
+            f"input / minus random init, paired by seed, 95% interval): {each}. From {change['from']} to "
+            f"{change['to']} its PSNR there changes by {signed(change['change (dB)'])} dB [{lo:.2f}, {hi:.2f}]: "
+            f"{verdict}. At the paper's scale (the `gpu` profile's 20,000 steps of a larger network and batch) this "
+            "is not measured here."]
+
+
+def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
+    """The loss log of each run of the steps factor (:func:`rcl.stability.summary`), by setting and seed, found in
+    ``runs_dir`` where :func:`run` put it: a network read after a loss spike is not the one the steps before it
+    made, so the length of pre-training is read with its runs' spikes. Column ``here`` is False (the rest empty)
+    for a run not in ``runs_dir``, as for a published study's."""
+    pl = plan(profile)
+    rows = []
+    for r in pl[pl.factor == "steps"].itertuples():
+        for seed in seeds:
+            pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
+            path = train.run_dir(train.make_config(r.method, profile, **pretrain))
+            here = (path / "result.json").exists()
+            log = stability.summary(path) if here else dict.fromkeys(["last loss", "largest loss", "at step",
+                                                                        "spikes", "first spike"], math.nan)  # fmt: skip
+            rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here, **log})
+    return pd.DataFrame(rows).sort_values(["steps", "seed"], ignore_index=True)
+
+
+def spikes_line(logs: pd.DataFrame) -> str:
+    """:func:`training_logs` in a sentence: how many of the runs spiked, from which length on, and where the logs
+    could not be read."""
+    if not len(logs) or not logs.here.any():
+        return ("The runs of the steps factor are not in this build's runs folder (the study shown was computed "
+                "elsewhere), so their loss logs cannot be read for spikes here.")
+    read = logs[logs.here]
+    spiked = read[read.spikes > 0]
+    text = (f"Of the {count_of(len(read), 'run')} of the steps factor whose logs are here, "
+            f"{len(spiked)} show a loss spike (a logged loss over {stability.FACTOR:g} × the median of those before "
+            "it, `rcl.stability`)")
+    if len(spiked):
+        counts = [(name, int((g > 0).sum()), len(g)) for name, g in read.groupby("setting", sort=False).spikes]
+        lengths = ", ".join(f"{name} ({n} of {m})" for name, n, m in counts if n)
+        text += (f": {lengths}; the earliest at step {int(spiked['first spike'].min())}. A network read after a "
+                 "spike is not the one the steps before it made, so the longer settings measure training through "
+                 "its instability as much as training longer")
+    missing = len(logs) - len(read)
+    return text + (f"; {count_of(missing, 'run')} not here" if missing else "") + "."
 
 
 def factor_points(table: pd.DataFrame, pl: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -471,6 +597,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
             side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
         lines.append(f"- **Distance, {r['comparison']}:** {signed(r['mean (dB)'])} dB, 95% CI [{lo:.2f}, {hi:.2f}] "
                      f"over {r['seeds']} seed(s), the test images fixed: {side}.")
+    lines += _training_length_line(a.get("steps"), a.get("steps_change"))
     if len(paper_setting):
         p = paper_setting.iloc[0]
         lines.append(f"- **The paper's own setting** (α = 10⁻³, EMD, τ = 0.1 as in SimCLR; `g_e` as available here): "

@@ -67,6 +67,28 @@ def test_citation_asks_readers_to_cite_the_paper_too():
     assert "please also cite the paper" in " ".join(citation["message"].split())
 
 
+def test_the_docs_give_each_studys_time_as_the_profile_table_does():
+    """The time a study takes at the cpu profile has one home (rcl.profiles.STUDY_TIMES, which the command-line help
+    reads); the prose that repeats it says the same."""
+    from rcl.profiles import STUDY_TIMES
+
+    def words(path):
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            text = " ".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        return " ".join(text.split())
+
+    docs = {"sensitivity": ["README.md", "Makefile", "book/studies/README.md", "notebooks/06_sensitivity.ipynb"],
+            "backbones": ["README.md", "Makefile", "book/studies/README.md"]}
+    for study, paths in docs.items():
+        for path in paths:
+            assert STUDY_TIMES[study] in words(ROOT / path), f"{path} does not give {study}'s time as STUDY_TIMES"
+    for command in ("sensitivity", "backbones"):
+        out = subprocess.run([sys.executable, "-m", "rcl", command, "--help"], capture_output=True, text=True,
+                             cwd=ROOT, check=True).stdout
+        assert STUDY_TIMES[command] in " ".join(out.split())
+
+
 def test_changelog_names_the_current_version():
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(rf"^## \[?{re.escape(rcl.__version__)}\]?", changelog, re.MULTILINE)

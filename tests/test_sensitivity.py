@@ -319,3 +319,65 @@ def test_distances_are_compared_paired_by_seed_with_a_t_interval():
     one = sensitivity.analyse(pd.DataFrame([r for r in rows if r["seed"] == 0] + [{**r, "psnr": 29.5} for r in inputs
                                                                                  if r["seed"] == 0]))
     assert any("EMD − BD:**" in x and "one seed: no interval" in x for x in sensitivity.findings(one, "cpu"))
+
+
+def test_the_length_of_pre_training_is_read_at_the_highest_noise_level_paired_by_seed():
+    """The steps factor, shortest first, at the grid's highest σ, each against the input and random init seed by
+    seed; the change from the shortest to the longest says which way training longer goes. Here RCL-EMD falls from
+    level with random init at 100 steps to 0.5 dB below it at 1600, on every seed; at σ = 10 (not read) it rises."""
+    plan = sensitivity.plan("cpu")
+    steps = plan[plan.factor == "steps"]
+    cfg = train.make_config("rcl-emd", "cpu")
+    assert [sensitivity._steps_of(s) for s in steps.setting] == [round(cfg.steps * m)
+                                                                  for m in sensitivity.STEPS_MULTIPLES]
+    assert steps[steps.default].setting.tolist() == [f"{cfg.steps} steps"]
+    rows = [{"factor": factor, "setting": setting, "default": setting == "400 steps", "method": "x",
+             "task": "denoise", "seed": seed, "trial": 0, "image": "a", "condition": condition,
+             "psnr": psnr + 0.2 * seed + 0.01 * seed**2 + (0 if condition == "σ=20" else 5 + psnr / 10)}
+            for seed in (0, 1, 2) for condition in (evaluate.MIXED + "[0,20]", "σ=10", "σ=20")
+            for factor, setting, psnr in (("steps", "1600 steps", 29.5), ("steps", "100 steps", 30.0),
+                                          ("steps", "400 steps", 29.8), ("reference", "Random init", 30.0),
+                                          ("reference", "Input", 29.0))]  # fmt: skip
+    a = sensitivity.analyse(pd.DataFrame(rows))
+    s = a["steps"].set_index("setting")
+    assert list(s.index) == ["100 steps", "400 steps", "1600 steps"] and list(s.steps) == [100, 400, 1600]
+    assert set(s.σ) == {"σ=20"} and s.loc["1600 steps", "seeds"] == 3
+    last = s.loc["1600 steps"]
+    assert last["− random init (dB)"] == pytest.approx(-0.5) and last["− input (dB)"] == pytest.approx(0.5)
+    assert last["− random init high"] < 0 and s.loc["100 steps", "− random init (dB)"] == pytest.approx(0)
+    change = a["steps_change"]
+    assert (change["from"], change["to"], change["σ"]) == ("100 steps", "1600 steps", "σ=20")
+    assert change["change (dB)"] == pytest.approx(-0.5) and change["95% CI high"] < 0
+    points = a["steps_points"]
+    assert len(points) == 12 and points[points.setting == "Random init"].steps.isna().all()
+    (line,) = [x for x in sensitivity.findings(a, "cpu") if x.startswith("- **Training length")]
+    assert "at σ = 20" in line and "1600 steps +0.50" in line and "/ -0.50" in line and "by -0.50 dB" in line
+    assert "**longer pre-training lowers it**, and at 1600 steps RCL-EMD is below random init" in line
+    one = sensitivity.analyse(pd.DataFrame([r for r in rows if r["seed"] == 0]))
+    (line,) = [x for x in sensitivity.findings(one, "cpu") if x.startswith("- **Training length")]
+    assert "one seed: no interval" in line and "lowers" not in line
+    for without in ("Random init", "Input"):
+        b = sensitivity.analyse(pd.DataFrame([r for r in rows if r["setting"] != without]))
+        assert b["steps"].empty and not any("Training length" in x for x in sensitivity.findings(b, "cpu"))
+    ungridded = sensitivity.analyse(pd.DataFrame([{**r, "condition": evaluate.MIXED + "[0,20]"} for r in rows]))
+    assert ungridded["steps"].empty and ungridded["steps_points"].empty
+    points, refs = sensitivity.factor_points(pd.DataFrame(rows), plan, "denoise")
+    fig = plots.sensitivity_factors(points, refs, "denoise", "PSNR (dB)")
+    assert [ax.get_title() for ax in fig.axes] == ["pre-training steps"]
+    assert "random init" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["100 steps", "400 steps", "1600 steps"]
+
+
+def test_the_training_length_figure_keeps_a_diverged_run_from_hiding_the_rest():
+    points = pd.DataFrame([["100 steps", 100.0, 0, 0.2], ["800 steps", 800.0, 0, 0.0], ["100 steps", 100.0, 1, 0.1],
+                           ["800 steps", 800.0, 1, -7.0], ["Random init", float("nan"), 0, 0.3]],
+                          columns=["setting", "steps", "seed", "− input (dB)"])  # fmt: skip
+    spiked = pd.DataFrame({"steps": [800], "seed": [1]})
+    fig = plots.training_length(points, "σ = 20", spiked)
+    ax = fig.axes[0]
+    bottom, top = ax.get_ylim()
+    assert -1 < bottom < 0 < 0.3 < top  # the axis keeps to the others, the input and random init
+    assert any("seed 1: -7.0 dB" in t.get_text() for t in ax.texts)  # the diverged run, marked at the axis' foot
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"seed 0", "seed 1", "mean over seeds", "the test input", "its loss spiked"} <= set(labels)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "800"]

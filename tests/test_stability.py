@@ -1,0 +1,57 @@
+"""Loss spikes in a run's log (rcl.stability): what counts as one, a run's log in one row, and how the
+sensitivity study's steps factor is read with its runs' spikes."""
+
+import json
+import math
+
+import pandas as pd
+
+from rcl import sensitivity, stability, train
+
+
+def _log(losses):
+    return [{"step": 10 * (i + 1), "loss": v} for i, v in enumerate(losses)]
+
+
+def _write_log(run, losses):
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(e) for e in _log(losses)))
+
+
+def test_a_spike_is_a_loss_far_above_the_median_before_it_after_the_first_five():
+    flat = _log([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4])
+    assert stability.spikes(flat) == []
+    early = _log([1.0, 50.0, 0.8, 0.7, 0.6, 0.5])  # the start of training is high by nature: never a spike
+    assert stability.spikes(early) == []
+    late = _log([1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.6, 4.1, 300.0, 0.5])
+    assert stability.spikes(late) == [(80, 4.1), (90, 300.0)]  # 4.1 > 5 × 0.75, the median of the seven before
+    assert stability.spikes(late, factor=10.0) == [(90, 300.0)]
+
+
+def test_a_runs_log_in_one_row(tmp_path):
+    _write_log(tmp_path, [1, 0.9, 0.8, 0.7, 0.6, 0.5, 9, 0.4])
+    row = stability.summary(tmp_path)
+    assert row == {"last loss": 0.4, "largest loss": 9, "at step": 70, "spikes": 1, "first spike": 70}
+    empty = stability.summary(tmp_path / "nothing")
+    assert math.isnan(empty["largest loss"]) and empty["spikes"] == 0 and empty["first spike"] is None
+
+
+def test_the_steps_factors_runs_are_found_where_the_study_put_them(tmp_path):
+    plan = sensitivity.plan("smoke")
+    (name,) = plan[(plan.factor == "steps") & ~plan.default].setting
+    r = plan[plan.setting == name].iloc[0]
+    pretrain = sensitivity.study_arguments("smoke", [r.method], r.overrides, 4, tmp_path)["pretrain"]
+    path = train.run_dir(train.make_config(r.method, "smoke", **pretrain))
+    path.mkdir(parents=True)
+    (path / "result.json").write_text("{}")
+    _write_log(path, [1, 1, 1, 1, 1, 1, 8])
+    logs = sensitivity.training_logs("smoke", [4, 5], tmp_path)
+    assert list(logs.steps) == sorted(logs.steps) and len(logs) == 2 * (plan.factor == "steps").sum()
+    found = logs[logs.here]
+    assert found[["setting", "seed", "spikes", "first spike"]].values.tolist() == [[name, 4, 1, 70]]
+    line = sensitivity.spikes_line(logs)
+    assert line.startswith("Of the 1 run of the steps factor whose logs are here, 1 show a loss spike")
+    assert f"{name} (1 of 1); the earliest at step 70" in line and "3 runs not here." in line
+    calm = sensitivity.spikes_line(logs.assign(spikes=logs.spikes.where(~logs.here, 0)))
+    assert "0 show a loss spike" in calm and "instability" not in calm
+    assert "cannot be read for spikes here" in sensitivity.spikes_line(logs[~logs.here])
+    assert "cannot be read" in sensitivity.spikes_line(pd.DataFrame(columns=logs.columns))
