@@ -130,7 +130,7 @@ FACTOR_TITLES = {"tau": "τ", "alpha": "α", "steps": "pre-training steps"}
 def training_length(points: pd.DataFrame, sigma: str, spiked: pd.DataFrame | None = None) -> plt.Figure:
     """The sensitivity study's length of pre-training at one noise level (``points``:
     :func:`rcl.sensitivity.analyse`'s ``steps_points``): each pre-training seed's PSNR minus the input's against
-    the steps (log scale), one line per seed and their mean; random init's seeds as a grey band (its range) with
+    the steps (log scale), one line per seed and their median; random init's seeds as a grey band (its range) with
     its mean dash-dotted; the input at zero (dotted, green). Runs whose loss log shows a spike (``spiked``: rows
     of ``steps`` and ``seed``, :func:`rcl.sensitivity.training_logs`) are circled in red. A run more than 1 dB
     below the input and below the axis the others need is marked at the axis' foot with its value."""
@@ -138,8 +138,8 @@ def training_length(points: pd.DataFrame, sigma: str, spiked: pd.DataFrame | Non
     runs = points[points.steps.notna()].sort_values("steps")
     for seed, g in runs.groupby("seed"):
         ax.plot(g.steps, g["− input (dB)"], marker="o", ms=4, lw=1, alpha=0.6, label=f"seed {seed}")
-    mean = runs.groupby("steps")["− input (dB)"].mean()
-    ax.plot(mean.index, mean.to_numpy(), color="k", lw=2, label="mean over seeds")
+    middle = runs.groupby("steps")["− input (dB)"].median()  # not the mean: one diverged run would carry it away
+    ax.plot(middle.index, middle.to_numpy(), color="k", lw=2, label="median over seeds")
     init = points[points.setting == "Random init"]["− input (dB)"]
     if len(init):
         ax.axhspan(init.min(), init.max(), color="C7", alpha=0.2, lw=0)

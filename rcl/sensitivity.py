@@ -254,6 +254,12 @@ def _per_seed(table: pd.DataFrame, task: str, condition: str | None = None) -> p
     return t.groupby(["factor", "setting", "default", "seed"]).psnr.mean().reset_index()
 
 
+def _equal_budget(settings_: pd.DataFrame) -> pd.Series:
+    """Which rows train for the profile's steps: not the steps factor's others, which change the training budget
+    (and can diverge): they take no part in the seed noise, the best setting or the ranking."""
+    return (settings_.factor != "steps") | settings_.default
+
+
 def _own_test_set(settings_: pd.DataFrame) -> pd.Series:
     """Which RCL settings were scored on the default test set: not the noise factor's others, which change the test
     cases' noise range too (a narrower range has cleaner inputs and scores higher whatever it learnt)."""
@@ -285,7 +291,8 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
     rcl = settings_[settings_.factor != "reference"]
     comparable = settings_[_own_test_set(settings_)]
     default_mean = rcl[rcl.default].groupby("factor")["mean"].first()
-    noise = per_seed[per_seed.factor != "reference"].groupby(["factor", "setting"]).psnr.std().mean()
+    budget = per_seed[(per_seed.factor != "reference") & _equal_budget(per_seed)]  # the seed noise at equal budget
+    noise = budget.groupby(["factor", "setting"]).psnr.std().mean()
     rows = []
     for factor in [f for f in FACTORS if f in set(rcl.factor)]:
         s, measure = rcl[rcl.factor == factor], "PSNR"
@@ -303,7 +310,8 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
                      "matters": spread > 2 * noise})  # fmt: skip
     factors = pd.DataFrame(rows)
     # the best RCL setting overall (on the default test set) against N2N, seed by seed (same data and test set)
-    best = comparable.loc[comparable["mean"].idxmax()]
+    candidates = comparable[_equal_budget(comparable)]  # a longer training is not a setting of the same budget
+    best = candidates.loc[candidates["mean"].idxmax()]
     wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
     out = {"settings": settings_, "factors": factors, "seed_std": pd.Series({"mean seed std (dB)": noise})}
     if "N2N" in wide:
@@ -321,15 +329,18 @@ def analyse(table: pd.DataFrame, task: str = "denoise") -> dict[str, pd.DataFram
 
 def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataFrame:
     """PSNR minus the input's (:data:`INPUT`) paired by seed, with a 95% t interval over seeds: the Oracle (the
-    control), N2N, the RCL settings scored on the default test set (best first), then the other noise ranges',
-    each against the input at its own range. Empty without input rows."""
+    control), N2N, the RCL settings scored on the default test set (those at the profile's steps best first, then
+    the other lengths of pre-training), then the other noise ranges', each against the input at its own range.
+    Empty without input rows."""
     wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
     columns = ["setting", "− input (dB)", "95% CI low", "95% CI high", "seeds"]
     if INPUT not in wide:
         return pd.DataFrame(columns=columns)
     rcl = pd.concat([comparable[~comparable.default], comparable[comparable.default].head(1)])  # the default once
     ranges = per_seed[(per_seed.factor == "noise") & ~per_seed.default].setting.unique()
-    pairs = [(k, INPUT) for k in [*REFERENCES, *rcl.sort_values("mean", ascending=False).setting]]
+    same = rcl[_equal_budget(rcl)].sort_values("mean", ascending=False).setting  # best first, at the profile's steps
+    longer = rcl[~_equal_budget(rcl)].setting  # then the other lengths of pre-training, in plan order
+    pairs = [(k, INPUT) for k in [*REFERENCES, *same, *longer]]
     rows = []
     for setting, base in pairs + [(k, f"{INPUT}, {k}") for k in ranges]:
         if setting in wide and base in wide:
@@ -428,8 +439,12 @@ def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.S
             for name in names]  # fmt: skip
     change = pd.Series(dtype=object)
     if len(names) > 1:
-        change = pd.Series(dict(zip(["from", "to", "σ", "change (dB)", "95% CI low", "95% CI high"],
-                                    [names[0], names[-1], top, *paired(wide[names[-1]] - wide[names[0]])])))
+        per_seed_change = (wide[names[-1]] - wide[names[0]]).dropna()
+        change = pd.Series(dict(zip(["from", "to", "σ", "change (dB)", "95% CI low", "95% CI high", "median (dB)",
+                                     "seeds down", "seeds up", "seeds"],
+                                    [names[0], names[-1], top, *paired(per_seed_change), per_seed_change.median(),
+                                     int((per_seed_change < 0).sum()), int((per_seed_change > 0).sum()),
+                                     len(per_seed_change)])))  # fmt: skip
     points = pd.DataFrame([[name, _steps_of(name) if name in names else math.nan, seed, v]
                            for name in [*names, "Random init"]
                            for seed, v in (wide[name] - wide[INPUT]).dropna().items()], columns=point_columns)
@@ -438,30 +453,41 @@ def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.S
 
 def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) -> list[str]:
     """:func:`_training_length` as a Markdown bullet line: each length against the input and random init at the
-    grid's highest σ, the change from the shortest to the longest, and which way it goes (nothing is judged on one
-    seed)."""
+    grid's highest σ, the change from the shortest to the longest, and which way it goes. The rule, fixed before
+    reading: the change is *resolved* where its 95% interval over seeds excludes zero; where it does not, but
+    every seed moves the same way, the line says so with the median change (one run that diverges widens the
+    interval without changing the direction); otherwise no change is read. Nothing is judged on one seed."""
     if steps is None or change is None or not len(steps) or not len(change):
         return []
-    c = lambda r, k: f"{signed(r[f'− {k} (dB)'])} [{r[f'− {k} low']:.2f}, {r[f'− {k} high']:.2f}]"  # noqa: E731
-    each = "; ".join(f"{r['setting']} {c(r, 'input')} / {c(r, 'random init')}" for r in steps.to_dict("records"))
-    lo, hi = change["95% CI low"], change["95% CI high"]
-    if math.isnan(lo):
+    one = change["seeds"] < 2
+
+    def cell(r: dict, k: str) -> str:
+        return signed(r[f"− {k} (dB)"]) + ("" if one else f" [{r[f'− {k} low']:.2f}, {r[f'− {k} high']:.2f}]")
+
+    each = "; ".join(f"{r['setting']} {cell(r, 'input')} / {cell(r, 'random init')}" for r in steps.to_dict("records"))
+    lo, hi, n = change["95% CI low"], change["95% CI high"], change["seeds"]
+    moved = f"changes by {signed(change['change (dB)'])} dB" + ("" if one else f" [{lo:.2f}, {hi:.2f}]")
+    if one:
         verdict = "one seed: no interval, so no reading"
     else:
-        last = steps.iloc[-1]
-        way = {1: "longer pre-training raises it", -1: "**longer pre-training lowers it**",
-               0: "no change is resolved"}[stats.direction(lo, hi)]  # fmt: skip
-        where = {1: "above", -1: "below", 0: "not distinguishable from"}[
-            stats.direction(last["− random init low"], last["− random init high"])]
+        side = stats.direction(lo, hi)
+        if side:
+            way = "**longer pre-training lowers it**" if side < 0 else "longer pre-training raises it"
+        elif n in (change["seeds down"], change["seeds up"]):
+            ends = "lower" if change["seeds down"] == n else "higher"
+            way = (f"the interval does not resolve it, but **every seed ends {ends}** (median "
+                   f"{signed(change['median (dB)'])} dB)")
+        else:
+            way = (f"no change is resolved ({change['seeds down']} of {n} seeds end lower, {change['seeds up']} "
+                   "higher)")
         sides = [stats.direction(a, b) for a, b in zip(steps["− random init low"], steps["− random init high"])]
-        verdict = (f"{way}, and at {last.setting} RCL-EMD is {where} random init; by their intervals "
-                   f"{sides.count(-1)} of the {len(steps)} lengths lie below random init and {sides.count(1)} above")
+        verdict = (f"{way}; by their intervals {sides.count(-1)} of the {len(steps)} lengths lie below random init "
+                   f"and {sides.count(1)} above")
     sigma = change["σ"].replace("σ=", "σ = ")
     return [f"- **Training length** (RCL-EMD at {sigma}, where there is most noise to remove; each length minus the "
             f"input / minus random init, paired by seed, 95% interval): {each}. From {change['from']} to "
-            f"{change['to']} its PSNR there changes by {signed(change['change (dB)'])} dB [{lo:.2f}, {hi:.2f}]: "
-            f"{verdict}. At the paper's scale (the `gpu` profile's 20,000 steps of a larger network and batch) this "
-            "is not measured here."]
+            f"{change['to']} its PSNR there {moved}: {verdict}. At the paper's scale (the `gpu` profile's 20,000 "
+            "steps of a larger network and batch) this is not measured here."]
 
 
 def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
@@ -473,34 +499,39 @@ def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLik
     rows = []
     for r in pl[pl.factor == "steps"].itertuples():
         for seed in seeds:
+            seed = int(seed)  # a numpy integer would hash as its string, another run's key
             pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
             path = train.run_dir(train.make_config(r.method, profile, **pretrain))
             here = (path / "result.json").exists()
-            log = stability.summary(path) if here else dict.fromkeys(["last loss", "largest loss", "at step",
-                                                                        "spikes", "first spike"], math.nan)  # fmt: skip
+            log = stability.summary(path) if here else dict.fromkeys(["logged", "last loss", "largest loss",
+                                                                        "at step", "spikes", "first spike"], math.nan)
             rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here, **log})
     return pd.DataFrame(rows).sort_values(["steps", "seed"], ignore_index=True)
 
 
 def spikes_line(logs: pd.DataFrame) -> str:
-    """:func:`training_logs` in a sentence: how many of the runs spiked, from which length on, and where the logs
-    could not be read."""
-    if not len(logs) or not logs.here.any():
-        return ("The runs of the steps factor are not in this build's runs folder (the study shown was computed "
-                "elsewhere), so their loss logs cannot be read for spikes here.")
-    read = logs[logs.here]
-    spiked = read[read.spikes > 0]
-    text = (f"Of the {count_of(len(read), 'run')} of the steps factor whose logs are here, "
-            f"{len(spiked)} show a loss spike (a logged loss over {stability.FACTOR:g} × the median of those before "
-            "it, `rcl.stability`)")
+    """:func:`training_logs` in a sentence: how many of the runs spiked, at which lengths, from which step on; how
+    many logged too few losses to show a spike; and how many were not found."""
+    read = logs[logs.here.astype(bool)] if len(logs) else logs
+    if not len(read):
+        return ("The runs of the steps factor are not in this build's runs folder (`runs_dir`), so their loss logs "
+                "cannot be read for spikes here.")
+    judged = read[read.logged >= stability.FIRST]
+    spiked = judged[judged.spikes > 0]
+    text = (f"Of the {count_of(len(judged), 'run')} of the steps factor whose logs are here and long enough, "
+            f"{len(spiked)} {'shows' if len(spiked) == 1 else 'show'} a loss spike (a logged loss over "
+            f"{stability.FACTOR:g} × the median of those before it, `rcl.stability`)")
     if len(spiked):
-        counts = [(name, int((g > 0).sum()), len(g)) for name, g in read.groupby("setting", sort=False).spikes]
-        lengths = ", ".join(f"{name} ({n} of {m})" for name, n, m in counts if n)
+        counts = [(name, int((g > 0).sum()), len(g)) for name, g in judged.groupby("setting", sort=False).spikes]
+        lengths = ", ".join(f"{name} (seed {', '.join(str(x) for x in spiked.seed[spiked.setting == name])}: {n} of "
+                            f"{m})" for name, n, m in counts if n)  # fmt: skip
         text += (f": {lengths}; the earliest at step {int(spiked['first spike'].min())}. A network read after a "
-                 "spike is not the one the steps before it made, so the longer settings measure training through "
-                 "its instability as much as training longer")
-    missing = len(logs) - len(read)
-    return text + (f"; {count_of(missing, 'run')} not here" if missing else "") + "."
+                 "spike is not the one the steps before it made, so where a run spiked the longer settings measure "
+                 "training through its instability as much as training longer")
+    short, missing = len(read) - len(judged), len(logs) - len(read)
+    text += (f"; {count_of(short, 'run')} logged fewer than {stability.FIRST} losses, too few to show one"
+             if short else "")
+    return text + (f"; {count_of(missing, 'run')} not found in `runs_dir`" if missing else "") + "."
 
 
 def factor_points(table: pd.DataFrame, pl: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series]:
@@ -536,10 +567,10 @@ def by_task(table: pd.DataFrame, pl: pd.DataFrame) -> pd.DataFrame:
 
 
 def _distinct_settings(a: dict[str, Any]) -> pd.DataFrame:
-    """The RCL settings of :func:`analyse` scored on the default test set, each once (the default is under every
-    factor)."""
+    """The RCL settings of :func:`analyse` scored on the default test set at the profile's steps, each once (the
+    default is under every factor)."""
     s = a["settings"]
-    return s[_own_test_set(s)].drop_duplicates("setting")
+    return s[_own_test_set(s) & _equal_budget(s)].drop_duplicates("setting")
 
 
 def findings(a: dict[str, Any], profile: str) -> list[str]:

@@ -4,9 +4,10 @@ Layer: evaluation (reads a run's log through the engine's :mod:`rcl.runs`; train
 
 RCL-EMD's loss can leap by orders of magnitude after several hundred steps at the ``cpu`` profile (Adam's ε,
 ``benchmarks/README.md``), and a network read after such a leap is not the one the steps before it made. A
-*spike* is a logged loss above :data:`FACTOR` times the median of the losses logged before it, from the sixth
-logged loss on (the first are the start of training, high by nature). :func:`spikes` finds them in one log,
-:func:`summary` reads a run's log into the row that notebook 06 and ``benchmarks/stability.py`` show.
+*spike* is a logged loss above :data:`FACTOR` times the median of the losses logged before it, from the
+:data:`FIRST` (sixth) logged loss on (the first are the start of training, high by nature). :func:`spikes` finds
+them in one log, :func:`summary` reads a run's log into the row that notebook 06 and ``benchmarks/stability.py``
+show.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typing import Any
 
 from rcl import runs as _runs
 
-__all__ = ["FACTOR", "spikes", "summary"]
+__all__ = ["FACTOR", "FIRST", "spikes", "summary"]
 
 #: A logged loss this many times the median of those before it is a spike.
 FACTOR = 5.0
-#: How many logged losses come before the first that can be called a spike.
-_SEEN = 5
+#: The first logged loss (counting from one) that can be called a spike: a log shorter than this shows none.
+FIRST = 6
 
 
 def spikes(history: list[dict[str, Any]], factor: float = FACTOR) -> list[tuple[int, float]]:
@@ -31,19 +32,21 @@ def spikes(history: list[dict[str, Any]], factor: float = FACTOR) -> list[tuple[
     ``factor`` × the median of the losses logged before it (from the sixth logged loss on)."""
     out, seen = [], []
     for e in history:
-        if len(seen) >= _SEEN and e["loss"] > factor * statistics.median(seen):
+        if len(seen) >= FIRST - 1 and e["loss"] > factor * statistics.median(seen):
             out.append((e["step"], e["loss"]))
         seen.append(e["loss"])
     return out
 
 
 def summary(run: str | os.PathLike, factor: float = FACTOR) -> dict[str, Any]:
-    """A run's log in one row: its last logged loss, its largest with the step, its spikes and the first one's
-    step (None without one); every value NaN (the spikes 0) for a run without a log."""
+    """A run's log in one row: how many losses it logged (fewer than :data:`FIRST`: too few to show a spike), its
+    last logged loss, its largest with the step, its spikes and the first one's step (None without one); for a
+    run without a log, none logged, the losses NaN, the steps None and no spike."""
     logged = _runs.history(run)
     if not logged:
-        return {"last loss": math.nan, "largest loss": math.nan, "at step": None, "spikes": 0, "first spike": None}
+        return {"logged": 0, "last loss": math.nan, "largest loss": math.nan, "at step": None, "spikes": 0,
+                "first spike": None}  # fmt: skip
     worst = max(logged, key=lambda e: e["loss"])
     found = spikes(logged, factor)
-    return {"last loss": logged[-1]["loss"], "largest loss": worst["loss"], "at step": worst["step"],
-            "spikes": len(found), "first spike": found[0][0] if found else None}  # fmt: skip
+    return {"logged": len(logged), "last loss": logged[-1]["loss"], "largest loss": worst["loss"],
+            "at step": worst["step"], "spikes": len(found), "first spike": found[0][0] if found else None}

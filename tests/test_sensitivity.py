@@ -350,12 +350,21 @@ def test_the_length_of_pre_training_is_read_at_the_highest_noise_level_paired_by
     assert change["change (dB)"] == pytest.approx(-0.5) and change["95% CI high"] < 0
     points = a["steps_points"]
     assert len(points) == 12 and points[points.setting == "Random init"].steps.isna().all()
-    (line,) = [x for x in sensitivity.findings(a, "cpu") if x.startswith("- **Training length")]
+    lines = sensitivity.findings(a, "cpu")
+    (line,) = [x for x in lines if x.startswith("- **Training length")]
     assert "at σ = 20" in line and "1600 steps +0.50" in line and "/ -0.50" in line and "by -0.50 dB" in line
-    assert "**longer pre-training lowers it**, and at 1600 steps RCL-EMD is below random init" in line
+    assert "**longer pre-training lowers it**; by their intervals 2 of the 3 lengths lie below random init" in line
+    # a longer training is not a setting of the same budget: not the best setting, not in the seed noise
+    assert any(x.startswith("- **Best setting found:** 400 steps") for x in lines)
+    assert a["seed_std"].iloc[0] == pytest.approx(pd.Series([29.8 + 0.2 * k + 0.01 * k**2 for k in range(3)]).std())
+    # one run that diverges widens the interval, not the direction every seed takes
+    diverged = pd.DataFrame(rows)
+    diverged.loc[(diverged.setting == "1600 steps") & (diverged.seed == 0), "psnr"] -= 20
+    (line,) = [x for x in sensitivity.findings(sensitivity.analyse(diverged), "cpu") if "Training length" in x]
+    assert "the interval does not resolve it, but **every seed ends lower** (median -0.50 dB)" in line
     one = sensitivity.analyse(pd.DataFrame([r for r in rows if r["seed"] == 0]))
     (line,) = [x for x in sensitivity.findings(one, "cpu") if x.startswith("- **Training length")]
-    assert "one seed: no interval" in line and "lowers" not in line
+    assert "one seed: no interval" in line and "lowers" not in line and "nan" not in line
     for without in ("Random init", "Input"):
         b = sensitivity.analyse(pd.DataFrame([r for r in rows if r["setting"] != without]))
         assert b["steps"].empty and not any("Training length" in x for x in sensitivity.findings(b, "cpu"))
@@ -379,5 +388,5 @@ def test_the_training_length_figure_keeps_a_diverged_run_from_hiding_the_rest():
     assert -1 < bottom < 0 < 0.3 < top  # the axis keeps to the others, the input and random init
     assert any("seed 1: -7.0 dB" in t.get_text() for t in ax.texts)  # the diverged run, marked at the axis' foot
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"seed 0", "seed 1", "mean over seeds", "the test input", "its loss spiked"} <= set(labels)
+    assert {"seed 0", "seed 1", "median over seeds", "the test input", "its loss spiked"} <= set(labels)
     assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "800"]

@@ -4,6 +4,7 @@ sensitivity study's steps factor is read with its runs' spikes."""
 import json
 import math
 
+import numpy as np
 import pandas as pd
 
 from rcl import sensitivity, stability, train
@@ -30,9 +31,10 @@ def test_a_spike_is_a_loss_far_above_the_median_before_it_after_the_first_five()
 def test_a_runs_log_in_one_row(tmp_path):
     _write_log(tmp_path, [1, 0.9, 0.8, 0.7, 0.6, 0.5, 9, 0.4])
     row = stability.summary(tmp_path)
-    assert row == {"last loss": 0.4, "largest loss": 9, "at step": 70, "spikes": 1, "first spike": 70}
+    assert row == {"logged": 8, "last loss": 0.4, "largest loss": 9, "at step": 70, "spikes": 1, "first spike": 70}
     empty = stability.summary(tmp_path / "nothing")
-    assert math.isnan(empty["largest loss"]) and empty["spikes"] == 0 and empty["first spike"] is None
+    assert empty["logged"] == 0 and math.isnan(empty["largest loss"]) and empty["spikes"] == 0
+    assert empty["at step"] is None and empty["first spike"] is None
 
 
 def test_the_steps_factors_runs_are_found_where_the_study_put_them(tmp_path):
@@ -44,14 +46,17 @@ def test_the_steps_factors_runs_are_found_where_the_study_put_them(tmp_path):
     path.mkdir(parents=True)
     (path / "result.json").write_text("{}")
     _write_log(path, [1, 1, 1, 1, 1, 1, 8])
-    logs = sensitivity.training_logs("smoke", [4, 5], tmp_path)
+    logs = sensitivity.training_logs("smoke", list(np.array([4, 5])), tmp_path)  # seeds as a table gives them
     assert list(logs.steps) == sorted(logs.steps) and len(logs) == 2 * (plan.factor == "steps").sum()
     found = logs[logs.here]
     assert found[["setting", "seed", "spikes", "first spike"]].values.tolist() == [[name, 4, 1, 70]]
     line = sensitivity.spikes_line(logs)
-    assert line.startswith("Of the 1 run of the steps factor whose logs are here, 1 show a loss spike")
-    assert f"{name} (1 of 1); the earliest at step 70" in line and "3 runs not here." in line
+    assert line.startswith("Of the 1 run of the steps factor whose logs are here and long enough, 1 shows a loss spike")
+    assert f"{name} (seed 4: 1 of 1); the earliest at step 70" in line and "3 runs not found in `runs_dir`." in line
     calm = sensitivity.spikes_line(logs.assign(spikes=logs.spikes.where(~logs.here, 0)))
     assert "0 show a loss spike" in calm and "instability" not in calm
+    _write_log(path, [1, 1, 8])  # the smoke profile's runs log a loss or three: too few to show a spike
+    short = sensitivity.spikes_line(sensitivity.training_logs("smoke", [4, 5], tmp_path))
+    assert "Of the 0 runs" in short and "1 run logged fewer than 6 losses, too few to show one" in short
     assert "cannot be read for spikes here" in sensitivity.spikes_line(logs[~logs.here])
     assert "cannot be read" in sensitivity.spikes_line(pd.DataFrame(columns=logs.columns))
