@@ -267,21 +267,22 @@ def _cmd_sensitivity(args: argparse.Namespace) -> int:
     print(f"sensitivity study at profile={args.profile}: {len(table)} rows saved in {results_dir}/")
     if args.publish:
         path = results.path_for("sensitivity", sensitivity.settings(args.profile, seeds=seeds), results_dir)
-        _publish(path, sensitivity, args, f" --seeds {args.seeds}" if args.seeds else "")
+        _publish(path, sensitivity, args, f" --seeds {args.seeds}" if args.seeds else "",
+                 sensitivity.published_extra(args.profile, sensitivity.seeds_of(args.profile, seeds), runs_dir))
     return 0
 
 
-def _publish(path, study, args: argparse.Namespace, options: str) -> None:
+def _publish(path, study, args: argparse.Namespace, options: str, extra: dict | None = None) -> None:
     """Publish the saved result at ``path`` of ``study`` (:mod:`rcl.sensitivity` or :mod:`rcl.backbones`: its
     ``PUBLISHED_BY`` and ``PUBLISHED_PER``), just run or reloaded, into ``--studies-dir``
-    (:func:`rcl.results.publish`); the command recorded is this one with ``options``."""
+    (:func:`rcl.results.publish`, with ``extra``); the command recorded is this one with ``options``."""
     from rcl import results
     from rcl.notebooks import project_dir
 
     result = next(s for s in results.saved(Path(path).parent, args.command) if s.path == Path(path))
     folder = args.studies_dir or project_dir(results.STUDIES_DIR)
     command = f"python -m rcl {args.command} --profile {args.profile}{options} --publish"
-    out = results.publish(result, study.PUBLISHED_BY, folder, study.PUBLISHED_PER, command)
+    out = results.publish(result, study.PUBLISHED_BY, folder, study.PUBLISHED_PER, command, extra)
     print(f"published {out} and its sidecar (commit both; the book shows them where a build computed none)")
 
 

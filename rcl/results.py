@@ -259,15 +259,17 @@ def reduce(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: Sequence[str], command: str = ""
-            ) -> Path:  # fmt: skip
+def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: Sequence[str], command: str = "",
+            extra: Mapping[str, Any] | None = None) -> Path:  # fmt: skip
     """Publish ``result`` — a saved result of the current library — in ``folder``, reduced to its means per group
     of ``by`` (:func:`reduce`), under its own name, with its settings, code version and creation time and a
     ``provenance``: the commit at publication (and whether ``rcl/`` had uncommitted changes), the device, when
     the result was saved (a study saves its table each time it runs, from its cached runs and evaluations) and
     published, how many rows the full result had, ``command``. The published copies in ``folder`` of the same
     study — the same kind and the same values of the settings ``same`` (what its reader matches on) — are
-    removed once the new one is written (git keeps the history). Returns the CSV's path."""
+    removed once the new one is written (git keeps the history). ``extra`` (JSON data) joins the provenance: what
+    the study's reader needs that the rows cannot carry (the sensitivity study's runs' loss logs). Returns the
+    CSV's path."""
     folder = Path(folder)
     if not result.current:
         raise ValueError(f"{result.path}: computed by library version {result.code}, not the current "
@@ -280,7 +282,7 @@ def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: S
         raise ValueError(f"{result.path}: its {len(full)} rows reduce to {int(rows.n.sum())}; not published")
     prov = {**provenance.git(), "device": provenance.device(), "saved": _utc(result.created),
             "published": provenance.utc(), "rows_computed": len(full), "reduction": reduction(),
-            "command": command}  # fmt: skip
+            "command": command, **(extra or {})}  # fmt: skip
     meta = {"kind": result.kind, "settings": result.settings, "code": result.code, "created": result.created,
             "provenance": prov}  # fmt: skip
     older = saved(folder, result.kind, **{k: result.settings.get(k) for k in same})

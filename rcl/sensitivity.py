@@ -46,8 +46,8 @@ from rcl.summary import count_of, signed
 
 __all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "STEPS_MULTIPLES",
            "TASKS", "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load",
-           "per_noise_level", "plan", "rank_named", "run", "seeds_of", "settings", "spikes_line", "study_arguments",
-           "training_logs"]
+           "per_noise_level", "plan", "published_extra", "rank_named", "run", "seeds_of", "settings", "spikes_line",
+           "study_arguments", "training_logs"]
 
 FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise", "steps")  # in the order the notebook shows them
 TASKS = ("denoise", "sr")  # every setting is evaluated on these
@@ -490,12 +490,18 @@ def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) 
             "steps of a larger network and batch) this is not measured here."]
 
 
-def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs") -> pd.DataFrame:
+_LOG = ("logged", "last loss", "largest loss", "at step", "spikes", "first spike")
+
+
+def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs",
+                  recorded: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
     """The loss log of each run of the steps factor (:func:`rcl.stability.summary`), by setting and seed, found in
-    ``runs_dir`` where :func:`run` put it: a network read after a loss spike is not the one the steps before it
-    made, so the length of pre-training is read with its runs' spikes. Column ``here`` is False (the rest empty)
-    for a run not in ``runs_dir``, as for a published study's."""
+    ``runs_dir`` where :func:`run` put it (column ``here``), else in ``recorded`` (column ``recorded``: the rows a
+    published copy carries, :func:`published_extra`): a network read after a loss spike is not the one the steps
+    before it made, so the length of pre-training is read with its runs' spikes. A run found in neither has both
+    False and the rest empty."""
     pl = plan(profile)
+    kept = {(r["setting"], int(r["seed"])): r for r in recorded or ()}
     rows = []
     for r in pl[pl.factor == "steps"].itertuples():
         for seed in seeds:
@@ -503,22 +509,38 @@ def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLik
             pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
             path = train.run_dir(train.make_config(r.method, profile, **pretrain))
             here = (path / "result.json").exists()
-            log = stability.summary(path) if here else dict.fromkeys(["logged", "last loss", "largest loss",
-                                                                        "at step", "spikes", "first spike"], math.nan)
-            rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here, **log})
+            old = kept.get((r.setting, seed)) if not here else None
+            log = stability.summary(path) if here else {k: math.nan if old is None or old.get(k) is None else old[k]
+                                                         for k in _LOG}  # fmt: skip
+            rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here,
+                         "recorded": old is not None, **log})  # fmt: skip
     return pd.DataFrame(rows).sort_values(["steps", "seed"], ignore_index=True)
+
+
+def published_extra(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs") -> dict[str, Any]:
+    """What a published copy of the study carries besides its rows (:func:`rcl.results.publish`): the steps
+    factor's loss logs as read here (:func:`training_logs`), so that a build without the runs still reads their
+    spikes. JSON data: an empty value is None."""
+    logs = training_logs(profile, seeds, runs_dir)
+    logs = logs[logs.here][["setting", "seed", *_LOG]]
+    return {"training_logs": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+                              for r in logs.astype(object).to_dict("records")]}
 
 
 def spikes_line(logs: pd.DataFrame) -> str:
     """:func:`training_logs` in a sentence: how many of the runs spiked, at which lengths, from which step on; how
-    many logged too few losses to show a spike; and how many were not found."""
-    read = logs[logs.here.astype(bool)] if len(logs) else logs
+    many logs were read from the published copy, how many logged too few losses to show a spike; and how many were
+    not found."""
+    read = logs[logs.here.astype(bool) | logs.recorded.astype(bool)] if len(logs) else logs
     if not len(read):
-        return ("The runs of the steps factor are not in this build's runs folder (`runs_dir`), so their loss logs "
-                "cannot be read for spikes here.")
+        return ("The runs of the steps factor are not in this build's runs folder (`runs_dir`), and the study shown "
+                "records no loss logs of them, so their spikes cannot be read here.")
     judged = read[read.logged >= stability.FIRST]
     spiked = judged[judged.spikes > 0]
-    text = (f"Of the {count_of(len(judged), 'run')} of the steps factor whose logs are here and long enough, "
+    copied = int(read.recorded.sum())
+    where = ("are here and" if not copied else "were recorded with the published copy and are" if copied == len(read)
+             else f"are here or were recorded with the published copy ({copied}) and are")
+    text = (f"Of the {count_of(len(judged), 'run')} of the steps factor whose logs {where} long enough, "
             f"{len(spiked)} {'shows' if len(spiked) == 1 else 'show'} a loss spike (a logged loss over "
             f"{stability.FACTOR:g} × the median of those before it, `rcl.stability`)")
     if len(spiked):

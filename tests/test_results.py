@@ -124,7 +124,8 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     results.save(_study(), "study", settings, tmp_path / "results")
     (here,) = results.saved(tmp_path / "results", "study")
     folder = tmp_path / "studies"
-    path = results.publish(here, ["setting", "seed"], folder, ["profile", "dataset"], "python -m rcl study --publish")
+    path = results.publish(here, ["setting", "seed"], folder, ["profile", "dataset"], "python -m rcl study --publish",
+                           {"training_logs": [{"setting": "a", "seed": 0, "spikes": 1, "first spike": None}]})
     (copy,) = results.saved(folder, "study", profile="cpu")
     assert copy.path == path and path.name == here.path.name and copy.published and copy.current
     assert not here.published and copy.created == here.created and copy.settings == here.settings
@@ -135,6 +136,7 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     prov = copy.provenance
     assert {"commit", "modified", "device", "saved", "published", "rows_computed", "reduction", "command"} <= set(prov)
     assert prov["rows_computed"] == 12 and prov["command"] == "python -m rcl study --publish"
+    assert prov["training_logs"] == [{"setting": "a", "seed": 0, "spikes": 1, "first spike": None}]  # extra, kept
     assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
     said = results.describe(copy, "python -m rcl study")
     assert "**published**" in said and "not recomputed by this build" in said and "the current one" in said

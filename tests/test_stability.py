@@ -58,5 +58,27 @@ def test_the_steps_factors_runs_are_found_where_the_study_put_them(tmp_path):
     _write_log(path, [1, 1, 8])  # the smoke profile's runs log a loss or three: too few to show a spike
     short = sensitivity.spikes_line(sensitivity.training_logs("smoke", [4, 5], tmp_path))
     assert "Of the 0 runs" in short and "1 run logged fewer than 6 losses, too few to show one" in short
-    assert "cannot be read for spikes here" in sensitivity.spikes_line(logs[~logs.here])
+    assert "spikes cannot be read here" in sensitivity.spikes_line(logs[~logs.here])
     assert "cannot be read" in sensitivity.spikes_line(pd.DataFrame(columns=logs.columns))
+
+
+def test_a_published_copy_carries_the_logs_a_build_without_the_runs_reads(tmp_path):
+    plan = sensitivity.plan("smoke")
+    (name,) = plan[(plan.factor == "steps") & ~plan.default].setting
+    r = plan[plan.setting == name].iloc[0]
+    pretrain = sensitivity.study_arguments("smoke", [r.method], r.overrides, 4, tmp_path / "runs")["pretrain"]
+    path = train.run_dir(train.make_config(r.method, "smoke", **pretrain))
+    path.mkdir(parents=True)
+    (path / "result.json").write_text("{}")
+    _write_log(path, [1, 1, 1, 1, 1, 1, 8])
+    extra = sensitivity.published_extra("smoke", [4], tmp_path / "runs")
+    assert json.loads(json.dumps(extra, allow_nan=False)) == extra  # JSON data: no NaN
+    (kept,) = extra["training_logs"]
+    assert (kept["setting"], kept["seed"], kept["spikes"], kept["first spike"], kept["logged"]) == (name, 4, 1, 70, 7)
+    elsewhere = sensitivity.training_logs("smoke", [4], tmp_path / "other", extra["training_logs"])
+    row = elsewhere[elsewhere.setting == name].iloc[0]
+    assert not row.here and row.recorded and row.spikes == 1
+    assert not elsewhere[elsewhere.setting != name].recorded.any()  # the default's run: neither here nor recorded
+    line = sensitivity.spikes_line(elsewhere)
+    assert "whose logs were recorded with the published copy and are long enough, 1 shows a loss spike" in line
+    assert "1 run not found in `runs_dir`" in line
