@@ -280,6 +280,10 @@ def publish(result: Saved, by: Sequence[str], folder: str | os.PathLike, same: S
     rows = reduce(full, by)
     if int(rows.n.sum()) != len(full):
         raise ValueError(f"{result.path}: its {len(full)} rows reduce to {int(rows.n.sum())}; not published")
+    clash = set(extra or {}) & {*provenance.git(), "device", "saved", "published", "rows_computed", "reduction",
+                                "command"}
+    if clash:
+        raise ValueError(f"extra {sorted(clash)}: names the provenance gives itself; choose others")
     prov = {**provenance.git(), "device": provenance.device(), "saved": _utc(result.created),
             "published": provenance.utc(), "rows_computed": len(full), "reduction": reduction(),
             "command": command, **(extra or {})}  # fmt: skip

@@ -339,7 +339,7 @@ def _against_input(per_seed: pd.DataFrame, comparable: pd.DataFrame) -> pd.DataF
     rcl = pd.concat([comparable[~comparable.default], comparable[comparable.default].head(1)])  # the default once
     ranges = per_seed[(per_seed.factor == "noise") & ~per_seed.default].setting.unique()
     same = rcl[_equal_budget(rcl)].sort_values("mean", ascending=False).setting  # best first, at the profile's steps
-    longer = rcl[~_equal_budget(rcl)].setting  # then the other lengths of pre-training, in plan order
+    longer = sorted(rcl[~_equal_budget(rcl)].setting, key=_steps_of)  # then the other lengths, shortest first
     pairs = [(k, INPUT) for k in [*REFERENCES, *same, *longer]]
     rows = []
     for setting, base in pairs + [(k, f"{INPUT}, {k}") for k in ranges]:
@@ -375,7 +375,8 @@ def _noise_level_line(per: pd.DataFrame | None) -> list[str]:
                      f"{signed(top['− input (dB)'])} dB, "
                      f"{top.setting}; random init {signed(ref.get('Random init', math.nan))}, the Oracle "
                      f"{signed(ref.get('Oracle', math.nan))})")
-    return ["- **Per noise level** (RCL settings above the input, each by its own 95% interval over seeds, not "
+    return ["- **Per noise level** (RCL settings, the other lengths of pre-training included, above the input, each "
+            "by its own 95% interval over seeds, not "
             "corrected for the many settings and levels compared: a setting no better than the input passes one "
             "time in forty; an untrained network's features, random init, are the bar for having learnt "
             "anything): " + "; ".join(parts) + "."]
@@ -453,13 +454,14 @@ def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.S
 
 def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) -> list[str]:
     """:func:`_training_length` as a Markdown bullet line: each length against the input and random init at the
-    grid's highest σ, the change from the shortest to the longest, and which way it goes. The rule, fixed before
-    reading: the change is *resolved* where its 95% interval over seeds excludes zero; where it does not, but
-    every seed moves the same way, the line says so with the median change (one run that diverges widens the
-    interval without changing the direction); otherwise no change is read. Nothing is judged on one seed."""
+    grid's highest σ, the change from the shortest to the longest, and which way it goes. The change is
+    *resolved* where its 95% interval over seeds excludes zero. Where it is not, the line also says whether every
+    seed moved the same way, with the median change and how often that happens by chance (one run that diverges
+    widens the interval without changing the direction) — a description, not a verdict: this clause was added
+    after the interval alone had been read on the book's study. Nothing is judged on fewer than two seeds."""
     if steps is None or change is None or not len(steps) or not len(change):
         return []
-    one = change["seeds"] < 2
+    one = not change["seeds"] >= 2
 
     def cell(r: dict, k: str) -> str:
         return signed(r[f"− {k} (dB)"]) + ("" if one else f" [{r[f'− {k} low']:.2f}, {r[f'− {k} high']:.2f}]")
@@ -475,8 +477,8 @@ def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) 
             way = "**longer pre-training lowers it**" if side < 0 else "longer pre-training raises it"
         elif n in (change["seeds down"], change["seeds up"]):
             ends = "lower" if change["seeds down"] == n else "higher"
-            way = (f"the interval does not resolve it, but **every seed ends {ends}** (median "
-                   f"{signed(change['median (dB)'])} dB)")
+            way = (f"no change is resolved, though every seed ends {ends} (median {signed(change['median (dB)'])} "
+                   f"dB; with {n} seeds, all moving one way happens by chance one time in {2 ** (n - 1)})")
         else:
             way = (f"no change is resolved ({change['seeds down']} of {n} seeds end lower, {change['seeds up']} "
                    "higher)")
@@ -490,16 +492,14 @@ def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) 
             "steps of a larger network and batch) this is not measured here."]
 
 
-_LOG = ("logged", "last loss", "largest loss", "at step", "spikes", "first spike")
-
-
 def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs",
-                  recorded: Sequence[dict[str, Any]] | None = None) -> pd.DataFrame:
+                  recorded: Sequence[dict[str, Any]] | None = None, prefer_recorded: bool = False) -> pd.DataFrame:
     """The loss log of each run of the steps factor (:func:`rcl.stability.summary`), by setting and seed, found in
     ``runs_dir`` where :func:`run` put it (column ``here``), else in ``recorded`` (column ``recorded``: the rows a
-    published copy carries, :func:`published_extra`): a network read after a loss spike is not the one the steps
-    before it made, so the length of pre-training is read with its runs' spikes. A run found in neither has both
-    False and the rest empty."""
+    published copy carries, :func:`published_extra`); with ``prefer_recorded`` (the study shown is a published
+    copy) a recorded row wins over a run of this build, which did not make the copy's rows. A network read after a
+    loss spike is not the one the steps before it made, so the length of pre-training is read with its runs'
+    spikes. A run found in neither has both False and the rest empty."""
     pl = plan(profile)
     kept = {(r["setting"], int(r["seed"])): r for r in recorded or ()}
     rows = []
@@ -508,10 +508,11 @@ def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLik
             seed = int(seed)  # a numpy integer would hash as its string, another run's key
             pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
             path = train.run_dir(train.make_config(r.method, profile, **pretrain))
-            here = (path / "result.json").exists()
-            old = kept.get((r.setting, seed)) if not here else None
+            old = kept.get((r.setting, seed))
+            here = (path / "result.json").exists() and not (prefer_recorded and old is not None)
+            old = None if here else old
             log = stability.summary(path) if here else {k: math.nan if old is None or old.get(k) is None else old[k]
-                                                         for k in _LOG}  # fmt: skip
+                                                         for k in stability.FIELDS}  # fmt: skip
             rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here,
                          "recorded": old is not None, **log})  # fmt: skip
     return pd.DataFrame(rows).sort_values(["steps", "seed"], ignore_index=True)
@@ -522,7 +523,7 @@ def published_extra(profile: str, seeds: Sequence[int], runs_dir: str | os.PathL
     factor's loss logs as read here (:func:`training_logs`), so that a build without the runs still reads their
     spikes. JSON data: an empty value is None."""
     logs = training_logs(profile, seeds, runs_dir)
-    logs = logs[logs.here][["setting", "seed", *_LOG]]
+    logs = logs[logs.here][["setting", "seed", *stability.FIELDS]]
     return {"training_logs": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
                               for r in logs.astype(object).to_dict("records")]}
 

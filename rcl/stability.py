@@ -19,17 +19,19 @@ from typing import Any
 
 from rcl import runs as _runs
 
-__all__ = ["FACTOR", "FIRST", "spikes", "summary"]
+__all__ = ["FACTOR", "FIELDS", "FIRST", "spikes", "summary"]
 
 #: A logged loss this many times the median of those before it is a spike.
 FACTOR = 5.0
 #: The first logged loss (counting from one) that can be called a spike: a log shorter than this shows none.
 FIRST = 6
+#: The fields of :func:`summary`'s row.
+FIELDS = ("logged", "last loss", "largest loss", "at step", "spikes", "first spike")
 
 
 def spikes(history: list[dict[str, Any]], factor: float = FACTOR) -> list[tuple[int, float]]:
     """The logged ``(step, loss)`` of ``history`` (a run's log, :func:`rcl.runs.history`) whose loss exceeds
-    ``factor`` × the median of the losses logged before it (from the sixth logged loss on)."""
+    ``factor`` × the median of the losses logged before it (from the :data:`FIRST` logged loss on)."""
     out, seen = [], []
     for e in history:
         if len(seen) >= FIRST - 1 and e["loss"] > factor * statistics.median(seen):
@@ -44,9 +46,8 @@ def summary(run: str | os.PathLike, factor: float = FACTOR) -> dict[str, Any]:
     run without a log, none logged, the losses NaN, the steps None and no spike."""
     logged = _runs.history(run)
     if not logged:
-        return {"logged": 0, "last loss": math.nan, "largest loss": math.nan, "at step": None, "spikes": 0,
-                "first spike": None}  # fmt: skip
+        return dict(zip(FIELDS, (0, math.nan, math.nan, None, 0, None)))
     worst = max(logged, key=lambda e: e["loss"])
     found = spikes(logged, factor)
-    return {"logged": len(logged), "last loss": logged[-1]["loss"], "largest loss": worst["loss"],
-            "at step": worst["step"], "spikes": len(found), "first spike": found[0][0] if found else None}
+    return dict(zip(FIELDS, (len(logged), logged[-1]["loss"], worst["loss"], worst["step"], len(found),
+                             found[0][0] if found else None)))

@@ -137,6 +137,8 @@ def test_a_published_copy_keeps_the_means_per_group_and_says_where_it_came_from(
     assert {"commit", "modified", "device", "saved", "published", "rows_computed", "reduction", "command"} <= set(prov)
     assert prov["rows_computed"] == 12 and prov["command"] == "python -m rcl study --publish"
     assert prov["training_logs"] == [{"setting": "a", "seed": 0, "spikes": 1, "first spike": None}]  # extra, kept
+    with pytest.raises(ValueError, match=r"extra \['commit'\]: names the provenance gives itself"):
+        results.publish(here, ["setting"], tmp_path / "other", ["profile"], extra={"commit": "x"})
     assert str(tmp_path) not in path.with_suffix(".json").read_text()  # no path of this machine
     said = results.describe(copy, "python -m rcl study")
     assert "**published**" in said and "not recomputed by this build" in said and "the current one" in said

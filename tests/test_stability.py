@@ -79,6 +79,11 @@ def test_a_published_copy_carries_the_logs_a_build_without_the_runs_reads(tmp_pa
     row = elsewhere[elsewhere.setting == name].iloc[0]
     assert not row.here and row.recorded and row.spikes == 1
     assert not elsewhere[elsewhere.setting != name].recorded.any()  # the default's run: neither here nor recorded
+    # a published copy's own record wins over a run of this build at the same place, which did not make its rows
+    calm = [{**kept, "spikes": 0, "first spike": None}]
+    assert sensitivity.training_logs("smoke", [4], tmp_path / "runs", calm).query("here").spikes.tolist() == [1]
+    shown = sensitivity.training_logs("smoke", [4], tmp_path / "runs", calm, prefer_recorded=True)
+    assert shown.query("recorded").spikes.tolist() == [0] and not shown.here.any()
     line = sensitivity.spikes_line(elsewhere)
     assert "whose logs were recorded with the published copy and are long enough, 1 shows a loss spike" in line
     assert "1 run not found in `runs_dir`" in line
