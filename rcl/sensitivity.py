@@ -40,6 +40,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from rcl import config, evaluate, paper, profiles, results, stability, stats, train, workers
+from rcl import runs as _runs
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
 from rcl.summary import count_of, signed
@@ -356,8 +357,7 @@ def per_noise_level(table: pd.DataFrame, task: str = "denoise") -> pd.DataFrame:
     PSNR minus the input's there, paired by seed; empty for a study without a grid. The mixed range's mean runs
     from nearly clean cases, where changing the input least scores highest, to σ = 20: here a setting shows
     whether it denoises where there is noise to remove."""
-    grid = sorted({c for c in table.get("condition", pd.Series(dtype=str)).unique() if c.startswith("σ=")},
-                  key=lambda c: float(c[2:]))  # an old study's rows may have no condition
+    grid = _grid(table)
     s = _per_seed(table, task).groupby(["factor", "setting", "default"]).psnr.agg(["mean"]).reset_index()
     parts = [_against_input(_per_seed(table, task, c), s[_own_test_set(s)]).assign(σ=c) for c in grid]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["setting", "σ"])
@@ -402,11 +402,11 @@ def _steps_of(setting: str) -> int:
     return int(setting.split()[0])
 
 
-def _top_sigma(table: pd.DataFrame) -> str | None:
-    """The highest noise level of the study's σ grid (``"σ=20"``), where there is most noise to remove; None for
-    a study without a grid."""
-    grid = [c for c in table.get("condition", pd.Series(dtype=str)).unique() if c.startswith("σ=")]
-    return max(grid, key=lambda c: float(c[2:]), default=None)
+def _grid(table: pd.DataFrame) -> list[str]:
+    """The study's σ grid (``["σ=0", …, "σ=20"]``), lowest first; empty for a study without one (an old study's
+    rows may have no condition)."""
+    return sorted({c for c in table.get("condition", pd.Series(dtype=str)).unique() if c.startswith("σ=")},
+                  key=lambda c: float(c[2:]))
 
 
 def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
@@ -422,10 +422,11 @@ def _training_length(table: pd.DataFrame, task: str) -> tuple[pd.DataFrame, pd.S
                "− random init low", "− random init high", "seeds"]  # fmt: skip
     point_columns = ["setting", "steps", "seed", "− input (dB)"]
     empty = pd.DataFrame(columns=columns), pd.Series(dtype=object), pd.DataFrame(columns=point_columns)
-    top = _top_sigma(table)
-    if top is None or "steps" not in set(table.factor):
+    grid = _grid(table)
+    if not grid or "steps" not in set(table.factor):
         return empty
-    per_seed = _per_seed(table[table.task == task], task, top)
+    top = grid[-1]  # the highest σ, where there is most noise to remove
+    per_seed = _per_seed(table, task, top)
     wide = per_seed.pivot_table(index="seed", columns="setting", values="psnr")
     if not {INPUT, "Random init"} <= set(wide):
         return empty
@@ -495,37 +496,42 @@ def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) 
 def training_logs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs",
                   recorded: Sequence[dict[str, Any]] | None = None, prefer_recorded: bool = False) -> pd.DataFrame:
     """The loss log of each run of the steps factor (:func:`rcl.stability.summary`), by setting and seed, found in
-    ``runs_dir`` where :func:`run` put it (column ``here``), else in ``recorded`` (column ``recorded``: the rows a
-    published copy carries, :func:`published_extra`); with ``prefer_recorded`` (the study shown is a published
-    copy) a recorded row wins over a run of this build, which did not make the copy's rows. A network read after a
-    loss spike is not the one the steps before it made, so the length of pre-training is read with its runs'
-    spikes. A run found in neither has both False and the rest empty."""
-    pl = plan(profile)
-    kept = {(r["setting"], int(r["seed"])): r for r in recorded or ()}
+    ``runs_dir`` where :func:`run` put it (column ``here``), else in ``recorded`` (column ``recorded``: the logs
+    a published copy carries, :func:`published_extra`, read by this build's rule); with ``prefer_recorded`` (the
+    study shown is a published copy) a recorded log wins over a run of this build, which did not make the copy's
+    rows. A network read after a loss spike is not the one the steps before it made, so the length of
+    pre-training is read with its runs' spikes. A run found in neither has both False and the rest empty."""
+    kept = {(r["setting"], int(r["seed"])): [{"step": s, "loss": v} for s, v in r["log"]] for r in recorded or ()}
     rows = []
-    for r in pl[pl.factor == "steps"].itertuples():
-        for seed in seeds:
-            seed = int(seed)  # a numpy integer would hash as its string, another run's key
-            pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
-            path = train.run_dir(train.make_config(r.method, profile, **pretrain))
-            old = kept.get((r.setting, seed))
-            here = (path / "result.json").exists() and not (prefer_recorded and old is not None)
-            old = None if here else old
-            log = stability.summary(path) if here else {k: math.nan if old is None or old.get(k) is None else old[k]
-                                                         for k in stability.FIELDS}  # fmt: skip
-            rows.append({"setting": r.setting, "steps": _steps_of(r.setting), "seed": seed, "here": here,
-                         "recorded": old is not None, **log})  # fmt: skip
+    for setting, seed, path in _steps_runs(profile, seeds, runs_dir):
+        old = kept.get((setting, seed))
+        here = (path / "result.json").exists() and not (prefer_recorded and old is not None)
+        old = None if here else old
+        source = path if here else old
+        log = stability.summary(source) if source is not None else dict.fromkeys(stability.FIELDS, math.nan)
+        rows.append({"setting": setting, "steps": _steps_of(setting), "seed": seed, "here": here,
+                     "recorded": old is not None, **log})  # fmt: skip
     return pd.DataFrame(rows).sort_values(["steps", "seed"], ignore_index=True)
 
 
+def _steps_runs(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike):
+    """``(setting, seed, run folder)`` of each run of the steps factor, where :func:`run` puts it in ``runs_dir``."""
+    pl = plan(profile)
+    for r in pl[pl.factor == "steps"].itertuples():
+        for seed in map(int, seeds):  # a numpy integer would hash as its string, another run's key
+            pretrain = study_arguments(profile, [r.method], r.overrides, seed, runs_dir)["pretrain"]
+            yield r.setting, seed, train.run_dir(train.make_config(r.method, profile, **pretrain))
+
+
 def published_extra(profile: str, seeds: Sequence[int], runs_dir: str | os.PathLike = "runs") -> dict[str, Any]:
-    """What a published copy of the study carries besides its rows (:func:`rcl.results.publish`): the steps
-    factor's loss logs as read here (:func:`training_logs`), so that a build without the runs still reads their
-    spikes. JSON data: an empty value is None."""
-    logs = training_logs(profile, seeds, runs_dir)
-    logs = logs[logs.here][["setting", "seed", *stability.FIELDS]]
-    return {"training_logs": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
-                              for r in logs.astype(object).to_dict("records")]}
+    """What a published copy of the study carries besides its rows (:func:`rcl.results.publish`): each run of the
+    steps factor found in ``runs_dir``, by setting and seed, with its logged ``[step, loss]`` pairs — the log
+    itself, not its reading, so that a build without the runs reads its spikes by its own :mod:`rcl.stability`."""
+    found = [(setting, seed, path) for setting, seed, path in _steps_runs(profile, seeds, runs_dir)
+             if (path / "result.json").exists()]
+    return {"training_logs": [{"setting": setting, "seed": seed,
+                               "log": [[e["step"], e["loss"]] for e in _runs.history(path)]}
+                              for setting, seed, path in found]}
 
 
 def spikes_line(logs: pd.DataFrame) -> str:

@@ -40,11 +40,12 @@ def spikes(history: list[dict[str, Any]], factor: float = FACTOR) -> list[tuple[
     return out
 
 
-def summary(run: str | os.PathLike, factor: float = FACTOR) -> dict[str, Any]:
-    """A run's log in one row: how many losses it logged (fewer than :data:`FIRST`: too few to show a spike), its
-    last logged loss, its largest with the step, its spikes and the first one's step (None without one); for a
-    run without a log, none logged, the losses NaN, the steps None and no spike."""
-    logged = _runs.history(run)
+def summary(run: str | os.PathLike | list[dict[str, Any]], factor: float = FACTOR) -> dict[str, Any]:
+    """A run's log in one row (``run``: its folder, or its log as :func:`rcl.runs.history` reads it): how many
+    losses it logged (fewer than :data:`FIRST`: too few to show a spike), its last logged loss, its largest with
+    the step, its spikes and the first one's step (None without one); for a run without a log, none logged, the
+    losses NaN, the steps None and no spike."""
+    logged = run if isinstance(run, list) else _runs.history(run)
     if not logged:
         return dict(zip(FIELDS, (0, math.nan, math.nan, None, 0, None)))
     worst = max(logged, key=lambda e: e["loss"])
