@@ -83,6 +83,13 @@ def test_the_docs_give_each_studys_time_as_the_profile_table_does():
     for study, paths in docs.items():
         for path in paths:
             assert STUDY_TIMES[study] in words(ROOT / path), f"{path} does not give {study}'s time as STUDY_TIMES"
+    # and the README's count of the sensitivity study's pre-trainings is the plan's
+    from rcl import sensitivity
+
+    distinct = sensitivity._evaluations(sensitivity.plan("cpu"))
+    settings = int((distinct.method != "init").sum())  # random init trains nothing
+    seeds = len(sensitivity.seeds_of("cpu"))
+    assert f"about {settings * seeds} pre-trainings ({settings} settings" in words(ROOT / "README.md")
     for command in ("sensitivity", "backbones"):
         out = subprocess.run([sys.executable, "-m", "rcl", command, "--help"], capture_output=True, text=True,
                              cwd=ROOT, check=True).stdout
