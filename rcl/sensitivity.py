@@ -43,7 +43,7 @@ from rcl import config, evaluate, paper, profiles, results, stability, stats, tr
 from rcl import runs as _runs
 from rcl.encoders import imagenet_weights_path
 from rcl.methods import Named
-from rcl.summary import count_of, signed
+from rcl.summary import bounds, count_of, signed
 
 __all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "STEPS_MULTIPLES",
            "TASKS", "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load",
@@ -465,11 +465,11 @@ def _training_length_line(steps: pd.DataFrame | None, change: pd.Series | None) 
     one = not change["seeds"] >= 2
 
     def cell(r: dict, k: str) -> str:
-        return signed(r[f"− {k} (dB)"]) + ("" if one else f" [{r[f'− {k} low']:.2f}, {r[f'− {k} high']:.2f}]")
+        return signed(r[f"− {k} (dB)"]) + ("" if one else " " + bounds(r[f"− {k} low"], r[f"− {k} high"]))
 
     each = "; ".join(f"{r['setting']} {cell(r, 'input')} / {cell(r, 'random init')}" for r in steps.to_dict("records"))
     lo, hi, n = change["95% CI low"], change["95% CI high"], change["seeds"]
-    moved = f"changes by {signed(change['change (dB)'])} dB" + ("" if one else f" [{lo:.2f}, {hi:.2f}]")
+    moved = f"changes by {signed(change['change (dB)'])} dB" + ("" if one else f" {bounds(lo, hi)}")
     if one:
         verdict = "one seed: no interval, so no reading"
     else:
@@ -633,7 +633,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
         lo, hi = b.get("95% CI low", math.nan), b.get("95% CI high", math.nan)
         lines.append(
             f"- **Best against N2N:** {signed(b['best − N2N (dB)'])} ± {b['std over seeds']:.2f} dB over {b['seeds']} "
-            f"seed(s), 95% CI [{lo:.2f}, {hi:.2f}] (N2N: {refs.get('N2N', math.nan):.2f} dB; Oracle: "
+            f"seed(s), 95% CI {bounds(lo, hi)} (N2N: {refs.get('N2N', math.nan):.2f} dB; Oracle: "
             f"{refs.get('Oracle', math.nan):.2f} dB). The paper reports RCL-EMD {signed(paper_gap)} dB above N2N on "
             "VOC: "
             + {1: "our best setting agrees in sign", -1: "**even our best setting stays below N2N** at this profile",
@@ -655,7 +655,7 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
             side = "no verdict: neither beats the input, so the difference ranks closeness to the input"
         else:
             side = {1: "EMD ahead", -1: "EMD behind", 0: "no measurable difference"}[stats.direction(lo, hi)]
-        lines.append(f"- **Distance, {r['comparison']}:** {signed(r['mean (dB)'])} dB, 95% CI [{lo:.2f}, {hi:.2f}] "
+        lines.append(f"- **Distance, {r['comparison']}:** {signed(r['mean (dB)'])} dB, 95% CI {bounds(lo, hi)} "
                      f"over {r['seeds']} seed(s), the test images fixed: {side}.")
     lines += _training_length_line(a.get("steps"), a.get("steps_change"))
     if len(paper_setting):
@@ -677,7 +677,7 @@ def _input_lines(vs: pd.DataFrame | None, refs: pd.Series, paper_setting: str) -
     by = vs.set_index("setting")
     judged = {k: not math.isnan(r["95% CI low"]) for k, r in by.iterrows()}
     up = {k: judged[k] and stats.direction(r["95% CI low"], r["95% CI high"]) == 1 for k, r in by.iterrows()}
-    say = {k: f"{signed(r['− input (dB)'])} dB " + (f"[{r['95% CI low']:.2f}, {r['95% CI high']:.2f}]" if judged[k]
+    say = {k: f"{signed(r['− input (dB)'])} dB " + (bounds(r["95% CI low"], r["95% CI high"]) if judged[k]
            else "(one seed: no interval)") for k, r in by.iterrows()}  # fmt: skip
     if "Oracle" not in by.index:
         control = "this study has no Oracle, so whether it can see denoising at all is not checked"

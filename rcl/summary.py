@@ -57,6 +57,7 @@ __all__ = [
     "improves_on_input",
     "level_sides",
     "input_margins",
+    "bounds",
     "count_of",
     "interval_over",
     "interval_table",
@@ -95,6 +96,21 @@ def signed(x: float, digits: int = 2) -> str:
     """``x`` with its sign to ``digits`` decimals, as the book prints a difference: a value that rounds to zero
     reads ``+0.00``, never ``-0.00``."""
     return f"{round(float(x), digits) + 0.0:+.{digits}f}"
+
+
+def bounds(lo: float, hi: float, digits: int = 2) -> str:
+    """An interval as the book prints it, ``"[-0.16, 0.43]"``. A bound that rounds to zero at ``digits`` decimals
+    gets up to three more, so that its side shows: ``[-0.004, 0.01]`` crosses zero where ``[-0.00, 0.01]`` only
+    hints it and ``[0.00, 0.01]`` would hide it. A bound that is exactly zero reads ``0.00``; one smaller than that
+    precision keeps its sign, ``-0.00``."""
+    def one(x: float) -> str:
+        x = float(x)
+        d = digits
+        while x != 0 and round(x, d) == 0 and d < digits + 3:
+            d += 1
+        return f"{x + 0.0:.{d if round(x, d) else digits}f}"
+
+    return f"[{one(lo)}, {one(hi)}]"
 
 
 #: Display order of the methods (Table 1's), and their names as the paper writes them (the method registry's).
@@ -474,7 +490,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
                 "comparison": f"{_name(a)} − {_name(b)}",
                 "verdict": verdict,  # the verdict and its statistics first: the table is wide, a page shows its start
                 "ours (dB)": round(d["mean_diff_db"], 2),
-                "95% CI": f"[{lo:.2f}, {hi:.2f}]",
+                "95% CI": bounds(lo, hi),
                 "paired p": d["p_value"],  # rounded below, after Holm's adjustment (beside it) has read it whole
                 "paper (dB)": round(p_d, 2),
                 "paper's data": first or "",
@@ -486,7 +502,7 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
         )
         if by_mse is not None:  # the same difference under the other aggregation, as the controls check both
             m = paired_difference(by_mse, a, b, task)
-            rows[-1][BY_MSE] = f"{signed(m['mean_diff_db'])} [{m['ci95'][0]:.2f}, {m['ci95'][1]:.2f}]"
+            rows[-1][BY_MSE] = f"{signed(m['mean_diff_db'])} {bounds(*m['ci95'])}"
             rows[-1]["_mse_differs"] = direction(*m["ci95"]) != direction(lo, hi)
     table = pd.DataFrame(rows)
     if "_mse_differs" in table:  # only a comparison that carries a verdict can have it read otherwise
@@ -623,8 +639,8 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
     checks, cases = controls(df) if checks is None else checks, paper_cases(df)
     d = paired_difference(cases, a, b, task)
     lo, hi = d["ci95"]
-    head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{signed(d['mean_diff_db'], 3)} dB** (95% CI [{lo:.3f}, "
-            f"{hi:.3f}] over {interval_over(d)}) — ")
+    head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{signed(d['mean_diff_db'], 3)} dB** "
+            f"(95% CI {bounds(lo, hi, 3)} over {interval_over(d)}) — ")
     if not (len(checks) and checks.holds.all()):
         return head + ("no conclusion: **the controls do not all hold**, so it is not evidence about the residual "
                        "contrast.")
@@ -678,7 +694,7 @@ def interval_table(long: pd.DataFrame) -> pd.DataFrame:
     order given), each cell ``"+0.12 [-0.10, 0.34]"``."""
     if long.empty:
         return pd.DataFrame()
-    cell = long.apply(lambda r: f"{signed(r['diff (dB)'])} [{r.lo:.2f}, {r.hi:.2f}]", axis=1)
+    cell = long.apply(lambda r: f"{signed(r['diff (dB)'])} {bounds(r.lo, r.hi)}", axis=1)
     wide = long.assign(cell=cell).pivot(index="comparison", columns="condition", values="cell")
     return wide.reindex(index=list(dict.fromkeys(long.comparison)), columns=list(dict.fromkeys(long.condition)))
 
@@ -979,7 +995,7 @@ def label_gain_intervals_per_sigma(df: pd.DataFrame) -> pd.DataFrame:
     for (k, cond), r in _gain_intervals(_arms(df), ["labels", "condition"]).items():
         if r["n"]:
             lo, hi = r["ci95"]
-            out[(k, cond)] = signed(r["mean"]) + (f" [{lo:.2f}, {hi:.2f}]" if r["n"] > 1 else "")
+            out[(k, cond)] = signed(r["mean"]) + (f" {bounds(lo, hi)}" if r["n"] > 1 else "")
     wide = pd.Series(out).unstack() if out else pd.DataFrame()
     return wide.reindex(columns=conditions(df)).rename_axis(index="# labels (crops)", columns=None)
 

@@ -754,3 +754,14 @@ def test_noisiest_level_is_the_largest_sigma_whatever_the_order():
                          "diff (dB)": [1.0, 2.0, 3.0, 4.0, 5.0]})  # fmt: skip
     assert noisiest_level(long, "A − B")["condition"] == "σ=20" and noisiest_level(long, "A − B")["diff (dB)"] == 2.0
     assert noisiest_level(long, "E − F") is None and noisiest_level(long.iloc[:0], "A − B") is None
+
+
+def test_an_interval_bound_near_zero_shows_its_side():
+    """A bound that rounds to zero gets the decimals that show which side of zero it lies on; an exact zero reads
+    0.00, and a bound too small even for those keeps its sign rather than claim the other side."""
+    from rcl.summary import bounds
+
+    assert bounds(-0.16, 0.434) == "[-0.16, 0.43]"
+    assert bounds(-0.004, 0.0123) == "[-0.004, 0.01]" and bounds(0.0004, 0.02) == "[0.0004, 0.02]"
+    assert bounds(-0.0, 0.0) == "[0.00, 0.00]" and bounds(-1e-7, 1) == "[-0.00, 1.00]"
+    assert bounds(-0.16, 0.43, 3) == "[-0.160, 0.430]" and bounds(float("nan"), 1) == "[nan, 1.00]"
