@@ -37,6 +37,8 @@ __all__ = [
     "premise_study",
     "residual_pairs",
     "residual_report",
+    "residual_spectrum",
+    "spectrum_reading",
     "top1_accuracy",
 ]
 
@@ -312,6 +314,61 @@ def what_the_residual_is(report: pd.DataFrame, name: str = "rcl-emd", label: str
         + (" — the noise itself would *not* lower RCL's loss, so the loss gives no reason to learn it."
            if t["contrastive loss"] >= r["contrastive loss"] else " — learning the noise would lower the loss further.")
     )
+
+
+#: The columns of :func:`residual_spectrum`'s measure of how a residual's varying part spreads over frequencies.
+SPREAD = "std of its varying part"
+TOP_SHARE = "energy in the strongest 1% of frequencies (%)"
+PEAK_SHARE = "energy in the strongest 5 frequencies (%)"
+STRONGEST = "strongest frequency (cycles/px)"
+#: How :func:`spectrum_reading` reads a residual against the true noise's: *flat* below this share of the noise's
+#: spread; *white* while its strongest 1% of frequencies hold less than this many times the noise's share; *smooth*
+#: where its strongest frequency is below this (cycles/px); a *periodic pattern* where its 5 strongest frequencies
+#: hold at least this many times the noise's share.
+FLAT_SPREAD, WHITE_TOP, SMOOTH_BELOW, PEAK_TIMES = 0.25, 2.0, 0.1, 10.0
+
+
+def residual_spectrum(r: Tensor) -> dict[str, float]:
+    """A ``(C, H, W)`` residual's size (RMS) and how its varying part (a constant offset per channel removed)
+    spreads its power over spatial frequencies: white noise spreads it evenly, a residual that follows the image's
+    regions puts it into the lowest frequencies, a drawn periodic pattern into a few sharp peaks."""
+    varying = r - r.mean((-2, -1), keepdim=True)
+    power = torch.fft.rfft2(varying.double()).abs().pow(2).mean(0)  # over channels
+    f = (torch.fft.fftfreq(power.shape[0])[:, None] ** 2 + torch.fft.rfftfreq(r.shape[-1])[None] ** 2).sqrt()
+    flat, total = power.flatten(), power.sum().clamp_min(1e-30)
+
+    def share(k: int) -> float:
+        return 100 * float(flat.topk(min(k, flat.numel())).values.sum() / total)
+
+    return {"RMS": float(r.pow(2).mean().sqrt()), SPREAD: float(varying.std()),
+            TOP_SHARE: share(max(1, flat.numel() // 100)), PEAK_SHARE: share(5),
+            STRONGEST: float(f.flatten()[flat.argmax()])}  # fmt: skip
+
+
+def spectrum_reading(residuals: dict[str, Tensor], reference: str = "true noise") -> pd.DataFrame:
+    """:func:`residual_spectrum` of each named ``(C, H, W)`` residual, one row each, with a column ``looks like``
+    that reads it against ``reference``'s (the true noise, which must be among them) by the thresholds
+    :data:`FLAT_SPREAD`, :data:`WHITE_TOP`, :data:`SMOOTH_BELOW` and :data:`PEAK_TIMES`: flat, white, smooth (it
+    follows the image's regions), a periodic pattern, or coloured."""
+    if reference not in residuals:
+        raise ValueError(f"reference={reference!r} is not among the residuals {sorted(residuals)}: name the true noise")
+    spec = pd.DataFrame({name: residual_spectrum(r) for name, r in residuals.items()}).T
+    ref = spec.loc[reference]
+
+    def looks(name: str, r: pd.Series) -> str:
+        if name == reference:
+            return "white: the reference"
+        if r[SPREAD] < FLAT_SPREAD * ref[SPREAD]:
+            return "flat: nothing, or a constant offset (RMS)"
+        if r[TOP_SHARE] < WHITE_TOP * ref[TOP_SHARE]:
+            return "white, like the noise"
+        if r[STRONGEST] < SMOOTH_BELOW:
+            return "smooth: follows the image's regions"
+        if r[PEAK_SHARE] >= PEAK_TIMES * ref[PEAK_SHARE]:
+            return f"a periodic pattern (period about {1 / r[STRONGEST]:.1f} px)"
+        return "coloured: uneven over frequencies, without one sharp peak"
+
+    return spec.assign(**{"looks like": [looks(n, r) for n, r in spec.iterrows()]})
 
 
 def _corr(a: Tensor, b: Tensor) -> float:

@@ -66,3 +66,24 @@ def test_shift_curve_cosine_collapses_distances_do_not(rng):
     curve = analysis.shift_curve(res, 32, [0, 1, 4])
     assert curve.cosine[0] == pytest.approx(1.0) and abs(curve.cosine[1]) < 0.2
     assert curve.emd[0] == pytest.approx(0.0, abs=1e-7) and curve.emd[1] < 0.2 * 0.05
+
+
+def test_the_spectrum_reading_tells_noise_nothing_regions_and_a_drawn_pattern_apart():
+    """White noise reads white, a zero residual flat, a smooth ramp as following regions, and stripes of period 8
+    as a periodic pattern of that period — each against the true noise's spectrum."""
+    import math
+
+    g = torch.Generator().manual_seed(0)
+    n = 0.05 * torch.randn(3, 64, 64, generator=g)
+    ramp = torch.linspace(-0.1, 0.1, 64)[None, None].expand(3, 64, 64)
+    stripes = 0.05 * torch.cos(2 * math.pi * torch.arange(64) / 8)[None, None].expand(3, 64, 64)
+    other = 0.05 * torch.randn(3, 64, 64, generator=g)
+    spec = analysis.spectrum_reading({"true noise": n, "zero": torch.zeros(3, 64, 64) + 0.02, "ramp": ramp,
+                                      "stripes": stripes, "other noise": other})
+    looks = spec["looks like"]
+    assert looks["true noise"].startswith("white: the reference") and looks["other noise"].startswith("white, like")
+    assert looks["zero"].startswith("flat") and looks["ramp"].startswith("smooth")
+    assert looks["stripes"] == "a periodic pattern (period about 8.0 px)"
+    assert spec.loc["zero", "RMS"] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="reference='true noise'"):
+        analysis.spectrum_reading({"zero": torch.zeros(3, 8, 8)})
