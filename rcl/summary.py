@@ -17,6 +17,7 @@ would become an API that only these tables use.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,8 @@ __all__ = [
     "BY_MSE",
     "CLAIMS",
     "COPY_MIN_DB",
+    "DENOISING_ORACLE",
+    "EVERY",
     "FLOOR",
     "HOLM",
     "IDENTICAL_DB",
@@ -52,7 +55,9 @@ __all__ = [
     "clear_conditions",
     "conditions",
     "controls",
+    "controls_line",
     "copy_under_the_head",
+    "holds",
     "holm",
     "improves_on_input",
     "level_sides",
@@ -170,6 +175,53 @@ def per_sigma(df: pd.DataFrame, task: str = "denoise", value: str = "psnr") -> p
 COPY_MIN_DB = 38.0
 
 
+#: What a control gates (:func:`controls`' column ``gates``): every comparison of the experiment, or only those of
+#: the denoising Oracle's run — the Oracle on denoising and the same run transferred, SL (Den), on the other tasks.
+EVERY = "every comparison"
+DENOISING_ORACLE = "those with the denoising Oracle (Oracle on denoising, SL (Den) on SR and JDenSR)"
+_GATED = {DENOISING_ORACLE: {("denoise", "oracle"), ("sr", "sl-den"), ("jdensr", "sl-den")}}
+
+
+def holds(checks: pd.DataFrame, task: str | None = None, methods: Sequence[str] = ()) -> bool:
+    """Whether the controls a comparison depends on all hold: those of ``checks`` (a :func:`controls` or
+    :func:`label_controls` table) that gate :data:`EVERY` comparison, and those that gate a comparison of
+    ``methods`` on ``task`` (:data:`DENOISING_ORACLE`). Without ``methods``: whether the experiment's own
+    controls hold, the ones every comparison needs. An empty table holds nothing."""
+    if not len(checks):
+        return False
+    gates = checks["gates"] if "gates" in checks else pd.Series(EVERY, index=checks.index)
+    needed = [g == EVERY or any((task, m) in _GATED.get(g, ()) for m in methods) for g in gates]
+    return bool(checks.holds[needed].all())
+
+
+def controls_line(checks: pd.DataFrame, profile: str | None = None) -> str:
+    """One paragraph on a :func:`controls` table: whether every check holds; else which fail, with their values,
+    and what that withholds — every verdict where one of the experiment's own controls fails, only the verdicts
+    that read the denoising Oracle where its check alone fails (:func:`holds`)."""
+    at = f" at the `{profile}` profile" if profile else " at this profile"
+    if not len(checks):
+        return f"**No control could be computed**{at}: no comparison below carries a verdict."
+    failed = checks[~checks.holds]
+    if failed.empty:
+        return f"**All {len(checks)} control checks hold**{at}: the comparisons below can be read as evidence."
+
+    def said(r: dict) -> str:
+        v = r["value (dB)"]  # the copy check's is a PSNR (unsigned); the others' a difference
+        return r["check"] + ("" if pd.isna(v) else f": {v:.2f} dB" if "copy" in r["check"] else f": {signed(v)} dB")
+
+    head = f"**{len(failed)} of {len(checks)} control checks fail**{at} (" + "; ".join(
+        said(r) for r in failed.to_dict("records")) + ")"
+    if not holds(checks):
+        return head + ": no comparison below carries a verdict; the comparisons are not a valid test of the paper."
+    scopes = sorted(set(failed.gates) - {EVERY}) if "gates" in failed else []
+    return (head + ". The experiment's own controls hold, so the comparisons that do not read the supervised "
+            "reference keep their verdicts; " + "; ".join(scopes) + " carry none"
+            + (": N2N ahead of its Oracle beyond the spread says the Oracle, with clean targets and the same data "
+               "and budget, is under-trained as a reference (in Neighbor2Neighbor's tables N2N sits about 0.02 dB "
+               "below supervised training), not that N2N is better than supervision."
+               if DENOISING_ORACLE in scopes else "."))
+
+
 def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
              copy_min_db: float = COPY_MIN_DB) -> pd.DataFrame:
     """The checks an experiment must pass before it can carry a verdict on the paper, computed from ``df``.
@@ -183,12 +235,21 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
     the bar is that supervision learnt the task at all). Each row: the check, the measured value (dB) and
     whether it holds. Where the table lacks the copy control, or a task's Oracle or input rows, a row says so
     and does not hold (value ``nan``): a control that was not run is not a control that passed.
+
+    Column ``gates`` says which comparisons a failed check withholds a verdict from (:func:`holds`): all of them
+    (:data:`EVERY`), except one check that is about the supervised reference alone. N2N must not beat the
+    denoising Oracle beyond the spread over seeds (the mixed range; the 95% interval of N2N − Oracle,
+    :func:`rcl.stats.paired_difference`, reaches zero): with clean targets, the same data and budget,
+    supervision should be at least as good, and where it is not the Oracle is under-trained as a reference
+    (Neighbor2Neighbor's tables put N2N about 0.02 dB below its supervised network). Where it fails the
+    comparisons with the denoising Oracle's run (:data:`DENOISING_ORACLE`) carry no verdict; the others do not
+    read the Oracle and keep theirs.
     """
     rows = []
     nan = float("nan")
 
-    def add(check: str, value: float, ok: bool) -> None:
-        rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok)})
+    def add(check: str, value: float, ok: bool, gates: str = EVERY) -> None:
+        rows.append({"check": check, "value (dB)": round(float(value), 2), "holds": bool(ok), "gates": gates})
 
     copy = df[df.method == "copy"] if "method" in df else df.iloc[:0]
     check = f"copy-the-input: f(x) vs x end to end (every task's test cases) ≥ {copy_min_db:g}"
@@ -219,6 +280,10 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
                     if agg == "psnr" and "n2n" in t.index:
                         g = t.loc["n2n", c] - t.loc["oracle", c]
                         add(f"denoise, {c}: |N2N − Oracle| ≤ {n2n_gap_db:g}", g, abs(g) <= n2n_gap_db)
+                        d = paired_difference(df, "n2n", "oracle", "denoise", condition=c)
+                        lo, hi = d["ci95"]
+                        add(f"denoise, {c}: N2N − Oracle not above zero beyond the spread (95% CI {bounds(lo, hi)} "
+                            f"over {interval_over(d)} reaches 0)", d["mean_diff_db"], lo <= 0, DENOISING_ORACLE)
         if len(rows) == before and ref is not None and "oracle" in set(den.method):
             add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: no test condition at σ = 10, 15, 20 or the "
                 "mixed range)", nan, False)
@@ -245,7 +310,7 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
             if not conds:
                 add("jdensr: Oracle − noisy bicubic > 0 (not run: no test condition at σ = 10, 15, 20 or the mixed "
                     "range)", nan, False)
-    return pd.DataFrame(rows, columns=["check", "value (dB)", "holds"])
+    return pd.DataFrame(rows, columns=["check", "value (dB)", "holds", "gates"])
 
 
 def _copy_vs_input(df: pd.DataFrame) -> float | None:
@@ -364,6 +429,8 @@ VERDICTS = ("agrees", "disagrees", "inconclusive")
 #: (:func:`verdict_counts`).
 _NO_VERDICT = {
     "controls": ("no verdict: controls fail", "the controls fail"),
+    "oracle": ("no verdict: the Oracle is under-trained", "the denoising Oracle is under-trained as a reference "
+               "(N2N beats it beyond the spread)"),
     "seed": ("no verdict: one pre-training seed", "a method pre-trained with one seed"),
     "no input": ("no verdict: the task's input was not scored", "the task's input was not scored"),
     "input": ("no verdict: neither improves on the input", "neither method improves on the task's input"),
@@ -442,11 +509,11 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
 
     "agrees" / "disagrees": the interval excludes zero, on the paper's side or the other; "inconclusive": it
     includes zero. "paper in CI" says whether the paper's size, not only its sign, lies in our interval.
-    A comparison carries **no verdict** (:data:`NO_VERDICT`) when the experiment's controls (``checks``,
-    default :func:`controls` of ``df``) fail or cannot be computed, when either method has one pre-training
-    seed (its interval covers trials of one network and leaves out the seed's variation), when neither method
-    improves on the task's input (:func:`improves_on_input`; column :data:`BEATS_INPUT` says which do: two
-    networks that both fall short of their input are ordered by how close they stay to it, which is not the
+    A comparison carries **no verdict** (:data:`NO_VERDICT`) when the controls it depends on (``checks``,
+    default :func:`controls` of ``df``; :func:`holds`) fail or cannot be computed, when either method has one
+    pre-training seed (its interval covers trials of one network and leaves out the seed's variation), when
+    neither method improves on the task's input (:func:`improves_on_input`; column :data:`BEATS_INPUT` says which
+    do: two networks that both fall short of their input are ordered by how close they stay to it, which is not the
     restoration the paper compares), or when the paper's own datasets disagree on the sign. Columns: the
     verdict, our difference, its interval, paired p and Holm p (:data:`HOLM`), the paper's difference on the
     dataset named, which methods beat the input, the unit and count the interval is over, and the paper's
@@ -455,7 +522,6 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
     otherwise by it (:data:`MSE_DIFFERS`). The verdicts read the mean of per-case PSNR, chosen before any result.
     """
     checks = controls(df) if checks is None else checks
-    controls_hold = bool(len(checks)) and bool(checks.holds.all())
     rows, family, cases = [], [], paper_cases(df)
     by_mse = _psnr_of_mean_mse(cases)
     for task, a, b in CLAIMS:
@@ -469,8 +535,10 @@ def agreement(df: pd.DataFrame, checks: pd.DataFrame | None = None) -> pd.DataFr
         p_d = diffs[first] if first else float("nan")
         lo, hi = d["ci95"]
         signs = {np.sign(v) for v in diffs.values()}
-        if not controls_hold:
+        if not holds(checks):
             verdict = NO_VERDICT["controls"]
+        elif not holds(checks, task, (a, b)):  # a control of the Oracle's run alone (DENOISING_ORACLE)
+            verdict = NO_VERDICT["oracle"]
         elif not d["unit"].startswith("seed"):
             verdict = NO_VERDICT["seed"]
         elif learnt is None:
@@ -641,7 +709,7 @@ def residual_contrast_reading(df: pd.DataFrame, checks: pd.DataFrame | None = No
     lo, hi = d["ci95"]
     head = (f"{_name(a)} − {_name(b)} on {task}, mixed range: **{signed(d['mean_diff_db'], 3)} dB** "
             f"(95% CI {bounds(lo, hi, 3)} over {interval_over(d)}) — ")
-    if not (len(checks) and checks.holds.all()):
+    if not holds(checks, task, (a, b)):
         return head + ("no conclusion: **the controls do not all hold**, so it is not evidence about the residual "
                        "contrast.")
     if not d["unit"].startswith("seed"):

@@ -103,6 +103,28 @@ def test_no_verdict_without_controls_that_hold():
     assert set(summary.agreement(study_rows()).verdict) != {summary.NO_VERDICT["controls"]}
 
 
+@pytest.mark.parametrize("oracle_margin, under_trained", [(5.5, False), (4.5, True)])
+def test_an_oracle_that_n2n_beats_beyond_the_spread_withholds_only_the_verdicts_that_read_it(oracle_margin,
+                                                                                             under_trained):
+    """N2N 0.5 dB above its Oracle, over three seeds that agree, signals an under-trained Oracle: the
+    check fails, the comparisons with the Oracle carry no verdict, and RCL-EMD − N2N, which does not read the
+    Oracle, keeps its verdict; the experiment's own controls (the Oracle beats the input) still hold."""
+    rows = study_rows(oracle_margin=oracle_margin)
+    checks = summary.controls(rows)
+    row = checks[checks.check.str.contains("N2N − Oracle not above zero")].iloc[0]
+    assert row.gates == summary.DENOISING_ORACLE and bool(row.holds) != under_trained
+    assert row["value (dB)"] == pytest.approx(30.0 - (25.0 + oracle_margin), abs=0.1) and "3 seeds × 2" in row.check
+    assert summary.holds(checks) and summary.holds(checks, "denoise", ("rcl-emd", "n2n"))
+    assert summary.holds(checks, "denoise", ("rcl-emd", "oracle")) != under_trained
+    assert summary.holds(checks, "sr", ("rcl-emd", "sl-den")) != under_trained
+    assert summary.holds(checks, "sr", ("rcl-emd", "oracle"))  # the SR Oracle is another run
+    a = summary.agreement(rows, checks)
+    assert _row(a, "RCL-EMD − N2N").verdict == "agrees"
+    oracle = _row(a, "RCL-EMD − Oracle").verdict
+    assert (oracle == summary.NO_VERDICT["oracle"]) == under_trained
+    assert not summary.holds(checks.iloc[:0]) and summary.holds(checks.drop(columns="gates")) != under_trained
+
+
 @pytest.mark.parametrize("copy_vs_input, holds", [(45.0, True), (30.0, False), (None, False)])
 def test_the_copy_the_input_control_must_reproduce_the_input_or_no_verdict(copy_vs_input, holds):
     """The copy-the-input network's own output against its input, end to end: at or above
