@@ -260,33 +260,8 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
     else:
         add(f"{check} (not run: add 'copy' to the methods)", nan, False)
     if "denoise" in set(df.task):
-        den = df[df.task == "denoise"]
-        ref = _input_of(df, "denoise")
-        if ref is None or "oracle" not in set(den.method):
-            add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: needs 'supervised' among the methods and "
-                "the noisy input's rows)", nan, False)
-        before = len(rows)
-        for agg in ("psnr", "psnr_of_mse"):
-            t = per_sigma(df, "denoise", agg).rename(index=_key)
-            if ref not in t.index or "oracle" not in t.index:
-                continue
-            name = "mean of per-case PSNR" if agg == "psnr" else "PSNR of the mean MSE"
-            for c in t.columns:
-                d = t.loc["oracle", c] - t.loc[ref, c]
-                if c in ("σ=10", "σ=15", "σ=20") and agg == "psnr":
-                    add(f"denoise, {c}: Oracle − noisy input ≥ {margin_db:g}", d, d >= margin_db)
-                if c.startswith("σ~U"):
-                    add(f"denoise, {c} ({name}): Oracle − noisy input ≥ 0", d, d >= 0)
-                    if agg == "psnr" and "n2n" in t.index:
-                        g = t.loc["n2n", c] - t.loc["oracle", c]
-                        add(f"denoise, {c}: |N2N − Oracle| ≤ {n2n_gap_db:g}", g, abs(g) <= n2n_gap_db)
-                        d = paired_difference(df, "n2n", "oracle", "denoise", condition=c)
-                        lo, hi = d["ci95"]
-                        add(f"denoise, {c}: N2N − Oracle not above zero beyond the spread (95% CI {bounds(lo, hi)} "
-                            f"over {interval_over(d)} reaches 0)", d["mean_diff_db"], lo <= 0, DENOISING_ORACLE)
-        if len(rows) == before and ref is not None and "oracle" in set(den.method):
-            add(f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: no test condition at σ = 10, 15, 20 or the "
-                "mixed range)", nan, False)
+        for row in _denoise_controls(df, margin_db, n2n_gap_db):
+            add(*row)
     if "sr" in set(df.task):
         pt = per_trial(df[df.task == "sr"]).groupby("method").psnr.mean()
         ref = _input_of(df, "sr")
@@ -311,6 +286,40 @@ def controls(df: pd.DataFrame, margin_db: float = 3.0, n2n_gap_db: float = 1.0,
                 add("jdensr: Oracle − noisy bicubic > 0 (not run: no test condition at σ = 10, 15, 20 or the mixed "
                     "range)", nan, False)
     return pd.DataFrame(rows, columns=["check", "value (dB)", "holds", "gates"])
+
+
+def _denoise_controls(df: pd.DataFrame, margin_db: float, n2n_gap_db: float) -> list[tuple]:
+    """:func:`controls`' denoising checks: ``(check, value, holds[, gates])`` each."""
+    rows, nan = [], float("nan")
+    den, ref = df[df.task == "denoise"], _input_of(df, "denoise")
+    if ref is None or "oracle" not in set(den.method):
+        rows.append((f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: needs 'supervised' among the methods "
+                     "and the noisy input's rows)", nan, False))
+    before = len(rows)
+    for agg in ("psnr", "psnr_of_mse"):
+        t = per_sigma(df, "denoise", agg).rename(index=_key)
+        if ref not in t.index or "oracle" not in t.index:
+            continue
+        name = "mean of per-case PSNR" if agg == "psnr" else "PSNR of the mean MSE"
+        for c in t.columns:
+            d = t.loc["oracle", c] - t.loc[ref, c]
+            if c in ("σ=10", "σ=15", "σ=20") and agg == "psnr":
+                rows.append((f"denoise, {c}: Oracle − noisy input ≥ {margin_db:g}", d, d >= margin_db))
+            if not c.startswith("σ~U"):
+                continue
+            rows.append((f"denoise, {c} ({name}): Oracle − noisy input ≥ 0", d, d >= 0))
+            if agg == "psnr" and "n2n" in t.index:
+                g = t.loc["n2n", c] - t.loc["oracle", c]
+                rows.append((f"denoise, {c}: |N2N − Oracle| ≤ {n2n_gap_db:g}", g, abs(g) <= n2n_gap_db))
+                p = paired_difference(df, "n2n", "oracle", "denoise", condition=c)
+                lo, hi = p["ci95"]
+                rows.append((f"denoise, {c}: N2N − Oracle not above zero beyond the spread (95% CI "
+                             f"{bounds(lo, hi)} over {interval_over(p)} reaches 0)", p["mean_diff_db"], lo <= 0,
+                             DENOISING_ORACLE))
+    if len(rows) == before and ref is not None and "oracle" in set(den.method):
+        rows.append((f"denoise: Oracle − noisy input ≥ {margin_db:g} (not run: no test condition at σ = 10, 15, 20 "
+                     "or the mixed range)", nan, False))
+    return rows
 
 
 def _copy_vs_input(df: pd.DataFrame) -> float | None:
