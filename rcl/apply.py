@@ -117,10 +117,14 @@ def apply_tiled(model: torch.nn.Module, image: Tensor, tile: int = 512, overlap:
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model = model.to(device, memory_format=memory_format(device)).eval()
     _, h, w = img.shape
-    rows, cols = _spans(h, tile, overlap), _spans(w, tile, overlap)
+    # Padded once, as the network pads the whole image (to a multiple of 2**depth, by reflection or, where the
+    # image is narrower than the padding, by replication): a tile padded on its own could choose the other mode.
+    unet = getattr(model, "model", model)
+    img = unet._pad(img[None])[0][0]
+    rows, cols = _spans(img.shape[-2], tile, overlap), _spans(img.shape[-1], tile, overlap)
     if progress is not None:
         progress.reset(total=len(rows) * len(cols))
-    out = torch.zeros(model.config.out_channels, h, w)
+    out = torch.zeros(model.config.out_channels, *img.shape[-2:])
     for y0, y1, wy in rows:
         for x0, x1, wx in cols:
             x = img[:, y0:y1, x0:x1].to(device=device, dtype=torch.float32)[None]
@@ -128,6 +132,7 @@ def apply_tiled(model: torch.nn.Module, image: Tensor, tile: int = 512, overlap:
             out[:, y0:y1, x0:x1] += y * (wy[:, None] * wx[None, :])
             if progress is not None:
                 progress.update()
+    out = out[:, :h, :w]
     return out[None] if batched else out
 
 

@@ -65,6 +65,19 @@ def test_tiled_output_equals_untiled(depth):
     assert (apply.apply_tiled(model, image, tile=64, overlap=0) - whole).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("size", [(201, 5), (5, 201), (203, 6), (200, 40)])
+def test_a_narrow_image_is_padded_as_the_whole_image_is(size):
+    """An image narrower than the network's padding is padded by replication where a wide one is reflected; a
+    tile that did not reach the padded edge could pick the other mode, so the image is padded once, whole."""
+    torch.manual_seed(0)
+    model = UNet(width=8, depth=3).eval()
+    image = torch.rand(3, *size)
+    with torch.no_grad():
+        whole = model(image[None])[0]
+    tiled = apply.apply_tiled(model, image, tile=64)
+    assert tiled.shape == whole.shape and (tiled - whole).abs().max() < TOLERANCE
+
+
 def test_tiled_output_of_a_trained_run_equals_untiled(run):
     model = runs.load_model(run)
     image = torch.rand(3, 150, 97)
