@@ -262,13 +262,23 @@ def _check(path: Path, blob: Any) -> None:
         raise bad("provenance's data must have an integer test_images and a note in text, if any")
     if not isinstance(prov["seeds"], list) or not prov["seeds"] or not all(type(x) is int for x in prov["seeds"]):
         raise bad("provenance's seeds must be a list of integers")
+    if not all(isinstance(prov[k], str) for k in ("started", "finished")) or not _number(prov["seconds"]):
+        raise bad("provenance's started and finished must be times in text, seconds a number")
+    if not all(isinstance(prov["device"].get(k), str) for k in ("name", "type", "torch")) or not isinstance(
+            prov["device"].get("count"), int) or not all(isinstance(prov["code"].get(k), str) for k in
+                                                         ("rcl", "training", "evaluation")):
+        raise bad("provenance's device must name its name, type, count and torch; its code its rcl, training and "
+                  "evaluation versions")  # fmt: skip
+    if not all(isinstance(r, dict) for r in prov["runs"].values()):
+        raise bad("provenance's runs must map each run's name to an object")
     if not isinstance(rows, list) or not rows:
         raise bad("no rows")
     for i, r in enumerate(rows):
         if not isinstance(r, dict) or any(k not in r for k in ROW_KEYS):
             raise bad(f"row {i} lacks one of {list(ROW_KEYS)}")
-        if not all(isinstance(r[k], str) for k in ("method", "task", "condition")) or type(r["seed"]) is not int:
-            raise bad(f"row {i}: method, task and condition must be names, seed an integer")
+        if not all(isinstance(r[k], str) for k in ("method", "task", "condition")) or not all(
+                type(r[k]) is int for k in ("seed", "trial")):
+            raise bad(f"row {i}: method, task and condition must be names, seed and trial integers")
         numbers = ("psnr", "mse", "ssim", "n", *(k for k in OPTIONAL_KEYS if k in r))
         if not all(_number(r[k]) for k in numbers):
             raise bad(f"row {i}: {', '.join(numbers)} must be finite numbers")
@@ -285,7 +295,7 @@ def _check_sections(blob: dict, bad: Any) -> None:
         if not isinstance(r, dict) or set(r) != set(PER_IMAGE_KEYS):
             raise bad(f"per-image row {i} must have exactly {list(PER_IMAGE_KEYS)}")
         names = tuple(r[k] for k in PER_IMAGE_KEYS[:3])
-        if not all(isinstance(v, str) for v in names) or r["seed"] not in seeds or type(r["seed"]) is not int:
+        if not all(isinstance(v, str) for v in names) or type(r["seed"]) is not int or r["seed"] not in seeds:
             raise bad(f"per-image row {i}: method, task and condition must be names, seed one of the file's seeds")
         if not isinstance(r["psnr"], list) or len(r["psnr"]) != n or not all(_number(v) for v in r["psnr"]):
             raise bad(f"per-image row {i}: psnr must be a list of {n} finite numbers (one per test image)")
@@ -299,7 +309,7 @@ def _check_sections(blob: dict, bad: Any) -> None:
     for i, r in enumerate(blob.get("residuals", [])):
         if not isinstance(r, dict) or set(r) != set(RESIDUAL_KEYS):
             raise bad(f"residual row {i} must have exactly {list(RESIDUAL_KEYS)}")
-        if r["seed"] not in seeds or type(r["seed"]) is not int or not isinstance(r["residual"], str) or not all(
+        if type(r["seed"]) is not int or r["seed"] not in seeds or not isinstance(r["residual"], str) or not all(
                 _number(r[k]) for k in RESIDUAL_KEYS[2:]):
             raise bad(f"residual row {i}: seed must be one of the file's seeds, residual a name, the rest finite "
                       "numbers")  # fmt: skip
