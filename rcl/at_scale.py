@@ -210,6 +210,9 @@ def run(profile: str, out: str | os.PathLike, pretrain: dict | None = None, prox
     if "method" in pretrain:
         raise ValueError(f"pre-training setting method={pretrain['method']!r}: the methods are chosen by methods "
                          "(--methods on the command line), not by a pre-training setting")
+    if "seed" in pretrain:  # the file would record a seed its runs were not trained with
+        raise ValueError(f"pre-training setting seed={pretrain['seed']!r}: the seeds are chosen by seeds (--seeds on "
+                         "the command line), not by a pre-training setting")
     base = _train.make_config(methods[0], profile, **{**pretrain, "progress": False})
     held_out = proxy.get("test_dataset") or proxy.get("test_dir")  # else the training dataset's test split
     test = (proxy.get("test_dataset") or "folder", proxy.get("test_dir")) if held_out else (base.dataset, base.data_dir)

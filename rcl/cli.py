@@ -47,7 +47,7 @@ _FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirec
 #: Errors raised inside a notebook that come from the values it was given (see :func:`user_error`).
 _USER_ERRORS_IN_NOTEBOOKS = ("ValueError", "FileNotFoundError", "NotADirectoryError", "IsADirectoryError",
     "PermissionError", "SweepError", "JSONDecodeError", "UnverifiedDownloadError", "DownloadError",
-    "UnsafeArchiveError", "ImageNetWeightsUnavailable", "FloatingPointError")  # fmt: skip
+    "UnsafeArchiveError", "ImageNetWeightsUnavailable", "FloatingPointError", "StudyIncomplete")  # fmt: skip
 
 
 def user_error(err: BaseException) -> str | None:
@@ -58,7 +58,8 @@ def user_error(err: BaseException) -> str | None:
     (``FloatingPointError``: settings that diverge, such as too large an ``lr``), a missing, misplaced or
     unreadable file or folder (``FileNotFoundError`` and its kin, or any ``OSError`` naming a file), a refused or failed
     download (:class:`rcl.datasets.DownloadError`, :class:`rcl.datasets.UnverifiedDownloadError`), ImageNet
-    weights for ``g_e`` neither cached nor downloadable (:class:`rcl.encoders.ImageNetWeightsUnavailable`).
+    weights for ``g_e`` neither cached nor downloadable (:class:`rcl.encoders.ImageNetWeightsUnavailable`), a
+    study some of whose settings failed (:class:`rcl.sensitivity.StudyIncomplete`: running it again retries them).
     A ``KeyError`` is a bug (lookups of names raise ``ValueError`` listing the valid ones); so is an
     ``OSError`` naming no file (a full disk, say).
     """
@@ -67,7 +68,9 @@ def user_error(err: BaseException) -> str | None:
     datasets, encoders = sys.modules.get("rcl.datasets"), sys.modules.get("rcl.encoders")  # raised only if imported
     download = (datasets.DownloadError, datasets.UnverifiedDownloadError) if datasets else ()
     weights = (encoders.ImageNetWeightsUnavailable,) if encoders else ()  # g_e="imagenet" offline, nothing cached
-    if isinstance(err, (ValueError, FloatingPointError, *_FILE_ERRORS, *download, *weights)):
+    study = sys.modules.get("rcl.sensitivity")
+    incomplete = (study.StudyIncomplete,) if study else ()  # some settings failed; running again retries them
+    if isinstance(err, (ValueError, FloatingPointError, *_FILE_ERRORS, *download, *weights, *incomplete)):
         return " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
     return None
 

@@ -46,9 +46,14 @@ from rcl.methods import Named
 from rcl.summary import bounds, count_of, signed
 
 __all__ = ["COLUMNS", "DATASET", "FACTORS", "INPUT", "PUBLISHED_BY", "PUBLISHED_PER", "REFERENCES", "STEPS_MULTIPLES",
-           "TASKS", "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings", "load",
-           "per_noise_level", "plan", "published_extra", "rank_named", "run", "seeds_of", "settings", "spikes_line",
-           "study_arguments", "training_logs"]
+           "TASKS", "StudyIncomplete", "analyse", "by_task", "default_jobs", "describe", "factor_points", "findings",
+           "load", "per_noise_level", "plan", "published_extra", "rank_named", "run", "seeds_of", "settings",
+           "spikes_line", "study_arguments", "training_logs"]
+
+class StudyIncomplete(RuntimeError):
+    """Some settings of the study failed (a diverged loss, a full disk): the others are cached, and running the
+    study again retries those alone. The command line says so in one line."""
+
 
 FACTORS = ("tau", "alpha", "g_e", "distance", "crop", "noise", "steps")  # in the order the notebook shows them
 TASKS = ("denoise", "sr")  # every setting is evaluated on these
@@ -226,7 +231,7 @@ def run(profile: str = "cpu", seeds: Sequence[int] | None = None, runs_dir: str 
             for seed in seeds for r in distinct.itertuples()]  # fmt: skip
     frames, failed = _compute(todo, min(jobs, len(todo)), progress)
     if failed:
-        raise RuntimeError(f"{len(failed)} setting(s) of the sensitivity study failed (the others are cached; "
+        raise StudyIncomplete(f"{len(failed)} setting(s) of the sensitivity study failed (the others are cached; "
                            "run it again to retry): " + "; ".join(failed))  # fmt: skip
     table = _label(pl, frames, seeds)
     results.save(table, "sensitivity", settings(profile, seeds=seeds), results_dir)

@@ -41,6 +41,8 @@ CASES = {
                                    "a file, not a folder of images"),
     "at-scale --set method=": (["at-scale", "--profile", "smoke", "--set", "method=n2n", "--out", "r.json"],
                                "the methods are chosen by methods"),
+    "at-scale --set seed=": (["at-scale", "--profile", "smoke", "--set", "seed=3", "--out", "r.json"],
+                             "the seeds are chosen by seeds"),
     "at-scale --out under a file": (["at-scale", "--profile", "smoke", "--out", f"{__file__}/r.json"],
                                     "a file, where the results file's folder would be"),
     "a notebook that is not one": (["notebooks", "--out", "nb", __file__], "not a readable notebook"),
@@ -142,6 +144,11 @@ def test_which_exceptions_are_the_users_input():
     assert cli.user_error(refused) == str(refused)
     failed = datasets.DownloadError("bsds500: cannot download https://example.org/a.tgz (HTTPError: 404)")
     assert cli.user_error(failed) == str(failed)
+    from rcl import sensitivity
+
+    partial = sensitivity.StudyIncomplete("2 setting(s) of the sensitivity study failed (the others are cached; run "
+                                          "it again to retry): tau=1: loss is nan")
+    assert cli.user_error(partial) == str(partial) and isinstance(partial, RuntimeError)
 
 
 def _tiny_notebook(path, body="print(x)"):
