@@ -237,7 +237,10 @@ def read_manifest(out_dir: str | os.PathLike) -> dict[str, Any] | None:
     path = Path(out_dir) / MANIFEST
     if not path.exists():
         return None
-    return cache.read_json(path)
+    try:
+        return cache.read_json(path)
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError: a file cut short or not this package's
+        raise ValueError(f"{path}: not a readable sweep manifest ({err}); remove it and run the sweep again") from err
 
 
 @dataclass

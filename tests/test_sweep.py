@@ -218,3 +218,10 @@ def test_summary_averages_the_papers_cases_not_every_noise_level():
     rows.append({"task": "denoise", "method": "sl", "condition": None, "psnr": 27.0})  # a result without conditions
     text = sweep.summary(pd.DataFrame(rows), [])
     assert "25.00" in text and "30.00" in text and "27.00" in text and "100" not in text and "62.50" not in text
+
+
+def test_a_corrupt_manifest_is_named(tmp_path):
+    """A sweep.json cut short is refused naming the file, not with a bare JSON error."""
+    (tmp_path / "sweep.json").write_text('{"parameters": [')
+    with pytest.raises(ValueError, match=r"sweep\.json: not a readable sweep manifest"):
+        sweep.read_manifest(tmp_path)
