@@ -607,6 +607,15 @@ def _distinct_settings(a: dict[str, Any]) -> pd.DataFrame:
     return s[_own_test_set(s) & _equal_budget(s)].drop_duplicates("setting")
 
 
+def _wild(rows: pd.DataFrame) -> str:
+    """The settings of a factor whose seeds disagree far beyond the study's seed noise, in words ("" if none): its
+    range is then a mean over runs that went different ways (a diverged run), not a shift of every run."""
+    if not len(rows):
+        return ""
+    return (f" (its {' and '.join(rows.setting)} vary over seeds by {' and '.join(f'{v:.2f}' for v in rows['std'])} "
+            "dB: means over runs that went different ways)")
+
+
 def findings(a: dict[str, Any], profile: str) -> list[str]:
     """The study's conclusions from :func:`analyse`'s output, as Markdown bullet lines: the controls and RCL
     against the input (:func:`_input_lines`), the factors that matter, the default and best settings, the best
@@ -626,12 +635,16 @@ def findings(a: dict[str, Any], profile: str) -> list[str]:
         lines.append("- **Read what follows as closeness to the input:** no RCL setting beats the input, so the "
                      "factors, the best setting and the distances below order networks by how close they stay to "
                      "their input, not by how well they denoise.")
+    noise = a["seed_std"].iloc[0]
+    wild = s[(s.factor != "reference") & (s["std"] > 4 * noise)]  # a setting whose seeds disagree, a diverged run
     lines += [
-        f"- **Factors that matter** (spread > 2 × seed std of {a['seed_std'].iloc[0]:.2f} dB): "
-        + (", ".join(matters) if matters else "none") + ".",
+        f"- **Factors that matter** (spread > 2 × seed std of {noise:.2f} dB): "
+        + (", ".join(f + _wild(wild[wild.factor == f]) for f in matters) if matters else "none") + ".",
         f"- **Default setting** ({profile}): {default['mean']:.2f} ± {default['std']:.2f} dB on denoising.",
         f"- **Best setting found:** {best.setting} ({best.factor}), {best['mean']:.2f} ± {best['std']:.2f} dB, "
-        f"{signed(best['mean'] - default['mean'])} dB from the default.",
+        f"{signed(best['mean'] - default['mean'])} dB from the default"
+        + (" (among the settings trained as long as the default: a longer training is not a setting of the same "
+           "budget, and the training length reads it below)." if "steps" in set(s.factor) else "."),
     ]
     if "best_vs_n2n" in a:
         b = a["best_vs_n2n"]

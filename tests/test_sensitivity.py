@@ -362,7 +362,10 @@ def test_the_length_of_pre_training_is_read_at_the_highest_noise_level_paired_by
     # one run that diverges widens the interval, not the direction every seed takes
     diverged = pd.DataFrame(rows)
     diverged.loc[(diverged.setting == "1600 steps") & (diverged.seed == 0), "psnr"] -= 20
-    (line,) = [x for x in sensitivity.findings(sensitivity.analyse(diverged), "cpu") if "Training length" in x]
+    found = sensitivity.findings(sensitivity.analyse(diverged), "cpu")
+    (line,) = [x for x in found if "Training length" in x]
+    (matter,) = [x for x in found if x.startswith("- **Factors that matter")]  # its range is the diverged run's
+    assert "steps (its 1600 steps vary over seeds by" in matter and "runs that went different ways" in matter
     assert ("no change is resolved, though every seed ends lower (median -0.50 dB; with 3 seeds, all moving one way "
             "happens by chance one time in 4)") in line
     one = sensitivity.analyse(pd.DataFrame([r for r in rows if r["seed"] == 0]))
