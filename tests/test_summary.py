@@ -123,6 +123,34 @@ def test_an_oracle_that_n2n_beats_beyond_the_spread_withholds_only_the_verdicts_
     oracle = _row(a, "RCL-EMD − Oracle").verdict
     assert (oracle == summary.NO_VERDICT["oracle"]) == under_trained
     assert not summary.holds(checks.iloc[:0]) and summary.holds(checks.drop(columns="gates")) != under_trained
+    assert summary.holds(checks, "jdensr", ("rcl-emd", "sl-den")) != under_trained
+    line = summary.controls_line(checks, "cpu")
+    if under_trained:
+        assert line.startswith("**1 of ") and "keep their verdicts" in line and "no ceiling" in line
+        unknown = checks.assign(gates=checks.gates.where(checks.holds, "a scope no one defined"))
+        assert not summary.holds(unknown)  # a check of no known scope gates every comparison
+    else:
+        assert line.startswith(f"**All {len(checks)} control checks hold** at the `cpu` profile")
+
+
+def test_the_oracles_check_needs_two_shared_seeds_and_the_experiments_controls_come_first():
+    """With one seed the check is not measurable (an interval over one network's trials leaves the seed out): it
+    does not hold and says so, and the comparisons say "one pre-training seed"; with seeds that N2N and the Oracle
+    do not share, likewise, without an error. A failed experiment-wide control outranks the Oracle's check."""
+    one = study_rows(seeds=(0,), oracle_margin=4.95)
+    checks = summary.controls(one)
+    row = checks[checks.gates == summary.DENOISING_ORACLE].iloc[0]
+    assert "not measurable" in row.check and not row.holds and np.isnan(row["value (dB)"])
+    assert "is not measured" in summary.controls_line(checks)
+    assert set(summary.agreement(one, checks).verdict) == {summary.NO_VERDICT["seed"]}
+    apart = study_rows()
+    apart.loc[apart.method == "oracle", "seed"] += 10
+    assert "not measurable" in summary.controls(apart).query("gates == @summary.DENOISING_ORACLE").check.iloc[0]
+    both = study_rows(oracle_margin=-1.0)  # the Oracle below the input, and N2N far above it
+    both_checks = summary.controls(both)
+    assert not both_checks[both_checks.gates == summary.DENOISING_ORACLE].holds.any()
+    assert set(summary.agreement(both, both_checks).verdict) == {summary.NO_VERDICT["controls"]}
+    assert "no comparison below carries a verdict" in summary.controls_line(both_checks)
 
 
 @pytest.mark.parametrize("copy_vs_input, holds", [(45.0, True), (30.0, False), (None, False)])
