@@ -222,8 +222,8 @@ def controls_line(checks: pd.DataFrame, profile: str | None = None) -> str:
             + (": with clean targets, the same data and budget, supervision should be at least as good as N2N (in "
                "Neighbor2Neighbor's tables N2N sits about 0.02 dB below it), so an Oracle that N2N beats beyond the "
                "spread is no ceiling to compare with — the field reads it as an under-trained Oracle, not as N2N "
-               "doing better than supervision. Where the gap comes from, the table of N2N − Oracle per noise level "
-               "says." if measured else ": fewer than two pre-training seeds, so whether N2N beats the Oracle beyond "
+               "doing better than supervision." if measured else
+               ": fewer than two pre-training seeds, so whether N2N beats the Oracle beyond "
                "the spread over seeds is not measured." if DENOISING_ORACLE in scopes else "."))
 
 
