@@ -357,7 +357,8 @@ def test_the_length_of_pre_training_is_read_at_the_highest_noise_level_paired_by
     assert "at σ = 20" in line and "1600 steps +0.50" in line and "/ -0.50" in line and "by -0.50 dB" in line
     assert "**longer pre-training lowers it**; by their intervals 2 of the 3 lengths lie below random init" in line
     # a longer training is not a setting of the same budget: not the best setting, not in the seed noise
-    assert any(x.startswith("- **Best setting found:** 400 steps") for x in lines)
+    assert any(x.startswith("- **Best setting found:** 400 steps") and "trained as long as the default" in x
+               for x in lines)
     assert a["seed_std"].iloc[0] == pytest.approx(pd.Series([29.8 + 0.2 * k + 0.01 * k**2 for k in range(3)]).std())
     # one run that diverges widens the interval, not the direction every seed takes
     diverged = pd.DataFrame(rows)
